@@ -1,0 +1,649 @@
+"""
+Buildbot 0.8's on-disk step logs, on Python 3.
+
+A L{LogFile} appends entries to a spool file in the 0.8 netstring format
+(C{<len>:<channel><text>,}), merging runs of one channel into records of at
+most L{LogFile.chunkSize} bytes.  L{LogFileProducer} streams a log to a
+consumer: it reads what is on disk, then follows the log live.
+
+Two things differ from 0.8, both invisible to 0.8 callers:
+
+  - text is C{str} at every public boundary; the file holds UTF-8 and a
+    record never splits a character;
+  - a producer honours pause in the live phase too.  A paused producer is
+    detached from the log and remembers only its position, so it holds no
+    data however much is appended; on resume it catches up from the file.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import gzip
+import os
+from typing import IO, Any, Callable, Iterator, Protocol
+
+from twisted.internet import defer, threads
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python import log
+
+STDOUT = 0
+STDERR = 1
+HEADER = 2
+ChunkTypes = ["stdout", "stderr", "header"]
+
+# Compression methods whose files 0.8 can read back; any other configured
+# method (Buildbot 4's default 'zstd', 'lz4', 'br', 'raw') leaves the spool
+# file uncompressed, because a spool file must stay readable by 0.8 tools.
+COMPRESSION_SUFFIXES = {"bz2": ".bz2", "gz": ".gz"}
+
+# A record's length prefix longer than this cannot come from a sane file.
+_MAX_LENGTH_DIGITS = 12
+
+
+class LogFileFormatError(Exception):
+    """
+    A spool file holds something that is not a 0.8 netstring record.
+    """
+
+    def __init__(self, filename: str, offset: int, reason: str) -> None:
+        super().__init__(f"{filename}: corrupt log record at byte {offset}: {reason}")
+        self.filename = filename
+        self.offset = offset
+        self.reason = reason
+
+
+class ChunkConsumer(Protocol):
+    """
+    What L{LogFileProducer} writes to (0.8's C{IStatusLogConsumer}).
+    """
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None: ...
+
+    def unregisterProducer(self) -> None: ...
+
+    def writeChunk(self, chunk: tuple[int, str]) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+def _char_boundary(data: bytes, end: int) -> int:
+    """
+    The largest offset <= C{end} (< C{len(data)}) that does not fall inside
+    a UTF-8 character; C{end} itself if there is none after offset 0.
+    """
+    i = end
+    while i > 0 and i > end - 3 and (data[i] & 0xC0) == 0x80:
+        i -= 1
+    return i if i > 0 else end
+
+
+def iter_records(
+    f: IO[bytes], offset: int, end: int | None, buffersize: int, filename: str
+) -> Iterator[tuple[int, bytes, int]]:
+    """
+    Parse netstring records from C{f}, yielding C{(channel, data, next_offset)}.
+
+    C{f} may be shared with a writer and other readers, so every read seeks
+    to this reader's own offset first.  Reading stops at C{end} (when given:
+    the writer's end of file, where a record always ends) or at end of file,
+    where a record cut short by a crash mid-write ends the iteration quietly.
+    Anything else that is not a record raises L{LogFileFormatError}.
+    """
+    buf = b""
+    start = offset  # file offset of buf[0]
+    need = 0  # bytes of buf the record at its head needs, when known
+    eof = False
+    while True:
+        pos = 0
+        while True:
+            colon = buf.find(b":", pos, pos + _MAX_LENGTH_DIGITS + 1)
+            if colon < 0:
+                rest = buf[pos : pos + _MAX_LENGTH_DIGITS + 1]
+                if rest and (len(rest) > _MAX_LENGTH_DIGITS or not rest.isdigit()):
+                    raise LogFileFormatError(filename, start + pos, "no length prefix")
+                break
+            digits = buf[pos:colon]
+            if not digits.isdigit() or digits.startswith(b"0"):
+                raise LogFileFormatError(filename, start + pos, f"bad length {digits!r}")
+            stop = colon + 1 + int(digits)
+            if stop >= len(buf):
+                need = stop + 1 - pos
+                break
+            channel = buf[colon + 1] - 48
+            if not 0 <= channel <= 9:
+                raise LogFileFormatError(filename, start + pos, "channel is not a digit")
+            if buf[stop] != 44:  # ord(",")
+                raise LogFileFormatError(filename, start + pos, "record not terminated by ','")
+            yield channel, buf[colon + 2 : stop], start + stop + 1
+            pos = stop + 1
+        buf = buf[pos:]
+        start += pos
+        if eof:
+            if buf and end is not None:
+                raise LogFileFormatError(filename, start, "record runs past the end")
+            return
+        want = max(buffersize, need - len(buf))
+        if end is not None:
+            want = min(want, end - start - len(buf))
+        more = b""
+        if want > 0:
+            f.seek(start + len(buf))
+            more = f.read(want)
+        eof = not more
+        buf += more
+        need = 0
+
+
+class _ChunkDecoder:
+    """
+    Turns record bytes into C{str}.  A file written by 0.8 may split a
+    UTF-8 character between two records of one channel; the incremental
+    decoder carries the partial character over, and only bytes that are not
+    UTF-8 at all become U+FFFD.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._channel: int | None = None
+
+    def decode(self, channel: int, data: bytes) -> list[tuple[int, str]]:
+        out = []
+        if channel != self._channel and self._channel is not None:
+            rest = self._decoder.decode(b"", True)
+            if rest:
+                out.append((self._channel, rest))
+        self._channel = channel
+        text = self._decoder.decode(data)
+        if text:
+            out.append((channel, text))
+        return out
+
+    def flush(self) -> list[tuple[int, str]]:
+        rest = self._decoder.decode(b"", True)
+        return [(self._channel, rest)] if rest and self._channel is not None else []
+
+
+class LogFile:
+    """
+    One step log, spooled to disk in the 0.8 format (0.8's
+    C{buildbot.status.logfile.LogFile}).
+
+    Entries of one channel accumulate in memory (the "run") until the
+    channel changes or C{chunkSize} bytes are pending; then the run is
+    written as records.  Readers therefore see the file plus the run.
+    """
+
+    chunkSize = 10 * 1000
+    BUFFERSIZE = 64 * 1024
+
+    finished = False
+    length = 0
+    nonHeaderLength = 0
+    tailLength = 0
+    maxLengthExceeded = False
+    openfile: IO[bytes] | None = None
+
+    def __init__(self, parent: Any, name: str, logfilename: str) -> None:
+        self.step = parent
+        self.master = parent.build.builder.master
+        self.name = name
+        self.filename = logfilename
+        config = self.master.config
+        self.compressMethod = config.logCompressionMethod
+        self.logMaxSize = config.logMaxSize
+        self.logMaxTailSize = config.logMaxTailSize
+        fn = self.getFilename()
+        if os.path.exists(fn):
+            log.msg(f"Warning: Overwriting old serialized log at {fn}")
+        os.makedirs(os.path.dirname(fn), exist_ok=True)
+        self.openfile = open(fn, "w+b")
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self.watchers: list[Any] = []
+        self.finishedWatchers: list[defer.Deferred[LogFile]] = []
+        self.tailBuffer: list[tuple[int, bytes]] = []
+        self._run: list[bytes] = []
+        self._run_channel = STDOUT
+        self._run_len = 0
+        self._file_end = 0
+        self._producers: list[LogFileProducer] = []
+        self._live: list[LogFileProducer] = []
+
+    @classmethod
+    def open_finished(cls, parent: Any, name: str, logfilename: str) -> LogFile:
+        """
+        A finished LogFile over a spool file that already exists (plain or
+        compressed), as 0.8 got back by unpickling a build.
+        """
+        self = cls.__new__(cls)
+        self.step = parent
+        self.master = parent.build.builder.master
+        self.name = name
+        self.filename = logfilename
+        self.compressMethod = self.master.config.logCompressionMethod
+        self.logMaxSize = self.logMaxTailSize = None
+        self._init_state()
+        self.finished = True
+        return self
+
+    # 0.8 status API
+
+    def getName(self) -> str:
+        return self.name
+
+    def getStep(self) -> Any:
+        return self.step
+
+    def getFilename(self) -> str:
+        return os.path.join(self.step.build.builder.basedir, self.filename)
+
+    def isFinished(self) -> bool:
+        return self.finished
+
+    def waitUntilFinished(self) -> defer.Deferred[LogFile]:
+        if self.finished:
+            return defer.succeed(self)
+        d: defer.Deferred[LogFile] = defer.Deferred()
+        self.finishedWatchers.append(d)
+        return d
+
+    def hasContents(self) -> bool:
+        fn = self.getFilename()
+        return any(os.path.exists(fn + suffix) for suffix in ("", ".bz2", ".gz"))
+
+    def getFile(self) -> IO[bytes]:
+        """
+        The binary spool file.  While the log is live this is the writer's
+        own handle, shared: seek before every read.  Once finished, each
+        call opens a new read-only handle, preferring a compressed file as
+        0.8 did.
+        """
+        if self.openfile is not None:
+            return self.openfile
+        fn = self.getFilename()
+        if os.path.exists(fn + ".bz2"):
+            return bz2.BZ2File(fn + ".bz2", "rb")
+        if os.path.exists(fn + ".gz"):
+            return gzip.GzipFile(fn + ".gz", "rb")
+        return open(fn, "rb")
+
+    def getChunks(
+        self, channels: list[int] | tuple[int, ...] = (), onlyText: bool = False
+    ) -> Iterator[Any]:
+        """
+        The log as it is now, as C{(channel, text)} chunks (or just texts
+        with C{onlyText}); entries added while iterating are not included.
+        """
+        f = self.getFile()
+        end = None if self.finished else self._file_end
+        leftover = None
+        if self._run:
+            leftover = (self._run_channel, b"".join(self._run))
+        owned = f is not self.openfile
+        return self._generateChunks(f, owned, end, leftover, channels, onlyText)
+
+    def _generateChunks(
+        self,
+        f: IO[bytes],
+        owned: bool,
+        end: int | None,
+        leftover: tuple[int, bytes] | None,
+        channels: list[int] | tuple[int, ...],
+        onlyText: bool,
+    ) -> Iterator[Any]:
+        decoder = _ChunkDecoder()
+
+        def chunks() -> Iterator[tuple[int, str]]:
+            for channel, data, _ in iter_records(f, 0, end, self.BUFFERSIZE, self.getFilename()):
+                yield from decoder.decode(channel, data)
+            if leftover:
+                yield from decoder.decode(*leftover)
+            yield from decoder.flush()
+
+        try:
+            for channel, text in chunks():
+                if channels and channel not in channels:
+                    continue
+                yield text if onlyText else (channel, text)
+        finally:
+            if owned:
+                f.close()
+
+    def getText(self) -> str:
+        return "".join(self.getChunks([STDOUT, STDERR], onlyText=True))
+
+    def getTextWithHeaders(self) -> str:
+        return "".join(self.getChunks(onlyText=True))
+
+    def readlines(self) -> list[str]:
+        """The stdout lines, each newline-terminated (but maybe the last)."""
+        return "".join(self.getChunks([STDOUT], onlyText=True)).splitlines(True)
+
+    def subscribe(self, receiver: Any, catchup: bool) -> None:
+        if self.finished:
+            return
+        self.watchers.append(receiver)
+        if catchup:
+            for channel, text in self.getChunks():
+                receiver.logChunk(self.step.build, self.step, self, channel, text)
+
+    def unsubscribe(self, receiver: Any) -> None:
+        if receiver in self.watchers:
+            self.watchers.remove(receiver)
+
+    def subscribeConsumer(
+        self, consumer: ChunkConsumer, clock: IReactorTime | None = None
+    ) -> LogFileProducer:
+        p = LogFileProducer(self, consumer, clock)
+        p.resumeProducing()
+        return p
+
+    # writing
+
+    def addEntry(self, channel: int, text: str | bytes) -> None:
+        assert not self.finished, "logfile already finished"
+        if not 0 <= channel <= 9:
+            raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        if self.watchers:
+            self._notify_watchers(channel, text)
+        data = text.encode("utf-8")
+        if channel != HEADER and self.logMaxSize is not None:
+            self.nonHeaderLength += len(data)
+            if self.nonHeaderLength > self.logMaxSize:
+                self._truncate(channel, data)
+                return
+        self._store(channel, data, text)
+
+    def _notify_watchers(self, channel: int, text: str) -> None:
+        for w in list(self.watchers):
+            try:
+                w.logChunk(self.step.build, self.step, self, channel, text)
+            except Exception:
+                log.err(None, f"status receiver {w!r} failed in logChunk; entry kept")
+
+    def _truncate(self, channel: int, data: bytes) -> None:
+        if not self.maxLengthExceeded:
+            keep = _char_boundary(data, len(data) - (self.nonHeaderLength - self.logMaxSize))
+            head, data = data[:keep], data[keep:]
+            if head:
+                self._store(channel, head)
+            msg = (
+                f"\nOutput exceeded {self.logMaxSize} bytes, remaining output has been truncated\n"
+            )
+            self._store(HEADER, msg.encode())
+            self.maxLengthExceeded = True
+        if self.logMaxTailSize and data:
+            self.tailBuffer.append((channel, data))
+            self.tailLength += len(data)
+            while self.tailLength > self.logMaxTailSize:
+                _, dropped = self.tailBuffer.pop(0)
+                self.tailLength -= len(dropped)
+
+    def _store(self, channel: int, data: bytes, text: str | None = None) -> None:
+        if self._run and channel != self._run_channel:
+            self._merge()
+        self._run_channel = channel
+        self._run.append(data)
+        self._run_len += len(data)
+        self.length += len(data)
+        if self._run_len >= self.chunkSize:
+            self._merge()
+        if self._live:
+            if text is None:
+                text = data.decode("utf-8")
+            for p in list(self._live):
+                p.live_entry(channel, text)
+
+    def _merge(self) -> None:
+        """Write the pending run to the file as records."""
+        if not self._run:
+            return
+        data = b"".join(self._run) if len(self._run) > 1 else self._run[0]
+        channel = self._run_channel
+        parts = []
+        pos, n = 0, len(data)
+        while pos < n:
+            end = pos + self.chunkSize
+            end = n if end >= n else _char_boundary(data, end)
+            parts.append(b"%d:%d" % (end - pos + 1, channel))
+            parts.append(data[pos:end])
+            parts.append(b",")
+            pos = end
+        record = b"".join(parts)
+        f = self.openfile
+        assert f is not None
+        f.seek(self._file_end)
+        f.write(record)
+        self._file_end += len(record)
+        self._run = []
+        self._run_len = 0
+
+    def addStdout(self, text: str | bytes) -> None:
+        self.addEntry(STDOUT, text)
+
+    def addStderr(self, text: str | bytes) -> None:
+        self.addEntry(STDERR, text)
+
+    def addHeader(self, text: str | bytes) -> None:
+        self.addEntry(HEADER, text)
+
+    def finish(self) -> None:
+        """
+        Write everything pending and tell watchers, waiters and producers.
+        With C{logMaxTailSize}, the kept tail follows a header that says how
+        much of it there is.
+        """
+        if self.finished:
+            return
+        if self.tailBuffer:
+            self._store(HEADER, f"\nFinal {self.tailLength} bytes follow below:\n".encode())
+            for channel, data in self.tailBuffer:
+                self._store(channel, data)
+            self.tailBuffer = []
+        self._merge()
+        if self.openfile is not None:
+            # Producers may still be reading through this handle; they keep
+            # it open as long as they need it.
+            self.openfile.flush()
+            self.openfile = None
+        self.finished = True
+        self._live = []
+        for p in list(self._producers):
+            p.logfileFinished(self)
+        watchers, self.finishedWatchers = self.finishedWatchers, []
+        for d in watchers:
+            d.callback(self)
+
+    def compressLog(self) -> defer.Deferred[None]:
+        """
+        Compress the finished spool file with C{bz2} or C{gz} in a thread,
+        rename it into place, then remove the plain file.  Readers that
+        opened the plain file keep reading it.  Other methods keep the file
+        as it is.
+        """
+        suffix = COMPRESSION_SUFFIXES.get(self.compressMethod)
+        if suffix is None:
+            return defer.succeed(None)
+        fn = self.getFilename()
+        compressed = fn + suffix + ".tmp"
+        opener: Callable[[str, str], IO[bytes]] = (
+            bz2.BZ2File if suffix == ".bz2" else gzip.GzipFile  # type: ignore[assignment]
+        )
+
+        def compress() -> None:
+            with open(fn, "rb") as infile, opener(compressed, "wb") as out:
+                while buf := infile.read(1024 * 1024):
+                    out.write(buf)
+            os.replace(compressed, fn + suffix)
+            os.unlink(fn)
+
+        def failed(failure: Any) -> Any:
+            log.msg(f"failed to compress {fn}")
+            if os.path.exists(compressed):
+                os.unlink(compressed)
+            return failure
+
+        return threads.deferToThread(compress).addErrback(failed)
+
+
+class HTMLLogFile(LogFile):
+    """An HTML log: the html is one STDERR entry and the log is finished."""
+
+    def __init__(self, parent: Any, name: str, logfilename: str, html: str | bytes) -> None:
+        super().__init__(parent, name, logfilename)
+        self.addStderr(html)
+        self.finish()
+
+
+class LogFileProducer:
+    """
+    Streams one L{LogFile} to a consumer, from the start, then live.
+
+    Phase one reads records from the file at this producer's own offset.
+    When it reaches the end of what is written it hands over the pending run
+    and goes live: the log pushes each new entry through L{logChunk}.
+    Pausing in the live phase detaches the producer and keeps just its
+    position (file offset plus the bytes of the pending run already sent),
+    so resuming re-enters phase one from there.
+    """
+
+    paused = False
+    subscribed = False
+    BUFFERSIZE = LogFile.BUFFERSIZE
+    # Phase one gives the reactor back after this many bytes, so one large
+    # catch-up cannot starve other clients.
+    TURN_BYTES = 1024 * 1024
+
+    def __init__(
+        self, logfile: LogFile, consumer: ChunkConsumer, clock: IReactorTime | None = None
+    ) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock  # type: ignore[assignment]
+        self.logfile = logfile
+        self.consumer: ChunkConsumer | None = consumer
+        self._clock = clock
+        self._offset = 0
+        self._skip = 0
+        self._live = False
+        self._call: IDelayedCall | None = None
+        self._file: IO[bytes] | None = logfile.getFile()
+        # While the log is live the file is the writer's handle, shared by
+        # every reader: it must outlive this producer.
+        self._owns_file = self._file is not logfile.openfile
+        self._decoder = _ChunkDecoder()
+        self.subscribed = True
+        logfile._producers.append(self)
+        consumer.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        if self._live:
+            self._detach()
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        if self.consumer is not None and not self._live and self._call is None:
+            self._call = self._clock.callLater(0, self._produce)
+
+    def stopProducing(self) -> None:
+        self.paused = True
+        self.consumer = None
+        self.done()
+
+    def done(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        if self._live:
+            self._detach()
+        if self.subscribed:
+            self.logfile._producers.remove(self)
+            self.subscribed = False
+        if self._file is not None and self._owns_file:
+            self._file.close()
+        self._file = None
+
+    def live_entry(self, channel: int, text: str) -> None:
+        """An entry just added to the log; only called while live and unpaused."""
+        assert self.consumer is not None
+        self.consumer.writeChunk((channel, text))
+
+    def logfileFinished(self, logfile: LogFile) -> None:
+        if self._live:
+            self._live = False
+            self._finish()
+
+    def _detach(self) -> None:
+        self._live = False
+        self.logfile._live.remove(self)
+        self._offset = self.logfile._file_end
+        self._skip = self.logfile._run_len
+
+    def _produce(self) -> None:
+        self._call = None
+        try:
+            self._catch_up()
+        except LogFileFormatError:
+            log.err(None, "ending a log stream early")
+            self._finish()
+
+    def _catch_up(self) -> None:
+        lf = self.logfile
+        budget = self.TURN_BYTES
+        while not self.paused and self.consumer is not None:
+            end = None if lf.finished else lf._file_end
+            if end is not None and self._offset >= end:
+                self._go_live()
+                return
+            assert self._file is not None
+            records = iter_records(
+                self._file, self._offset, end, self.BUFFERSIZE, lf.getFilename()
+            )
+            read_any = False
+            for channel, data, next_offset in records:
+                read_any = True
+                self._offset = next_offset
+                if self._skip:
+                    cut = min(self._skip, len(data))
+                    data = data[cut:]
+                    self._skip -= cut
+                budget -= len(data)
+                for chunk in self._decoder.decode(channel, data):
+                    self.consumer.writeChunk(chunk)
+                    if self.consumer is None:
+                        return
+                if self.paused or budget <= 0:
+                    break
+            if not read_any and lf.finished:
+                for chunk in self._decoder.flush():
+                    self.consumer.writeChunk(chunk)
+                self._finish()
+                return
+            if budget <= 0 and not self.paused:
+                self._call = self._clock.callLater(0, self._produce)
+                return
+
+    def _go_live(self) -> None:
+        lf = self.logfile
+        for chunk in self._decoder.flush():
+            self.consumer.writeChunk(chunk)  # type: ignore[union-attr]
+        if lf._run_len > self._skip:
+            pending = b"".join(lf._run)[self._skip :]
+            self._skip = lf._run_len
+            self.consumer.writeChunk((lf._run_channel, pending.decode("utf-8")))  # type: ignore[union-attr]
+        if self.paused or self.consumer is None:
+            return
+        self._live = True
+        lf._live.append(self)
+
+    def _finish(self) -> None:
+        consumer = self.consumer
+        self.consumer = None
+        self.done()
+        if consumer is not None:
+            consumer.unregisterProducer()
+            consumer.finish()

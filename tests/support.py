@@ -1,0 +1,93 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from buildbot.config.master import MasterConfig
+from twisted.internet.task import Clock
+
+
+@dataclass
+class Master:
+    config: MasterConfig = field(default_factory=MasterConfig)
+
+
+@dataclass
+class Builder:
+    basedir: str
+    master: Master = field(default_factory=Master)
+
+
+@dataclass
+class Build:
+    builder: Builder
+
+
+@dataclass
+class Step:
+    """The part of a 0.8 step status that a LogFile looks at."""
+
+    build: Build
+
+
+def make_step(basedir: str, **config: Any) -> Step:
+    master = Master()
+    master.config.logCompressionMethod = "raw"
+    for key, value in config.items():
+        setattr(master.config, key, value)
+    return Step(Build(Builder(str(basedir), master)))
+
+
+class RecordingConsumer:
+    """A 0.8 log consumer that records every call, and can pause its producer."""
+
+    def __init__(self) -> None:
+        self.producer: Any = None
+        self.streaming: bool | None = None
+        self.chunks: list[tuple[int, str]] = []
+        self.calls: list[str] = []
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+        self.streaming = streaming
+        self.calls.append("registerProducer")
+
+    def unregisterProducer(self) -> None:
+        self.calls.append("unregisterProducer")
+
+    def writeChunk(self, chunk: tuple[int, str]) -> None:
+        self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        self.calls.append("finish")
+
+    @property
+    def finished(self) -> bool:
+        return "finish" in self.calls
+
+
+def merged(chunks: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Chunks with consecutive same-channel runs joined: what a log *is*."""
+    out: list[tuple[int, str]] = []
+    for channel, text in chunks:
+        if not text:
+            continue
+        if out and out[-1][0] == channel:
+            out[-1] = (channel, out[-1][1] + text)
+        else:
+            out.append((channel, text))
+    return out
+
+
+def run_until_idle(clock: Clock) -> None:
+    while clock.getDelayedCalls():
+        clock.advance(0)
+
+
+def run_one_call(clock: Clock) -> None:
+    """Run just the earliest delayed call (Clock.advance also runs what it schedules)."""
+    call = clock.getDelayedCalls()[0]
+    clock.calls.remove(call)
+    call.func(*call.args, **call.kw)

@@ -1,0 +1,363 @@
+"""LogFile: the 0.8 on-disk format, methods, truncation and compression."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+from pathlib import Path
+
+import pytest
+from twisted.internet import defer
+from twisted.trial import unittest
+
+from buildbot_logfile.logfile import (
+    HEADER,
+    STDERR,
+    STDOUT,
+    ChunkTypes,
+    HTMLLogFile,
+    LogFile,
+    LogFileFormatError,
+)
+from tests.support import make_step
+
+
+def new_log(tmp_path: Path, name: str = "stdio", **config) -> LogFile:
+    return LogFile(make_step(tmp_path, **config), name, "1-log-shell-stdio")
+
+
+def spool(lf: LogFile) -> bytes:
+    return Path(lf.getFilename()).read_bytes()
+
+
+def test_channels() -> None:
+    assert (STDOUT, STDERR, HEADER) == (0, 1, 2)
+    assert ChunkTypes == ["stdout", "stderr", "header"]
+
+
+def test_netstring_format(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addStdout("hello world!")
+    lf.finish()
+    assert spool(lf) == b"13:0hello world!,"
+
+
+def test_file_location(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    assert lf.getFilename() == os.path.join(str(tmp_path), "1-log-shell-stdio")
+    assert lf.getName() == "stdio"
+    assert lf.getStep().build.builder.basedir == str(tmp_path)
+
+
+def test_runs_of_one_channel_merge(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addHeader("cmd\n")
+    lf.addStdout("a")
+    lf.addStdout("bc")
+    lf.addStderr("E")
+    lf.addStdout("d")
+    lf.finish()
+    assert spool(lf) == b"5:2cmd\n,4:0abc,2:1E,2:0d,"
+    assert lf.length == 9
+
+
+def test_records_hold_at_most_chunksize_bytes(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addStdout("x" * 25000)
+    lf.finish()
+    assert spool(lf) == (
+        b"10001:0" + b"x" * 10000 + b"," + b"10001:0" + b"x" * 10000 + b"," + b"5001:0" + b"x" * 5000 + b","
+    )
+
+
+def test_records_never_split_a_character(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    text = "a" + "\u00e9" * 6000  # byte 10000 falls inside an e-acute
+    lf.addStdout(text)
+    lf.finish()
+    data = spool(lf)
+    first = b"a" + "\u00e9".encode() * 4999
+    assert data.startswith(b"10000:0" + first + b",")
+    rest = "\u00e9".encode() * 1001
+    assert data == b"10000:0" + first + b"," + b"%d:0" % (len(rest) + 1) + rest + b","
+    assert lf.getText() == text
+
+
+def test_channel_of_ten_is_rejected(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    with pytest.raises(ValueError):
+        lf.addEntry(10, "x")
+    with pytest.raises(ValueError):
+        lf.addEntry(-1, "x")
+    lf.addEntry(9, "ok")
+    lf.finish()
+    assert spool(lf) == b"3:9ok,"
+
+
+def test_bytes_in_are_decoded_with_replacement(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addStdout(b"ok \xff\xfe end")
+    lf.finish()
+    assert lf.getText() == "ok \ufffd\ufffd end"
+    assert spool(lf) == b"14:0ok \xef\xbf\xbd\xef\xbf\xbd end,"
+
+
+def test_text_accessors(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addHeader("H\n")
+    lf.addStdout("line 1\nline ")
+    lf.addStderr("err\n")
+    lf.addStdout("2\n\u2603 3")
+    lf.finish()
+    assert lf.getText() == "line 1\nline err\n2\n\u2603 3"
+    assert lf.getTextWithHeaders() == "H\nline 1\nline err\n2\n\u2603 3"
+    assert lf.readlines() == ["line 1\n", "line 2\n", "\u2603 3"]
+    assert list(lf.getChunks()) == [
+        (HEADER, "H\n"),
+        (STDOUT, "line 1\nline "),
+        (STDERR, "err\n"),
+        (STDOUT, "2\n\u2603 3"),
+    ]
+    assert list(lf.getChunks([STDERR], onlyText=True)) == ["err\n"]
+    assert isinstance(lf.getFile().read(), bytes)
+
+
+def test_getchunks_is_a_snapshot(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addStdout("one")
+    lf.addStderr("two")
+    chunks = lf.getChunks()
+    lf.addStderr("three")
+    lf.addStdout("four")
+    assert list(chunks) == [(STDOUT, "one"), (STDERR, "two")]
+    # a snapshot taken mid-iteration keeps to its own moment too
+    it = lf.getChunks()
+    assert next(it) == (STDOUT, "one")
+    lf.addStdout("five")
+    assert list(it) == [(STDERR, "twothree"), (STDOUT, "four")]
+
+
+def test_live_getchunks_sees_pending_run(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addStdout("a")
+    assert spool(lf) == b""  # still pending in the run
+    assert lf.getText() == "a"
+
+
+def test_has_contents_and_finished(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    assert lf.hasContents()
+    assert not lf.isFinished()
+    d = lf.waitUntilFinished()
+    results = []
+    d.addCallback(results.append)
+    lf.finish()
+    assert results == [lf]
+    assert lf.isFinished()
+    assert lf.waitUntilFinished().result is lf
+    os.unlink(lf.getFilename())
+    assert not lf.hasContents()
+
+
+class Watcher:
+    def __init__(self) -> None:
+        self.seen: list[tuple] = []
+
+    def logChunk(self, build, step, log, channel, text) -> None:
+        self.seen.append((build, step, log, channel, text))
+
+
+def test_watchers(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addStdout("before ")
+    w = Watcher()
+    lf.subscribe(w, True)
+    lf.addStderr("after")
+    lf.unsubscribe(w)
+    lf.addStdout("unseen")
+    step = lf.getStep()
+    assert w.seen == [
+        (step.build, step, lf, STDOUT, "before "),
+        (step.build, step, lf, STDERR, "after"),
+    ]
+    lf.finish()
+    late = Watcher()
+    lf.subscribe(late, True)
+    assert late.seen == [] and late not in lf.watchers
+
+
+def test_a_watcher_that_raises_loses_nothing(tmp_path: Path) -> None:
+    class Broken:
+        def logChunk(self, *args) -> None:
+            raise RuntimeError("boom")
+
+    lf = new_log(tmp_path)
+    lf.subscribe(Broken(), False)
+    w = Watcher()
+    lf.subscribe(w, False)
+    lf.addStdout("kept")
+    lf.finish()
+    assert lf.getText() == "kept"
+    assert [s[-1] for s in w.seen] == ["kept"]
+
+
+class TrialFlush(unittest.TestCase):
+    def test_raising_watcher_is_logged(self) -> None:
+        class Broken:
+            def logChunk(self, *args) -> None:
+                raise RuntimeError("boom")
+
+        lf = LogFile(make_step(self.mktemp()), "stdio", "f")
+        lf.subscribe(Broken(), False)
+        lf.addStdout("x")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+
+
+def test_log_max_size(tmp_path: Path) -> None:
+    lf = new_log(tmp_path, logMaxSize=10)
+    w = Watcher()
+    lf.subscribe(w, False)
+    lf.addHeader("head\n")
+    lf.addStdout("0123456")
+    lf.addStderr("789abc")
+    lf.addStdout("more")
+    lf.addHeader("still here\n")
+    lf.finish()
+    msg = "\nOutput exceeded 10 bytes, remaining output has been truncated\n"
+    assert list(lf.getChunks()) == [
+        (HEADER, "head\n"),
+        (STDOUT, "0123456"),
+        (STDERR, "789"),
+        (HEADER, msg + "still here\n"),
+    ]
+    # watchers see every entry as it was added
+    assert [s[-1] for s in w.seen] == ["head\n", "0123456", "789abc", "more", "still here\n"]
+
+
+def test_log_max_size_cuts_on_a_character_boundary(tmp_path: Path) -> None:
+    lf = new_log(tmp_path, logMaxSize=4)
+    lf.addStdout("ab\u00e9\u00e9")  # 6 bytes; byte 4 is inside the second e-acute
+    lf.finish()
+    assert lf.getText() == "ab\u00e9"
+
+
+def test_log_max_tail_size(tmp_path: Path) -> None:
+    lf = new_log(tmp_path, logMaxSize=5, logMaxTailSize=6)
+    for piece in ["abcde", "fg", "hij", "klm", "nop"]:
+        lf.addStdout(piece)
+    lf.finish()
+    exceeded = "\nOutput exceeded 5 bytes, remaining output has been truncated\n"
+    # the tail drops whole entries until it fits: "klm" + "nop"
+    assert lf.getTextWithHeaders() == "abcde" + exceeded + "\nFinal 6 bytes follow below:\n" + "klmnop"
+    assert list(lf.getChunks())[-1] == (STDOUT, "klmnop")
+
+
+def test_html_logfile(tmp_path: Path) -> None:
+    lf = HTMLLogFile(make_step(tmp_path), "report", "1-log-report", "<b>hi</b>")
+    assert lf.isFinished()
+    assert spool(lf) == b"10:1<b>hi</b>,"
+    assert list(lf.getChunks()) == [(STDERR, "<b>hi</b>")]
+
+
+def fixture_08_records() -> tuple[bytes, list[tuple[int, str]]]:
+    """A file as 0.8 wrote it: it split a UTF-8 character between records."""
+    snowman = "\u2603".encode()
+    first = b"x" * 9998 + snowman[:2]
+    second = snowman[1 + 1 :] + b" ok\n"
+    data = (
+        b"11:2headers...,"
+        + b"%d:0" % (len(first) + 1)
+        + first
+        + b","
+        + b"%d:0" % (len(second) + 1)
+        + second
+        + b","
+        + b"6:1oops!,"
+    )
+    expected = [(HEADER, "headers..."), (STDOUT, "x" * 9998 + "\u2603 ok\n"), (STDERR, "oops!")]
+    return data, expected
+
+
+@pytest.mark.parametrize("suffix", ["", ".bz2", ".gz"])
+def test_reads_files_written_by_08(tmp_path: Path, suffix: str) -> None:
+    data, expected = fixture_08_records()
+    fn = tmp_path / ("7-log-compile-stdio" + suffix)
+    if suffix == ".bz2":
+        data = bz2.compress(data)
+    elif suffix == ".gz":
+        data = gzip.compress(data)
+    fn.write_bytes(data)
+    lf = LogFile.open_finished(make_step(tmp_path), "stdio", "7-log-compile-stdio")
+    from tests.support import merged
+
+    assert merged(list(lf.getChunks())) == expected
+    assert lf.hasContents()
+
+
+def test_truncated_last_record_ends_reading_quietly(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"3:0ab,6:1cd")
+    lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
+    assert list(lf.getChunks()) == [(STDOUT, "ab")]
+    (tmp_path / "f").write_bytes(b"3:0ab,12")
+    assert list(lf.getChunks()) == [(STDOUT, "ab")]
+
+
+@pytest.mark.parametrize(
+    "data, offset",
+    [
+        (b"3:0ab,x3:0ab,", 6),
+        (b"3:0ab;", 0),
+        (b"3:0ab,3:xab,", 6),
+        (b"3:0ab,-1:0,", 6),
+        (b"3:0ab,03:0ab,", 6),
+        (b"99999999999999999:0", 0),
+    ],
+)
+def test_corrupt_record_raises_with_file_and_offset(tmp_path: Path, data: bytes, offset: int) -> None:
+    (tmp_path / "f").write_bytes(data)
+    lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
+    with pytest.raises(LogFileFormatError) as e:
+        list(lf.getChunks())
+    assert e.value.offset == offset
+    assert e.value.filename == str(tmp_path / "f")
+    assert f"{tmp_path / 'f'}: corrupt log record at byte {offset}" in str(e.value)
+
+
+class CompressionTests(unittest.TestCase):
+    def make(self, method: str) -> LogFile:
+        lf = LogFile(make_step(self.mktemp(), logCompressionMethod=method), "stdio", "3-log-s-stdio")
+        lf.addHeader("h\n")
+        lf.addStdout("\u00e9" * 30000)
+        lf.addStderr("e\n")
+        lf.finish()
+        return lf
+
+    @defer.inlineCallbacks
+    def check_compression(self, method: str, opener) -> defer.Generator:
+        lf = self.make(method)
+        plain = Path(lf.getFilename()).read_bytes()
+        early_reader = lf.getFile()
+        yield lf.compressLog()
+        fn = lf.getFilename()
+        self.assertFalse(os.path.exists(fn))
+        self.assertFalse(os.path.exists(fn + "." + method + ".tmp"))
+        with opener(fn + "." + method, "rb") as f:
+            self.assertEqual(f.read(), plain)
+        self.assertEqual(early_reader.read(), plain)
+        early_reader.close()
+        self.assertEqual(lf.getText(), "\u00e9" * 30000 + "e\n")
+        self.assertTrue(lf.hasContents())
+
+    def test_bz2(self):
+        return self.check_compression("bz2", bz2.BZ2File)
+
+    def test_gz(self):
+        return self.check_compression("gz", gzip.GzipFile)
+
+    @defer.inlineCallbacks
+    def test_other_methods_keep_the_plain_file(self):
+        for method in ("zstd", "lz4", "br", "raw"):
+            lf = self.make(method)
+            yield lf.compressLog()
+            self.assertEqual(os.listdir(os.path.dirname(lf.getFilename())), ["3-log-s-stdio"])
