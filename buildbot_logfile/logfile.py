@@ -37,6 +37,9 @@ ChunkTypes = ["stdout", "stderr", "header"]
 # file uncompressed, because a spool file must stay readable by 0.8 tools.
 COMPRESSION_SUFFIXES = {"bz2": ".bz2", "gz": ".gz"}
 
+# A record's channel is one decimal digit.
+_CHANNELS = range(10)
+
 # A record's length prefix longer than this cannot come from a sane file.
 _MAX_LENGTH_DIGITS = 12
 
@@ -176,9 +179,11 @@ class LogFile:
 
     chunkSize = 10 * 1000
     BUFFERSIZE = 64 * 1024
+    # Readers share the writer's handle, so buffered records are visible to
+    # them; the buffer only saves system calls.
+    WRITE_BUFFER = 256 * 1024
 
     finished = False
-    length = 0
     nonHeaderLength = 0
     tailLength = 0
     maxLengthExceeded = False
@@ -197,7 +202,7 @@ class LogFile:
         if os.path.exists(fn):
             log.msg(f"Warning: Overwriting old serialized log at {fn}")
         os.makedirs(os.path.dirname(fn), exist_ok=True)
-        self.openfile = open(fn, "w+b")
+        self.openfile = open(fn, "w+b", buffering=self.WRITE_BUFFER)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -207,6 +212,7 @@ class LogFile:
         self._run: list[bytes] = []
         self._run_channel = STDOUT
         self._run_len = 0
+        self._merged_len = 0
         self._file_end = 0
         self._producers: list[LogFileProducer] = []
         self._live: list[LogFileProducer] = []
@@ -227,6 +233,11 @@ class LogFile:
         self._init_state()
         self.finished = True
         return self
+
+    @property
+    def length(self) -> int:
+        """Bytes of text stored so far (after any truncation)."""
+        return self._merged_len + self._run_len
 
     # 0.8 status API
 
@@ -344,14 +355,14 @@ class LogFile:
 
     def addEntry(self, channel: int, text: str | bytes) -> None:
         assert not self.finished, "logfile already finished"
-        if not 0 <= channel <= 9:
+        if channel not in _CHANNELS:
             raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
-        if isinstance(text, bytes):
+        if text.__class__ is not str:
             text = text.decode("utf-8", "replace")
         if self.watchers:
             self._notify_watchers(channel, text)
-        data = text.encode("utf-8")
-        if channel != HEADER and self.logMaxSize is not None:
+        data = text.encode()
+        if self.logMaxSize is not None and channel != HEADER:
             self.nonHeaderLength += len(data)
             if self.nonHeaderLength > self.logMaxSize:
                 self._truncate(channel, data)
@@ -384,14 +395,14 @@ class LogFile:
                 self.tailLength -= len(dropped)
 
     def _store(self, channel: int, data: bytes, text: str | None = None) -> None:
-        if self._run and channel != self._run_channel:
+        n = len(data)
+        # Writing the run before it overflows keeps records whole entries:
+        # no record is split just to cut off a small remainder.
+        if channel != self._run_channel or self._run_len + n > self.chunkSize:
             self._merge()
-        self._run_channel = channel
+            self._run_channel = channel
         self._run.append(data)
-        self._run_len += len(data)
-        self.length += len(data)
-        if self._run_len >= self.chunkSize:
-            self._merge()
+        self._run_len += n
         if self._live:
             if text is None:
                 text = data.decode("utf-8")
@@ -402,23 +413,29 @@ class LogFile:
         """Write the pending run to the file as records."""
         if not self._run:
             return
-        data = b"".join(self._run) if len(self._run) > 1 else self._run[0]
         channel = self._run_channel
-        parts = []
-        pos, n = 0, len(data)
-        while pos < n:
-            end = pos + self.chunkSize
-            end = n if end >= n else _char_boundary(data, end)
-            parts.append(b"%d:%d" % (end - pos + 1, channel))
-            parts.append(data[pos:end])
-            parts.append(b",")
-            pos = end
-        record = b"".join(parts)
+        if self._run_len <= self.chunkSize:
+            record = [b"%d:%d" % (self._run_len + 1, channel), *self._run, b","]
+        else:
+            # Only a single entry larger than chunkSize gets here.
+            data = b"".join(self._run)
+            record = []
+            pos, n = 0, len(data)
+            while pos < n:
+                end = pos + self.chunkSize
+                end = n if end >= n else _char_boundary(data, end)
+                record += [b"%d:%d" % (end - pos + 1, channel), data[pos:end], b","]
+                pos = end
         f = self.openfile
         assert f is not None
-        f.seek(self._file_end)
-        f.write(record)
-        self._file_end += len(record)
+        # Seeking flushes the write buffer: only do it when a reader moved
+        # the shared position.
+        if f.tell() != self._file_end:
+            f.seek(self._file_end)
+        data = b"".join(record)
+        f.write(data)
+        self._file_end += len(data)
+        self._merged_len += self._run_len
         self._run = []
         self._run_len = 0
 
