@@ -188,6 +188,7 @@ class LogFile:
     tailLength = 0
     maxLengthExceeded = False
     openfile: IO[bytes] | None = None
+    _compressing: defer.Deferred[None] | None = None
 
     def __init__(self, parent: Any, name: str, logfilename: str) -> None:
         self.step = parent
@@ -287,18 +288,21 @@ class LogFile:
         The log as it is now, as C{(channel, text)} chunks (or just texts
         with C{onlyText}); entries added while iterating are not included.
         """
-        f = self.getFile()
+        if self.openfile is not None:
+            # A handle of its own: the iteration may outlive the writer's.
+            self.openfile.flush()
+            f: IO[bytes] = open(self.getFilename(), "rb")
+        else:
+            f = self.getFile()
         end = None if self.finished else self._file_end
         leftover = None
         if self._run:
             leftover = (self._run_channel, b"".join(self._run))
-        owned = f is not self.openfile
-        return self._generateChunks(f, owned, end, leftover, channels, onlyText)
+        return self._generateChunks(f, end, leftover, channels, onlyText)
 
     def _generateChunks(
         self,
         f: IO[bytes],
-        owned: bool,
         end: int | None,
         leftover: tuple[int, bytes] | None,
         channels: list[int] | tuple[int, ...],
@@ -313,14 +317,11 @@ class LogFile:
                 yield from decoder.decode(*leftover)
             yield from decoder.flush()
 
-        try:
+        with f:
             for channel, text in chunks():
                 if channels and channel not in channels:
                     continue
                 yield text if onlyText else (channel, text)
-        finally:
-            if owned:
-                f.close()
 
     def getText(self) -> str:
         return "".join(self.getChunks([STDOUT, STDERR], onlyText=True))
@@ -463,9 +464,10 @@ class LogFile:
             self.tailBuffer = []
         self._merge()
         if self.openfile is not None:
-            # Producers may still be reading through this handle; they keep
-            # it open as long as they need it.
             self.openfile.flush()
+            for p in self._producers:
+                p.own_file()
+            self.openfile.close()
             self.openfile = None
         self.finished = True
         self._live = []
@@ -483,9 +485,14 @@ class LogFile:
         as it is.
         """
         suffix = COMPRESSION_SUFFIXES.get(self.compressMethod)
-        if suffix is None:
-            return defer.succeed(None)
         fn = self.getFilename()
+        if suffix is None or not os.path.exists(fn):
+            return defer.succeed(None)
+        if self._compressing is not None:
+            # One compression at a time: both would write the same .tmp file.
+            d: defer.Deferred[None] = defer.Deferred()
+            self._compressing.addBoth(lambda r: (d.callback(None), r)[1])
+            return d
         compressed = fn + suffix + ".tmp"
         opener: Callable[[str, str], IO[bytes]] = (
             bz2.BZ2File if suffix == ".bz2" else gzip.GzipFile  # type: ignore[assignment]
@@ -504,7 +511,12 @@ class LogFile:
                 os.unlink(compressed)
             return failure
 
-        return threads.deferToThread(compress).addErrback(failed)
+        def done(result: Any) -> Any:
+            self._compressing = None
+            return result
+
+        self._compressing = threads.deferToThread(compress).addErrback(failed).addBoth(done)
+        return self._compressing
 
 
 class HTMLLogFile(LogFile):
@@ -583,6 +595,15 @@ class LogFileProducer:
         if self._file is not None and self._owns_file:
             self._file.close()
         self._file = None
+
+    def own_file(self) -> None:
+        """
+        The log is finishing and will close the handle it shared: read on
+        through one of this producer's own (reads seek first anyway).
+        """
+        if self._file is not None and not self._owns_file:
+            self._file = open(self.logfile.getFilename(), "rb")
+            self._owns_file = True
 
     def live_entry(self, channel: int, text: str) -> None:
         """An entry just added to the log; only called while live and unpaused."""

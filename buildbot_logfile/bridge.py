@@ -1,0 +1,674 @@
+"""
+L{LegacyStatus}: the 0.8 C{Status} object, fed by a Buildbot 4 master.
+
+Events from the message queue are only hints.  What a receiver sees comes
+from the database, through one path per log (L{LogMirror.catch_up}: read
+the lines after the last one seen, group them into chunks, add them to the
+L{LogFile}), so a late start, a rebuilt spool and a live append all produce
+the same bytes.  Events of one build run one at a time, in arrival order,
+which gives receivers 0.8's order: buildStarted, stepStarted, logStarted,
+logChunk..., logFinished, stepFinished, buildFinished.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Iterator
+
+from buildbot import config
+from buildbot.changes.changes import Change
+from buildbot.process.properties import Properties
+from buildbot.util import service
+from buildbot.util.twisted import async_to_deferred
+from twisted.application.service import IService
+from twisted.internet import defer, threads
+from twisted.python import log
+
+from buildbot_logfile.logfile import HEADER, STDERR, STDOUT, HTMLLogFile, LogFile
+from buildbot_logfile.status import (
+    BuilderStatus,
+    BuildStatus,
+    BuildStepStatus,
+    deliver,
+    subscribe_returned,
+)
+
+STREAM_CHANNELS = {"o": STDOUT, "e": STDERR, "h": HEADER}
+
+# A line of a stream log is its stream letter, its text and a newline; a
+# run of lines of one stream becomes one chunk.  The last alternative takes
+# anything else as stdout, so no byte from the database is dropped.
+_STREAM_RUN = re.compile(r"(?:o[^\n]*\n)+|(?:e[^\n]*\n)+|(?:h[^\n]*\n)+|[^\n]*\n?")
+
+# Lines read from the database per query: small enough that one batch holds
+# the reactor for well under 50 ms, large enough to keep queries few.
+BATCH_LINES = 1000
+
+# Finished logs (and the builds around them) kept in memory for lookups.
+FINISHED_CACHE_SIZE = 64
+
+
+def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
+    """C{(channel, text)} chunks of a stream log's raw lines."""
+    for match in _STREAM_RUN.finditer(text):
+        run = match.group()
+        if not run:
+            continue
+        prefix = run[0]
+        channel = STREAM_CHANNELS.get(prefix)
+        if channel is None:
+            yield STDOUT, run
+        else:
+            yield channel, run[1:].replace("\n" + prefix, "\n")
+
+
+def _timestamp(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+class _LRU(OrderedDict):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Any, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class LogMirror:
+    """
+    One modern log mirrored into a L{LogFile}.  Every change goes through
+    L{catch_up} under L{lock}, so lines are never lost, repeated or
+    reordered, whoever asks and whenever.
+    """
+
+    def __init__(
+        self, master: Any, step: BuildStepStatus, logid: int, name: str, logtype: str
+    ) -> None:
+        self.master = master
+        self.step = step
+        self.logid = logid
+        self.name = name
+        self.type = logtype
+        self.filename = step.build.logfile_name_for(logid, step.name, name)
+        self.lock = defer.DeferredLock()
+        self.logfile: LogFile | None = None
+        self.lines = 0
+
+    def start(self) -> None:
+        """Open a fresh spool file (HTML logs wait until they are complete)."""
+        self.lines = 0
+        self.logfile = None
+        if self.type != "h":
+            self.logfile = self._mirror_logfile(LogFile(self.step, self.name, self.filename))
+
+    def open_existing(self) -> LogFile:
+        self.logfile = LogFile.open_finished(self.step, self.name, self.filename)
+        return self.logfile
+
+    @staticmethod
+    def _mirror_logfile(lf: LogFile) -> LogFile:
+        # The worker already applied the master's logMaxSize: the spool
+        # holds exactly what the database holds.
+        lf.logMaxSize = lf.logMaxTailSize = None
+        return lf
+
+    async def catch_up(self, num_lines: int, complete: bool) -> bool:
+        """
+        Add lines C{[self.lines, num_lines)} from the database; finish the
+        LogFile once C{complete}.  Call with L{lock} held.  Returns whether
+        this call finished the log.
+        """
+        if self.type == "h":
+            return await self._catch_up_html(num_lines, complete)
+        if self.logfile is None:
+            self.start()
+        lf = self.logfile
+        assert lf is not None
+        if lf.finished:
+            return False
+        while self.lines < num_lines:
+            last = min(num_lines, self.lines + BATCH_LINES) - 1
+            text = await self.master.db.logs.getLogLines(self.logid, self.lines, last)
+            count = text.count("\n")
+            if not count:
+                log.msg(f"log {self.logid}: lines {self.lines}..{last} missing from the database")
+                break
+            if self.type == "s":
+                for channel, chunk in stream_chunks(text):
+                    lf.addEntry(channel, chunk)
+            else:
+                lf.addEntry(STDOUT, text)
+            self.lines += count
+        if complete:
+            lf.finish()
+            lf.compressLog().addErrback(log.err, f"while compressing {lf.getFilename()}")
+            return True
+        return False
+
+    async def _catch_up_html(self, num_lines: int, complete: bool) -> bool:
+        if not complete or self.logfile is not None:
+            return False
+        html = await self.master.db.logs.getLogLines(self.logid, 0, num_lines - 1) if num_lines else ""
+        self.lines = num_lines
+        self.logfile = HTMLLogFile(self.step, self.name, self.filename, html)
+        return True
+
+
+class _BuildState:
+    """What the bridge tracks of one running build."""
+
+    def __init__(self, buildid: int) -> None:
+        self.buildid = buildid
+        self.status: BuildStatus | None = None
+        self.queue = defer.DeferredLock()
+        self.steps: dict[int, BuildStepStatus] = {}
+        self.mirrors: dict[int, LogMirror] = {}
+        self.logs_finished: set[int] = set()
+
+
+def _spool_is_complete(path: str, num_lines: int) -> bool:
+    """
+    Whether a plain spool file left by an earlier run holds a whole finished
+    log: every database line ends in a newline, and so must the file's
+    text.  (Compressed files are written only once a log is finished.)
+    """
+    newlines = 0
+    last = b""
+    with open(path, "rb") as f:
+        while block := f.read(1024 * 1024):
+            newlines += block.count(b"\n")
+            last = block
+    return newlines == num_lines and (num_lines == 0 or last.endswith(b","))
+
+
+class LegacyStatus(service.BuildbotService):
+    """
+    0.8's C{Status} object as a Buildbot service.  Status receivers given in
+    C{receivers} become its child services, so a 0.8 plugin's
+    C{setServiceParent} / C{self.parent.subscribe(self)} works unchanged.
+    """
+
+    name = "LegacyStatus"
+
+    def checkConfig(
+        self,
+        receivers: list[Any] | tuple[Any, ...] | None = None,
+        logdir: str = "legacy_logs",
+        http_port: str | int | None = None,
+    ) -> None:
+        if receivers is not None and not isinstance(receivers, (list, tuple)):
+            config.error("LegacyStatus: receivers must be a list of status receivers")
+        if not isinstance(logdir, str) or not logdir:
+            config.error("LegacyStatus: logdir must be a non-empty directory name")
+        if http_port is not None and not isinstance(http_port, (str, int)):
+            config.error("LegacyStatus: http_port must be a strports string such as "
+                         "'tcp:8011:interface=127.0.0.1'")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watchers: list[Any] = []
+        self.receivers: list[Any] = []
+        self.builders: dict[str, BuilderStatus] = {}
+        self.spool_dir = ""
+        self.http_port: str | int | None = None
+        self._consumers: list[Any] = []
+        self._builds: dict[int, _BuildState] = {}
+        self._step_builds: dict[int, int] = {}
+        self._mirrors: dict[int, LogMirror] = {}
+        self._finished_mirrors: _LRU = _LRU(FINISHED_CACHE_SIZE)
+        self._detached_builds: _LRU = _LRU(FINISHED_CACHE_SIZE)
+
+    @async_to_deferred
+    async def reconfigService(  # type: ignore[override]
+        self,
+        receivers: list[Any] | tuple[Any, ...] | None = None,
+        logdir: str = "legacy_logs",
+        http_port: str | int | None = None,
+    ) -> None:
+        self.spool_dir = os.path.join(self.master.basedir, logdir)
+        self.http_port = http_port
+        await self._set_receivers(list(receivers or []))
+
+    async def _set_receivers(self, new: list[Any]) -> None:
+        # Receivers that compare equal (0.8 plugins could use compare_attrs)
+        # are kept; the others are stopped and replaced.
+        kept = [r for r in self.receivers if r in new]
+        for old in [r for r in self.receivers if r not in new]:
+            self._forget_receiver(old)
+            if IService.providedBy(old):
+                await defer.maybeDeferred(old.disownServiceParent)
+        added = [r for r in new if r not in kept]
+        self.receivers = kept + added
+        for receiver in added:
+            if IService.providedBy(receiver):
+                await defer.maybeDeferred(receiver.setServiceParent, self)
+            else:
+                self.subscribe(receiver)
+
+    def _forget_receiver(self, receiver: Any) -> None:
+        self.unsubscribe(receiver)
+        for builder in self.builders.values():
+            builder.unsubscribe(receiver)
+        for state in self._builds.values():
+            if state.status is None:
+                continue
+            state.status.unsubscribe(receiver)
+            for step in state.status.steps:
+                step.unsubscribe(receiver)
+            for mirror in state.mirrors.values():
+                if mirror.logfile is not None:
+                    mirror.logfile.unsubscribe(receiver)
+
+    @async_to_deferred
+    async def startService(self) -> None:
+        mq = self.master.mq
+        self._consumers = [
+            await mq.startConsuming(self._on_builder, ("builders", None, None)),
+            await mq.startConsuming(self._on_build, ("builds", None, None)),
+            await mq.startConsuming(self._on_step, ("steps", None, None)),
+            await mq.startConsuming(self._on_log, ("logs", None, None)),
+        ]
+        await super().startService()
+        await self._load_builders()
+
+    @async_to_deferred
+    async def stopService(self) -> None:
+        for consumer in self._consumers:
+            consumer.stopConsuming()
+        self._consumers = []
+        await super().stopService()
+
+    # 0.8 Status API
+
+    def getStatus(self) -> LegacyStatus:
+        """0.8 plugins asked their parent (the master) for the Status."""
+        return self
+
+    def subscribe(self, target: Any) -> None:
+        self.watchers.append(target)
+        for name in self.getBuilderNames():
+            self._announce_builder(target, self.builders[name])
+
+    def unsubscribe(self, target: Any) -> None:
+        if target in self.watchers:
+            self.watchers.remove(target)
+
+    def getBuilderNames(self, categories: list[str] | None = None, tags: list[str] | None = None) -> list[str]:
+        wanted = set(tags or categories or [])
+        return sorted(
+            name for name, b in self.builders.items() if not wanted or wanted & set(b.tags)
+        )
+
+    def getBuilder(self, name: str) -> BuilderStatus:
+        return self.builders[name]
+
+    def getBuildbotURL(self) -> str:
+        return self.master.config.buildbotURL
+
+    def getTitle(self) -> str:
+        return self.master.config.title
+
+    def getTitleURL(self) -> str:
+        return self.master.config.titleURL
+
+    def getURLForThing(self, thing: Any) -> str | None:
+        """Where the modern web UI shows a builder, build, step or log."""
+        base = self.getBuildbotURL() + "#/builders/"
+        if isinstance(thing, BuilderStatus):
+            return f"{base}{thing.builderid}"
+        if isinstance(thing, BuildStatus):
+            return f"{base}{thing.builder.builderid}/builds/{thing.number}"
+        if isinstance(thing, BuildStepStatus):
+            return f"{self.getURLForThing(thing.build)}/steps/{thing.number}"
+        if isinstance(thing, LogFile):
+            return f"{self.getURLForThing(thing.step)}/logs/{thing.name}"
+        return None
+
+    # builders
+
+    async def _load_builders(self) -> None:
+        builders = await self.master.data.get(("masters", self.master.masterid, "builders"))
+        for b in builders:
+            self._add_builder(b["name"], b["builderid"], b.get("tags") or [])
+
+    def _on_builder(self, key: tuple[str, ...], msg: dict[str, Any]) -> None:
+        if key[2] == "started":
+            self._run_logged(self._builder_started(msg["builderid"], msg["name"]))
+        elif key[2] == "stopped" and msg.get("masterid") == self.master.masterid:
+            builder = self.builders.pop(msg["name"], None)
+            if builder is not None:
+                for w in list(self.watchers):
+                    deliver(w, "builderRemoved", msg["name"])
+
+    async def _builder_started(self, builderid: int, name: str) -> None:
+        data = await self.master.data.get(("builders", builderid))
+        self._add_builder(name, builderid, (data or {}).get("tags") or [])
+
+    def _add_builder(self, name: str, builderid: int, tags: list[str]) -> BuilderStatus:
+        builder = self.builders.get(name)
+        if builder is None:
+            builder = self.builders[name] = BuilderStatus(self, name, builderid, tags)
+            for w in list(self.watchers):
+                self._announce_builder(w, builder)
+        return builder
+
+    def _announce_builder(self, target: Any, builder: BuilderStatus) -> None:
+        returned = deliver(target, "builderAdded", builder.name, builder)
+        if returned:
+            builder.subscribe(returned)
+
+    async def _builder_named(self, name: str) -> BuilderStatus | None:
+        builder = self.builders.get(name)
+        if builder is None:
+            data = await self.master.data.get(("builders", name))
+            if data is None:
+                return None
+            # A builder this master does not run (any more): known for
+            # lookups, announced to no one.
+            builder = BuilderStatus(self, name, data["builderid"], data.get("tags") or [])
+        return builder
+
+    async def _builder_by_id(self, builderid: int) -> BuilderStatus | None:
+        for builder in self.builders.values():
+            if builder.builderid == builderid:
+                return builder
+        data = await self.master.data.get(("builders", builderid))
+        return None if data is None else self._add_builder(data["name"], builderid, data.get("tags") or [])
+
+    # events
+
+    def _run_logged(self, coro: Awaitable[Any]) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(coro).addErrback(log.err, "LegacyStatus: while handling an event")
+
+    def _in_build(self, buildid: int, handler: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        state = self._builds.get(buildid)
+        if state is not None:
+            state.queue.run(lambda: self._run_logged(self._unless_dropped(state, handler, args)))
+
+    async def _unless_dropped(self, state: _BuildState, handler: Callable[..., Awaitable[Any]], args: tuple) -> None:
+        if state.status is not None:
+            await handler(state, *args)
+
+    def _on_build(self, key: tuple[str, ...], msg: dict[str, Any]) -> None:
+        buildid = msg["buildid"]
+        if key[2] == "new" and buildid not in self._builds:
+            # The state exists at once, so the build's step and log events
+            # queue up behind buildStarted while its details load.
+            state = self._builds[buildid] = _BuildState(buildid)
+            state.queue.run(lambda: self._run_logged(self._build_started(state, msg)))
+        elif key[2] == "finished":
+            self._in_build(buildid, self._build_finished, msg)
+
+    def _on_step(self, key: tuple[str, ...], msg: dict[str, Any]) -> None:
+        self._step_builds[msg["stepid"]] = msg["buildid"]
+        self._in_build(msg["buildid"], self._step_event, key[2], msg)
+
+    def _on_log(self, key: tuple[str, ...], msg: dict[str, Any]) -> None:
+        buildid = self._step_builds.get(msg["stepid"])
+        if buildid in self._builds:
+            self._in_build(buildid, self._log_event, msg)
+            return
+        # A build that started before this service: its logs are mirrored
+        # only once a lookup asked for them.
+        mirror = self._mirrors.get(msg["logid"])
+        if mirror is not None:
+            self._run_logged(self._sync_mirror(mirror, msg["num_lines"], msg["complete"]))
+
+    async def _build_started(self, state: _BuildState, msg: dict[str, Any]) -> None:
+        builder = await self._builder_by_id(msg["builderid"])
+        if builder is None:
+            del self._builds[state.buildid]
+            return
+        status = BuildStatus(builder, msg["number"], msg["buildid"])
+        await self._fill_build(status, msg)
+        state.status = status
+        status.builder.currentBuilds[status.number] = status
+        for w in list(status.builder.watchers):
+            returned = deliver(w, "buildStarted", status.builder.name, status)
+            subscribe_returned(returned, status.subscribe, status.unsubscribe, status.waitUntilFinished())
+
+    async def _fill_build(self, status: BuildStatus, msg: dict[str, Any]) -> None:
+        data = self.master.data
+        buildid = msg["buildid"]
+        status.started = _timestamp(msg.get("started_at"))
+        status.finished = _timestamp(msg.get("complete_at"))
+        status.results = msg.get("results")
+        status.text = [msg["state_string"]] if msg.get("state_string") else []
+        props = Properties()
+        for name, (value, source) in (await data.get(("builds", buildid, "properties")) or {}).items():
+            props.setProperty(name, value, source)
+        status.properties = props
+        if msg.get("workerid") is not None:
+            worker = await data.get(("workers", msg["workerid"]))
+            status.workername = worker["name"] if worker else None
+        request = await data.get(("buildrequests", msg["buildrequestid"]))
+        if request is not None:
+            buildset = await data.get(("buildsets", request["buildsetid"]))
+            status.reason = (buildset or {}).get("reason") or ""
+        status.changes = [
+            Change(
+                who=c["author"], files=c["files"], comments=c["comments"],
+                committer=c.get("committer"), revision=c["revision"],
+                when=c["when_timestamp"], branch=c["branch"], category=c["category"],
+                revlink=c["revlink"], repository=c["repository"], codebase=c["codebase"],
+                project=c["project"],
+            )
+            for c in await data.get(("builds", buildid, "changes")) or []
+        ]
+
+    async def _step_event(self, state: _BuildState, event: str, msg: dict[str, Any]) -> None:
+        step = self._step(state, msg)
+        if event == "started" or (event == "finished" and not step.isStarted()):
+            self._start_step(state, step, msg)
+        if event == "finished" and not step.isFinished():
+            await self._finish_step(state, step, msg)
+
+    def _step(self, state: _BuildState, msg: dict[str, Any]) -> BuildStepStatus:
+        step = state.steps.get(msg["stepid"])
+        if step is None:
+            step = state.steps[msg["stepid"]] = BuildStepStatus(
+                state.status, msg["name"], msg["number"], msg["stepid"]
+            )
+            state.status.steps.append(step)
+            state.status.steps.sort(key=lambda s: s.number)
+        return step
+
+    def _start_step(self, state: _BuildState, step: BuildStepStatus, msg: dict[str, Any]) -> None:
+        if step.isStarted():
+            return
+        step.started = _timestamp(msg.get("started_at")) or time.time()
+        build = state.status
+        for w in list(build.watchers):
+            returned = deliver(w, "stepStarted", build, step)
+            subscribe_returned(returned, step.subscribe, step.unsubscribe, step.waitUntilFinished())
+
+    async def _finish_step(self, state: _BuildState, step: BuildStepStatus, msg: dict[str, Any]) -> None:
+        # 0.8 finished every log of a step before the step itself.
+        for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
+            if log_data["complete"]:
+                await self._log_event(state, log_data)
+        step.results = msg.get("results")
+        step.text = [msg["state_string"]] if msg.get("state_string") else []
+        step.finished = _timestamp(msg.get("complete_at"))
+        step._mark_finished()
+        build = state.status
+        for w in list(build.watchers):
+            deliver(w, "stepFinished", build, step, step.getResults())
+
+    async def _log_event(self, state: _BuildState, msg: dict[str, Any]) -> None:
+        logid = msg["logid"]
+        step = state.steps.get(msg["stepid"])
+        if step is None:
+            step_data = await self.master.data.get(("steps", msg["stepid"]))
+            step = self._step(state, step_data)
+            self._start_step(state, step, step_data)
+        mirror = state.mirrors.get(logid)
+        if mirror is None:
+            mirror = self._mirrors.get(logid) or self._finished_mirrors.get(logid)
+            if mirror is None:
+                mirror = self._mirrors[logid] = LogMirror(
+                    self.master, step, logid, msg["name"], msg["type"]
+                )
+            state.mirrors[logid] = mirror
+            # logStarted before any text, so a receiver's catch-up starts
+            # from the first line.
+            await mirror.lock.run(lambda: defer.ensureDeferred(self._open(mirror)))
+            if mirror.logfile is not None:
+                self._log_started(step, mirror.logfile)
+        await self._sync_mirror(mirror, msg["num_lines"], msg["complete"])
+        lf = mirror.logfile
+        if lf is not None and lf.finished and logid not in state.logs_finished:
+            state.logs_finished.add(logid)
+            if lf not in step.logs:  # an HTML log, whole at once
+                self._log_started(step, lf)
+            for w in list(step.watchers):
+                deliver(w, "logFinished", step.build, step, lf)
+
+    @staticmethod
+    async def _open(mirror: LogMirror) -> None:
+        if mirror.logfile is None and mirror.type != "h":
+            mirror.start()
+
+    def _log_started(self, step: BuildStepStatus, lf: LogFile) -> None:
+        step.logs.append(lf)
+        for w in list(step.watchers):
+            returned = deliver(w, "logStarted", step.build, step, lf)
+            if returned:
+                lf.subscribe(returned, True)
+                lf.waitUntilFinished().addCallback(lambda lf, r=returned: lf.unsubscribe(r))
+
+    async def _sync_mirror(self, mirror: LogMirror, num_lines: int, complete: bool) -> bool:
+        finished = await mirror.lock.run(
+            lambda: defer.ensureDeferred(mirror.catch_up(num_lines, complete))
+        )
+        if finished:
+            self._mirrors.pop(mirror.logid, None)
+            self._finished_mirrors.put(mirror.logid, mirror)
+        return finished
+
+    async def _build_finished(self, state: _BuildState, msg: dict[str, Any]) -> None:
+        status = state.status
+        for step in status.steps:
+            if not step.isFinished():
+                step_data = await self.master.data.get(("steps", step.stepid))
+                await self._step_event(state, "finished", step_data)
+        await self._fill_build(status, msg)
+        status.builder.currentBuilds.pop(status.number, None)
+        status._mark_finished()
+        for w in list(status.builder.watchers):
+            deliver(w, "buildFinished", status.builder.name, status, status.results)
+        del self._builds[status.buildid]
+        for stepid in state.steps:
+            self._step_builds.pop(stepid, None)
+        self._detached_builds.put(status.buildid, status)
+
+    # lookups
+
+    @async_to_deferred
+    async def getLogFile(
+        self, builderName: str, number: int, stepName: str, logName: str
+    ) -> LogFile | None:
+        """
+        The LogFile of any log in the database, live or finished, or None.
+        A missing or partial spool file is rebuilt from the database; a log
+        still running goes on live.  Concurrent lookups share one rebuild.
+        """
+        found = await self._find_log(builderName, number, stepName, logName)
+        if found is None:
+            return None
+        step, log_data = found
+        logid = log_data["logid"]
+        mirror = self._mirrors.get(logid) or self._finished_mirrors.get(logid)
+        if mirror is None:
+            mirror = LogMirror(self.master, step, logid, log_data["name"], log_data["type"])
+            self._mirrors[logid] = mirror
+        await mirror.lock.run(lambda: defer.ensureDeferred(self._load_mirror(mirror)))
+        if mirror.logfile is not None and not mirror.logfile.finished:
+            # Appends that arrived while the lock was held were applied;
+            # ones the database had before this lookup began are read now.
+            await self._sync_mirror(mirror, *(await self._log_progress(logid)))
+        elif mirror.logfile is not None and mirror.logid in self._mirrors:
+            self._mirrors.pop(mirror.logid)
+            self._finished_mirrors.put(mirror.logid, mirror)
+        return mirror.logfile
+
+    async def _log_progress(self, logid: int) -> tuple[int, bool]:
+        data = await self.master.data.get(("logs", logid))
+        return data["num_lines"], data["complete"]
+
+    async def _load_mirror(self, mirror: LogMirror) -> None:
+        lf = mirror.logfile
+        if lf is not None and (not lf.finished or lf.hasContents()):
+            return
+        num_lines, complete = await self._log_progress(mirror.logid)
+        if complete and mirror.type != "h":
+            path = os.path.join(mirror.step.build.builder.basedir, mirror.filename)
+            compressed = any(os.path.exists(path + s) for s in (".bz2", ".gz"))
+            if compressed or (
+                os.path.exists(path)
+                and await threads.deferToThread(_spool_is_complete, path, num_lines)
+            ):
+                mirror.open_existing()
+                mirror.lines = num_lines
+                return
+        mirror.start()
+        await mirror.catch_up(num_lines, complete)
+
+    async def _find_log(
+        self, builderName: str, number: int, stepName: str, logName: str
+    ) -> tuple[BuildStepStatus, dict[str, Any]] | None:
+        builder = await self._builder_named(builderName)
+        if builder is None:
+            return None
+        build = builder.currentBuilds.get(number)
+        if build is None:
+            build = await self._load_build(builder, number)
+            if build is None:
+                return None
+        step = build.getStep(stepName)
+        if step is None:
+            return None
+        for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
+            if log_data["name"] == logName:
+                return step, log_data
+        for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
+            if log_data["slug"] == logName:
+                return step, log_data
+        return None
+
+    async def _load_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
+        """
+        A build this service did not follow, from the database, with every
+        log's spool file name assigned in 0.8's order.
+        """
+        data = self.master.data
+        build_data = await data.get(("builders", builder.builderid, "builds", number))
+        if build_data is None:
+            return None
+        cached = self._detached_builds.get(build_data["buildid"])
+        if cached is not None:
+            return cached
+        status = BuildStatus(builder, number, build_data["buildid"])
+        await self._fill_build(status, build_data)
+        status._finished = bool(build_data["complete"])
+        for step_data in await data.get(("builds", status.buildid, "steps")) or []:
+            step = BuildStepStatus(status, step_data["name"], step_data["number"], step_data["stepid"])
+            step.results = step_data["results"]
+            step.text = [step_data["state_string"]] if step_data["state_string"] else []
+            step.started = _timestamp(step_data["started_at"])
+            step.finished = _timestamp(step_data["complete_at"])
+            step._finished = bool(step_data["complete"])
+            status.steps.append(step)
+            for log_data in await data.get(("steps", step.stepid, "logs")) or []:
+                status.logfile_name_for(log_data["logid"], step.name, log_data["name"])
+        if build_data["complete"]:
+            self._detached_builds.put(status.buildid, status)
+        return status

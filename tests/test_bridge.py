@@ -1,0 +1,203 @@
+"""LegacyStatus on a real master: the 0.8 cascade and LogFiles equal to the database."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+from twisted.internet import defer
+
+from buildbot_logfile.bridge import LegacyStatus
+from buildbot_logfile.logfile import HEADER, STDERR, STDOUT
+from tests.masters import MasterTestCase, Recorder, db_chunks, master_config, merged, python_step
+
+EMIT = textwrap.dedent(
+    r"""
+    import sys
+    out, err = sys.stdout, sys.stderr
+    out.write("h\u00e9llo \u2603 w\u00f6rld\n"); out.flush()
+    err.write("\x1b[31mred error\x1b[0m\n"); err.flush()
+    out.write("\x1b[1;32mgreen bold\x1b[0m and <b>&amp;</b>\n"); out.flush()
+    err.write("second error line\n"); err.flush()
+    out.write("final line without newline")
+    """
+)
+
+BURST = textwrap.dedent(
+    r"""
+    import sys
+    line = "0123456789" * 9 + "\u00e9\u00e8\n"
+    for i in range(40000):
+        sys.stdout.write("%06d " % i + line)
+    sys.stderr.write("done\n")
+    """
+)
+
+
+class CascadeTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def setup_with(self, steps: list, receivers: list | None = None, **kwargs) -> defer.Generator:
+        self.recorder = Recorder()
+        config = master_config(
+            {"b1": steps},
+            [LegacyStatus(receivers=[self.recorder] + (receivers or []), **kwargs)],
+        )
+        yield self.setup_master(config)
+
+    @defer.inlineCallbacks
+    def test_cascade_order(self) -> defer.Generator:
+        yield self.setup_with([python_step("first", EMIT), python_step("second", "print('two')")])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        events = self.recorder.events
+        self.assertEqual(events[0], ("builderAdded", "b1"))
+        self.assertEqual(
+            events[1:],
+            [
+                ("buildStarted", "b1", 1),
+                ("stepStarted", 1, "worker_preparation"),
+                ("stepFinished", 1, "worker_preparation", 0),
+                ("stepStarted", 1, "first"),
+                ("logStarted", 1, "first", "stdio"),
+                ("logChunk", 1, "first", "stdio"),
+                ("logFinished", 1, "first", "stdio"),
+                ("stepFinished", 1, "first", 0),
+                ("stepStarted", 1, "second"),
+                ("logStarted", 1, "second", "stdio"),
+                ("logChunk", 1, "second", "stdio"),
+                ("logFinished", 1, "second", "stdio"),
+                ("stepFinished", 1, "second", 0),
+                ("buildFinished", "b1", 1, 0),
+            ],
+        )
+
+    @defer.inlineCallbacks
+    def test_every_byte_equals_the_database(self) -> defer.Generator:
+        yield self.setup_with([python_step("emit", EMIT), python_step("burst", BURST)])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        status = self.legacy_status()
+        for step in ("emit", "burst"):
+            log_data, content = yield self.db_log("b1", 1, step, "stdio")
+            expected = db_chunks(log_data["type"], content)
+            lf = yield status.getLogFile("b1", 1, step, "stdio")
+            self.assertEqual(merged(list(lf.getChunks())), expected)
+            self.assertEqual(merged(self.recorder.chunks[(1, step, "stdio")]), expected)
+        emitted = dict((channel, text) for channel, text in expected if channel != HEADER)
+        _, content = yield self.db_log("b1", 1, "emit", "stdio")
+        lf = yield status.getLogFile("b1", 1, "emit", "stdio")
+        self.assertEqual(
+            "".join(lf.getChunks([STDOUT], onlyText=True)),
+            "h\u00e9llo \u2603 w\u00f6rld\n\x1b[1;32mgreen bold\x1b[0m and <b>&amp;</b>\n"
+            "final line without newline\n",
+        )
+        self.assertEqual(
+            "".join(lf.getChunks([STDERR], onlyText=True)),
+            "\x1b[31mred error\x1b[0m\nsecond error line\n",
+        )
+        self.assertTrue(emitted)
+        burst = yield status.getLogFile("b1", 1, "burst", "stdio")
+        self.assertEqual(len(burst.readlines()), 40000)
+        self.assertGreater(burst.length, 4_000_000)
+
+    @defer.inlineCallbacks
+    def test_spool_layout_and_compression(self) -> defer.Generator:
+        yield self.setup_with([python_step("emit step", EMIT)], logdir="spool")
+        self.master.config.logCompressionMethod = "gz"
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "emit step", "stdio")
+        expected_path = os.path.join(self.master.basedir, "spool", "b1", "1-log-emit_step-stdio")
+        self.assertEqual(lf.getFilename(), expected_path)
+        yield lf.compressLog()  # idempotent with the bridge's own compression
+        self.assertTrue(os.path.exists(expected_path + ".gz"))
+        self.assertFalse(os.path.exists(expected_path))
+        _, content = yield self.db_log("b1", 1, "emit step", "stdio")
+        self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
+
+    @defer.inlineCallbacks
+    def test_failing_step(self) -> defer.Generator:
+        yield self.setup_with([python_step("fail", "import sys; print('bad'); sys.exit(3)")])
+        yield self.force("b1")
+        build = yield self.recorder.wait_for_builds(1)
+        self.assertIn(("stepFinished", 1, "fail", 2), self.recorder.events)
+        self.assertEqual(self.recorder.events[-1], ("buildFinished", "b1", 1, 2))
+        self.assertEqual(build.getResults(), 2)
+        (_, step) = build.getSteps()
+        self.assertEqual(step.getResults()[0], 2)
+        self.assertTrue(step.isFinished() and step.isStarted())
+        self.assertEqual([lf.getName() for lf in step.getLogs()], ["stdio"])
+
+    @defer.inlineCallbacks
+    def test_status_objects(self) -> defer.Generator:
+        yield self.setup_with([python_step("emit", EMIT)])
+        yield self.force("b1")
+        build = yield self.recorder.wait_for_builds(1)
+        self.assertEqual(build.getNumber(), 1)
+        self.assertEqual(build.getBuilder().getName(), "b1")
+        self.assertEqual(build.getProperty("buildername"), "b1")
+        self.assertEqual(build.getProperties().getProperty("buildnumber"), 1)
+        self.assertEqual(build.getWorkername(), "local1")
+        self.assertEqual(build.getSlavename(), "local1")
+        self.assertIn("force", build.getReason())
+        self.assertEqual(build.getResults(), 0)
+        self.assertTrue(build.isFinished())
+        start, end = build.getTimes()
+        self.assertTrue(start <= end)
+        self.assertEqual([s.getName() for s in build.getSteps()], ["worker_preparation", "emit"])
+        self.assertEqual([lf.getName() for lf in build.getLogs()], ["stdio"])
+        self.assertEqual(build.getChanges(), [])
+        self.assertEqual(build.getResponsibleUsers(), [])
+        status = self.legacy_status()
+        self.assertEqual(status.getBuilderNames(), ["b1"])
+        self.assertIs(status.getBuilder("b1"), build.getBuilder())
+        self.assertTrue(status.getURLForThing(build).endswith("#/builders/1/builds/1"))
+
+    @defer.inlineCallbacks
+    def test_two_builds_in_a_row(self) -> defer.Generator:
+        yield self.setup_with([python_step("emit", "print('x' * 10)")])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(2)
+        started = [e for e in self.recorder.events if e[0] == "buildStarted"]
+        self.assertEqual(started, [("buildStarted", "b1", 1), ("buildStarted", "b1", 2)])
+        for number in (1, 2):
+            lf = yield self.legacy_status().getLogFile("b1", number, "emit", "stdio")
+            self.assertEqual(lf.getText(), "x" * 10 + "\n")
+            self.assertTrue(lf.getFilename().endswith(f"{number}-log-emit-stdio"))
+
+    @defer.inlineCallbacks
+    def test_unknown_names_give_none(self) -> defer.Generator:
+        yield self.setup_with([python_step("emit", "print(1)")])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        status = self.legacy_status()
+        for args in [("nope", 1, "emit", "stdio"), ("b1", 2, "emit", "stdio"),
+                     ("b1", 1, "nope", "stdio"), ("b1", 1, "emit", "nope")]:
+            lf = yield status.getLogFile(*args)
+            self.assertIsNone(lf, args)
+
+    @defer.inlineCallbacks
+    def test_html_log(self) -> defer.Generator:
+        from buildbot.process.buildstep import BuildStep
+        from buildbot.process.results import SUCCESS
+
+        class Report(BuildStep):
+            name = "report"
+
+            @defer.inlineCallbacks
+            def run(self):
+                yield self.addHTMLLog("summary", "<h1>Report</h1>\n<p>all good</p>")
+                return SUCCESS
+
+        yield self.setup_with([Report()])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        self.assertIn(("logStarted", 1, "report", "summary"), self.recorder.events)
+        self.assertIn(("logFinished", 1, "report", "summary"), self.recorder.events)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "report", "summary")
+        self.assertEqual(type(lf).__name__, "HTMLLogFile")
+        self.assertEqual(list(lf.getChunks()), [(STDERR, "<h1>Report</h1>\n<p>all good</p>\n")])
+        self.assertNotIn((1, "report", "summary"), self.recorder.chunks)
+        self.assertEqual(STDOUT, 0)
