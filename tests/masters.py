@@ -37,6 +37,8 @@ def master_config(builders: dict[str, list[Any]], services: list[Any], **extra: 
 class Recorder(StatusReceiverMultiService):
     """A 0.8-style receiver that records every event it is given, in order."""
 
+    compare_attrs = ("label",)
+
     def __init__(self, name: str = "recorder") -> None:
         super().__init__()
         self.label = name

@@ -201,3 +201,190 @@ class CascadeTests(MasterTestCase):
         self.assertEqual(list(lf.getChunks()), [(STDERR, "<h1>Report</h1>\n<p>all good</p>\n")])
         self.assertNotIn((1, "report", "summary"), self.recorder.chunks)
         self.assertEqual(STDOUT, 0)
+
+
+SLOW = textwrap.dedent(
+    r"""
+    import sys, time
+    for i in range(16):
+        sys.stdout.write("tick %d\n" % i); sys.stdout.flush()
+        if i % 4 == 3:
+            sys.stderr.write("tock %d\n" % i); sys.stderr.flush()
+        time.sleep(0.5)
+    """
+)
+
+
+class Raising(Recorder):
+    def stepStarted(self, build, step):
+        raise RuntimeError("stepStarted is broken")
+
+    def logChunk(self, build, step, log, channel, text):
+        raise RuntimeError("logChunk is broken")
+
+    def buildStarted(self, builderName, build):
+        super().buildStarted(builderName, build)
+        return self
+
+
+class RobustnessTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_receiver_that_raises_is_logged_and_skipped(self) -> defer.Generator:
+        good, bad = Recorder("good"), Raising("bad")
+        yield self.setup_master(master_config(
+            {"b1": [python_step("emit", EMIT)]}, [LegacyStatus(receivers=[bad, good])]
+        ))
+        yield self.force("b1")
+        yield good.wait_for_builds(1)
+        yield bad.wait_for_builds(1)
+        errors = self.flushLoggedErrors(RuntimeError)
+        self.assertGreaterEqual(len(errors), 2)
+        self.assertEqual(good.events[-1], ("buildFinished", "b1", 1, 0))
+        log_data, content = yield self.db_log("b1", 1, "emit", "stdio")
+        self.assertEqual(merged(good.chunks[(1, "emit", "stdio")]), db_chunks("s", content))
+        lf = yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio")
+        self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
+
+    @defer.inlineCallbacks
+    def test_reconfig_adds_removes_and_changes_receivers(self) -> defer.Generator:
+        first = Recorder("first")
+        config = master_config({"b1": [python_step("emit", "print(1)")]},
+                               [LegacyStatus(receivers=[first])])
+        yield self.setup_master(config)
+        yield self.force("b1")
+        yield first.wait_for_builds(1)
+        second = Recorder("second")
+        config = dict(self.master_config_dict)
+        config["services"] = [LegacyStatus(receivers=[second])]
+        config["builders"] = config["builders"] + master_config(
+            {"b2": [python_step("emit", "print(2)")]}, [])["builders"]
+        config["schedulers"] = master_config({"b1": [], "b2": []}, [])["schedulers"]
+        self.master.config_loader.config_dict = config
+        yield self.master.doReconfig()
+        self.assertIsNone(first.parent)
+        self.assertIs(second.parent, self.legacy_status())
+        self.assertEqual(self.legacy_status().watchers, [second])
+        yield self.force("b2")
+        yield second.wait_for_builds(1)
+        self.assertEqual(first.finished_builds, 1)
+        self.assertIn(("builderAdded", "b2"), second.events)
+        self.assertEqual(second.events[-1], ("buildFinished", "b2", 1, 0))
+
+    @defer.inlineCallbacks
+    def test_spool_deleted_then_rebuilt(self) -> defer.Generator:
+        import shutil
+
+        from twisted.internet import reactor, task
+
+        recorder = Recorder()
+        yield self.setup_master(master_config(
+            {"b1": [python_step("burst", BURST)]}, [LegacyStatus(receivers=[recorder])]
+        ))
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        status = self.legacy_status()
+        _, content = yield self.db_log("b1", 1, "burst", "stdio")
+        expected = db_chunks("s", content)
+        shutil.rmtree(status.spool_dir)
+
+        ticks = []
+        clock = task.LoopingCall(lambda: ticks.append(reactor.seconds()))
+        clock.start(0.005)
+        try:
+            first, second = yield defer.gatherResults([
+                status.getLogFile("b1", 1, "burst", "stdio"),
+                status.getLogFile("b1", 1, "burst", "stdio"),
+            ])
+        finally:
+            clock.stop()
+        self.assertIs(first, second)  # one rebuild, shared
+        self.assertEqual(merged(list(first.getChunks())), expected)
+        self.assertTrue(first.isFinished() and first.hasContents())
+        longest = max(b - a for a, b in zip(ticks, ticks[1:]))
+        self.assertLess(longest, 0.1, f"the rebuild held the reactor for {longest:.3f} s")
+
+        # an earlier run's spool: a complete one is used as it is...
+        status._finished_mirrors.clear()
+        status._detached_builds.clear()
+        yield first.compressLog()
+        again = yield status.getLogFile("b1", 1, "burst", "stdio")
+        self.assertIsNot(again, first)
+        self.assertEqual(merged(list(again.getChunks())), expected)
+        # ...and a partial one is rebuilt
+        status._finished_mirrors.clear()
+        status._detached_builds.clear()
+        path = again.getFilename()
+        os.unlink(path + ".gz") if os.path.exists(path + ".gz") else None
+        with open(path, "wb") as f:
+            f.write(b"6:0tick ,")
+        rebuilt = yield status.getLogFile("b1", 1, "burst", "stdio")
+        self.assertEqual(merged(list(rebuilt.getChunks())), expected)
+
+    @defer.inlineCallbacks
+    def test_late_start_mid_build_catches_up_and_goes_live(self) -> defer.Generator:
+        import time
+
+        config = master_config({"b1": [python_step("slow", SLOW)]}, [])
+        yield self.setup_master(config)
+        yield self.force("b1")
+        # wait for the first lines to reach the database
+        for _ in range(200):
+            build = yield self.master.data.get(("builders", "b1", "builds", 1))
+            if build is not None:
+                steps = yield self.master.data.get(("builds", build["buildid"], "steps"))
+                slow = [s for s in steps if s["name"] == "slow"]
+                if slow:
+                    logs = yield self.master.data.get(("steps", slow[0]["stepid"], "logs"))
+                    if logs and logs[0]["num_lines"] > 0:
+                        break
+            yield deferLater(0.1)
+        recorder = Recorder()
+        config = dict(self.master_config_dict)
+        config["services"] = [LegacyStatus(receivers=[recorder])]
+        self.master.config_loader.config_dict = config
+        yield self.master.doReconfig()
+        lf = yield self.legacy_status().getLogFile("b1", 1, "slow", "stdio")
+        self.assertFalse(lf.isFinished())
+        self.assertTrue(lf.getText().startswith("tick 0\n"))
+        waiter = lf.waitUntilFinished()
+        watcher = Recorder("watcher")
+        lf.subscribe(watcher, False)
+        yield waiter
+        log_data, content = yield self.db_log("b1", 1, "slow", "stdio")
+        self.assertTrue(log_data["complete"])
+        self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
+        self.assertTrue(watcher.chunks, "no live chunk after the late start")
+        # the build started before the service: its receivers saw none of it
+        self.assertEqual([e for e in recorder.events if e[0] != "builderAdded"], [])
+        self.assertLess(time.time(), time.time() + 1)
+
+
+def deferLater(seconds: float) -> defer.Deferred:
+    from twisted.internet import reactor, task
+
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+class LiveTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_chunks_arrive_while_the_build_runs(self) -> defer.Generator:
+        arrivals = []
+
+        class Timing(Recorder):
+            def logChunk(self, build, step, log, channel, text):
+                super().logChunk(build, step, log, channel, text)
+                arrivals.append(time.monotonic())
+
+        import time
+
+        recorder = Timing()
+        yield self.setup_master(master_config(
+            {"b1": [python_step("slow", SLOW)]}, [LegacyStatus(receivers=[recorder])]
+        ))
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        finished = time.monotonic()
+        self.assertTrue(arrivals)
+        self.assertLess(arrivals[0], finished - 1.5, "the first chunk came only at the end")
+        _, content = yield self.db_log("b1", 1, "slow", "stdio")
+        self.assertEqual(merged(recorder.chunks[(1, "slow", "stdio")]), db_chunks("s", content))
