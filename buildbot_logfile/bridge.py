@@ -19,6 +19,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterator
 
+import sqlalchemy as sa
 from buildbot import config
 from buildbot.changes.changes import Change
 from buildbot.process.properties import Properties
@@ -44,9 +45,9 @@ STREAM_CHANNELS = {"o": STDOUT, "e": STDERR, "h": HEADER}
 # anything else as stdout, so no byte from the database is dropped.
 _STREAM_RUN = re.compile(r"(?:o[^\n]*\n)+|(?:e[^\n]*\n)+|(?:h[^\n]*\n)+|[^\n]*\n?")
 
-# Lines read from the database per query: small enough that one batch holds
-# the reactor for well under 50 ms, large enough to keep queries few.
-BATCH_LINES = 1000
+# Database chunks (each at most 64 KiB of lines) read per query: one batch
+# holds the reactor for a few milliseconds, and queries stay few.
+BATCH_CHUNKS = 16
 
 # Finished logs (and the builds around them) kept in memory for lookups.
 FINISHED_CACHE_SIZE = 64
@@ -64,6 +65,39 @@ def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
             yield STDOUT, run
         else:
             yield channel, run[1:].replace("\n" + prefix, "\n")
+
+
+def read_log_lines(master: Any, logid: int, first: int, last: int) -> defer.Deferred[str]:
+    """
+    Lines C{first..last} of a log (or the first L{BATCH_CHUNKS} chunks of
+    them), each ending in a newline.
+
+    Buildbot's C{getLogLines} hands each line to the reactor through a
+    Deferred, and reads with universal newlines, so a C{\r} in the output
+    comes back as a line break.  This reads and decompresses whole chunks in
+    the database thread, and splits them on C{\n} only, as C{appendLog}
+    stored them.
+    """
+    table = master.db.model.logchunks
+    compressors = master.db.logs.COMPRESSION_BYID
+    query = (
+        sa.select(table.c.first_line, table.c.last_line, table.c.content, table.c.compressed)
+        .where(table.c.logid == logid, table.c.last_line >= first, table.c.first_line <= last)
+        .order_by(table.c.first_line)
+        .limit(BATCH_CHUNKS)
+    )
+
+    def read(conn: Any) -> str:
+        parts = []
+        for row in conn.execute(query):
+            # A chunk is its lines joined, without the last newline.
+            lines = compressors[row.compressed].read(row.content).decode("utf-8", "replace").split("\n")
+            start = max(first, row.first_line) - row.first_line
+            stop = min(last, row.last_line) - row.first_line + 1
+            parts.append("\n".join(lines[start:stop]) + "\n")
+        return "".join(parts)
+
+    return master.db.pool.do(read)
 
 
 def _timestamp(value: datetime | None) -> float | None:
@@ -101,6 +135,10 @@ class LogMirror:
         self.lock = defer.DeferredLock()
         self.logfile: LogFile | None = None
         self.lines = 0
+        # The most lines any event has announced: one read covers every
+        # append that queued up meanwhile (SQLite serves one query at a time,
+        # and each read delays the master's own writes).
+        self.announced = 0
 
     def start(self) -> None:
         """Open a fresh spool file (HTML logs wait until they are complete)."""
@@ -134,12 +172,12 @@ class LogMirror:
         assert lf is not None
         if lf.finished:
             return False
+        num_lines = max(num_lines, self.announced)
         while self.lines < num_lines:
-            last = min(num_lines, self.lines + BATCH_LINES) - 1
-            text = await self.master.db.logs.getLogLines(self.logid, self.lines, last)
+            text = await read_log_lines(self.master, self.logid, self.lines, num_lines - 1)
             count = text.count("\n")
             if not count:
-                log.msg(f"log {self.logid}: lines {self.lines}..{last} missing from the database")
+                log.msg(f"log {self.logid}: lines {self.lines}.. missing from the database")
                 break
             if self.type == "s":
                 for channel, chunk in stream_chunks(text):
@@ -156,7 +194,12 @@ class LogMirror:
     async def _catch_up_html(self, num_lines: int, complete: bool) -> bool:
         if not complete or self.logfile is not None:
             return False
-        html = await self.master.db.logs.getLogLines(self.logid, 0, num_lines - 1) if num_lines else ""
+        html = ""
+        while html.count("\n") < num_lines:
+            more = await read_log_lines(self.master, self.logid, html.count("\n"), num_lines - 1)
+            if not more:
+                break
+            html += more
         self.lines = num_lines
         self.logfile = HTMLLogFile(self.step, self.name, self.filename, html)
         return True
@@ -414,12 +457,16 @@ class LegacyStatus(service.BuildbotService):
     def _on_log(self, key: tuple[str, ...], msg: dict[str, Any]) -> None:
         buildid = self._step_builds.get(msg["stepid"])
         if buildid in self._builds:
+            mirror = self._mirrors.get(msg["logid"])
+            if mirror is not None:
+                mirror.announced = max(mirror.announced, msg["num_lines"])
             self._in_build(buildid, self._log_event, msg)
             return
         # A build that started before this service: its logs are mirrored
         # only once a lookup asked for them.
         mirror = self._mirrors.get(msg["logid"])
         if mirror is not None:
+            mirror.announced = max(mirror.announced, msg["num_lines"])
             self._run_logged(self._sync_mirror(mirror, msg["num_lines"], msg["complete"]))
 
     async def _build_started(self, state: _BuildState, msg: dict[str, Any]) -> None:

@@ -116,6 +116,18 @@ class CascadeTests(MasterTestCase):
         self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
 
     @defer.inlineCallbacks
+    def test_carriage_returns_are_kept(self) -> defer.Generator:
+        # Buildbot's own getLogLines reads with universal newlines and would
+        # turn this progress line into two lines.
+        yield self.setup_with([python_step(
+            "progress", "import sys; sys.stdout.write('50%\\r100%\\n')"
+        )])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "progress", "stdio")
+        self.assertEqual("".join(lf.getChunks([STDOUT], onlyText=True)), "50%\r100%\n")
+
+    @defer.inlineCallbacks
     def test_failing_step(self) -> defer.Generator:
         yield self.setup_with([python_step("fail", "import sys; print('bad'); sys.exit(3)")])
         yield self.force("b1")
@@ -388,3 +400,26 @@ class LiveTests(MasterTestCase):
         self.assertLess(arrivals[0], finished - 1.5, "the first chunk came only at the end")
         _, content = yield self.db_log("b1", 1, "slow", "stdio")
         self.assertEqual(merged(recorder.chunks[(1, "slow", "stdio")]), db_chunks("s", content))
+
+
+class ArchiverTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_archiver_copies_every_chunk_of_chosen_builders(self) -> defer.Generator:
+        from buildbot_logfile.archiver import LogChunkArchiver
+
+        outdir = self.mktemp()
+        recorder = Recorder()
+        yield self.setup_master(master_config(
+            {"b1": [python_step("emit", EMIT)], "other": [python_step("emit", "print(1)")]},
+            [LegacyStatus(receivers=[LogChunkArchiver(outdir, builders=["b1"]), recorder])],
+        ))
+        yield self.force("b1")
+        yield self.force("other")
+        yield recorder.wait_for_builds(2)
+        _, content = yield self.db_log("b1", 1, "emit", "stdio")
+        text = "".join(t for _, t in db_chunks("s", content))
+        with open(os.path.join(outdir, "b1", "1.log"), encoding="utf-8") as f:
+            archived = f.read()
+        self.assertIn("--- emit / stdio ---\n" + text, archived)
+        self.assertTrue(archived.endswith("--- build success ---\n"))
+        self.assertFalse(os.path.exists(os.path.join(outdir, "other")))

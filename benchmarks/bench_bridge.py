@@ -1,0 +1,136 @@
+"""
+LegacyStatus overhead on a real build, and appendLog -> logChunk latency.
+
+One master per configuration, in this process: a build whose step writes
+~20 MB of stdout runs with and without LegacyStatus (one receiver
+subscribed to every log); the ratio of wall times is the overhead.  With
+LegacyStatus, every appendLog call is timed to the logChunk that delivers
+its last line.
+
+Targets: wall time <= 1.10x; latency p99 <= 100 ms.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from twisted.internet import defer, task  # noqa: E402
+
+from benchmarks.realmaster import master_config, python_step, run_build, start_master, stop_master  # noqa: E402
+from buildbot_logfile import LegacyStatus  # noqa: E402
+from buildbot.status.base import StatusReceiverMultiService  # noqa: E402
+
+ROUNDS = 3
+WRITE_20MB = (
+    "import sys\n"
+    "line = 'x' * 99 + '\\n'\n"
+    "for i in range(200000):\n"
+    "    sys.stdout.write(line)\n"
+)
+
+
+class LatencyRecorder(StatusReceiverMultiService):
+    """Subscribed to every log; matches delivered lines to appendLog calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending: dict[str, list[tuple[int, float]]] = {}
+        self.delivered: dict[str, int] = {}
+        self.latencies: list[float] = []
+        self.finished: list[defer.Deferred[None]] = []
+
+    def setServiceParent(self, parent: Any) -> Any:
+        d = super().setServiceParent(parent)
+        parent.getStatus().subscribe(self)
+        return d
+
+    def builderAdded(self, name: str, builder: Any) -> Any:
+        return self
+
+    buildStarted = stepStarted = logStarted = lambda self, *args: self
+
+    def buildFinished(self, builderName: str, build: Any, results: Any) -> None:
+        self.finished.pop(0).callback(None)
+
+    def appended(self, key: str, total_lines: int) -> None:
+        self.pending.setdefault(key, []).append((total_lines, time.perf_counter()))
+
+    def logChunk(self, build: Any, step: Any, log: Any, channel: int, text: str) -> None:
+        now = time.perf_counter()
+        key = f"{build.getNumber()}/{step.getName()}/{log.getName()}"
+        total = self.delivered[key] = self.delivered.get(key, 0) + text.count("\n")
+        waiting = self.pending.get(key, [])
+        while waiting and waiting[0][0] <= total:
+            self.latencies.append(now - waiting.pop(0)[1])
+
+
+def instrument(master: Any, recorder: LatencyRecorder) -> None:
+    """Time each appendLog call from the moment the master makes it."""
+    updates = master.data.updates
+    original = updates.appendLog
+    totals: dict[int, int] = {}
+    names: dict[int, str] = {}
+
+    @defer.inlineCallbacks
+    def appendLog(logid: int, content: str) -> Any:
+        if logid not in names:
+            log = yield master.data.get(("logs", logid))
+            step = yield master.data.get(("steps", log["stepid"]))
+            build = yield master.data.get(("builds", step["buildid"]))
+            names[logid] = f"{build['number']}/{step['name']}/{log['name']}"
+        totals[logid] = totals.get(logid, 0) + content.count("\n")
+        recorder.appended(names[logid], totals[logid])
+        result = yield original(logid, content)
+        return result
+
+    updates.appendLog = appendLog
+
+
+async def timed_builds(with_bridge: bool) -> tuple[list[float], list[float]]:
+    from twisted.internet import reactor
+
+    recorder = LatencyRecorder()
+    services = [LegacyStatus(receivers=[recorder])] if with_bridge else []
+    master = await start_master(reactor, master_config({"big": [python_step("write", WRITE_20MB)]}, services))
+    if with_bridge:
+        instrument(master, recorder)
+    times = []
+    try:
+        for _ in range(ROUNDS):
+            delivered: defer.Deferred[None] = defer.Deferred()
+            recorder.finished.append(delivered)
+            start = time.perf_counter()
+            await run_build(master, "big")
+            if with_bridge:
+                await delivered
+            times.append(time.perf_counter() - start)
+    finally:
+        await stop_master(master)
+    return times, recorder.latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+async def main(reactor: Any) -> None:
+    without, _ = await timed_builds(False)
+    with_, latencies = await timed_builds(True)
+    base, bridged = statistics.median(without), statistics.median(with_)
+    print(f"bench_bridge: build writing 20 MB of stdout, median of {ROUNDS}")
+    print(f"  without LegacyStatus {base:.2f} s   with {bridged:.2f} s"
+          f"   ratio {bridged / base:.2f}x  (target <= 1.10x)")
+    print(f"  appendLog -> logChunk over {len(latencies)} appends: "
+          f"p50 {percentile(latencies, 50) * 1000:.1f} ms   p99 {percentile(latencies, 99) * 1000:.1f} ms"
+          f"  (target p99 <= 100 ms)")
+
+
+if __name__ == "__main__":
+    task.react(lambda reactor: defer.ensureDeferred(main(reactor)))
