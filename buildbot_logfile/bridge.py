@@ -73,10 +73,9 @@ def read_log_lines(master: Any, logid: int, first: int, last: int) -> defer.Defe
     them), each ending in a newline.
 
     Buildbot's C{getLogLines} hands each line to the reactor through a
-    Deferred, and reads with universal newlines, so a C{\r} in the output
-    comes back as a line break.  This reads and decompresses whole chunks in
-    the database thread, and splits them on C{\n} only, as C{appendLog}
-    stored them.
+    Deferred: for a 20 MB log that is seconds of reactor time taken from the
+    build.  This reads and decompresses whole chunks in the database thread
+    and splits them on C{\n}, as C{appendLog} stored them.
     """
     table = master.db.model.logchunks
     compressors = master.db.logs.COMPRESSION_BYID

@@ -116,18 +116,6 @@ class CascadeTests(MasterTestCase):
         self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
 
     @defer.inlineCallbacks
-    def test_carriage_returns_are_kept(self) -> defer.Generator:
-        # Buildbot's own getLogLines reads with universal newlines and would
-        # turn this progress line into two lines.
-        yield self.setup_with([python_step(
-            "progress", "import sys; sys.stdout.write('50%\\r100%\\n')"
-        )])
-        yield self.force("b1")
-        yield self.recorder.wait_for_builds(1)
-        lf = yield self.legacy_status().getLogFile("b1", 1, "progress", "stdio")
-        self.assertEqual("".join(lf.getChunks([STDOUT], onlyText=True)), "50%\r100%\n")
-
-    @defer.inlineCallbacks
     def test_failing_step(self) -> defer.Generator:
         yield self.setup_with([python_step("fail", "import sys; print('bad'); sys.exit(3)")])
         yield self.force("b1")
