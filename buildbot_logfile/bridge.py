@@ -260,7 +260,9 @@ class LegacyStatus(service.BuildbotService):
         self.receivers: list[Any] = []
         self.builders: dict[str, BuilderStatus] = {}
         self.spool_dir = ""
-        self.http_port: str | int | None = None
+        self.http_port: str | None = None
+        # the standalone pages' listening port, when http_port is set
+        self.http_listener: Any = None
         self._consumers: list[Any] = []
         self._builds: dict[int, _BuildState] = {}
         self._step_builds: dict[int, int] = {}
@@ -276,8 +278,29 @@ class LegacyStatus(service.BuildbotService):
         http_port: str | int | None = None,
     ) -> None:
         self.spool_dir = os.path.join(self.master.basedir, logdir)
-        self.http_port = http_port
         await self._set_receivers(list(receivers or []))
+        if isinstance(http_port, int):
+            http_port = f"tcp:{http_port}:interface=127.0.0.1"
+        if http_port != self.http_port:
+            await self._stop_http()
+            self.http_port = http_port
+            if http_port is not None:
+                await self._start_http(http_port)
+
+    async def _start_http(self, description: str) -> None:
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import serverFromString
+        from twisted.web.server import Site
+
+        from buildbot_logfile.web import LegacyLogPages, authorize_anonymous
+
+        pages = LegacyLogPages(lambda: self, authorize_anonymous(self.master))
+        self.http_listener = await serverFromString(reactor, description).listen(Site(pages.resource()))
+
+    async def _stop_http(self) -> None:
+        if self.http_listener is not None:
+            listener, self.http_listener = self.http_listener, None
+            await listener.stopListening()
 
     async def _set_receivers(self, new: list[Any]) -> None:
         # Receivers that compare equal (0.8 plugins could use compare_attrs)
@@ -326,6 +349,8 @@ class LegacyStatus(service.BuildbotService):
         for consumer in self._consumers:
             consumer.stopConsuming()
         self._consumers = []
+        await self._stop_http()
+        self.http_port = None
         await super().stopService()
 
     # 0.8 Status API
@@ -627,10 +652,11 @@ class LegacyStatus(service.BuildbotService):
         A missing or partial spool file is rebuilt from the database; a log
         still running goes on live.  Concurrent lookups share one rebuild.
         """
-        found = await self._find_log(builderName, number, stepName, logName)
-        if found is None:
-            return None
-        step, log_data = found
+        found = await self.locate_log(builderName, number, stepName, logName)
+        return None if found is None else await self.open_log(*found)
+
+    async def open_log(self, step: BuildStepStatus, log_data: dict[str, Any]) -> LogFile | None:
+        """The LogFile of a log that L{locate_log} found."""
         logid = log_data["logid"]
         mirror = self._mirrors.get(logid) or self._finished_mirrors.get(logid)
         if mirror is None:
@@ -668,26 +694,35 @@ class LegacyStatus(service.BuildbotService):
         mirror.start()
         await mirror.catch_up(num_lines, complete)
 
-    async def _find_log(
-        self, builderName: str, number: int, stepName: str, logName: str
-    ) -> tuple[BuildStepStatus, dict[str, Any]] | None:
+    async def locate_build(self, builderName: str, number: int) -> BuildStatus | None:
+        """A build by builder name and number, running or finished, or None."""
+        if not 0 <= number < 2**63:  # beyond what any database column holds
+            return None
         builder = await self._builder_named(builderName)
         if builder is None:
             return None
         build = builder.currentBuilds.get(number)
         if build is None:
             build = await self._load_build(builder, number)
-            if build is None:
-                return None
-        step = build.getStep(stepName)
+        return build
+
+    async def step_logs(self, step: BuildStepStatus) -> list[dict[str, Any]]:
+        """The data API's description of a step's logs, in order."""
+        return list(await self.master.data.get(("steps", step.stepid, "logs")) or [])
+
+    async def locate_log(
+        self, builderName: str, number: int, stepName: str, logName: str
+    ) -> tuple[BuildStepStatus, dict[str, Any]] | None:
+        """A log by the names 0.8's URLs use (a log's slug works too), or None."""
+        build = await self.locate_build(builderName, number)
+        step = build.getStep(stepName) if build is not None else None
         if step is None:
             return None
-        for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
-            if log_data["name"] == logName:
-                return step, log_data
-        for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
-            if log_data["slug"] == logName:
-                return step, log_data
+        logs = await self.step_logs(step)
+        for key in ("name", "slug"):
+            for log_data in logs:
+                if log_data[key] == logName:
+                    return step, log_data
         return None
 
     async def _load_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:

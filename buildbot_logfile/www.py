@@ -1,0 +1,87 @@
+"""
+The C{legacy_logs} Buildbot www plugin: the old log pages under
+C{/plugins/legacy_logs/}, obeying the master's C{www['authz']}.
+
+Buildbot imports every installed www plugin when the master starts, so this
+module imports nothing beyond the standard library and Twisted at import
+time, and builds the pages only when the master configures the plugin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.web.resource import Resource
+
+PLUGIN_SCRIPT = b"/* buildbot-logfile: the old log pages are at plugins/legacy_logs/builders/... */\n"
+PLUGIN_STYLE = b"/* buildbot-logfile */\n"
+
+
+class _StaticText(Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes, content_type: bytes) -> None:
+        super().__init__()
+        self.body = body
+        self.content_type = content_type
+
+    def render_GET(self, request: Any) -> bytes:
+        request.setHeader(b"content-type", self.content_type)
+        return self.body
+
+
+class _PagesResource(Resource):
+    """The plugin's root: the UI's two files, and the log pages below."""
+
+    def __init__(self, plugin: LegacyLogsPlugin) -> None:
+        super().__init__()
+        self.plugin = plugin
+        self.putChild(b"scripts.js", _StaticText(PLUGIN_SCRIPT, b"application/javascript"))
+        self.putChild(b"styles.css", _StaticText(PLUGIN_STYLE, b"text/css"))
+
+    def getChild(self, path: bytes, request: Any) -> Any:
+        # Klein routes from here on: put the segment back for it.
+        request.postpath.insert(0, path)
+        request.prepath.pop()
+        return self.plugin.pages()
+
+
+class LegacyLogsPlugin:
+    """What Buildbot's www service expects of a plugin entry point."""
+
+    description = "0.8-style log pages (buildbot-logfile)"
+    ui = False
+
+    def __init__(self) -> None:
+        self.master: Any = None
+        self.config: Any = None
+        self._pages: Any = None
+        self.resource = _PagesResource(self)
+
+    @property
+    def version(self) -> str:
+        from importlib.metadata import version
+
+        return version("buildbot-logfile")
+
+    def setMaster(self, master: Any) -> None:
+        self.master = master
+        self._pages = None
+
+    def setConfiguration(self, config: Any) -> None:
+        self.config = config
+
+    def pages(self) -> Any:
+        if self._pages is None:
+            from buildbot_logfile.web import LegacyLogPages, authorize_www_user
+
+            master = self.master
+            pages = LegacyLogPages(
+                lambda: master.service_manager.namedServices.get("LegacyStatus"),
+                authorize_www_user(master),
+            )
+            self._pages = pages.resource()
+        return self._pages
+
+
+ep = LegacyLogsPlugin()

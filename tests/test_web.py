@@ -1,0 +1,307 @@
+"""The old log pages over real HTTP (treq) from a real master."""
+
+from __future__ import annotations
+
+import html
+import random
+import textwrap
+import time
+
+import treq
+from buildbot.plugins import util
+from twisted.internet import defer, reactor, task
+
+from buildbot_logfile.bridge import LegacyStatus
+from buildbot_logfile.web import PAGE_FOOTER, AnsiHTMLRenderer, page_header
+from tests.masters import MasterTestCase, Recorder, db_chunks, master_config, python_step
+
+EMIT = textwrap.dedent(
+    r"""
+    import sys
+    sys.stdout.write("plain <b>&</b>\n"); sys.stdout.flush()
+    sys.stderr.write("\x1b[1;31mbold red\x1b[0m after\n"); sys.stderr.flush()
+    sys.stdout.write("caf\u00e9 <script>alert(1)</script>\n")
+    """
+)
+
+SLOW = textwrap.dedent(
+    r"""
+    import sys, time
+    for i in range(14):
+        sys.stdout.write("\x1b[32mline %d\x1b[0m\n" % i); sys.stdout.flush()
+        time.sleep(0.5)
+    """
+)
+
+
+def sleep(seconds: float) -> defer.Deferred:
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+class WebTestCase(MasterTestCase):
+    @defer.inlineCallbacks
+    def start(self, steps: dict, **extra) -> defer.Generator:
+        self.recorder = Recorder()
+        config = master_config(
+            steps,
+            [LegacyStatus(receivers=[self.recorder], http_port="tcp:0:interface=127.0.0.1")],
+            **extra,
+        )
+        yield self.setup_master(config)
+        port = self.legacy_status().http_listener.getHost().port
+        self.base = f"http://127.0.0.1:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    @defer.inlineCallbacks
+    def get(self, path: str, method: str = "GET") -> defer.Generator:
+        response = yield treq.request(method, self.url(path), persistent=False)
+        body = yield treq.content(response)
+        return response, body
+
+
+class PageTests(WebTestCase):
+    @defer.inlineCallbacks
+    def test_finished_log_pages(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("emit", EMIT)]})
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        _, content = yield self.db_log("b1", 1, "emit", "stdio")
+        chunks = db_chunks("s", content)
+
+        response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
+        renderer = AnsiHTMLRenderer()
+        spans = "".join(renderer.render(channel, text) for channel, text in chunks)
+        self.assertEqual(body, page_header(live=False) + spans.encode() + PAGE_FOOTER)
+        text = body.decode()
+        self.assertIn("<title>Log File contents</title>", text)
+        self.assertIn('<a href="text">(view as text)</a>', text)
+        self.assertIn('<span class="stderr ansi1 ansi31">bold red</span><span class="stderr"> after\n</span>', text)
+        self.assertIn("caf\u00e9 &lt;script&gt;alert(1)&lt;/script&gt;", text)
+        self.assertNotIn("<script>alert", text)
+        self.assertTrue(text.endswith("</pre>\n</body>\n</html>\n"))
+
+        response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio/text")
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"])
+        expected = "".join(t for c, t in chunks if c in (0, 1)).encode()
+        self.assertEqual(body, expected)
+
+        response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio", method="HEAD")
+        self.assertEqual((response.code, body), (200, b""))
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
+
+    @defer.inlineCallbacks
+    def test_text_from_an_offset(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("emit", "print('ab\u00e9cd')")]})
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        path = "/builders/b1/builds/1/steps/emit/logs/stdio/text"
+        response, body = yield self.get(path + "?start=1")
+        self.assertEqual(body, "b\u00e9cd\n".encode())
+        self.assertEqual(response.headers.getRawHeaders("x-text-size"), ["7"])
+        self.assertIsNone(response.headers.getRawHeaders("x-more-data"))
+        response, body = yield self.get(path + "?start=3")  # inside the e-acute
+        self.assertEqual(body, b"cd\n")
+        response, body = yield self.get(path + "?start=99")
+        self.assertEqual((body, response.headers.getRawHeaders("x-text-size")), (b"", ["7"]))
+        for bad in ("-1", "x", ""):
+            response, _ = yield self.get(path + "?start=" + bad)
+            self.assertEqual(response.code, 400)
+
+    @defer.inlineCallbacks
+    def test_not_found_and_hostile_paths(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("emit", "print(1)")]})
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        for path in [
+            "/builders/nope/builds/1/steps/emit/logs/stdio",
+            "/builders/b1/builds/2/steps/emit/logs/stdio",
+            "/builders/b1/builds/1/steps/nope/logs/stdio",
+            "/builders/b1/builds/1/steps/emit/logs/nope",
+            "/builders/b1/builds/1/steps/emit/logs/nope/text",
+            "/builders/b1/builds/9",
+        ]:
+            response, body = yield self.get(path)
+            self.assertEqual(response.code, 404, path)
+            self.assertTrue(body.startswith(b"No such "), body)
+        hostile = [
+            "/builders/b1/builds/x/steps/emit/logs/stdio",
+            "/builders/b1/builds/-1/steps/emit/logs/stdio",
+            "/builders/../../../../etc/passwd",
+            "/builders/b1/builds/1/steps/..%2F..%2F..%2Fetc/logs/passwd",
+            "/builders/%2e%2e/builds/1/steps/%2e%2e/logs/%2e%2e",
+            "/builders/b1/builds/1/steps/emit/logs/..%2f..%2fstate.sqlite",
+            "/builders/b1%00/builds/1/steps/emit/logs/stdio",
+            "/builders/b1/builds/99999999999999999999999/steps/emit/logs/stdio",
+            "/builders/" + "a" * 5000 + "/builds/1",
+            "/builders/\u2603/builds/1/steps/\u00e9/logs/stdio/text?start=1",
+            "/%ff%fe/builders",
+            "/",
+        ]
+        rng = random.Random(4)
+        alphabet = "ab/%.\\:?#&=;~\u00e9\u2603\x7f 0123456789"
+        for _ in range(60):
+            hostile.append("/builders/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
+        for path in hostile:
+            response, body = yield self.get(path)
+            self.assertIn(response.code, (400, 404), path)
+            self.assertNotIn(b"root:", body)
+
+    @defer.inlineCallbacks
+    def test_listings(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("emit", "print(1)")]})
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        response, body = yield self.get("/builders/b1/builds/1")
+        self.assertEqual(response.code, 200)
+        self.assertIn(b'<a href="1/steps/emit/logs/stdio">stdio</a>', body)
+        response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/")
+        self.assertIn(b'<a href="stdio">stdio</a> (<a href="stdio/text">text</a>)', body)
+
+    @defer.inlineCallbacks
+    def test_spool_gone_is_rebuilt_and_served_whole(self) -> defer.Generator:
+        import shutil
+
+        yield self.start({"b1": [python_step("emit", EMIT)]})
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        shutil.rmtree(self.legacy_status().spool_dir)
+        _, content = yield self.db_log("b1", 1, "emit", "stdio")
+        response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio/text")
+        self.assertEqual(body, "".join(t for c, t in db_chunks("s", content) if c in (0, 1)).encode())
+
+    @defer.inlineCallbacks
+    def test_html_log_is_sandboxed(self) -> defer.Generator:
+        from buildbot.process.buildstep import BuildStep
+        from buildbot.process.results import SUCCESS
+
+        class Report(BuildStep):
+            name = "report"
+
+            @defer.inlineCallbacks
+            def run(self):
+                yield self.addHTMLLog("summary", "<h1>Hi</h1><script>alert(1)</script>")
+                return SUCCESS
+
+        yield self.start({"b1": [Report()]})
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        response, body = yield self.get("/builders/b1/builds/1/steps/report/logs/summary")
+        self.assertEqual(body, b"<h1>Hi</h1><script>alert(1)</script>\n")
+        self.assertEqual(response.headers.getRawHeaders("content-security-policy"), ["sandbox"])
+        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
+
+
+class LiveTests(WebTestCase):
+    @defer.inlineCallbacks
+    def wait_for_log(self) -> defer.Generator:
+        for _ in range(100):
+            found = yield self.legacy_status().locate_log("b1", 1, "slow", "stdio")
+            if found is not None:
+                return
+            yield sleep(0.1)
+        self.fail("the log never appeared")
+
+    @defer.inlineCallbacks
+    def test_live_text_arrives_while_the_build_runs(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("slow", SLOW)]})
+        yield self.force("b1")
+        yield self.wait_for_log()
+        arrivals = []
+        response = yield treq.get(self.url("/builders/b1/builds/1/steps/slow/logs/stdio/text"),
+                                  unbuffered=True, persistent=False)
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["no-cache"])
+        head = yield treq.head(self.url("/builders/b1/builds/1/steps/slow/logs/stdio"), persistent=False)
+        self.assertEqual(head.headers.getRawHeaders("cache-control"), ["no-cache"])
+        yield treq.collect(response, lambda data: arrivals.append((time.monotonic(), data)))
+        done = time.monotonic()
+        self.assertTrue(self.recorder.finished_builds <= 1)
+        _, content = yield self.db_log("b1", 1, "slow", "stdio")
+        text = "".join(t for c, t in db_chunks("s", content) if c in (0, 1))
+        self.assertEqual(b"".join(d for _, d in arrivals), text.encode())
+        self.assertLess(arrivals[0][0], done - 2, "nothing arrived before the log finished")
+
+    @defer.inlineCallbacks
+    def test_client_that_disconnects_stops_the_producer(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("slow", SLOW)]})
+        yield self.force("b1")
+        yield self.wait_for_log()
+        from twisted.internet.protocol import ClientCreator, Protocol
+
+        class Client(Protocol):
+            def __init__(self) -> None:
+                self.received = b""
+
+            def dataReceived(self, data: bytes) -> None:
+                self.received += data
+
+        client = yield ClientCreator(reactor, Client).connectTCP(
+            "127.0.0.1", self.legacy_status().http_listener.getHost().port
+        )
+        client.transport.write(b"GET /builders/b1/builds/1/steps/slow/logs/stdio HTTP/1.1\r\n"
+                               b"Host: x\r\n\r\n")
+        lf = yield self.legacy_status().getLogFile("b1", 1, "slow", "stdio")
+        for _ in range(50):
+            if b"line 1" in client.received:
+                break
+            yield sleep(0.1)
+        self.assertEqual(len(lf._producers), 1)
+        client.transport.loseConnection()
+        yield sleep(0.3)
+        self.assertEqual(lf._producers, [])
+        self.assertEqual(lf._live, [])
+        yield self.recorder.wait_for_builds(1)
+
+
+class AuthzTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def start(self, authz) -> defer.Generator:
+        self.recorder = Recorder()
+        config = master_config(
+            {"b1": [python_step("emit", "print('secret')")]},
+            [LegacyStatus(receivers=[self.recorder], http_port="tcp:0:interface=127.0.0.1")],
+            www={"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}, "authz": authz},
+        )
+        yield self.setup_master(config)
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        self.www = f"http://127.0.0.1:{self.master.www.getPortnum()}/plugins/legacy_logs"
+        self.standalone = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+
+    @defer.inlineCallbacks
+    def fetch(self, url: str) -> defer.Generator:
+        response = yield treq.get(url, persistent=False)
+        body = yield treq.content(response)
+        return response.code, body
+
+    @defer.inlineCallbacks
+    def test_allowed(self) -> defer.Generator:
+        yield self.start(util.Authz())
+        for base in (self.www, self.standalone):
+            code, body = yield self.fetch(base + "/builders/b1/builds/1/steps/emit/logs/stdio/text")
+            self.assertEqual((code, body), (200, b"secret\n"))
+        code, body = yield self.fetch(self.www + "/scripts.js")
+        self.assertEqual(code, 200)
+        code, _ = yield self.fetch(self.www + "/styles.css")
+        self.assertEqual(code, 200)
+
+    @defer.inlineCallbacks
+    def test_denied(self) -> defer.Generator:
+        yield self.start(util.Authz(
+            allowRules=[util.AnyEndpointMatcher(role="admins")],
+            roleMatchers=[],
+        ))
+        for base in (self.www, self.standalone):
+            for path in ("/builders/b1/builds/1/steps/emit/logs/stdio/text",
+                         "/builders/b1/builds/1/steps/emit/logs/stdio",
+                         "/builders/b1/builds/1",
+                         "/builders/b1/builds/1/steps/emit/logs/"):
+                code, body = yield self.fetch(base + path)
+                self.assertEqual(code, 403, base + path)
+                self.assertNotIn(b"secret", body)
+        html.escape("")
