@@ -32,20 +32,22 @@ Authorize = Callable[[IRequest, DataPath], Awaitable[None]]
 FINISHED_CACHE = "max-age=604800"
 LIVE_CACHE = "no-cache"
 
+# The palette follows the channel rules with equal specificity, so a
+# colour code wins over the channel's own colour.
 STYLE = """
 body.log { font-family: monospace; }
 pre { white-space: pre-wrap; }
 span.stdout { color: black; }
 span.stderr { color: #c00; }
 span.header { color: #00c; }
-.ansi1 { font-weight: bold; } .ansi3 { font-style: italic; } .ansi4 { text-decoration: underline; }
-.ansi30 { color: black; } .ansi31 { color: #c00; } .ansi32 { color: #070; } .ansi33 { color: #a60; }
-.ansi34 { color: #00c; } .ansi35 { color: #a0a; } .ansi36 { color: #088; } .ansi37 { color: #888; }
-.ansi90 { color: #555; } .ansi91 { color: #f33; } .ansi92 { color: #3c3; } .ansi93 { color: #cc3; }
-.ansi94 { color: #66f; } .ansi95 { color: #f6f; } .ansi96 { color: #3cc; } .ansi97 { color: #ccc; }
-.ansi40 { background: black; } .ansi41 { background: #fcc; } .ansi42 { background: #cfc; }
-.ansi43 { background: #ffc; } .ansi44 { background: #ccf; } .ansi45 { background: #fcf; }
-.ansi46 { background: #cff; } .ansi47 { background: #eee; }
+span.ansi1 { font-weight: bold; } span.ansi3 { font-style: italic; } span.ansi4 { text-decoration: underline; }
+span.ansi30 { color: black; } span.ansi31 { color: #c00; } span.ansi32 { color: #070; } span.ansi33 { color: #a60; }
+span.ansi34 { color: #00c; } span.ansi35 { color: #a0a; } span.ansi36 { color: #088; } span.ansi37 { color: #888; }
+span.ansi90 { color: #555; } span.ansi91 { color: #f33; } span.ansi92 { color: #3c3; } span.ansi93 { color: #cc3; }
+span.ansi94 { color: #66f; } span.ansi95 { color: #f6f; } span.ansi96 { color: #3cc; } span.ansi97 { color: #ccc; }
+span.ansi40 { background: black; } span.ansi41 { background: #fcc; } span.ansi42 { background: #cfc; }
+span.ansi43 { background: #ffc; } span.ansi44 { background: #ccf; } span.ansi45 { background: #fcf; }
+span.ansi46 { background: #cff; } span.ansi47 { background: #eee; }
 """
 
 # While a live log streams, keep the window at its end unless the reader
@@ -65,14 +67,15 @@ FOLLOW_SCRIPT = """<script>
 """
 
 
-def page_header(live: bool) -> bytes:
+def page_header(text_url: str, live: bool) -> bytes:
+    """0.8's page head; C{text_url} is relative, as 0.8's childLink made it."""
     return (
         "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\">"
         "<title>Log File contents</title>\n"
         f"<style>{STYLE}</style>\n"
         f"{FOLLOW_SCRIPT if live else ''}"
         "</head>\n<body class=\"log\">\n"
-        "<a href=\"text\">(view as text)</a><br/>\n<pre>"
+        f"<a href=\"{text_url}\">(view as text)</a><br/>\n<pre>"
     ).encode()
 
 
@@ -307,7 +310,7 @@ class LegacyLogPages:
             request.setHeader(b"content-security-policy", b"sandbox")
             return self._stream(request, lf, RequestConsumer(request, raw_html))
         if request.method != b"HEAD":
-            request.write(page_header(live=not lf.isFinished()))
+            request.write(page_header(f"{quote(log_name)}/text", live=not lf.isFinished()))
         return self._stream(request, lf, RequestConsumer(request, html_renderer(), PAGE_FOOTER))
 
     @app.route("/builders/<builder>/builds/<int:number>/steps/<step>/logs/<log_name>/text",
