@@ -558,6 +558,11 @@ class LogFileProducer:
         self._offset = 0
         self._skip = 0
         self._live = False
+        self._started = False
+        self._records: Iterator[tuple[int, bytes, int]] | None = None
+        self._records_to_eof = False
+        self._held: tuple[int, bytes, int] | None = None
+        self._producing = False
         self._call: IDelayedCall | None = None
         self._file: IO[bytes] | None = logfile.getFile()
         # While the log is live the file is the writer's handle, shared by
@@ -575,7 +580,16 @@ class LogFileProducer:
 
     def resumeProducing(self) -> None:
         self.paused = False
-        if self.consumer is not None and not self._live and self._call is None:
+        if self.consumer is None or self._live or self._call is not None or self._producing:
+            return
+        if self._started:
+            # As twisted.web's static producers do: write now, from inside
+            # the transport's resume, rather than a reactor turn later.
+            self._produce()
+        else:
+            # The first turn waits for the reactor, as in 0.8, so that
+            # subscribeConsumer returns before anything is written.
+            self._started = True
             self._call = self._clock.callLater(0, self._produce)
 
     def stopProducing(self) -> None:
@@ -595,6 +609,7 @@ class LogFileProducer:
         if self._file is not None and self._owns_file:
             self._file.close()
         self._file = None
+        self._records = self._held = None
 
     def own_file(self) -> None:
         """
@@ -604,6 +619,7 @@ class LogFileProducer:
         if self._file is not None and not self._owns_file:
             self._file = open(self.logfile.getFilename(), "rb")
             self._owns_file = True
+            self._records = None  # it reads through the handle being closed
 
     def live_entry(self, channel: int, text: str) -> None:
         """An entry just added to the log; only called while live and unpaused."""
@@ -623,47 +639,94 @@ class LogFileProducer:
 
     def _produce(self) -> None:
         self._call = None
+        self._producing = True
         try:
             self._catch_up()
         except LogFileFormatError:
             log.err(None, "ending a log stream early")
             self._finish()
+        finally:
+            self._producing = False
 
     def _catch_up(self) -> None:
+        if self.paused or self.consumer is None:
+            return
         lf = self.logfile
         budget = self.TURN_BYTES
-        while not self.paused and self.consumer is not None:
-            end = None if lf.finished else lf._file_end
-            if end is not None and self._offset >= end:
-                self._go_live()
+        # Consecutive records of one channel go out as one chunk: fewer,
+        # larger writes.  A record joins the run only once the run before it
+        # is written, so the offset never passes unwritten text.
+        run: list[bytes] = []
+        run_channel = run_len = 0
+        while True:
+            try:
+                record = self._next_record()
+            except LogFileFormatError:
+                if run:  # the good records before the bad one still go out
+                    self._write(run_channel, run)
+                raise
+            if record is None:
+                if run:
+                    self._write(run_channel, run)
+                if self.consumer is None or self.paused:
+                    return
+                if lf.finished:
+                    for chunk in self._decoder.flush():
+                        self.consumer.writeChunk(chunk)
+                    self._finish()
+                else:
+                    self._go_live()
                 return
-            assert self._file is not None
-            records = iter_records(
-                self._file, self._offset, end, self.BUFFERSIZE, lf.getFilename()
-            )
-            read_any = False
-            for channel, data, next_offset in records:
-                read_any = True
-                self._offset = next_offset
-                if self._skip:
-                    cut = min(self._skip, len(data))
-                    data = data[cut:]
-                    self._skip -= cut
-                budget -= len(data)
-                for chunk in self._decoder.decode(channel, data):
-                    self.consumer.writeChunk(chunk)
-                    if self.consumer is None:
-                        return
-                if self.paused or budget <= 0:
-                    break
-            if not read_any and lf.finished:
-                for chunk in self._decoder.flush():
-                    self.consumer.writeChunk(chunk)
-                self._finish()
+            channel, data, next_offset = record
+            if run and (channel != run_channel or run_len >= self.BUFFERSIZE):
+                self._write(run_channel, run)
+                budget -= run_len
+                run, run_len = [], 0
+                if self.paused or self.consumer is None or budget <= 0:
+                    self._held = record
+                    if budget <= 0 and not self.paused and self.consumer is not None:
+                        self._call = self._clock.callLater(0, self._produce)
+                    return
+            self._offset = next_offset
+            if self._skip:
+                cut = min(self._skip, len(data))
+                data = data[cut:]
+                self._skip -= cut
+            run.append(data)
+            run_channel = channel
+            run_len += len(data)
+
+    def _next_record(self) -> tuple[int, bytes, int] | None:
+        """
+        The record at this producer's offset, or None at the end of what is
+        written.  The reader is kept across pauses, so no read is repeated.
+        """
+        if self._held is not None:
+            record, self._held = self._held, None
+            return record
+        lf = self.logfile
+        while True:
+            if self._records is None:
+                end = None if lf.finished else lf._file_end
+                if end is not None and self._offset >= end:
+                    return None
+                assert self._file is not None
+                self._records = iter_records(
+                    self._file, self._offset, end, self.BUFFERSIZE, lf.getFilename()
+                )
+                self._records_to_eof = end is None
+            record = next(self._records, None)
+            if record is not None:
+                return record
+            self._records = None
+            if self._records_to_eof:
+                return None
+
+    def _write(self, channel: int, run: list[bytes]) -> None:
+        for chunk in self._decoder.decode(channel, b"".join(run)):
+            if self.consumer is None:
                 return
-            if budget <= 0 and not self.paused:
-                self._call = self._clock.callLater(0, self._produce)
-                return
+            self.consumer.writeChunk(chunk)
 
     def _go_live(self) -> None:
         lf = self.logfile
