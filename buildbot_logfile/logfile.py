@@ -83,9 +83,10 @@ def _char_boundary(data: bytes, end: int) -> int:
 
 def iter_records(
     f: IO[bytes], offset: int, end: int | None, buffersize: int, filename: str
-) -> Iterator[tuple[int, bytes, int]]:
+) -> Iterator[tuple[int, memoryview, int]]:
     """
-    Parse netstring records from C{f}, yielding C{(channel, data, next_offset)}.
+    Parse netstring records from C{f}, yielding C{(channel, data, next_offset)}
+    with C{data} a view of the bytes read.
 
     C{f} may be shared with a writer and other readers, so every read seeks
     to this reader's own offset first.  Reading stops at C{end} (when given:
@@ -99,6 +100,8 @@ def iter_records(
     eof = False
     while True:
         pos = 0
+        # Records are handed out as views of the buffer: no copy per record.
+        view = memoryview(buf)
         while True:
             colon = buf.find(b":", pos, pos + _MAX_LENGTH_DIGITS + 1)
             if colon < 0:
@@ -118,7 +121,7 @@ def iter_records(
                 raise LogFileFormatError(filename, start + pos, "channel is not a digit")
             if buf[stop] != 44:  # ord(",")
                 raise LogFileFormatError(filename, start + pos, "record not terminated by ','")
-            yield channel, buf[colon + 2 : stop], start + stop + 1
+            yield channel, view[colon + 2 : stop], start + stop + 1
             pos = stop + 1
         buf = buf[pos:]
         start += pos
