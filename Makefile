@@ -1,21 +1,28 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
 
-.PHONY: test bench demo clean
+.PHONY: demo test bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) setup.cfg pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# Each target installs what it needs once; setup.cfg changes reinstall.
+$(VENV)/.demo: $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet -e '.[demo]'
+	touch $@
 
-test: $(STAMP)
+$(VENV)/.test: $(PY) setup.cfg pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.demo
+	$(PY) tools/demo.py
+
+test: $(VENV)/.test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(VENV)/.test
 	$(PY) benchmarks/run.py
 
 clean:
