@@ -49,6 +49,10 @@ _STREAM_RUN = re.compile(r"(?:o[^\n]*\n)+|(?:e[^\n]*\n)+|(?:h[^\n]*\n)+|[^\n]*\n
 # holds the reactor for a few milliseconds, and queries stay few.
 BATCH_CHUNKS = 16
 
+# How long appends to one log gather before one database read takes them
+# all (see LegacyStatus._append_soon).
+APPEND_DELAY = 0.02
+
 # Finished logs (and the builds around them) kept in memory for lookups.
 FINISHED_CACHE_SIZE = 64
 
@@ -264,6 +268,7 @@ class LegacyStatus(service.BuildbotService):
         # the standalone pages' listening port, when http_port is set
         self.http_listener: Any = None
         self._consumers: list[Any] = []
+        self._appends_due: dict[int, Any] = {}
         self._builds: dict[int, _BuildState] = {}
         self._step_builds: dict[int, int] = {}
         self._mirrors: dict[int, LogMirror] = {}
@@ -349,6 +354,9 @@ class LegacyStatus(service.BuildbotService):
         for consumer in self._consumers:
             consumer.stopConsuming()
         self._consumers = []
+        for call in self._appends_due.values():
+            call.cancel()
+        self._appends_due.clear()
         await self._stop_http()
         self.http_port = None
         await super().stopService()
@@ -479,19 +487,34 @@ class LegacyStatus(service.BuildbotService):
         self._in_build(msg["buildid"], self._step_event, key[2], msg)
 
     def _on_log(self, key: tuple[str, ...], msg: dict[str, Any]) -> None:
-        buildid = self._step_builds.get(msg["stepid"])
-        if buildid in self._builds:
-            mirror = self._mirrors.get(msg["logid"])
-            if mirror is not None:
-                mirror.announced = max(mirror.announced, msg["num_lines"])
-            self._in_build(buildid, self._log_event, msg)
-            return
-        # A build that started before this service: its logs are mirrored
-        # only once a lookup asked for them.
         mirror = self._mirrors.get(msg["logid"])
         if mirror is not None:
             mirror.announced = max(mirror.announced, msg["num_lines"])
-            self._run_logged(self._sync_mirror(mirror, msg["num_lines"], msg["complete"]))
+        buildid = self._step_builds.get(msg["stepid"])
+        if buildid not in self._builds:
+            # A build that started before this service: its logs are
+            # mirrored only once a lookup asked for them.
+            if mirror is not None:
+                self._run_logged(self._sync_mirror(mirror, msg["num_lines"], msg["complete"]))
+        elif key[2] == "append" and mirror is not None:
+            self._append_soon(buildid, mirror, msg)
+        else:
+            self._in_build(buildid, self._log_event, msg)
+
+    def _append_soon(self, buildid: int, mirror: LogMirror, msg: dict[str, Any]) -> None:
+        """
+        Read appended lines a moment later, once for every append in that
+        moment: each read waits behind the master's own writes on SQLite's
+        one database thread, and reads one per append slow the build down.
+        """
+        if mirror.logid in self._appends_due:
+            return
+
+        def due() -> None:
+            del self._appends_due[mirror.logid]
+            self._in_build(buildid, self._log_event, msg)
+
+        self._appends_due[mirror.logid] = self.master.reactor.callLater(APPEND_DELAY, due)
 
     async def _build_started(self, state: _BuildState, msg: dict[str, Any]) -> None:
         builder = await self._builder_by_id(msg["builderid"])
