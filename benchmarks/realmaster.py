@@ -13,9 +13,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from buildbot.config.master import MasterConfig  # noqa: E402
 from buildbot.interfaces import IConfigLoader  # noqa: E402
 from buildbot.master import BuildMaster  # noqa: E402
-from buildbot.plugins import schedulers, steps, util, worker  # noqa: E402
+from buildbot.plugins import worker  # noqa: E402
 from twisted.internet import defer  # noqa: E402
 from zope.interface import implementer  # noqa: E402
+
+from tests.support import master_config, python_step  # noqa: E402, F401  (re-exported)
 
 # Not buildbot.test's helpers: importing buildbot.test turns every warning
 # into an error for the whole process.
@@ -28,23 +30,6 @@ class DictLoader:
 
     def loadConfig(self) -> MasterConfig:
         return MasterConfig.loadFromDict(self.config_dict, "<dict>")
-
-
-def python_step(name: str, script: str) -> steps.ShellCommand:
-    return steps.ShellCommand(name=name, command=[sys.executable, "-c", script])
-
-
-def master_config(builders: dict[str, list[Any]], services: list[Any], **extra: Any) -> dict[str, Any]:
-    config = {
-        "builders": [
-            util.BuilderConfig(name=name, workernames=["local1"], factory=util.BuildFactory(s))
-            for name, s in builders.items()
-        ],
-        "schedulers": [schedulers.ForceScheduler(name="force", builderNames=list(builders))],
-        "services": services,
-    }
-    config.update(extra)
-    return config
 
 
 async def start_master(reactor: Any, config: dict[str, Any], basedir: str | None = None) -> BuildMaster:

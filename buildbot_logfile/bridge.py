@@ -444,7 +444,9 @@ class LegacyStatus(service.BuildbotService):
         builder = self.builders.get(name)
         if builder is None:
             data = await self.master.data.get(("builders", name))
-            if data is None:
+            # The data API reads a name of digits as a builder id: only the
+            # builder of that very name will do.
+            if data is None or data["name"] != name:
                 return None
             # A builder this master does not run (any more): known for
             # lookups, announced to no one.

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from buildbot.plugins import schedulers, steps, util
 from buildbot.test.util.integration import RunMasterBase
 from twisted.internet import defer
 
@@ -13,25 +11,9 @@ import buildbot_logfile  # noqa: F401  (0.8 import paths)
 from buildbot.status.base import StatusReceiverMultiService  # noqa: E402
 from buildbot_logfile.bridge import LegacyStatus
 from buildbot_logfile.logfile import HEADER, STDERR, STDOUT
+from tests.support import master_config, merged, python_step  # noqa: F401  (re-exported)
 
 CHANNEL_OF_PREFIX = {"o": STDOUT, "e": STDERR, "h": HEADER}
-
-
-def python_step(name: str, script: str, **kwargs: Any) -> steps.ShellCommand:
-    return steps.ShellCommand(name=name, command=[sys.executable, "-c", script], **kwargs)
-
-
-def master_config(builders: dict[str, list[Any]], services: list[Any], **extra: Any) -> dict[str, Any]:
-    config = {
-        "builders": [
-            util.BuilderConfig(name=name, workernames=["local1"], factory=util.BuildFactory(step_list))
-            for name, step_list in builders.items()
-        ],
-        "schedulers": [schedulers.ForceScheduler(name="force", builderNames=list(builders))],
-        "services": services,
-    }
-    config.update(extra)
-    return config
 
 
 class Recorder(StatusReceiverMultiService):
@@ -102,18 +84,6 @@ class Recorder(StatusReceiverMultiService):
         else:
             self._build_waiters.append((count, d))
         return d
-
-
-def merged(chunks: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    out: list[tuple[int, str]] = []
-    for channel, text in chunks:
-        if not text:
-            continue
-        if out and out[-1][0] == channel:
-            out[-1] = (channel, out[-1][1] + text)
-        else:
-            out.append((channel, text))
-    return out
 
 
 def db_chunks(logtype: str, content: str) -> list[tuple[int, str]]:

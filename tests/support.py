@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from buildbot.config.master import MasterConfig
+from buildbot.plugins import schedulers, steps, util
 from twisted.internet.task import Clock
 
 
@@ -91,3 +93,21 @@ def run_one_call(clock: Clock) -> None:
     call = clock.getDelayedCalls()[0]
     clock.calls.remove(call)
     call.func(*call.args, **call.kw)
+
+
+def python_step(name: str, script: str, **kwargs: Any) -> steps.ShellCommand:
+    return steps.ShellCommand(name=name, command=[sys.executable, "-c", script], **kwargs)
+
+
+def master_config(builders: dict[str, list[Any]], services: list[Any], **extra: Any) -> dict[str, Any]:
+    """A master config: one forceable builder per entry, on worker local1."""
+    config = {
+        "builders": [
+            util.BuilderConfig(name=name, workernames=["local1"], factory=util.BuildFactory(step_list))
+            for name, step_list in builders.items()
+        ],
+        "schedulers": [schedulers.ForceScheduler(name="force", builderNames=list(builders))],
+        "services": services,
+    }
+    config.update(extra)
+    return config

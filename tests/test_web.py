@@ -125,6 +125,7 @@ class PageTests(WebTestCase):
             "/builders/b1/builds/1/steps/emit/logs/nope",
             "/builders/b1/builds/1/steps/emit/logs/nope/text",
             "/builders/b1/builds/9",
+            "/builders/1/builds/1/steps/emit/logs/stdio",  # b1's id is not its name
         ]:
             response, body = yield self.get(path)
             self.assertEqual(response.code, 404, path)
