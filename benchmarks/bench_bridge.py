@@ -43,6 +43,8 @@ class LatencyRecorder(StatusReceiverMultiService):
         self.pending: dict[str, list[tuple[int, float]]] = {}
         self.delivered: dict[str, int] = {}
         self.latencies: list[float] = []
+        # how long the master's own appendLog took (its database writes)
+        self.stored: list[float] = []
         self.finished: list[defer.Deferred[None]] = []
 
     def setServiceParent(self, parent: Any) -> Any:
@@ -85,8 +87,10 @@ def instrument(master: Any, recorder: LatencyRecorder) -> None:
             build = yield master.data.get(("builds", step["buildid"]))
             names[logid] = f"{build['number']}/{step['name']}/{log['name']}"
         totals[logid] = totals.get(logid, 0) + content.count("\n")
+        started = time.perf_counter()
         recorder.appended(names[logid], totals[logid])
         result = yield original(logid, content)
+        recorder.stored.append(time.perf_counter() - started)
         return result
 
     updates.appendLog = appendLog
@@ -139,6 +143,9 @@ async def main(reactor: Any) -> None:
     print(f"  appendLog -> logChunk over {len(latencies)} appends: "
           f"p50 {percentile(latencies, 50) * 1000:.1f} ms   p99 {percentile(latencies, 99) * 1000:.1f} ms"
           f"  (target p99 <= 100 ms)")
+    stored = recorder.stored
+    print(f"  of which the master's own appendLog (its database writes): "
+          f"p50 {percentile(stored, 50) * 1000:.1f} ms   p99 {percentile(stored, 99) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -49,9 +49,9 @@ _STREAM_RUN = re.compile(r"(?:o[^\n]*\n)+|(?:e[^\n]*\n)+|(?:h[^\n]*\n)+|[^\n]*\n
 # holds the reactor for a few milliseconds, and queries stay few.
 BATCH_CHUNKS = 16
 
-# How long appends to one log gather before one database read takes them
-# all (see LegacyStatus._append_soon).
-APPEND_DELAY = 0.02
+# The least time between two reads of one log's appends (see
+# LegacyStatus._append_soon).
+APPEND_INTERVAL = 0.02
 
 # Finished logs (and the builds around them) kept in memory for lookups.
 FINISHED_CACHE_SIZE = 64
@@ -142,6 +142,7 @@ class LogMirror:
         # append that queued up meanwhile (SQLite serves one query at a time,
         # and each read delays the master's own writes).
         self.announced = 0
+        self.last_read = float("-inf")
 
     def start(self) -> None:
         """Open a fresh spool file (HTML logs wait until they are complete)."""
@@ -505,18 +506,26 @@ class LegacyStatus(service.BuildbotService):
 
     def _append_soon(self, buildid: int, mirror: LogMirror, msg: dict[str, Any]) -> None:
         """
-        Read appended lines a moment later, once for every append in that
-        moment: each read waits behind the master's own writes on SQLite's
-        one database thread, and reads one per append slow the build down.
+        Read appended lines now, or, if this log was read less than
+        L{APPEND_INTERVAL} ago, once that interval is over, taking every
+        append that came meanwhile.  Each read waits behind the master's own
+        writes on SQLite's one database thread: a burst of appends read one
+        by one slows the build down, while a quiet log is read at once.
         """
         if mirror.logid in self._appends_due:
             return
+        now = self.master.reactor.seconds()
 
-        def due() -> None:
-            del self._appends_due[mirror.logid]
+        def read() -> None:
+            self._appends_due.pop(mirror.logid, None)
+            mirror.last_read = self.master.reactor.seconds()
             self._in_build(buildid, self._log_event, msg)
 
-        self._appends_due[mirror.logid] = self.master.reactor.callLater(APPEND_DELAY, due)
+        wait = mirror.last_read + APPEND_INTERVAL - now
+        if wait <= 0:
+            read()
+        else:
+            self._appends_due[mirror.logid] = self.master.reactor.callLater(wait, read)
 
     async def _build_started(self, state: _BuildState, msg: dict[str, Any]) -> None:
         builder = await self._builder_by_id(msg["builderid"])
