@@ -562,9 +562,9 @@ class LogFileProducer:
         self._skip = 0
         self._live = False
         self._started = False
-        self._records: Iterator[tuple[int, bytes, int]] | None = None
+        self._records: Iterator[tuple[int, memoryview, int]] | None = None
         self._records_to_eof = False
-        self._held: tuple[int, bytes, int] | None = None
+        self._held: tuple[int, memoryview, int] | None = None
         self._producing = False
         self._call: IDelayedCall | None = None
         self._file: IO[bytes] | None = logfile.getFile()
@@ -699,7 +699,7 @@ class LogFileProducer:
             run_channel = channel
             run_len += len(data)
 
-    def _next_record(self) -> tuple[int, bytes, int] | None:
+    def _next_record(self) -> tuple[int, memoryview, int] | None:
         """
         The record at this producer's offset, or None at the end of what is
         written.  The reader is kept across pauses, so no read is repeated.
