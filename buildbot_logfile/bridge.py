@@ -26,8 +26,10 @@ from buildbot.process.properties import Properties
 from buildbot.util import service
 from buildbot.util.twisted import async_to_deferred
 from twisted.application.service import IService
+from sqlalchemy.pool import NullPool
 from twisted.internet import defer, threads
 from twisted.python import log
+from twisted.python.threadpool import ThreadPool
 
 from buildbot_logfile.logfile import HEADER, STDERR, STDOUT, HTMLLogFile, LogFile
 from buildbot_logfile.status import (
@@ -71,7 +73,44 @@ def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
             yield channel, run[1:].replace("\n" + prefix, "\n")
 
 
-def read_log_lines(master: Any, logid: int, first: int, last: int) -> defer.Deferred[str]:
+class LogReader:
+    """
+    Runs the bridge's log reads.  Buildbot gives SQLite one database thread,
+    shared by every write of the master; SQLite in WAL mode (Buildbot's
+    setting) lets a second connection read meanwhile, so for an SQLite file
+    the bridge reads through its own connection and thread, and its reads
+    neither wait for the master's writes nor delay them.  Other databases
+    (and in-memory SQLite, which one connection holds) use the master's pool.
+    """
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+        self._engine: Any = None
+        self._threads: ThreadPool | None = None
+        engine = master.db.pool.engine
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self._engine = sa.create_engine(engine.url, poolclass=NullPool)
+            self._threads = ThreadPool(minthreads=1, maxthreads=1, name="LegacyStatusLogReader")
+            self._threads.start()
+
+    def do(self, f: Callable[[Any], Any]) -> defer.Deferred[Any]:
+        if self._threads is None:
+            return self.master.db.pool.do(f)
+
+        def with_connection() -> Any:
+            with self._engine.connect() as conn:
+                return f(conn)
+
+        return threads.deferToThreadPool(self.master.reactor, self._threads, with_connection)
+
+    def close(self) -> None:
+        if self._threads is not None:
+            self._threads.stop()
+            self._engine.dispose()
+            self._threads = None
+
+
+def read_log_lines(reader: LogReader, logid: int, first: int, last: int) -> defer.Deferred[str]:
     """
     Lines C{first..last} of a log (or the first L{BATCH_CHUNKS} chunks of
     them), each ending in a newline.
@@ -81,6 +120,7 @@ def read_log_lines(master: Any, logid: int, first: int, last: int) -> defer.Defe
     build.  This reads and decompresses whole chunks in the database thread
     and splits them on C{\n}, as C{appendLog} stored them.
     """
+    master = reader.master
     table = master.db.model.logchunks
     compressors = master.db.logs.COMPRESSION_BYID
     query = (
@@ -94,13 +134,17 @@ def read_log_lines(master: Any, logid: int, first: int, last: int) -> defer.Defe
         parts = []
         for row in conn.execute(query):
             # A chunk is its lines joined, without the last newline.
-            lines = compressors[row.compressed].read(row.content).decode("utf-8", "replace").split("\n")
+            text = compressors[row.compressed].read(row.content).decode("utf-8", "replace")
+            if first <= row.first_line and row.last_line <= last:
+                parts.append(text + "\n")
+                continue
+            lines = text.split("\n")
             start = max(first, row.first_line) - row.first_line
             stop = min(last, row.last_line) - row.first_line + 1
             parts.append("\n".join(lines[start:stop]) + "\n")
         return "".join(parts)
 
-    return master.db.pool.do(read)
+    return reader.do(read)
 
 
 def _timestamp(value: datetime | None) -> float | None:
@@ -127,9 +171,9 @@ class LogMirror:
     """
 
     def __init__(
-        self, master: Any, step: BuildStepStatus, logid: int, name: str, logtype: str
+        self, reader: LogReader, step: BuildStepStatus, logid: int, name: str, logtype: str
     ) -> None:
-        self.master = master
+        self.reader = reader
         self.step = step
         self.logid = logid
         self.name = name
@@ -178,7 +222,7 @@ class LogMirror:
             return False
         num_lines = max(num_lines, self.announced)
         while self.lines < num_lines:
-            text = await read_log_lines(self.master, self.logid, self.lines, num_lines - 1)
+            text = await read_log_lines(self.reader, self.logid, self.lines, num_lines - 1)
             count = text.count("\n")
             if not count:
                 log.msg(f"log {self.logid}: lines {self.lines}.. missing from the database")
@@ -200,7 +244,7 @@ class LogMirror:
             return False
         html = ""
         while html.count("\n") < num_lines:
-            more = await read_log_lines(self.master, self.logid, html.count("\n"), num_lines - 1)
+            more = await read_log_lines(self.reader, self.logid, html.count("\n"), num_lines - 1)
             if not more:
                 break
             html += more
@@ -340,6 +384,7 @@ class LegacyStatus(service.BuildbotService):
 
     @async_to_deferred
     async def startService(self) -> None:
+        self.reader = LogReader(self.master)
         mq = self.master.mq
         self._consumers = [
             await mq.startConsuming(self._on_builder, ("builders", None, None)),
@@ -361,6 +406,7 @@ class LegacyStatus(service.BuildbotService):
         await self._stop_http()
         self.http_port = None
         await super().stopService()
+        self.reader.close()
 
     # 0.8 Status API
 
@@ -620,7 +666,7 @@ class LegacyStatus(service.BuildbotService):
             mirror = self._mirrors.get(logid) or self._finished_mirrors.get(logid)
             if mirror is None:
                 mirror = self._mirrors[logid] = LogMirror(
-                    self.master, step, logid, msg["name"], msg["type"]
+                    self.reader, step, logid, msg["name"], msg["type"]
                 )
             state.mirrors[logid] = mirror
             # logStarted before any text, so a receiver's catch-up starts
@@ -694,7 +740,7 @@ class LegacyStatus(service.BuildbotService):
         logid = log_data["logid"]
         mirror = self._mirrors.get(logid) or self._finished_mirrors.get(logid)
         if mirror is None:
-            mirror = LogMirror(self.master, step, logid, log_data["name"], log_data["type"])
+            mirror = LogMirror(self.reader, step, logid, log_data["name"], log_data["type"])
             self._mirrors[logid] = mirror
         await mirror.lock.run(lambda: defer.ensureDeferred(self._load_mirror(mirror)))
         if mirror.logfile is not None and not mirror.logfile.finished:

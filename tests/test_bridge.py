@@ -36,11 +36,16 @@ BURST = textwrap.dedent(
 
 class CascadeTests(MasterTestCase):
     @defer.inlineCallbacks
-    def setup_with(self, steps: list, receivers: list | None = None, **kwargs) -> defer.Generator:
+    def setup_with(self, steps: list, receivers: list | None = None, db_url: str = "sqlite://",
+                   **kwargs) -> defer.Generator:
+        """A master with b1 running C{steps}; C{db_url=None} means an SQLite file."""
         self.recorder = Recorder()
+        if db_url is None:
+            db_url = "sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite"
         config = master_config(
             {"b1": steps},
             [LegacyStatus(receivers=[self.recorder] + (receivers or []), **kwargs)],
+            db_url=db_url,
         )
         yield self.setup_master(config)
 
@@ -99,6 +104,18 @@ class CascadeTests(MasterTestCase):
         burst = yield status.getLogFile("b1", 1, "burst", "stdio")
         self.assertEqual(len(burst.readlines()), 40000)
         self.assertGreater(burst.length, 4_000_000)
+
+    @defer.inlineCallbacks
+    def test_sqlite_file_reads_through_its_own_connection(self) -> defer.Generator:
+        yield self.setup_with([python_step("burst", BURST), python_step("emit", EMIT)], db_url=None)
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        self.assertIsNotNone(self.legacy_status().reader._threads)
+        for step in ("burst", "emit"):
+            log_data, content = yield self.db_log("b1", 1, step, "stdio")
+            lf = yield self.legacy_status().getLogFile("b1", 1, step, "stdio")
+            self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
+            self.assertEqual(merged(self.recorder.chunks[(1, step, "stdio")]), db_chunks("s", content))
 
     @defer.inlineCallbacks
     def test_spool_layout_and_compression(self) -> defer.Generator:
