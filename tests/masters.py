@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from buildbot.process.buildstep import BuildStep
+from buildbot.process.results import SUCCESS
 from buildbot.test.util.integration import RunMasterBase
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
 
 import buildbot_logfile  # noqa: F401  (0.8 import paths)
 from buildbot.status.base import StatusReceiverMultiService  # noqa: E402
@@ -84,6 +86,24 @@ class Recorder(StatusReceiverMultiService):
         else:
             self._build_waiters.append((count, d))
         return d
+
+
+def sleep(seconds: float) -> defer.Deferred[None]:
+    return task.deferLater(reactor, seconds, lambda: None)
+
+
+def html_log_step(log_name: str, html: str) -> BuildStep:
+    """A step named "report" that adds one HTML log, as Buildbot's addHTMLLog makes them."""
+
+    class Report(BuildStep):
+        name = "report"
+
+        @defer.inlineCallbacks
+        def run(self) -> Any:
+            yield self.addHTMLLog(log_name, html)
+            return SUCCESS
+
+    return Report()
 
 
 def db_chunks(logtype: str, content: str) -> list[tuple[int, str]]:

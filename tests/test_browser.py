@@ -8,13 +8,11 @@ import tempfile
 import textwrap
 import time
 
-from buildbot.process.buildstep import BuildStep
-from buildbot.process.results import SUCCESS
-from twisted.internet import defer, reactor, task, threads
+from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
 from buildbot_logfile.bridge import LegacyStatus
-from tests.masters import MasterTestCase, Recorder, master_config, python_step
+from tests.masters import MasterTestCase, Recorder, html_log_step, master_config, python_step, sleep
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -29,19 +27,6 @@ SLOW = textwrap.dedent(
         time.sleep(0.6)
     """
 )
-
-
-class Report(BuildStep):
-    name = "report"
-
-    @defer.inlineCallbacks
-    def run(self):
-        yield self.addHTMLLog("summary", "<p id='report'>fine</p><script>window.pwned = 1</script>")
-        return SUCCESS
-
-
-def sleep(seconds: float) -> defer.Deferred:
-    return task.deferLater(reactor, seconds, lambda: None)
 
 
 def new_driver(profile: str):
@@ -87,7 +72,8 @@ class BrowserTests(MasterTestCase):
 
         recorder = Recorder()
         yield self.setup_master(master_config(
-            {"b1": [python_step("slow", SLOW), Report()]},
+            {"b1": [python_step("slow", SLOW),
+                    html_log_step("summary", "<p id='report'>fine</p><script>window.pwned = 1</script>")]},
             [LegacyStatus(receivers=[recorder], http_port="tcp:0:interface=127.0.0.1")],
             www={"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}},
         ))

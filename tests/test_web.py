@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import html
 import random
 import textwrap
 import time
 
 import treq
 from buildbot.plugins import util
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 
 from buildbot_logfile.bridge import LegacyStatus
 from buildbot_logfile.web import PAGE_FOOTER, AnsiHTMLRenderer, page_header
-from tests.masters import MasterTestCase, Recorder, db_chunks, master_config, python_step
+from tests.masters import (
+    MasterTestCase,
+    Recorder,
+    db_chunks,
+    html_log_step,
+    master_config,
+    python_step,
+    sleep,
+)
 
 EMIT = textwrap.dedent(
     r"""
@@ -32,10 +39,6 @@ SLOW = textwrap.dedent(
         time.sleep(0.5)
     """
 )
-
-
-def sleep(seconds: float) -> defer.Deferred:
-    return task.deferLater(reactor, seconds, lambda: None)
 
 
 class WebTestCase(MasterTestCase):
@@ -178,18 +181,7 @@ class PageTests(WebTestCase):
 
     @defer.inlineCallbacks
     def test_html_log_is_sandboxed(self) -> defer.Generator:
-        from buildbot.process.buildstep import BuildStep
-        from buildbot.process.results import SUCCESS
-
-        class Report(BuildStep):
-            name = "report"
-
-            @defer.inlineCallbacks
-            def run(self):
-                yield self.addHTMLLog("summary", "<h1>Hi</h1><script>alert(1)</script>")
-                return SUCCESS
-
-        yield self.start({"b1": [Report()]})
+        yield self.start({"b1": [html_log_step("summary", "<h1>Hi</h1><script>alert(1)</script>")]})
         yield self.force("b1")
         yield self.recorder.wait_for_builds(1)
         response, body = yield self.get("/builders/b1/builds/1/steps/report/logs/summary")
@@ -305,4 +297,3 @@ class AuthzTests(MasterTestCase):
                 code, body = yield self.fetch(base + path)
                 self.assertEqual(code, 403, base + path)
                 self.assertNotIn(b"secret", body)
-        html.escape("")
