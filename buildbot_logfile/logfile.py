@@ -546,6 +546,10 @@ class LogFileProducer:
     paused = False
     subscribed = False
     BUFFERSIZE = LogFile.BUFFERSIZE
+    # Phase one hands the consumer runs of one channel up to this size: a
+    # transport pauses its producer after each write, so larger writes mean
+    # fewer pause/resume turns.
+    RUN_BYTES = 4 * BUFFERSIZE
     # Phase one gives the reactor back after this many bytes, so one large
     # catch-up cannot starve other clients.
     TURN_BYTES = 1024 * 1024
@@ -681,7 +685,7 @@ class LogFileProducer:
                     self._go_live()
                 return
             channel, data, next_offset = record
-            if run and (channel != run_channel or run_len >= self.BUFFERSIZE):
+            if run and (channel != run_channel or run_len >= min(self.RUN_BYTES, budget)):
                 self._write(run_channel, run)
                 budget -= run_len
                 run, run_len = [], 0
@@ -726,6 +730,12 @@ class LogFileProducer:
                 return None
 
     def _write(self, channel: int, run: list[bytes]) -> None:
+        write_encoded = getattr(self.consumer, "write_encoded", None)
+        if write_encoded is not None:
+            # A consumer that sends bytes on (the text page) takes them as
+            # they are on disk: no decoding to re-encode.
+            write_encoded(channel, b"".join(run))
+            return
         for chunk in self._decoder.decode(channel, b"".join(run)):
             if self.consumer is None:
                 return

@@ -194,6 +194,18 @@ def text_only(channel: int, text: str) -> bytes:
     return text.encode() if channel in (STDOUT, STDERR) else b""
 
 
+class TextRequestConsumer(RequestConsumer):
+    """The text page's consumer: stdout and stderr, as UTF-8 bytes."""
+
+    def __init__(self, request: IRequest) -> None:
+        super().__init__(request, text_only)
+
+    def write_encoded(self, channel: int, data: bytes) -> None:
+        """Phase one's records, as bytes: the spool file holds UTF-8 already."""
+        if channel in (STDOUT, STDERR) and data:
+            self.request.write(data)
+
+
 def html_renderer() -> Callable[[int, str], bytes]:
     renderer = AnsiHTMLRenderer()
     return lambda channel, text: renderer.render(channel, text).encode()
@@ -334,7 +346,7 @@ class LegacyLogPages:
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         start = request.args.get(b"start")
         if start is None:
-            return self._stream(request, lf, RequestConsumer(request, text_only))
+            return self._stream(request, lf, TextRequestConsumer(request))
         try:
             offset = int(start[0])
             if offset < 0:

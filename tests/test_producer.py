@@ -333,3 +333,35 @@ def test_small_read_buffers(tmp_path: Path, buffersize: int, monkeypatch) -> Non
     run_until_idle(clock)
     lf.finish()
     assert merged(consumer.chunks) == [(STDOUT, "abc\u2603" * 50), (STDERR, "x"), (STDOUT, "\U0001f600")]
+
+
+def test_a_consumer_of_bytes_gets_the_records_as_they_are(tmp_path: Path) -> None:
+    """Phase one hands write_encoded the spool's bytes; live entries stay str."""
+
+    class BytesConsumer(RecordingConsumer):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoded: list[tuple[int, bytes]] = []
+
+        def write_encoded(self, channel: int, data: bytes) -> None:
+            self.encoded.append((channel, bytes(data)))
+
+    snowman = "\u2603".encode()
+    (tmp_path / "f").write_bytes(b"4:0a" + snowman[:2] + b"," + b"3:0" + snowman[2:] + b"b,3:1e\xff,")
+    lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
+    clock = Clock()
+    consumer = BytesConsumer()
+    lf.subscribeConsumer(consumer, clock)
+    run_until_idle(clock)
+    assert consumer.encoded == [(STDOUT, b"a" + snowman + b"b"), (STDERR, b"e\xff")]
+    assert consumer.chunks == []
+    assert consumer.calls == ["registerProducer", "unregisterProducer", "finish"]
+
+    live = new_log(tmp_path)
+    live.addStdout("x")
+    consumer = BytesConsumer()
+    live.subscribeConsumer(consumer, clock)
+    run_until_idle(clock)
+    live.addStderr("y")
+    live.finish()
+    assert consumer.chunks == [(STDOUT, "x"), (STDERR, "y")]
