@@ -195,6 +195,11 @@ class LogMirror:
         if self.type != "h":
             self.logfile = self._mirror_logfile(LogFile(self.step, self.name, self.filename))
 
+    def ensure_started(self) -> None:
+        """Open the spool file unless it is open (or the log is HTML)."""
+        if self.logfile is None and self.type != "h":
+            self.start()
+
     def open_existing(self) -> LogFile:
         self.logfile = LogFile.open_finished(self.step, self.name, self.filename)
         return self.logfile
@@ -214,8 +219,7 @@ class LogMirror:
         """
         if self.type == "h":
             return await self._catch_up_html(num_lines, complete)
-        if self.logfile is None:
-            self.start()
+        self.ensure_started()
         lf = self.logfile
         assert lf is not None
         if lf.finished:
@@ -671,7 +675,7 @@ class LegacyStatus(service.BuildbotService):
             state.mirrors[logid] = mirror
             # logStarted before any text, so a receiver's catch-up starts
             # from the first line.
-            await mirror.lock.run(lambda: defer.ensureDeferred(self._open(mirror)))
+            await mirror.lock.run(mirror.ensure_started)
             if mirror.logfile is not None:
                 self._log_started(step, mirror.logfile)
         await self._sync_mirror(mirror, msg["num_lines"], msg["complete"])
@@ -682,11 +686,6 @@ class LegacyStatus(service.BuildbotService):
                 self._log_started(step, lf)
             for w in list(step.watchers):
                 deliver(w, "logFinished", step.build, step, lf)
-
-    @staticmethod
-    async def _open(mirror: LogMirror) -> None:
-        if mirror.logfile is None and mirror.type != "h":
-            mirror.start()
 
     def _log_started(self, step: BuildStepStatus, lf: LogFile) -> None:
         step.logs.append(lf)
@@ -742,25 +741,20 @@ class LegacyStatus(service.BuildbotService):
         if mirror is None:
             mirror = LogMirror(self.reader, step, logid, log_data["name"], log_data["type"])
             self._mirrors[logid] = mirror
+        # The mirror is registered before it loads, so appends from here on
+        # reach it as events; the load reads what the database had already.
         await mirror.lock.run(lambda: defer.ensureDeferred(self._load_mirror(mirror)))
-        if mirror.logfile is not None and not mirror.logfile.finished:
-            # Appends that arrived while the lock was held were applied;
-            # ones the database had before this lookup began are read now.
-            await self._sync_mirror(mirror, *(await self._log_progress(logid)))
-        elif mirror.logfile is not None and mirror.logid in self._mirrors:
+        if mirror.logfile is not None and mirror.logfile.finished and mirror.logid in self._mirrors:
             self._mirrors.pop(mirror.logid)
             self._finished_mirrors.put(mirror.logid, mirror)
         return mirror.logfile
-
-    async def _log_progress(self, logid: int) -> tuple[int, bool]:
-        data = await self.master.data.get(("logs", logid))
-        return data["num_lines"], data["complete"]
 
     async def _load_mirror(self, mirror: LogMirror) -> None:
         lf = mirror.logfile
         if lf is not None and (not lf.finished or lf.hasContents()):
             return
-        num_lines, complete = await self._log_progress(mirror.logid)
+        progress = await self.master.data.get(("logs", mirror.logid))
+        num_lines, complete = progress["num_lines"], progress["complete"]
         if complete and mirror.type != "h":
             path = os.path.join(mirror.step.build.builder.basedir, mirror.filename)
             compressed = any(os.path.exists(path + s) for s in (".bz2", ".gz"))
