@@ -44,6 +44,36 @@ _CHANNELS = range(10)
 _MAX_LENGTH_DIGITS = 12
 
 
+# A run of more entries than this becomes one piece of its record, and one
+# write takes at most _MAX_PIECES pieces (IOV_MAX on Linux, macOS and the
+# BSDs).
+_RUN_PIECES = 64
+_MAX_PIECES = 1024
+
+
+def _as_text(text: Any) -> str:
+    if isinstance(text, str):
+        return text
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).decode("utf-8", "replace")
+    raise TypeError(f"log text must be str or bytes, not {type(text).__name__}")
+
+
+def _write_at(fd: int, pieces: list[bytes], offset: int, size: int) -> None:
+    """
+    Write C{pieces} (C{size} bytes) at C{offset} of C{fd}, all of them.
+
+    One positional gather-write where the platform has it: no copy, and the
+    shared handle's position, which readers move, does not matter.
+    """
+    written = os.pwritev(fd, pieces, offset) if hasattr(os, "pwritev") else 0
+    if written < size:
+        rest = memoryview(b"".join(pieces))[written:]
+        os.lseek(fd, offset + written, os.SEEK_SET)
+        while rest:
+            rest = rest[os.write(fd, rest) :]
+
+
 class LogFileFormatError(Exception):
     """
     A spool file holds something that is not a 0.8 netstring record.
@@ -128,6 +158,10 @@ def iter_records(
         if eof:
             if buf and end is not None:
                 raise LogFileFormatError(filename, start, "record runs past the end")
+            if end is not None and start < end:
+                # Cut short under a live log (truncated by hand): without
+                # this, a reader would wait for bytes that never come.
+                raise LogFileFormatError(filename, start, "file ends before what was written")
             return
         want = max(buffersize, need - len(buf))
         if end is not None:
@@ -176,15 +210,16 @@ class LogFile:
     C{buildbot.status.logfile.LogFile}).
 
     Entries of one channel accumulate in memory (the "run") until the
-    channel changes or C{chunkSize} bytes are pending; then the run is
-    written as records.  Readers therefore see the file plus the run.
+    channel changes or C{chunkSize} bytes are pending; then the run becomes
+    a record.  Records wait in memory until C{WRITE_BUFFER} bytes of them
+    are pending, and every reader of the file writes them out first, so
+    readers see the file plus the run.
     """
 
     chunkSize = 10 * 1000
     BUFFERSIZE = 64 * 1024
-    # Readers share the writer's handle, so buffered records are visible to
-    # them; the buffer only saves system calls.
-    WRITE_BUFFER = 256 * 1024
+    # Records are written in one system call per this many bytes.
+    WRITE_BUFFER = 512 * 1024
 
     finished = False
     nonHeaderLength = 0
@@ -206,7 +241,9 @@ class LogFile:
         if os.path.exists(fn):
             log.msg(f"Warning: Overwriting old serialized log at {fn}")
         os.makedirs(os.path.dirname(fn), exist_ok=True)
-        self.openfile = open(fn, "w+b", buffering=self.WRITE_BUFFER)
+        # Unbuffered: the log keeps its own pending records, and readers
+        # seek before every read of this shared handle.
+        self.openfile = open(fn, "w+b", buffering=0)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -215,11 +252,14 @@ class LogFile:
         self.tailBuffer: list[tuple[int, bytes]] = []
         self._run: list[bytes] = []
         self._run_channel = STDOUT
-        self._run_len = 0
+        self._room = self.chunkSize
         self._merged_len = 0
+        self._pending: list[bytes] = []
+        self._written = 0
         self._file_end = 0
         self._producers: list[LogFileProducer] = []
         self._live: list[LogFileProducer] = []
+        self._observe()
 
     @classmethod
     def open_finished(cls, parent: Any, name: str, logfilename: str) -> LogFile:
@@ -236,12 +276,27 @@ class LogFile:
         self.logMaxSize = self.logMaxTailSize = None
         self._init_state()
         self.finished = True
+        self._observe()
         return self
 
     @property
     def length(self) -> int:
         """Bytes of text stored so far (after any truncation)."""
         return self._merged_len + self._run_len
+
+    @property
+    def _run_len(self) -> int:
+        return self.chunkSize - self._room
+
+    def _observe(self) -> None:
+        """
+        Note whether an entry needs more than storing: checks, watchers,
+        truncation or live producers.  L{addEntry} skips all of them for a
+        log nobody observes, which is most of the time.
+        """
+        self._observed = (
+            self.finished or bool(self.watchers) or bool(self._live) or self.logMaxSize is not None
+        )
 
     # 0.8 status API
 
@@ -276,6 +331,7 @@ class LogFile:
         0.8 did.
         """
         if self.openfile is not None:
+            self._write_pending()
             return self.openfile
         fn = self.getFilename()
         if os.path.exists(fn + ".bz2"):
@@ -293,7 +349,7 @@ class LogFile:
         """
         if self.openfile is not None:
             # A handle of its own: the iteration may outlive the writer's.
-            self.openfile.flush()
+            self._write_pending()
             f: IO[bytes] = open(self.getFilename(), "rb")
         else:
             f = self.getFile()
@@ -340,6 +396,7 @@ class LogFile:
         if self.finished:
             return
         self.watchers.append(receiver)
+        self._observe()
         if catchup:
             for channel, text in self.getChunks():
                 receiver.logChunk(self.step.build, self.step, self, channel, text)
@@ -347,6 +404,7 @@ class LogFile:
     def unsubscribe(self, receiver: Any) -> None:
         if receiver in self.watchers:
             self.watchers.remove(receiver)
+            self._observe()
 
     def subscribeConsumer(
         self, consumer: ChunkConsumer, clock: IReactorTime | None = None
@@ -358,11 +416,28 @@ class LogFile:
     # writing
 
     def addEntry(self, channel: int, text: str | bytes) -> None:
+        if self._observed:
+            self._add_observed(channel, text)
+            return
+        # The common case, kept to a few operations (L{_store} without the
+        # live producers, inlined): an entry of the run's channel that fits.
+        # A new channel is checked when its run starts.
+        try:
+            data = text.encode()  # type: ignore[union-attr]
+        except AttributeError:
+            data = _as_text(text).encode()
+        room = self._room - len(data)
+        if room < 0 or channel != self._run_channel:
+            self._start_run(channel, data)
+        else:
+            self._run.append(data)
+            self._room = room
+
+    def _add_observed(self, channel: int, text: str | bytes) -> None:
         assert not self.finished, "logfile already finished"
         if channel not in _CHANNELS:
             raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
-        if text.__class__ is not str:
-            text = text.decode("utf-8", "replace")
+        text = _as_text(text)
         if self.watchers:
             self._notify_watchers(channel, text)
         data = text.encode()
@@ -399,49 +474,72 @@ class LogFile:
                 self.tailLength -= len(dropped)
 
     def _store(self, channel: int, data: bytes, text: str | None = None) -> None:
-        n = len(data)
-        # Writing the run before it overflows keeps records whole entries:
-        # no record is split just to cut off a small remainder.
-        if channel != self._run_channel or self._run_len + n > self.chunkSize:
-            self._merge()
-            self._run_channel = channel
-        self._run.append(data)
-        self._run_len += n
+        room = self._room - len(data)
+        if room < 0 or channel != self._run_channel:
+            self._start_run(channel, data)
+        else:
+            self._run.append(data)
+            self._room = room
         if self._live:
             if text is None:
                 text = data.decode("utf-8")
             for p in list(self._live):
                 p.live_entry(channel, text)
 
+    def _start_run(self, channel: int, data: bytes) -> None:
+        # Writing the run before it overflows keeps records whole entries:
+        # no record is split just to cut off a small remainder.
+        if channel not in _CHANNELS:
+            raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
+        self._merge()
+        self._run_channel = channel
+        self._run = [data]
+        self._room = self.chunkSize - len(data)
+
     def _merge(self) -> None:
-        """Write the pending run to the file as records."""
-        if not self._run:
+        """Turn the pending run into records."""
+        run = self._run
+        if not run:
             return
         channel = self._run_channel
-        if self._run_len <= self.chunkSize:
-            record = [b"%d:%d" % (self._run_len + 1, channel), *self._run, b","]
+        size = self.chunkSize - self._room
+        if size <= self.chunkSize:
+            self._add_record(channel, run if len(run) <= _RUN_PIECES else [b"".join(run)], size)
         else:
             # Only a single entry larger than chunkSize gets here.
-            data = b"".join(self._run)
-            record = []
-            pos, n = 0, len(data)
-            while pos < n:
+            data = run[0]
+            pos = 0
+            while pos < size:
                 end = pos + self.chunkSize
-                end = n if end >= n else _char_boundary(data, end)
-                record += [b"%d:%d" % (end - pos + 1, channel), data[pos:end], b","]
+                end = size if end >= size else _char_boundary(data, end)
+                self._add_record(channel, [data[pos:end]], end - pos)
                 pos = end
-        f = self.openfile
-        assert f is not None
-        # Seeking flushes the write buffer: only do it when a reader moved
-        # the shared position.
-        if f.tell() != self._file_end:
-            f.seek(self._file_end)
-        data = b"".join(record)
-        f.write(data)
-        self._file_end += len(data)
-        self._merged_len += self._run_len
+        self._merged_len += size
         self._run = []
-        self._run_len = 0
+        self._room = self.chunkSize
+
+    def _add_record(self, channel: int, pieces: list[bytes], size: int) -> None:
+        """Queue one record; write the queue once enough is pending."""
+        head = b"%d:%d" % (size + 1, channel)
+        pending = self._pending
+        pending.append(head)
+        pending += pieces
+        pending.append(b",")
+        self._file_end += len(head) + size + 1
+        if (
+            self._file_end - self._written >= self.WRITE_BUFFER
+            or len(pending) > _MAX_PIECES - _RUN_PIECES - 2
+        ):
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the pending records; every read of the file comes after this."""
+        if not self._pending:
+            return
+        assert self.openfile is not None
+        _write_at(self.openfile.fileno(), self._pending, self._written, self._file_end - self._written)
+        self._pending.clear()
+        self._written = self._file_end
 
     def addStdout(self, text: str | bytes) -> None:
         self.addEntry(STDOUT, text)
@@ -467,13 +565,14 @@ class LogFile:
             self.tailBuffer = []
         self._merge()
         if self.openfile is not None:
-            self.openfile.flush()
+            self._write_pending()
             for p in self._producers:
                 p.own_file()
             self.openfile.close()
             self.openfile = None
         self.finished = True
         self._live = []
+        self._observe()
         for p in list(self._producers):
             p.logfileFinished(self)
         watchers, self.finishedWatchers = self.finishedWatchers, []
@@ -641,6 +740,7 @@ class LogFileProducer:
     def _detach(self) -> None:
         self._live = False
         self.logfile._live.remove(self)
+        self.logfile._observe()
         self._offset = self.logfile._file_end
         self._skip = self.logfile._run_len
 
@@ -717,6 +817,8 @@ class LogFileProducer:
                 end = None if lf.finished else lf._file_end
                 if end is not None and self._offset >= end:
                     return None
+                if end is not None:
+                    lf._write_pending()
                 assert self._file is not None
                 self._records = iter_records(
                     self._file, self._offset, end, self.BUFFERSIZE, lf.getFilename()
@@ -753,6 +855,7 @@ class LogFileProducer:
             return
         self._live = True
         lf._live.append(self)
+        lf._observe()
 
     def _finish(self) -> None:
         consumer = self.consumer

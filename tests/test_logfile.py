@@ -84,6 +84,56 @@ def test_records_never_split_a_character(tmp_path: Path) -> None:
     assert lf.getText() == text
 
 
+def test_many_small_entries_and_records(tmp_path: Path) -> None:
+    # Runs of many tiny entries, and more records than one write takes.
+    lf = new_log(tmp_path)
+    for _ in range(3000):
+        lf.addStdout("o")
+    for i in range(3000):
+        lf.addEntry(1 - i % 2, "ab")
+    lf.addStdout("x" * (3 * lf.WRITE_BUFFER))
+    lf.finish()
+    big = b"".join(b"10001:0" + b"x" * 10000 + b"," for _ in range(3 * lf.WRITE_BUFFER // 10000))
+    tail = 3 * lf.WRITE_BUFFER % 10000
+    assert spool(lf) == (
+        b"3001:0" + b"o" * 3000 + b"," + b"3:1ab,3:0ab," * 1500 + big
+        + b"%d:0" % (tail + 1) + b"x" * tail + b","
+    )
+
+
+@pytest.mark.parametrize("short", [0, 1, 7, 20000])
+def test_short_and_missing_positional_writes_lose_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short: int
+) -> None:
+    # A gather-write may write less than asked (a signal, a full disk
+    # freeing up); some platforms have none at all.
+    if short:
+        real = os.pwritev
+        monkeypatch.setattr(os, "pwritev", lambda fd, pieces, offset: real(fd, pieces, offset) and short)
+    else:
+        monkeypatch.delattr(os, "pwritev")
+    lf = new_log(tmp_path)
+    records = []
+    for i in range(200):
+        text = f"{i:04d}" * 300
+        lf.addEntry(i % 3, text)
+        records.append(b"%d:%d" % (len(text) + 1, i % 3) + text.encode() + b",")
+    f = lf.getFile()
+    f.seek(0)
+    assert f.read() == b"".join(records[:-1])  # the last is the pending run
+    lf.finish()
+    assert spool(lf) == b"".join(records)
+
+
+def test_text_of_another_type_is_rejected(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    with pytest.raises(TypeError, match="log text must be str or bytes, not int"):
+        lf.addStdout(5)  # type: ignore[arg-type]
+    lf.addStdout(bytearray(b"ok"))
+    lf.finish()
+    assert spool(lf) == b"3:0ok,"
+
+
 def test_channel_of_ten_is_rejected(tmp_path: Path) -> None:
     lf = new_log(tmp_path)
     with pytest.raises(ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -162,6 +163,27 @@ def test_corrupt_file_ends_the_stream(tmp_path: Path) -> None:
     assert consumer.chunks == [(STDOUT, "ab")]
     assert consumer.calls == ["registerProducer", "unregisterProducer", "finish"]
     assert any(e.get("isError") for e in errors)
+
+
+def test_live_file_cut_short_ends_the_stream(tmp_path: Path) -> None:
+    from twisted.python import log
+
+    errors = []
+    log.addObserver(errors.append)
+    try:
+        clock = Clock()
+        lf = new_log(tmp_path)
+        lf.addStdout("x" * 9000)
+        lf.addStderr("y")
+        lf.getFile()
+        os.truncate(lf.getFilename(), 0)
+        consumer = subscribe(lf, clock)
+        run_until_idle(clock)
+    finally:
+        log.removeObserver(errors.append)
+    assert consumer.chunks == []
+    assert consumer.calls == ["registerProducer", "unregisterProducer", "finish"]
+    assert any("file ends before what was written" in str(e.get("failure")) for e in errors)
 
 
 def test_paused_live_reader_memory_does_not_grow(tmp_path: Path) -> None:
