@@ -75,17 +75,23 @@ def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
 
 class LogReader:
     """
-    Runs the bridge's log reads.  Buildbot gives SQLite one database thread,
-    shared by every write of the master; SQLite in WAL mode (Buildbot's
-    setting) lets a second connection read meanwhile, so for an SQLite file
-    the bridge reads through its own connection and thread, and its reads
-    neither wait for the master's writes nor delay them.  Other databases
-    (and in-memory SQLite, which one connection holds) use the master's pool.
+    Runs the bridge's log reads.
+
+    Buildbot reaches an SQLite file through a new connection per operation,
+    so the database's write-ahead log is created, checkpointed and deleted
+    around almost every write.  For an SQLite file the bridge reads through
+    one connection of its own, kept open in a thread of its own: its reads
+    neither wait for the master's writes nor delay them (SQLite in WAL mode,
+    Buildbot's setting, lets one connection read while another writes), and
+    between reads it holds no transaction, so checkpoints are never held
+    back.  Other databases (and in-memory SQLite, which one connection
+    holds) use the master's pool.
     """
 
     def __init__(self, master: Any) -> None:
         self.master = master
         self._engine: Any = None
+        self._conn: Any = None
         self._threads: ThreadPool | None = None
         engine = master.db.pool.engine
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
@@ -96,15 +102,29 @@ class LogReader:
     def do(self, f: Callable[[Any], Any]) -> defer.Deferred[Any]:
         if self._threads is None:
             return self.master.db.pool.do(f)
+        return threads.deferToThreadPool(self.master.reactor, self._threads, self._with_connection, f)
 
-        def with_connection() -> Any:
-            with self._engine.connect() as conn:
-                return f(conn)
+    def _with_connection(self, f: Callable[[Any], Any]) -> Any:
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        try:
+            return f(self._conn)
+        except sa.exc.DBAPIError:
+            self._disconnect()  # the next read starts over with a new one
+            raise
+        finally:
+            if self._conn is not None:
+                self._conn.rollback()
 
-        return threads.deferToThreadPool(self.master.reactor, self._threads, with_connection)
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()
 
-    def close(self) -> None:
+    @async_to_deferred
+    async def close(self) -> None:
         if self._threads is not None:
+            await threads.deferToThreadPool(self.master.reactor, self._threads, self._disconnect)
             self._threads.stop()
             self._engine.dispose()
             self._threads = None
@@ -410,7 +430,7 @@ class LegacyStatus(service.BuildbotService):
         await self._stop_http()
         self.http_port = None
         await super().stopService()
-        self.reader.close()
+        await self.reader.close()
 
     # 0.8 Status API
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import textwrap
 import time
+from types import SimpleNamespace
+from typing import Any
 
-from twisted.internet import defer
+import sqlalchemy as sa
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
 
-from buildbot_logfile.bridge import LegacyStatus
+from buildbot_logfile.bridge import LegacyStatus, LogReader
 from buildbot_logfile.logfile import STDERR, STDOUT
 from tests.masters import (
     MasterTestCase,
@@ -414,3 +418,54 @@ class ArchiverTests(MasterTestCase):
         self.assertIn("--- emit / stdio ---\n" + text, archived)
         self.assertTrue(archived.endswith("--- build success ---\n"))
         self.assertFalse(os.path.exists(os.path.join(outdir, "other")))
+
+
+class LogReaderTests(unittest.TestCase):
+    """The bridge's own connection to an SQLite file."""
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.engine = sa.create_engine("sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite")
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("pragma journal_mode = wal")
+            conn.exec_driver_sql("create table t (x integer)")
+        master = SimpleNamespace(db=SimpleNamespace(pool=SimpleNamespace(engine=self.engine)),
+                                 reactor=reactor)
+        self.reader = LogReader(master)
+        self.addCleanup(self.engine.dispose)
+        self.addCleanup(self.reader.close)
+
+    @defer.inlineCallbacks
+    def test_one_connection_and_no_transaction_between_reads(self) -> defer.Generator:
+        conns = []
+
+        def read(conn: Any) -> int:
+            conns.append(conn)
+            return conn.exec_driver_sql("select count(*) from t").scalar()
+
+        self.assertEqual((yield self.reader.do(read)), 0)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("insert into t values (1)")
+        with self.engine.connect() as conn:
+            # A read transaction left open would make this checkpoint busy.
+            busy, _, _ = conn.exec_driver_sql("pragma wal_checkpoint(truncate)").one()
+        self.assertEqual(busy, 0)
+        self.assertEqual((yield self.reader.do(read)), 1)
+        self.assertIs(conns[0], conns[1])
+
+    @defer.inlineCallbacks
+    def test_a_failed_read_starts_over_on_a_new_connection(self) -> defer.Generator:
+        conns = []
+
+        def failing(conn: Any) -> None:
+            conns.append(conn)
+            conn.exec_driver_sql("select * from no_such_table")
+
+        def read(conn: Any) -> int:
+            conns.append(conn)
+            return conn.exec_driver_sql("select count(*) from t").scalar()
+
+        yield self.assertFailure(self.reader.do(failing), sa.exc.OperationalError)
+        self.assertEqual((yield self.reader.do(read)), 0)
+        self.assertIsNot(conns[0], conns[1])
