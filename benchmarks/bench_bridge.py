@@ -76,7 +76,8 @@ class LatencyRecorder(StatusReceiverMultiService):
         while waiting and waiting[0][0] <= total:
             _, called, returned = waiting.pop(0)
             self.latencies.append(now - called)
-            self.after_store.append(now - returned[0])
+            # Delivered before appendLog's own caller heard back: no wait.
+            self.after_store.append(now - returned[0] if returned else 0.0)
 
 
 def instrument(master: Any, recorder: LatencyRecorder) -> None:
