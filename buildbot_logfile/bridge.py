@@ -77,15 +77,13 @@ class LogReader:
     """
     Runs the bridge's log reads.
 
-    Buildbot reaches an SQLite file through a new connection per operation,
-    so the database's write-ahead log is created, checkpointed and deleted
-    around almost every write.  For an SQLite file the bridge reads through
-    one connection of its own, kept open in a thread of its own: its reads
-    neither wait for the master's writes nor delay them (SQLite in WAL mode,
-    Buildbot's setting, lets one connection read while another writes), and
-    between reads it holds no transaction, so checkpoints are never held
-    back.  Other databases (and in-memory SQLite, which one connection
-    holds) use the master's pool.
+    For an SQLite file the bridge reads through one connection of its own,
+    kept open in a thread of its own: its reads neither wait for the
+    master's writes nor delay them (SQLite in WAL mode, Buildbot's setting,
+    lets one connection read while another writes).  Between reads it holds
+    no transaction, so checkpoints are never held back, and it runs them
+    itself (see L{_checkpoint}).  Other databases (and in-memory SQLite,
+    which one connection holds) use the master's pool.
     """
 
     def __init__(self, master: Any) -> None:
@@ -108,13 +106,32 @@ class LogReader:
         if self._conn is None:
             self._conn = self._engine.connect()
         try:
-            return f(self._conn)
+            result = f(self._conn)
         except sa.exc.DBAPIError:
             self._disconnect()  # the next read starts over with a new one
             raise
         finally:
             if self._conn is not None:
                 self._conn.rollback()
+        self._checkpoint()
+        return result
+
+    def _checkpoint(self) -> None:
+        """
+        Copy what the master committed from the WAL into the database.
+
+        While this connection is open the master's connections no longer
+        checkpoint as they close; left to SQLite's automatic checkpoint, the
+        WAL would be copied back megabytes at a time inside one of the
+        master's commits, stalling its log writes.  A passive checkpoint
+        after each read does that work here, and never blocks a writer.
+        """
+        try:
+            self._conn.exec_driver_sql("pragma wal_checkpoint(passive)").all()
+            self._conn.rollback()
+        except sa.exc.DBAPIError:
+            log.err(None, "LegacyStatus: checkpoint after a log read failed")
+            self._disconnect()
 
     def _disconnect(self) -> None:
         if self._conn is not None:

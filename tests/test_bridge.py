@@ -455,6 +455,20 @@ class LogReaderTests(unittest.TestCase):
         self.assertIs(conns[0], conns[1])
 
     @defer.inlineCallbacks
+    def test_a_read_checkpoints_what_the_master_committed(self) -> defer.Generator:
+        yield self.reader.do(lambda conn: None)  # the reader's connection is open
+        marker = b"committed by the master " * 100
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("create table m (x blob)")
+            conn.exec_driver_sql("insert into m values (?)", (marker,))
+        database = self.engine.url.database
+        with open(database, "rb") as f:
+            self.assertNotIn(marker, f.read())  # only in the WAL so far
+        yield self.reader.do(lambda conn: None)
+        with open(database, "rb") as f:
+            self.assertIn(marker, f.read())
+
+    @defer.inlineCallbacks
     def test_a_failed_read_starts_over_on_a_new_connection(self) -> defer.Generator:
         conns = []
 
