@@ -20,6 +20,7 @@ from __future__ import annotations
 import bz2
 import codecs
 import gzip
+import io
 import os
 from typing import IO, Any, Callable, Iterator, Protocol
 
@@ -69,9 +70,46 @@ def _write_at(fd: int, pieces: list[bytes], offset: int, size: int) -> None:
     written = os.pwritev(fd, pieces, offset) if hasattr(os, "pwritev") else 0
     if written < size:
         rest = memoryview(b"".join(pieces))[written:]
-        os.lseek(fd, offset + written, os.SEEK_SET)
-        while rest:
-            rest = rest[os.write(fd, rest) :]
+        # A reader may be between its seek and its read.
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+        try:
+            os.lseek(fd, offset + written, os.SEEK_SET)
+            while rest:
+                rest = rest[os.write(fd, rest) :]
+        finally:
+            os.lseek(fd, position, os.SEEK_SET)
+
+
+class _SharedSpool(io.FileIO):
+    """
+    A live log's spool file, shared by its writer and every reader.
+
+    The log holds its newest records in memory (see L{LogFile._add_record});
+    any read through this handle, or a seek from its end, writes them first,
+    so a reader sees everything merged so far, as it did in 0.8 through the
+    writer's buffered file.
+    """
+
+    def __init__(self, logfile: LogFile, filename: str) -> None:
+        super().__init__(filename, "w+")
+        self.logfile = logfile
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.logfile._write_pending()
+        return super().read(size)
+
+    def readall(self) -> bytes:
+        self.logfile._write_pending()
+        return super().readall()
+
+    def readinto(self, buffer: Any) -> int:
+        self.logfile._write_pending()
+        return super().readinto(buffer)
+
+    def seek(self, pos: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            self.logfile._write_pending()
+        return super().seek(pos, whence)
 
 
 class LogFileFormatError(Exception):
@@ -212,8 +250,8 @@ class LogFile:
     Entries of one channel accumulate in memory (the "run") until the
     channel changes or C{chunkSize} bytes are pending; then the run becomes
     a record.  Records wait in memory until C{WRITE_BUFFER} bytes of them
-    are pending, and every reader of the file writes them out first, so
-    readers see the file plus the run.
+    are pending, and a read of the file writes them out first, so readers
+    see the file plus the run.
     """
 
     chunkSize = 10 * 1000
@@ -241,9 +279,7 @@ class LogFile:
         if os.path.exists(fn):
             log.msg(f"Warning: Overwriting old serialized log at {fn}")
         os.makedirs(os.path.dirname(fn), exist_ok=True)
-        # Unbuffered: the log keeps its own pending records, and readers
-        # seek before every read of this shared handle.
-        self.openfile = open(fn, "w+b", buffering=0)
+        self.openfile = _SharedSpool(self, fn)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -331,7 +367,6 @@ class LogFile:
         0.8 did.
         """
         if self.openfile is not None:
-            self._write_pending()
             return self.openfile
         fn = self.getFilename()
         if os.path.exists(fn + ".bz2"):
@@ -817,8 +852,6 @@ class LogFileProducer:
                 end = None if lf.finished else lf._file_end
                 if end is not None and self._offset >= end:
                     return None
-                if end is not None:
-                    lf._write_pending()
                 assert self._file is not None
                 self._records = iter_records(
                     self._file, self._offset, end, self.BUFFERSIZE, lf.getFilename()

@@ -125,6 +125,23 @@ def test_short_and_missing_positional_writes_lose_nothing(
     assert spool(lf) == b"".join(records)
 
 
+def test_the_shared_handle_sees_every_record_merged_so_far(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    f = lf.getFile()
+    lf.addStdout("one\n")
+    lf.addStderr("two\n")  # stdout's run becomes a record, held in memory
+    f.seek(0)
+    assert f.read() == b"5:0one\n,"
+    lf.addStdout("three\n")
+    assert f.seek(0, os.SEEK_END) == 16
+    f.seek(0)
+    assert f.readline() == b"5:0one\n"
+    buf = bytearray(100)
+    f.seek(8)
+    assert buf[: f.readinto(buf)] == b"5:1two\n,"
+    lf.finish()
+
+
 def test_text_of_another_type_is_rejected(tmp_path: Path) -> None:
     lf = new_log(tmp_path)
     with pytest.raises(TypeError, match="log text must be str or bytes, not int"):

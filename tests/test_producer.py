@@ -175,7 +175,7 @@ def test_live_file_cut_short_ends_the_stream(tmp_path: Path) -> None:
         lf = new_log(tmp_path)
         lf.addStdout("x" * 9000)
         lf.addStderr("y")
-        lf.getFile()
+        lf.getFile().read()  # the stdout record is on disk
         os.truncate(lf.getFilename(), 0)
         consumer = subscribe(lf, clock)
         run_until_idle(clock)
