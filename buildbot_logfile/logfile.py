@@ -263,6 +263,7 @@ class LogFile:
     nonHeaderLength = 0
     tailLength = 0
     maxLengthExceeded = False
+    _log_max_size: int | None = None
     openfile: IO[bytes] | None = None
     _compressing: defer.Deferred[None] | None = None
 
@@ -271,6 +272,7 @@ class LogFile:
         self.master = parent.build.builder.master
         self.name = name
         self.filename = logfilename
+        self._init_state()
         config = self.master.config
         self.compressMethod = config.logCompressionMethod
         self.logMaxSize = config.logMaxSize
@@ -280,7 +282,6 @@ class LogFile:
             log.msg(f"Warning: Overwriting old serialized log at {fn}")
         os.makedirs(os.path.dirname(fn), exist_ok=True)
         self.openfile = _SharedSpool(self, fn)
-        self._init_state()
 
     def _init_state(self) -> None:
         self.watchers: list[Any] = []
@@ -309,8 +310,8 @@ class LogFile:
         self.name = name
         self.filename = logfilename
         self.compressMethod = self.master.config.logCompressionMethod
-        self.logMaxSize = self.logMaxTailSize = None
         self._init_state()
+        self.logMaxTailSize = None
         self.finished = True
         self._observe()
         return self
@@ -319,6 +320,17 @@ class LogFile:
     def length(self) -> int:
         """Bytes of text stored so far (after any truncation)."""
         return self._merged_len + self._run_len
+
+    @property
+    def logMaxSize(self) -> int | None:
+        return self._log_max_size
+
+    @logMaxSize.setter
+    def logMaxSize(self, value: int | None) -> None:
+        # Set after construction too (the bridge clears it; 0.8 plugins
+        # may): whether entries are counted depends on it.
+        self._log_max_size = value
+        self._observe()
 
     @property
     def _run_len(self) -> int:
@@ -331,7 +343,10 @@ class LogFile:
         log nobody observes, which is most of the time.
         """
         self._observed = (
-            self.finished or bool(self.watchers) or bool(self._live) or self.logMaxSize is not None
+            self.finished
+            or bool(self.watchers)
+            or bool(self._live)
+            or self._log_max_size is not None
         )
 
     # 0.8 status API

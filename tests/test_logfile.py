@@ -302,6 +302,20 @@ def test_log_max_size(tmp_path: Path) -> None:
     assert [s[-1] for s in w.seen] == ["head\n", "0123456", "789abc", "more", "still here\n"]
 
 
+@pytest.mark.parametrize("set_later", [False, True])
+def test_log_max_size_unwatched(tmp_path: Path, set_later: bool) -> None:
+    if set_later:  # as a plugin may do, after construction
+        lf = new_log(tmp_path)
+        lf.logMaxSize = 10
+    else:
+        lf = new_log(tmp_path, logMaxSize=10)
+    lf.addStdout("0123456")
+    lf.addStdout("789abc")
+    lf.finish()
+    msg = "\nOutput exceeded 10 bytes, remaining output has been truncated\n"
+    assert list(lf.getChunks()) == [(STDOUT, "0123456789"), (HEADER, msg)]
+
+
 def test_log_max_size_cuts_on_a_character_boundary(tmp_path: Path) -> None:
     lf = new_log(tmp_path, logMaxSize=4)
     lf.addStdout("ab\u00e9\u00e9")  # 6 bytes; byte 4 is inside the second e-acute
