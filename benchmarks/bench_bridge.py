@@ -44,6 +44,7 @@ class LatencyRecorder(StatusReceiverMultiService):
         super().__init__()
         self.pending: dict[str, list[tuple[int, float, list[float]]]] = {}
         self.delivered: dict[str, int] = {}
+        self.appended_lines: dict[str, int] = {}
         self.latencies: list[float] = []
         # from the moment appendLog returned, its lines stored and announced
         self.after_store: list[float] = []
@@ -66,6 +67,7 @@ class LatencyRecorder(StatusReceiverMultiService):
 
     def appended(self, key: str, total_lines: int) -> list[float]:
         """Note an appendLog call; the caller adds the time it returned to the list."""
+        self.appended_lines[key] = total_lines
         returned: list[float] = []
         self.pending.setdefault(key, []).append((total_lines, time.perf_counter(), returned))
         return returned
@@ -148,7 +150,10 @@ async def main(reactor: Any) -> None:
         await stop_master(plain)
         await stop_master(bridged)
     latencies = recorder.latencies
+    short = {key: (recorder.delivered.get(key, 0), lines)
+             for key, lines in recorder.appended_lines.items() if recorder.delivered.get(key, 0) != lines}
     print(f"bench_bridge: build writing 20 MB of stdout, {ROUNDS} rounds, masters taking turns")
+    print(f"  lines delivered = lines appended, every log: {'yes' if not short else short}")
     print(f"  without LegacyStatus {statistics.median(without):.2f} s   with {statistics.median(with_):.2f} s"
           f"   ratio {statistics.median(ratios):.2f}x  (median of rounds; target <= 1.10x)")
     print(f"  appendLog called -> logChunk over {len(latencies)} appends: "
