@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import ctypes
 import gzip
 import io
 import os
+import sys
 from typing import IO, Any, Callable, Iterator, Protocol
 
 from twisted.internet import defer, threads
@@ -50,6 +52,28 @@ _MAX_LENGTH_DIGITS = 12
 # BSDs).
 _RUN_PIECES = 64
 _MAX_PIECES = 1024
+
+
+def _reserver() -> Callable[[int, int, int], int] | None:
+    """
+    Linux's C{fallocate(fd, FALLOC_FL_KEEP_SIZE, offset, length)}, or None
+    where there is none.  Appends into blocks reserved ahead of the end of
+    file cost the kernel about a fifth less than appends that allocate as
+    they go, and the file's size still ends at its last record.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate64
+    except (OSError, AttributeError):
+        return None
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fallocate.restype = ctypes.c_int
+    keep_size = 1  # FALLOC_FL_KEEP_SIZE
+    return lambda fd, offset, length: fallocate(fd, keep_size, offset, length)
+
+
+_reserve_blocks = _reserver()
 
 
 def _as_text(text: Any) -> str:
@@ -258,6 +282,10 @@ class LogFile:
     BUFFERSIZE = 64 * 1024
     # Records are written in one system call per this many bytes.
     WRITE_BUFFER = 512 * 1024
+    # Disk space reserved ahead of a live log's end (Linux), from the size
+    # where a log is likely to grow on.
+    RESERVE_MIN = 1024 * 1024
+    RESERVE_MAX = 8 * 1024 * 1024
 
     finished = False
     nonHeaderLength = 0
@@ -294,6 +322,7 @@ class LogFile:
         self._pending: list[bytes] = []
         self._written = 0
         self._file_end = 0
+        self._reserved = 0
         self._producers: list[LogFileProducer] = []
         self._live: list[LogFileProducer] = []
         self._observe()
@@ -587,9 +616,26 @@ class LogFile:
         if not self._pending:
             return
         assert self.openfile is not None
-        _write_at(self.openfile.fileno(), self._pending, self._written, self._file_end - self._written)
+        fd = self.openfile.fileno()
+        if self._file_end > self._reserved:
+            self._reserve(fd)
+        _write_at(fd, self._pending, self._written, self._file_end - self._written)
         self._pending.clear()
         self._written = self._file_end
+
+    def _reserve(self, fd: int) -> None:
+        """
+        Once the log holds C{RESERVE_MIN} bytes, reserve disk blocks past
+        the end of the file: as much again as it holds, at most
+        C{RESERVE_MAX}.  L{finish} gives back what the log did not use.
+        """
+        if _reserve_blocks is None or self._reserved < 0 or self._file_end < self.RESERVE_MIN:
+            return
+        ahead = min(self._file_end, self.RESERVE_MAX)
+        if _reserve_blocks(fd, self._written, self._file_end + ahead - self._written) == 0:
+            self._reserved = self._file_end + ahead
+        else:
+            self._reserved = -1  # not on this file system: write as it comes
 
     def addStdout(self, text: str | bytes) -> None:
         self.addEntry(STDOUT, text)
@@ -616,6 +662,8 @@ class LogFile:
         self._merge()
         if self.openfile is not None:
             self._write_pending()
+            if self._reserved > self._file_end:
+                os.ftruncate(self.openfile.fileno(), self._file_end)
             for p in self._producers:
                 p.own_file()
             self.openfile.close()

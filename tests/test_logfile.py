@@ -142,6 +142,36 @@ def test_the_shared_handle_sees_every_record_merged_so_far(tmp_path: Path) -> No
     lf.finish()
 
 
+@pytest.mark.parametrize("reserver", ["platform", "none", "failing"])
+def test_space_reserved_ahead_is_given_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reserver: str
+) -> None:
+    import buildbot_logfile.logfile as logfile
+
+    if reserver == "none":
+        monkeypatch.setattr(logfile, "_reserve_blocks", None)
+    elif reserver == "failing":
+        monkeypatch.setattr(logfile, "_reserve_blocks", lambda fd, offset, length: -1)
+    lf = new_log(tmp_path)
+    text = "r" * 999 + "\n"
+    record = b"10001:0" + text.encode() * 10 + b","
+    for _ in range(3 * LogFile.RESERVE_MIN // 10000):
+        for _ in range(10):
+            lf.addStdout(text)
+    f = lf.getFile()
+    f.seek(0)
+    live = f.read()
+    # The reserved blocks lie past the end of file: readers never see them.
+    assert os.path.getsize(lf.getFilename()) == len(live)
+    assert live == record * (len(live) // len(record))
+    if reserver == "platform" and lf._reserved > 0:
+        assert os.stat(lf.getFilename()).st_blocks * 512 >= lf._reserved
+    lf.finish()
+    data = spool(lf)
+    assert data == record * (3 * LogFile.RESERVE_MIN // 10000)
+    assert os.stat(lf.getFilename()).st_blocks * 512 < len(data) + LogFile.RESERVE_MIN
+
+
 def test_text_of_another_type_is_rejected(tmp_path: Path) -> None:
     lf = new_log(tmp_path)
     with pytest.raises(TypeError, match="log text must be str or bytes, not int"):
