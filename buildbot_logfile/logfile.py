@@ -17,11 +17,13 @@ Two things differ from 0.8, both invisible to 0.8 callers:
 
 from __future__ import annotations
 
+import bisect
 import bz2
 import codecs
 import ctypes
 import gzip
 import io
+import itertools
 import os
 import sys
 from typing import IO, Any, Callable, Iterator, Protocol
@@ -286,6 +288,8 @@ class LogFile:
     # where a log is likely to grow on.
     RESERVE_MIN = 1024 * 1024
     RESERVE_MAX = 8 * 1024 * 1024
+    # text_bytes marks its way through a log about this often.
+    TEXT_MARK_SPACING = 1024 * 1024
 
     finished = False
     nonHeaderLength = 0
@@ -323,6 +327,8 @@ class LogFile:
         self._written = 0
         self._file_end = 0
         self._reserved = 0
+        # (text offset, file offset) at record ends, for text_bytes.
+        self._text_marks: list[tuple[int, int]] = []
         self._producers: list[LogFileProducer] = []
         self._live: list[LogFileProducer] = []
         self._observe()
@@ -470,6 +476,60 @@ class LogFile:
     def readlines(self) -> list[str]:
         """The stdout lines, each newline-terminated (but maybe the last)."""
         return "".join(self.getChunks([STDOUT], onlyText=True)).splitlines(True)
+
+    def text_bytes(self, start: int, limit: int) -> tuple[bytes, int, bool]:
+        """
+        Up to C{limit} bytes of the stdout and stderr text from text byte
+        C{start} on, as the spool's UTF-8, beginning and ending on character
+        boundaries (a C{start} inside a character begins at the next one).
+        Returns them, the text offset after them, and whether more text
+        follows now.
+
+        Nothing is decoded, and reading starts at the last mark an earlier
+        call left at or before C{start}: polling a log costs the new text,
+        not the whole log.
+        """
+        if limit < 4:
+            raise ValueError("limit must hold a whole character (4 bytes)")
+        if self.openfile is not None:
+            self._write_pending()
+            f: IO[bytes] = open(self.getFilename(), "rb")
+            end: int | None = self._file_end
+            leftover = [(self._run_channel, b"".join(self._run), None)] if self._run else []
+        else:
+            f = self.getFile()
+            end, leftover = None, []
+        i = bisect.bisect_right(self._text_marks, (start, float("inf"))) - 1
+        text_pos, file_pos = self._text_marks[i] if i >= 0 else (0, 0)
+        wanted = bytearray()
+        with f:
+            records = iter_records(f, file_pos, end, self.BUFFERSIZE, self.getFilename())
+            for channel, data, next_offset in itertools.chain(records, leftover):
+                if channel == STDOUT or channel == STDERR:
+                    if text_pos + len(data) > start:
+                        wanted += data[max(0, start - text_pos) :]
+                    text_pos += len(data)
+                if next_offset is not None and text_pos >= self._next_mark():
+                    self._text_marks.append((text_pos, next_offset))
+                if len(wanted) > limit + 3:
+                    break
+        skipped = 0
+        while skipped < len(wanted) and skipped < 3 and (wanted[skipped] & 0xC0) == 0x80:
+            skipped += 1
+        more = len(wanted) - skipped > limit
+        if more:
+            cut = _char_boundary(wanted, skipped + limit)
+            body = bytes(wanted[skipped:cut])
+        else:
+            body = bytes(wanted[skipped:])
+        if start > text_pos and not more:
+            return b"", text_pos, False
+        return body, start + skipped + len(body), more
+
+    def _next_mark(self) -> int:
+        """The text offset past which the next mark is left."""
+        last = self._text_marks[-1][0] if self._text_marks else 0
+        return last + self.TEXT_MARK_SPACING
 
     def subscribe(self, receiver: Any, catchup: bool) -> None:
         if self.finished:

@@ -32,6 +32,10 @@ Authorize = Callable[[IRequest, DataPath], Awaitable[None]]
 FINISHED_CACHE = "max-age=604800"
 LIVE_CACHE = "no-cache"
 
+# A ?start= answer carries at most this much text; X-More-Data says that
+# more follows and X-Text-Size where to ask for it.
+START_LIMIT = 1024 * 1024
+
 # The palette follows the channel rules with equal specificity, so a
 # colour code wins over the channel's own colour.
 STYLE = """
@@ -354,9 +358,9 @@ class LegacyLogPages:
         except ValueError:
             request.setResponseCode(400)
             return b"start must be a byte offset (a whole number >= 0)\n"
-        body, size = text_from(lf, offset)
+        body, size, more = lf.text_bytes(offset, START_LIMIT)
         request.setHeader(b"x-text-size", str(size).encode())
-        if not lf.isFinished():
+        if more or not lf.isFinished():
             request.setHeader(b"x-more-data", b"true")
         return body
 
@@ -401,26 +405,6 @@ def listing(title: str, items: list[str], request: IRequest) -> bytes:
         f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
         f"</head>\n<body>\n<h1>{html.escape(title)}</h1>\n<ul>\n" + "\n".join(items) + "\n</ul>\n</body></html>\n"
     ).encode()
-
-
-def text_from(lf: LogFile, offset: int) -> tuple[bytes, int]:
-    """
-    The stdout and stderr text from byte C{offset} on, and the offset after
-    it.  An offset inside a character starts at the next one.
-    """
-    out = []
-    size = 0
-    for text in lf.getChunks([STDOUT, STDERR], onlyText=True):
-        data = text.encode()
-        end = size + len(data)
-        if end > offset:
-            part = data[max(0, offset - size):]
-            if offset > size:
-                while part and (part[0] & 0xC0) == 0x80:
-                    part = part[1:]
-            out.append(part)
-        size = end
-    return b"".join(out), size
 
 
 def authorize_anonymous(master: Any) -> Authorize:

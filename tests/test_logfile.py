@@ -472,3 +472,53 @@ class CompressionTests(unittest.TestCase):
             lf = self.make(method)
             yield lf.compressLog()
             self.assertEqual(os.listdir(os.path.dirname(lf.getFilename())), ["3-log-s-stdio"])
+
+
+def test_text_bytes_pages_through_the_text(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.TEXT_MARK_SPACING = 10  # marks every few records
+    lf.addHeader("cmd\n")
+    lf.addStdout("ab\u00e9cd\n")  # the e-acute is bytes 2-3
+    lf.addStderr("err\n")
+    lf.addHeader("between\n")
+    lf.addStdout("\u2603" * 5)  # 15 bytes, three per snowman
+    text = "ab\u00e9cd\nerr\n" + "\u2603" * 5
+    data = text.encode()
+    for finished in (False, True):
+        assert lf.text_bytes(0, 1000) == (data, len(data), False)
+        assert lf.text_bytes(3, 1000) == (data[4:], len(data), False)  # inside the e-acute
+        assert lf.text_bytes(len(data) + 5, 1000) == (b"", len(data), False)
+        # A page ends before a character it would cut.
+        page, offset, more = lf.text_bytes(0, 13)
+        assert (page, offset, more) == (data[:11], 11, True)
+        page, offset, more = lf.text_bytes(offset, 13)
+        assert (page, offset, more) == (data[11:23], 23, True)
+        assert lf.text_bytes(offset, 13) == (data[23:], len(data), False)
+        lf.finish()
+    assert lf._text_marks and all(a < b for a, b in zip(lf._text_marks, lf._text_marks[1:]))
+    with pytest.raises(ValueError):
+        lf.text_bytes(0, 3)
+
+
+def test_text_bytes_of_a_large_log_reads_from_the_nearest_mark(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    line = "0123456789" * 99 + "\n"
+    for i in range(3000):  # 3 MB of stdout, with headers between
+        lf.addStdout(line)
+        if i % 100 == 0:
+            lf.addHeader("h\n")
+    expected = (line * 3000).encode()
+    offset, pages = 0, []
+    while True:
+        page, offset, more = lf.text_bytes(offset, 256 * 1024)
+        pages.append(page)
+        if not more:
+            break
+    assert b"".join(pages) == expected and offset == len(expected)
+    assert len(lf._text_marks) >= 2
+    # From a mark, not from the start: the file before it is never read.
+    marked_text, marked_file = lf._text_marks[-1]
+    with open(lf.getFilename(), "r+b") as f:
+        f.write(b"x" * marked_file)  # corrupt everything before the last mark
+    assert lf.text_bytes(marked_text, 100)[0] == expected[marked_text : marked_text + 100]
+    lf.finish()

@@ -10,6 +10,7 @@ import treq
 from buildbot.plugins import util
 from twisted.internet import defer, reactor
 
+from buildbot_logfile import web
 from buildbot_logfile.bridge import LegacyStatus
 from buildbot_logfile.web import PAGE_FOOTER, AnsiHTMLRenderer, page_header
 from tests.masters import (
@@ -112,6 +113,11 @@ class PageTests(WebTestCase):
         self.assertEqual(body, b"cd\n")
         response, body = yield self.get(path + "?start=99")
         self.assertEqual((body, response.headers.getRawHeaders("x-text-size")), (b"", ["7"]))
+        self.patch(web, "START_LIMIT", 4)  # a finished log, answered in pages
+        response, body = yield self.get(path + "?start=0")
+        self.assertEqual(body, "ab\u00e9".encode())
+        self.assertEqual(response.headers.getRawHeaders("x-text-size"), ["4"])
+        self.assertEqual(response.headers.getRawHeaders("x-more-data"), ["true"])
         for bad in ("-1", "x", ""):
             response, _ = yield self.get(path + "?start=" + bad)
             self.assertEqual(response.code, 400)
