@@ -504,15 +504,19 @@ class LogFile:
         wanted = bytearray()
         with f:
             records = iter_records(f, file_pos, end, self.BUFFERSIZE, self.getFilename())
-            for channel, data, next_offset in itertools.chain(records, leftover):
-                if channel == STDOUT or channel == STDERR:
-                    if text_pos + len(data) > start:
-                        wanted += data[max(0, start - text_pos) :]
-                    text_pos += len(data)
-                if next_offset is not None and text_pos >= self._next_mark():
-                    self._text_marks.append((text_pos, next_offset))
-                if len(wanted) > limit + 3:
-                    break
+            try:
+                for channel, data, next_offset in itertools.chain(records, leftover):
+                    if channel == STDOUT or channel == STDERR:
+                        if text_pos + len(data) > start:
+                            wanted += data[max(0, start - text_pos) :]
+                        text_pos += len(data)
+                    if next_offset is not None and text_pos >= self._next_mark():
+                        self._text_marks.append((text_pos, next_offset))
+                    if len(wanted) > limit + 3:
+                        break
+            except LogFileFormatError:
+                # As a stream does: the text before the bad record stands.
+                log.err(None, "reading a log's text stopped early")
         skipped = 0
         while skipped < len(wanted) and skipped < 3 and (wanted[skipped] & 0xC0) == 0x80:
             skipped += 1

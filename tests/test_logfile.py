@@ -522,3 +522,17 @@ def test_text_bytes_of_a_large_log_reads_from_the_nearest_mark(tmp_path: Path) -
         f.write(b"x" * marked_file)  # corrupt everything before the last mark
     assert lf.text_bytes(marked_text, 100)[0] == expected[marked_text : marked_text + 100]
     lf.finish()
+
+
+def test_text_bytes_of_a_corrupt_file_ends_at_the_bad_record(tmp_path: Path) -> None:
+    from twisted.python import log
+
+    errors: list[dict] = []
+    log.addObserver(errors.append)
+    try:
+        (tmp_path / "f").write_bytes(b"3:0ab,3:2hh,3:1cd;rest")
+        lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
+        assert lf.text_bytes(1, 100) == (b"b", 2, False)
+    finally:
+        log.removeObserver(errors.append)
+    assert [e["why"] for e in errors if e.get("isError")] == ["reading a log's text stopped early"]
