@@ -432,17 +432,20 @@ class LogFile:
         The log as it is now, as C{(channel, text)} chunks (or just texts
         with C{onlyText}); entries added while iterating are not included.
         """
-        if self.openfile is not None:
-            # A handle of its own: the iteration may outlive the writer's.
-            self._write_pending()
-            f: IO[bytes] = open(self.getFilename(), "rb")
-        else:
-            f = self.getFile()
-        end = None if self.finished else self._file_end
-        leftover = None
-        if self._run:
-            leftover = (self._run_channel, b"".join(self._run))
+        f, end, leftover = self._snapshot()
         return self._generateChunks(f, end, leftover, channels, onlyText)
+
+    def _snapshot(self) -> tuple[IO[bytes], int | None, tuple[int, bytes] | None]:
+        """
+        The log as it is now: a handle of its own on the file, where its
+        records end (None: at end of file), and the pending run, if any.
+        """
+        if self.openfile is None:
+            return self.getFile(), None, None
+        # A handle of its own: reading may outlive the writer's.
+        self._write_pending()
+        leftover = (self._run_channel, b"".join(self._run)) if self._run else None
+        return open(self.getFilename(), "rb"), self._file_end, leftover
 
     def _generateChunks(
         self,
@@ -491,14 +494,8 @@ class LogFile:
         """
         if limit < 4:
             raise ValueError("limit must hold a whole character (4 bytes)")
-        if self.openfile is not None:
-            self._write_pending()
-            f: IO[bytes] = open(self.getFilename(), "rb")
-            end: int | None = self._file_end
-            leftover = [(self._run_channel, b"".join(self._run), None)] if self._run else []
-        else:
-            f = self.getFile()
-            end, leftover = None, []
+        f, end, run = self._snapshot()
+        leftover = [(*run, None)] if run else []
         i = bisect.bisect_right(self._text_marks, (start, float("inf"))) - 1
         text_pos, file_pos = self._text_marks[i] if i >= 0 else (0, 0)
         wanted = bytearray()
