@@ -125,6 +125,55 @@ def test_short_and_missing_positional_writes_lose_nothing(
     assert spool(lf) == b"".join(records)
 
 
+def test_writes_end_on_multiples_of_the_write_buffer(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    records = []
+    on_disk = []
+    with open(lf.getFilename(), "rb") as outside:  # sees only what is written
+        for i in range(700):
+            text = f"{i:05d}é" * (i % 7 * 230 + 1)  # one record each
+            lf.addEntry(i % 2, text)
+            records.append(b"%d:%d" % (len(text.encode()) + 1, i % 2) + text.encode() + b",")
+            outside.seek(0)
+            on_disk.append(outside.read())
+    expected = b"".join(records)
+    sizes = sorted({len(d) for d in on_disk})
+    assert sizes == [n * lf.WRITE_BUFFER for n in range(len(sizes))]
+    assert len(sizes) == len(expected) // lf.WRITE_BUFFER + 1
+    assert all(expected.startswith(d) for d in on_disk)
+    lf.finish()
+    assert spool(lf) == expected
+
+
+def test_a_write_that_fails_loses_nothing_written_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk: the entry whose write fails is refused, every entry
+    # before it is written once the disk has room again.
+    real = os.pwritev
+    full = True
+
+    def pwritev(fd, pieces, offset):
+        if full:
+            raise OSError(28, "No space left on device")
+        return real(fd, pieces, offset)
+
+    monkeypatch.setattr(os, "pwritev", pwritev)
+    lf = new_log(tmp_path)
+    texts = [f"{i:04d}" * 2500 for i in range(60)]  # one record each
+    accepted = []
+    for text in texts:
+        try:
+            lf.addEntry(STDOUT, text)
+        except OSError:
+            full = False
+            continue
+        accepted.append(text)
+    assert len(accepted) == len(texts) - 1
+    lf.finish()
+    assert spool(lf) == b"".join(b"10001:0" + t.encode() + b"," for t in accepted)
+
+
 def test_the_shared_handle_sees_every_record_merged_so_far(tmp_path: Path) -> None:
     lf = new_log(tmp_path)
     f = lf.getFile()
