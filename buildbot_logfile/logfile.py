@@ -84,8 +84,20 @@ def _as_text(text: Any) -> str:
     raise TypeError(f"log text must be str or bytes, not {type(text).__name__}")
 
 
-def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode())
+def _piece(text: str) -> str | bytes:
+    """
+    What a run keeps of an entry: ASCII text as it is, being its own UTF-8
+    (a run of it is encoded once, as a whole), other text encoded now, so
+    that it is encoded only once.  Either way its length is its size.
+    """
+    return text if text.isascii() else text.encode()
+
+
+def _utf8(pieces: list[str | bytes], encoded: bool) -> bytes:
+    """The pieces of a run as one UTF-8 string; C{encoded}: some are bytes."""
+    if not encoded:
+        return "".join(pieces).encode()  # type: ignore[arg-type]
+    return b"".join([p if p.__class__ is bytes else p.encode() for p in pieces])  # type: ignore[union-attr]
 
 
 _Pieces = list[Union[bytes, memoryview]]
@@ -341,8 +353,10 @@ class LogFile:
         self.watchers: list[Any] = []
         self.finishedWatchers: list[defer.Deferred[LogFile]] = []
         self.tailBuffer: list[tuple[int, bytes]] = []
-        # Texts of one channel; _room counts down their size in UTF-8.
-        self._run: list[str] = []
+        # Pieces (see _piece) of one channel's entries; _room counts down
+        # their size, _run_encoded says whether any is bytes.
+        self._run: list[str | bytes] = []
+        self._run_encoded = False
         self._run_channel = STDOUT
         self._room = self.chunkSize
         self._merged_len = 0
@@ -469,7 +483,7 @@ class LogFile:
             return self.getFile(), None, None
         # A handle of its own: reading may outlive the writer's.
         self._write_pending()
-        leftover = (self._run_channel, "".join(self._run).encode()) if self._run else None
+        leftover = (self._run_channel, _utf8(self._run, self._run_encoded)) if self._run else None
         return open(self.getFilename(), "rb"), self._file_end, leftover
 
     def _generateChunks(
@@ -585,18 +599,21 @@ class LogFile:
             self._add_observed(channel, text)
             return
         # The common case, kept to a few operations (L{_store} without the
-        # live producers, inlined): text of the run's channel that fits.
-        # ASCII text is its own UTF-8: its length is its size, and the run
-        # is encoded once per record rather than once per entry.  A new
-        # channel is checked when its run starts.
-        if text.__class__ is str and text.isascii():
-            size = len(text)
+        # live producers, inlined): text of the run's channel that fits.  A
+        # new channel is checked when its run starts.  Text that is not
+        # ASCII is kept encoded (see _piece) and marks the run; if it starts
+        # a new run, the mark sends the run before it through the general
+        # join, which gives the same bytes.
+        if text.__class__ is str:
+            if not text.isascii():
+                text = text.encode()
+                self._run_encoded = True
         else:
-            text = _as_text(text)
-            size = _utf8_len(text)
-        room = self._room - size
+            text = _as_text(text).encode()
+            self._run_encoded = True
+        room = self._room - len(text)
         if room < 0 or channel != self._run_channel:
-            self._start_run(channel, text, size)
+            self._start_run(channel, text)
         else:
             self._run.append(text)
             self._room = room
@@ -608,13 +625,13 @@ class LogFile:
         text = _as_text(text)
         if self.watchers:
             self._notify_watchers(channel, text)
-        size = _utf8_len(text)
+        piece = _piece(text)
         if self.logMaxSize is not None and channel != HEADER:
-            self.nonHeaderLength += size
+            self.nonHeaderLength += len(piece)
             if self.nonHeaderLength > self.logMaxSize:
                 self._truncate(channel, text.encode())
                 return
-        self._store(channel, text, size)
+        self._store(channel, text, piece)
 
     def _notify_watchers(self, channel: int, text: str) -> None:
         for w in list(self.watchers):
@@ -628,11 +645,11 @@ class LogFile:
             keep = _char_boundary(data, len(data) - (self.nonHeaderLength - self.logMaxSize))
             head, data = data[:keep], data[keep:]
             if head:
-                self._store(channel, head.decode(), keep)
+                self._store(channel, head.decode(), head)
             msg = (
                 f"\nOutput exceeded {self.logMaxSize} bytes, remaining output has been truncated\n"
             )
-            self._store(HEADER, msg, len(msg))
+            self._store(HEADER, msg, msg)
             self.maxLengthExceeded = True
         if self.logMaxTailSize and data:
             self.tailBuffer.append((channel, data))
@@ -641,26 +658,29 @@ class LogFile:
                 _, dropped = self.tailBuffer.pop(0)
                 self.tailLength -= len(dropped)
 
-    def _store(self, channel: int, text: str, size: int) -> None:
-        room = self._room - size
+    def _store(self, channel: int, text: str, piece: str | bytes) -> None:
+        if piece.__class__ is bytes:
+            self._run_encoded = True
+        room = self._room - len(piece)
         if room < 0 or channel != self._run_channel:
-            self._start_run(channel, text, size)
+            self._start_run(channel, piece)
         else:
-            self._run.append(text)
+            self._run.append(piece)
             self._room = room
         if self._live:
             for p in list(self._live):
                 p.live_entry(channel, text)
 
-    def _start_run(self, channel: int, text: str, size: int) -> None:
+    def _start_run(self, channel: int, piece: str | bytes) -> None:
         # Writing the run before it overflows keeps records whole entries:
         # no record is split just to cut off a small remainder.
         if channel not in _CHANNELS:
             raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
         self._merge()
         self._run_channel = channel
-        self._run = [text]
-        self._room = self.chunkSize - size
+        self._run = [piece]
+        self._run_encoded = piece.__class__ is bytes
+        self._room = self.chunkSize - len(piece)
 
     def _merge(self) -> None:
         """Turn the pending run into records."""
@@ -668,17 +688,19 @@ class LogFile:
         if not run:
             return
         channel = self._run_channel
+        encoded = self._run_encoded
         size = self.chunkSize - self._room
         self._merged_len += size
         self._run = []
+        self._run_encoded = False
         self._room = self.chunkSize
         if size <= self.chunkSize:
             run.insert(0, "%d:%d" % (size + 1, channel))
             run.append(",")
-            self._add_record("".join(run).encode())
+            self._add_record(_utf8(run, encoded))
             return
         # Only a single entry larger than chunkSize gets here.
-        data = run[0].encode()
+        data = _utf8(run, encoded)
         pos = 0
         while pos < size:
             end = pos + self.chunkSize
@@ -752,9 +774,9 @@ class LogFile:
             return
         if self.tailBuffer:
             msg = f"\nFinal {self.tailLength} bytes follow below:\n"
-            self._store(HEADER, msg, len(msg))
+            self._store(HEADER, msg, msg)
             for channel, data in self.tailBuffer:
-                self._store(channel, data.decode(), len(data))
+                self._store(channel, data.decode(), data)
             self.tailBuffer = []
         self._merge()
         if self.openfile is not None:
@@ -1042,7 +1064,7 @@ class LogFileProducer:
             self.consumer.writeChunk(chunk)  # type: ignore[union-attr]
         if lf._run_len > self._skip:
             # The text already sent ends on an entry, so on a character.
-            pending = "".join(lf._run).encode()[self._skip :].decode()
+            pending = _utf8(lf._run, lf._run_encoded)[self._skip :].decode()
             self._skip = lf._run_len
             self.consumer.writeChunk((lf._run_channel, pending))  # type: ignore[union-attr]
         if self.paused or self.consumer is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from buildbot_logfile.logfile import (
@@ -20,7 +21,7 @@ from buildbot_logfile.logfile import (
     LogFile,
     LogFileFormatError,
 )
-from tests.support import make_step
+from tests.support import RecordingConsumer, make_step, run_until_idle
 
 
 def new_log(tmp_path: Path, name: str = "stdio", **config) -> LogFile:
@@ -60,6 +61,30 @@ def test_runs_of_one_channel_merge(tmp_path: Path) -> None:
     lf.finish()
     assert spool(lf) == b"5:2cmd\n,4:0abc,2:1E,2:0d,"
     assert lf.length == 9
+
+
+def test_a_run_of_ascii_other_text_and_bytes_is_one_record(tmp_path: Path) -> None:
+    # ASCII text waits in the run as it is, anything else encoded: the run
+    # reads the same, live and on disk, whatever it holds.
+    lf = new_log(tmp_path)
+    lf.addStdout("plain ")
+    lf.addStdout("‘quoted’ ")
+    lf.addStdout(b"bytes \xe2\x98\x83 ")
+    clock = Clock()
+    consumer = RecordingConsumer()
+    lf.subscribeConsumer(consumer, clock)
+    run_until_idle(clock)
+    lf.addStdout(b"bad \xff ")
+    lf.addStdout("end")
+    text = "plain ‘quoted’ bytes ☃ bad \ufffd end"
+    assert lf.getText() == text
+    assert "".join(t for _, t in consumer.chunks) == text
+    lf.addStderr("!")
+    data = text.encode()
+    assert list(lf.getChunks()) == [(STDOUT, text), (STDERR, "!")]
+    lf.finish()
+    assert spool(lf) == b"%d:0%s,2:1!," % (len(data) + 1, data)
+    assert lf.length == len(data) + 1
 
 
 def test_records_hold_at_most_chunksize_bytes(tmp_path: Path) -> None:
