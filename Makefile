@@ -1,7 +1,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
+LINTED := buildbot_logfile tests benchmarks tools
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -13,17 +14,22 @@ $(VENV)/.demo: $(PY) setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(PY) setup.cfg pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
 demo: $(VENV)/.demo
 	$(PY) tools/demo.py
 
-test: $(VENV)/.test
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo _trial_temp* .pytest_cache .hypothesis *.egg-info
+	rm -rf $(VENV) demo _trial_temp* .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

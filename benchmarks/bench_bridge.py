@@ -22,18 +22,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twisted.internet import defer, task  # noqa: E402
+from buildbot.status.base import StatusReceiverMultiService
+from twisted.internet import defer, task
 
-from benchmarks.realmaster import master_config, python_step, run_build, start_master, stop_master  # noqa: E402
-from buildbot_logfile import LegacyStatus  # noqa: E402
-from buildbot.status.base import StatusReceiverMultiService  # noqa: E402
+from benchmarks.realmaster import master_config, python_step, run_build, start_master, stop_master
+from buildbot_logfile import LegacyStatus
 
 ROUNDS = 5
 WRITE_20MB = (
-    "import sys\n"
-    "line = 'x' * 99 + '\\n'\n"
-    "for i in range(200000):\n"
-    "    sys.stdout.write(line)\n"
+    "import sys\nline = 'x' * 99 + '\\n'\nfor i in range(200000):\n    sys.stdout.write(line)\n"
 )
 
 
@@ -112,7 +109,9 @@ def instrument(master: Any, recorder: LatencyRecorder) -> None:
 async def start(reactor: Any, with_bridge: bool) -> tuple[Any, LatencyRecorder]:
     recorder = LatencyRecorder()
     services = [LegacyStatus(receivers=[recorder])] if with_bridge else []
-    master = await start_master(reactor, master_config({"big": [python_step("write", WRITE_20MB)]}, services))
+    master = await start_master(
+        reactor, master_config({"big": [python_step("write", WRITE_20MB)]}, services)
+    )
     # Without LegacyStatus the recorder only times the master's own appendLog.
     instrument(master, recorder)
     return master, recorder
@@ -131,7 +130,7 @@ async def timed_build(master: Any, recorder: LatencyRecorder | None) -> float:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 async def main(reactor: Any) -> None:
@@ -150,24 +149,39 @@ async def main(reactor: Any) -> None:
         await stop_master(plain)
         await stop_master(bridged)
     latencies = recorder.latencies
-    short = {key: (recorder.delivered.get(key, 0), lines)
-             for key, lines in recorder.appended_lines.items() if recorder.delivered.get(key, 0) != lines}
+    short = {
+        key: (recorder.delivered.get(key, 0), lines)
+        for key, lines in recorder.appended_lines.items()
+        if recorder.delivered.get(key, 0) != lines
+    }
     print(f"bench_bridge: build writing 20 MB of stdout, {ROUNDS} rounds, masters taking turns")
-    print(f"  lines delivered = lines appended, every log: {'yes' if not short else short}")
-    print(f"  without LegacyStatus {statistics.median(without):.2f} s   with {statistics.median(with_):.2f} s"
-          f"   ratio {statistics.median(ratios):.2f}x  (median of rounds; target <= 1.10x)")
-    print(f"  appendLog called -> logChunk over {len(latencies)} appends: "
-          f"p50 {percentile(latencies, 50) * 1000:.1f} ms   p99 {percentile(latencies, 99) * 1000:.1f} ms"
-          f"  (target p99 <= 100 ms)")
+    print(f"  lines delivered = lines appended, every log: {short or 'yes'}")
+    print(
+        f"  without LegacyStatus {statistics.median(without):.2f} s"
+        f"   with {statistics.median(with_):.2f} s"
+        f"   ratio {statistics.median(ratios):.2f}x  (median of rounds; target <= 1.10x)"
+    )
+    print(
+        f"  appendLog called -> logChunk over {len(latencies)} appends: "
+        f"p50 {percentile(latencies, 50) * 1000:.1f} ms"
+        f"   p99 {percentile(latencies, 99) * 1000:.1f} ms"
+        f"  (target p99 <= 100 ms)"
+    )
     stored = recorder.stored
-    print(f"    the master's own appendLog (queued behind earlier appends, then stored): "
-          f"p50 {percentile(stored, 50) * 1000:.1f} ms   p99 {percentile(stored, 99) * 1000:.1f} ms")
+    print(
+        f"    the master's own appendLog (queued behind earlier appends, then stored): "
+        f"p50 {percentile(stored, 50) * 1000:.1f} ms   p99 {percentile(stored, 99) * 1000:.1f} ms"
+    )
     stored = plain_recorder.stored
-    print(f"    the same without LegacyStatus: "
-          f"p50 {percentile(stored, 50) * 1000:.1f} ms   p99 {percentile(stored, 99) * 1000:.1f} ms")
+    print(
+        f"    the same without LegacyStatus: "
+        f"p50 {percentile(stored, 50) * 1000:.1f} ms   p99 {percentile(stored, 99) * 1000:.1f} ms"
+    )
     after = recorder.after_store
-    print(f"    appendLog returned -> logChunk (the bridge's part): "
-          f"p50 {percentile(after, 50) * 1000:.1f} ms   p99 {percentile(after, 99) * 1000:.1f} ms")
+    print(
+        f"    appendLog returned -> logChunk (the bridge's part): "
+        f"p50 {percentile(after, 50) * 1000:.1f} ms   p99 {percentile(after, 99) * 1000:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

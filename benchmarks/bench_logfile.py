@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twisted.internet import defer, task  # noqa: E402
+from twisted.internet import defer, task
 
-from buildbot_logfile.logfile import STDERR, STDOUT, LogFile  # noqa: E402
-from tests.support import make_step  # noqa: E402
+from buildbot_logfile.logfile import STDERR, STDOUT, LogFile
+from tests.support import make_step
 
 TOTAL = 100 * 1024 * 1024
 ENTRY = 1024
@@ -109,13 +109,24 @@ async def main(reactor) -> None:
             os.unlink(lf.getFilename())
             os.unlink(raw)
     mib = len(data) / 2**20
-    best = {k: min(v) for k, v in
-            dict(append=appends, write=writes, read=reads, catch_up=catch_ups).items()}
+    best = {
+        k: min(v)
+        for k, v in {
+            "append": appends,
+            "write": writes,
+            "read": reads,
+            "catch_up": catch_ups,
+        }.items()
+    }
     print(f"bench_logfile: {len(items)} entries, {mib:.1f} MiB on disk, best of {ROUNDS}")
-    print(f"  raw write   {best['write']:.3f} s   append   {best['append']:.3f} s"
-          f"   ratio {best['write'] / best['append']:.2f}x  (target >= 0.60x)")
-    print(f"  raw read    {best['read']:.3f} s   catch-up {best['catch_up']:.3f} s"
-          f"   ratio {best['read'] / best['catch_up']:.2f}x  (target >= 0.12x)")
+    print(
+        f"  raw write   {best['write']:.3f} s   append   {best['append']:.3f} s"
+        f"   ratio {best['write'] / best['append']:.2f}x  (target >= 0.60x)"
+    )
+    print(
+        f"  raw read    {best['read']:.3f} s   catch-up {best['catch_up']:.3f} s"
+        f"   ratio {best['read'] / best['catch_up']:.2f}x  (target >= 0.12x)"
+    )
 
 
 if __name__ == "__main__":

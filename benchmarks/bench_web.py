@@ -28,12 +28,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from twisted.internet import defer, task, utils  # noqa: E402
-from twisted.web.server import Site  # noqa: E402
-from twisted.web.static import File  # noqa: E402
+from twisted.internet import defer, task, utils
+from twisted.web.server import Site
+from twisted.web.static import File
 
-from benchmarks.realmaster import master_config, python_step, start_master, stop_master  # noqa: E402
-from buildbot_logfile import LegacyStatus  # noqa: E402
+from benchmarks.realmaster import master_config, python_step, start_master, stop_master
+from buildbot_logfile import LegacyStatus
 
 HERE = Path(__file__).resolve().parent
 BIG_MB = 50
@@ -57,7 +57,9 @@ async def sleep(reactor: Any, seconds: float) -> None:
 
 async def curl_seconds(url: str) -> float:
     out = await utils.getProcessOutput(
-        "/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{time_total} %{http_code}", url], env=os.environ
+        "/usr/bin/curl",
+        ["-s", "-o", "/dev/null", "-w", "%{time_total} %{http_code}", url],
+        env=os.environ,
     )
     seconds, code = out.decode().split()
     assert code == "200", (url, code)
@@ -98,7 +100,9 @@ class Bench:
             await self.master.data.updates.appendLog(logid, block)
 
 
-async def finished_log_figures(bench: Bench, step: dict[str, Any], www_port: int) -> dict[str, float]:
+async def finished_log_figures(
+    bench: Bench, step: dict[str, Any], www_port: int
+) -> dict[str, float]:
     logid = await bench.new_log(step, "big")
     await bench.append_mb(logid, BIG_MB)
     await bench.master.data.updates.finishLog(logid)
@@ -116,7 +120,9 @@ async def finished_log_figures(bench: Bench, step: dict[str, Any], www_port: int
             "static": await best_of_3(static_url),
             "text": await best_of_3(bench.page("big", "/text")),
             "html": await best_of_3(bench.page("big")),
-            "raw_inline": await curl_seconds(f"http://127.0.0.1:{www_port}/api/v2/logs/{logid}/raw_inline"),
+            "raw_inline": await curl_seconds(
+                f"http://127.0.0.1:{www_port}/api/v2/logs/{logid}/raw_inline"
+            ),
         }
     finally:
         await listener.stopListening()
@@ -128,8 +134,10 @@ async def fanout_figures(bench: Bench, step: dict[str, Any]) -> dict[str, Any]:
     await bench.master.data.updates.appendLog(logid, f"o{time.time():.6f} start\n")
     lf = await bench.status.getLogFile("bench", 1, "hold", "fanout")
     client = utils.getProcessOutput(
-        sys.executable, [str(HERE / "fanout_client.py"), bench.page("fanout", "/text"), str(FANOUT_CLIENTS)],
-        env=os.environ, errortoo=False,
+        sys.executable,
+        [str(HERE / "fanout_client.py"), bench.page("fanout", "/text"), str(FANOUT_CLIENTS)],
+        env=os.environ,
+        errortoo=False,
     )
     # let every client connect and catch up before the clock starts
     while len(lf._producers) < FANOUT_CLIENTS:
@@ -168,8 +176,11 @@ async def stalled_client_growth(bench: Bench, step: dict[str, Any]) -> float:
     lf = await bench.status.getLogFile("bench", 1, "hold", "stall")
     sock = socket.create_connection(("127.0.0.1", bench.status.http_listener.getHost().port))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.sendall(b"GET " + bench.page("stall", "/text").split(bench.base, 1)[1].encode()
-                 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(
+        b"GET "
+        + bench.page("stall", "/text").split(bench.base, 1)[1].encode()
+        + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
     while not lf._producers:
         await sleep(bench.reactor, 0.05)
     await sleep(bench.reactor, 0.5)
@@ -202,17 +213,27 @@ async def main(reactor: Any) -> None:
         await stop_master(master)
 
     print(f"bench_web: finished log of {big['size_mb']:.1f} MB of text, curl best of 3")
-    print(f"  static.File {big['static']:.3f} s   text page {big['text']:.3f} s"
-          f"   ratio {big['static'] / big['text']:.2f}x  (target >= 0.50x)")
-    print(f"  static.File {big['static']:.3f} s   HTML page {big['html']:.3f} s"
-          f"   ratio {big['static'] / big['html']:.2f}x  (target >= 0.20x)")
-    print(f"  raw_inline  {big['raw_inline']:.3f} s   text page {big['text']:.3f} s"
-          f"   text is {big['raw_inline'] / big['text']:.0f}x faster  (target >= 50x)")
-    print(f"  fan-out: {fan['complete']}/{fan['clients']} clients got all {fan['mb']:.1f} MB;"
-          f" latency p50 {fan['p50'] * 1000:.0f} ms  p99 {fan['p99'] * 1000:.0f} ms"
-          f" over {fan['samples']} samples  (target p99 <= 250 ms)")
-    print(f"  a client that stopped reading while {STALL_MB} MB were appended: RSS grew"
-          f" {grown:.1f} MB  (target < 32 MB)")
+    print(
+        f"  static.File {big['static']:.3f} s   text page {big['text']:.3f} s"
+        f"   ratio {big['static'] / big['text']:.2f}x  (target >= 0.50x)"
+    )
+    print(
+        f"  static.File {big['static']:.3f} s   HTML page {big['html']:.3f} s"
+        f"   ratio {big['static'] / big['html']:.2f}x  (target >= 0.20x)"
+    )
+    print(
+        f"  raw_inline  {big['raw_inline']:.3f} s   text page {big['text']:.3f} s"
+        f"   text is {big['raw_inline'] / big['text']:.0f}x faster  (target >= 50x)"
+    )
+    print(
+        f"  fan-out: {fan['complete']}/{fan['clients']} clients got all {fan['mb']:.1f} MB;"
+        f" latency p50 {fan['p50'] * 1000:.0f} ms  p99 {fan['p99'] * 1000:.0f} ms"
+        f" over {fan['samples']} samples  (target p99 <= 250 ms)"
+    )
+    print(
+        f"  a client that stopped reading while {STALL_MB} MB were appended: RSS grew"
+        f" {grown:.1f} MB  (target < 32 MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ async def one_client(url: str, samples: list[float]) -> tuple[int, str]:
         first = start.split(b"\n", 1)[0] if not partial else b""
         if first:
             samples.append(now - float(first.split(b" ", 1)[0]))
-        partial = start[start.rfind(b"\n") + 1:]
+        partial = start[start.rfind(b"\n") + 1 :]
 
     response = await treq.get(url, unbuffered=True, persistent=False)
     await treq.collect(response, received)

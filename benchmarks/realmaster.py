@@ -10,14 +10,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from buildbot.config.master import MasterConfig  # noqa: E402
-from buildbot.interfaces import IConfigLoader  # noqa: E402
-from buildbot.master import BuildMaster  # noqa: E402
-from buildbot.plugins import worker  # noqa: E402
-from twisted.internet import defer  # noqa: E402
-from zope.interface import implementer  # noqa: E402
+from buildbot.config.master import MasterConfig
+from buildbot.interfaces import IConfigLoader
+from buildbot.master import BuildMaster
+from buildbot.plugins import worker
+from twisted.internet import defer
+from zope.interface import implementer
 
-from tests.support import master_config, python_step  # noqa: E402, F401  (re-exported)
+from tests.support import master_config, python_step  # noqa: F401  (re-exported)
 
 # Not buildbot.test's helpers: importing buildbot.test turns every warning
 # into an error for the whole process.
@@ -32,7 +32,9 @@ class DictLoader:
         return MasterConfig.loadFromDict(self.config_dict, "<dict>")
 
 
-async def start_master(reactor: Any, config: dict[str, Any], basedir: str | None = None) -> BuildMaster:
+async def start_master(
+    reactor: Any, config: dict[str, Any], basedir: str | None = None
+) -> BuildMaster:
     basedir = basedir or tempfile.mkdtemp(prefix="bench-master-")
     os.makedirs(basedir, exist_ok=True)
     config.setdefault("workers", [worker.LocalWorker("local1", missing_timeout=0)])

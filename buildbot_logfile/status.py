@@ -2,21 +2,25 @@
 Buildbot 0.8's status objects: builders, builds and steps as status
 receivers saw them.
 
-They answer synchronously, as in 0.8: the bridge fetches everything from
-the data API before it hands an object to a receiver, and updates it as
-events arrive.  They also hold the 0.8 subscription lists (watchers) that
-the bridge walks when it delivers an event.
+They answer synchronously, as in 0.8: each is filled from the data API
+(L{BuildStatus.refresh}, L{BuildStepStatus.update}) before a receiver sees
+it, and refilled as events arrive.  They also hold the 0.8 subscription
+lists (C{watchers}) that events are delivered to.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from buildbot.changes.changes import Change
 from buildbot.process.properties import Properties
 from twisted.internet import defer
-from twisted.python import log
+
+from buildbot_logfile._delivery import deliver
 
 if TYPE_CHECKING:
     from buildbot_logfile.logfile import LogFile
@@ -28,41 +32,24 @@ _UNSAFE_DIRNAME_CHARS = re.compile(r"[^\w-]")
 
 
 def builder_dirname(name: str) -> str:
+    """The spool directory of a builder, as 0.8 named it."""
     return _UNSAFE_DIRNAME_CHARS.sub("_", name)
 
 
-def deliver(receiver: Any, method: str, *args: Any) -> Any:
+def epoch(value: datetime | float | None) -> float | None:
     """
-    Call one status receiver method; a receiver that raises is logged with
-    its name and skipped, so it never stops the build or other receivers.
+    A data-API time as seconds since the epoch: the data API gives a
+    C{datetime}, a message that crossed a WAMP router a number.
     """
-    callback: Callable[..., Any] | None = getattr(receiver, method, None)
-    if callback is None:
+    if value is None:
         return None
-    try:
-        return callback(*args)
-    except Exception:
-        log.err(None, f"status receiver {receiver!r} failed in {method}; skipped")
-        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
 
 
-def subscribe_returned(
-    returned: Any, subscribe: Callable[..., None], unsubscribe: Callable[[Any], None],
-    finished: defer.Deferred[Any],
-) -> None:
-    """
-    0.8's return-value subscription: a callback may return a receiver, or
-    C{(receiver, interval)}, to be subscribed until C{finished} fires.
-    """
-    if not returned:
-        return
-    if isinstance(returned, tuple):
-        receiver, interval = returned
-        subscribe(receiver, interval)
-    else:
-        receiver = returned
-        subscribe(receiver)
-    finished.addCallback(lambda _: unsubscribe(receiver))
+def _text(data: Mapping[str, Any]) -> list[str]:
+    return [data["state_string"]] if data.get("state_string") else []
 
 
 class _Watched:
@@ -79,13 +66,16 @@ class _Watched:
         return self._finished
 
     def waitUntilFinished(self) -> defer.Deferred[Any]:
+        """A Deferred that fires with this object once it is finished."""
         if self._finished:
             return defer.succeed(self)
         d: defer.Deferred[Any] = defer.Deferred()
         self._finish_waiters.append(d)
         return d
 
-    def _mark_finished(self) -> None:
+    def _set_finished(self, finished: bool) -> None:
+        if not finished or self._finished:
+            return
         self._finished = True
         waiters, self._finish_waiters = self._finish_waiters, []
         for d in waiters:
@@ -126,6 +116,7 @@ class BuilderStatus(_Watched):
         return self.currentBuilds.get(number)
 
     def subscribe(self, receiver: Any) -> None:
+        """Deliver this builder's events to C{receiver}, starting with its state."""
         self.watchers.append(receiver)
         deliver(receiver, "builderChangedState", self.name, self.getState()[0])
 
@@ -145,10 +136,51 @@ class BuildStatus(_Watched):
         self.text: list[str] = []
         self.started: float | None = None
         self.finished: float | None = None
-        self.changes: list[Any] = []
+        self.changes: list[Change] = []
         self.workername: str | None = None
         self.logfilenames: set[str] = set()
         self._logfile_names: dict[int, str] = {}
+
+    async def refresh(self, build: Mapping[str, Any]) -> None:
+        """
+        Fill this build from a data-API build (or an mq message about one),
+        with its properties, worker, reason and changes.  A complete build
+        is finished from here on.
+        """
+        data = self.builder.master.data
+        props = Properties()
+        for name, (value, source) in (
+            await data.get(("builds", self.buildid, "properties")) or {}
+        ).items():
+            props.setProperty(name, value, source)
+        workername = None
+        if build.get("workerid") is not None:
+            worker = await data.get(("workers", build["workerid"]))
+            workername = worker["name"] if worker else None
+        reason = ""
+        request = await data.get(("buildrequests", build["buildrequestid"]))
+        if request is not None:
+            buildset = await data.get(("buildsets", request["buildsetid"]))
+            reason = (buildset or {}).get("reason") or ""
+        changes = [
+            Change(
+                who=c["author"], files=c["files"], comments=c["comments"],
+                committer=c.get("committer"), revision=c["revision"],
+                when=c["when_timestamp"], branch=c["branch"], category=c["category"],
+                revlink=c["revlink"], repository=c["repository"], codebase=c["codebase"],
+                project=c["project"],
+            )
+            for c in await data.get(("builds", self.buildid, "changes")) or []
+        ]  # fmt: skip
+        self.properties = props
+        self.workername = workername
+        self.reason = reason
+        self.changes = changes
+        self.started = epoch(build.get("started_at"))
+        self.finished = epoch(build.get("complete_at"))
+        self.results = build.get("results")
+        self.text = _text(build)
+        self._set_finished(bool(build.get("complete")))
 
     def getBuilder(self) -> BuilderStatus:
         return self.builder
@@ -180,7 +212,7 @@ class BuildStatus(_Watched):
     def getLogs(self) -> list[LogFile]:
         return [lf for step in self.steps for lf in step.getLogs()]
 
-    def getChanges(self) -> list[Any]:
+    def getChanges(self) -> list[Change]:
         return self.changes
 
     def getResponsibleUsers(self) -> list[str]:
@@ -201,9 +233,17 @@ class BuildStatus(_Watched):
                 return step
         return None
 
+    def add_step(self, step: BuildStepStatus) -> None:
+        """A step the data API told of, kept in step-number order."""
+        self.steps.append(step)
+        self.steps.sort(key=lambda s: s.number)
+
     def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
-        # ETA updates (buildETAUpdate) have no modern source; the interval
-        # is accepted and ignored.
+        """
+        Deliver this build's step events to C{receiver}.  ETA updates
+        (C{buildETAUpdate}) have no modern source: the interval is accepted
+        and ignored.
+        """
         self.watchers.append(receiver)
 
     def generateLogfileName(self, stepname: str, logname: str) -> str:
@@ -221,7 +261,7 @@ class BuildStatus(_Watched):
         return filename
 
     def logfile_name_for(self, logid: int, stepname: str, logname: str) -> str:
-        """The spool name of one modern log: generated once, in log order."""
+        """The spool name of one log of the database: generated once, in log order."""
         name = self._logfile_names.get(logid)
         if name is None:
             name = self._logfile_names[logid] = self.generateLogfileName(stepname, logname)
@@ -242,6 +282,24 @@ class BuildStepStatus(_Watched):
         self.text: list[str] = []
         self.started: float | None = None
         self.finished: float | None = None
+
+    @classmethod
+    def from_data(cls, build: BuildStatus, step: Mapping[str, Any]) -> BuildStepStatus:
+        """A step of C{build} from a data-API step (or an mq message about one)."""
+        status = cls(build, step["name"], step["number"], step["stepid"])
+        status.update(step)
+        return status
+
+    def update(self, step: Mapping[str, Any]) -> None:
+        """
+        Take the times, results and text of a data-API step; a complete step
+        is finished from here on.
+        """
+        self.started = epoch(step.get("started_at")) or self.started
+        self.finished = epoch(step.get("complete_at"))
+        self.results = step.get("results")
+        self.text = _text(step)
+        self._set_finished(bool(step.get("complete")))
 
     def getName(self) -> str:
         return self.name
@@ -265,4 +323,5 @@ class BuildStepStatus(_Watched):
         return self.started is not None
 
     def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
+        """Deliver this step's log events to C{receiver}."""
         self.watchers.append(receiver)

@@ -13,7 +13,9 @@ from typing import Any
 
 from twisted.web.resource import Resource
 
-PLUGIN_SCRIPT = b"/* buildbot-logfile: the old log pages are at plugins/legacy_logs/builders/... */\n"
+PLUGIN_SCRIPT = (
+    b"/* buildbot-logfile: the old log pages are at plugins/legacy_logs/builders/... */\n"
+)
 PLUGIN_STYLE = b"/* buildbot-logfile */\n"
 
 
@@ -76,11 +78,12 @@ class LegacyLogsPlugin:
             from buildbot_logfile.web import LegacyLogPages, authorize_www_user
 
             master = self.master
-            pages = LegacyLogPages(
-                lambda: master.service_manager.namedServices.get("LegacyStatus"),
-                authorize_www_user(master),
-            )
-            self._pages = pages.resource()
+
+            def get_source() -> Any:
+                status = master.service_manager.namedServices.get("LegacyStatus")
+                return None if status is None else status.lookup
+
+            self._pages = LegacyLogPages(get_source, authorize_www_user(master)).resource()
         return self._pages
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import SUCCESS
+from buildbot.status.base import StatusReceiverMultiService
 from buildbot.test.util.integration import RunMasterBase
 from twisted.internet import defer, reactor, task
 
 import buildbot_logfile  # noqa: F401  (0.8 import paths)
-from buildbot.status.base import StatusReceiverMultiService  # noqa: E402
 from buildbot_logfile.bridge import LegacyStatus
 from buildbot_logfile.logfile import HEADER, STDERR, STDOUT
 from tests.support import master_config, merged, python_step  # noqa: F401  (re-exported)
@@ -28,8 +30,8 @@ class Recorder(StatusReceiverMultiService):
         self.label = name
         self.events: list[tuple[Any, ...]] = []
         self.chunks: dict[tuple[int, str, str], list[tuple[int, str]]] = {}
-        self._build_waiters: list[tuple[int, defer.Deferred[Any]]] = []
         self.finished_builds = 0
+        self._waiters: list[tuple[Callable[[], bool], defer.Deferred[None]]] = []
 
     def __repr__(self) -> str:
         return f"<Recorder {self.label}>"
@@ -40,56 +42,105 @@ class Recorder(StatusReceiverMultiService):
         self.status.subscribe(self)
         return d
 
+    def _record(self, *event: Any) -> None:
+        if event:
+            self.events.append(event)
+        for check, d in list(self._waiters):
+            if check():
+                self._waiters.remove((check, d))
+                d.callback(None)
+
+    def wait_until(self, check: Callable[[], bool]) -> defer.Deferred[None]:
+        """Fires once C{check()} holds after an event (or now)."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if check():
+            d.callback(None)
+        else:
+            self._waiters.append((check, d))
+        return d
+
+    def wait_for_builds(self, count: int) -> defer.Deferred[None]:
+        return self.wait_until(lambda: self.finished_builds >= count)
+
+    def text_of(self, number: int, step: str, log: str) -> str:
+        return "".join(text for _, text in self.chunks.get((number, step, log), []))
+
     def builderAdded(self, name: str, builder: Any) -> Any:
-        self.events.append(("builderAdded", name))
+        self._record("builderAdded", name)
         return self
 
     def builderRemoved(self, name: str) -> None:
-        self.events.append(("builderRemoved", name))
+        self._record("builderRemoved", name)
 
     def buildStarted(self, builderName: str, build: Any) -> Any:
-        self.events.append(("buildStarted", builderName, build.getNumber()))
+        self._record("buildStarted", builderName, build.getNumber())
         return self
 
     def stepStarted(self, build: Any, step: Any) -> Any:
-        self.events.append(("stepStarted", build.getNumber(), step.getName()))
+        self._record("stepStarted", build.getNumber(), step.getName())
         return self
 
     def logStarted(self, build: Any, step: Any, log: Any) -> Any:
-        self.events.append(("logStarted", build.getNumber(), step.getName(), log.getName()))
+        self._record("logStarted", build.getNumber(), step.getName(), log.getName())
         return self
 
     def logChunk(self, build: Any, step: Any, log: Any, channel: int, text: str) -> None:
         key = (build.getNumber(), step.getName(), log.getName())
-        if not self.events or self.events[-1][0] != "logChunk" or self.events[-1][1:] != key:
-            self.events.append(("logChunk", *key))
         self.chunks.setdefault(key, []).append((channel, text))
+        if self.events and self.events[-1] == ("logChunk", *key):
+            self._record()  # one event per run of chunks; wakes the waiters
+        else:
+            self._record("logChunk", *key)
 
     def logFinished(self, build: Any, step: Any, log: Any) -> None:
-        self.events.append(("logFinished", build.getNumber(), step.getName(), log.getName()))
+        self._record("logFinished", build.getNumber(), step.getName(), log.getName())
 
     def stepFinished(self, build: Any, step: Any, results: Any) -> None:
-        self.events.append(("stepFinished", build.getNumber(), step.getName(), results[0]))
+        self._record("stepFinished", build.getNumber(), step.getName(), results[0])
 
     def buildFinished(self, builderName: str, build: Any, results: Any) -> None:
-        self.events.append(("buildFinished", builderName, build.getNumber(), results))
         self.finished_builds += 1
-        for count, d in list(self._build_waiters):
-            if self.finished_builds >= count:
-                self._build_waiters.remove((count, d))
-                d.callback(build)
-
-    def wait_for_builds(self, count: int) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        if self.finished_builds >= count:
-            d.callback(None)
-        else:
-            self._build_waiters.append((count, d))
-        return d
+        self._record("buildFinished", builderName, build.getNumber(), results)
 
 
-def sleep(seconds: float) -> defer.Deferred[None]:
-    return task.deferLater(reactor, seconds, lambda: None)
+class LiveLog:
+    """
+    The test's end of a step's log: the step (see L{live_log_step}) opens
+    its stdio log and waits; the test writes to it and ends the step.
+    """
+
+    def __init__(self) -> None:
+        self.opened: defer.Deferred[None] = defer.Deferred()
+        self._end: defer.Deferred[None] = defer.Deferred()
+        self.log: Any = None
+
+    def write(self, stdout: str = "", stderr: str = "") -> defer.Deferred[Any]:
+        """Add whole lines to the log, through the master's appendLog."""
+        writes = []
+        if stdout:
+            writes.append(self.log.addStdout(stdout))
+        if stderr:
+            writes.append(self.log.addStderr(stderr))
+        return defer.gatherResults(writes)
+
+    def end(self) -> None:
+        """Let the step finish its log and succeed."""
+        self._end.callback(None)
+
+
+def live_log_step(control: LiveLog, name: str = "live") -> BuildStep:
+    """A step whose stdio log C{control} writes."""
+
+    class Live(BuildStep):
+        @defer.inlineCallbacks
+        def run(self) -> Any:
+            control.log = yield self.addLog("stdio")
+            control.opened.callback(None)
+            yield control._end
+            yield control.log.finish()
+            return SUCCESS
+
+    return Live(name=name)
 
 
 def html_log_step(log_name: str, html: str) -> BuildStep:
@@ -113,8 +164,61 @@ def db_chunks(logtype: str, content: str) -> list[tuple[int, str]]:
     return merged([(CHANNEL_OF_PREFIX[line[0]], line[1:]) for line in content.splitlines(True)])
 
 
+def db_text(content: str) -> str:
+    """A stream log's stdout and stderr text, as the database holds it."""
+    return "".join(t for c, t in db_chunks("s", content) if c in (STDOUT, STDERR))
+
+
+@defer.inlineCallbacks
+def poll(check: Callable[[], Any], what: str, tries: int = 300, interval: float = 0.05) -> Any:
+    """
+    Ask C{check()} (which may return a Deferred) until it gives something
+    true, and return that; fail when it runs out.
+    """
+    for _ in range(tries):
+        result = yield defer.maybeDeferred(check)
+        if result:
+            return result
+        yield task.deferLater(reactor, interval, lambda: None)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 class MasterTestCase(RunMasterBase):
-    timeout = 40
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def start_master(
+        self,
+        builders: dict[str, list[Any]],
+        receivers: list[Any] | None = None,
+        *,
+        legacy: bool = True,
+        http: bool = False,
+        db_file: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """
+        A master with a forceable builder per entry of C{builders}, and a
+        L{LegacyStatus} with C{receivers} (a fresh L{Recorder},
+        C{self.recorder}, if none are given).  C{http}: the standalone
+        pages on a free port, at C{self.pages}.  C{db_file}: an SQLite file
+        rather than memory.  Other arguments go to the master's config
+        (C{www}...) or, if LegacyStatus takes them, to it (C{logdir}).
+        """
+        self.recorder = Recorder()
+        services = []
+        if legacy:
+            options = {k: kwargs.pop(k) for k in ("logdir",) if k in kwargs}
+            if http:
+                options["http_port"] = "tcp:0:interface=127.0.0.1"
+            services.append(LegacyStatus(
+                receivers=[self.recorder] if receivers is None else receivers, **options
+            ))  # fmt: skip
+        if db_file:
+            kwargs["db_url"] = "sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite"
+        yield self.setup_master(master_config(builders, services, **kwargs))
+        if http:
+            self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
 
     @defer.inlineCallbacks
     def db_log(self, builder: str, number: int, step: str, log: str) -> Any:
@@ -133,6 +237,14 @@ class MasterTestCase(RunMasterBase):
         yield self.master.data.control(
             "force", {"builderid": builderid}, ("forceschedulers", "force")
         )
+
+    @defer.inlineCallbacks
+    def reconfig(self, **changes: Any) -> Any:
+        """Reconfigure the master with C{changes} to its config dict."""
+        config = dict(self.master_config_dict)
+        config.update(changes)
+        self.master.config_loader.config_dict = config
+        yield self.master.doReconfig()
 
     def legacy_status(self) -> LegacyStatus:
         return self.master.service_manager.namedServices["LegacyStatus"]

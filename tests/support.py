@@ -99,11 +99,15 @@ def python_step(name: str, script: str, **kwargs: Any) -> steps.ShellCommand:
     return steps.ShellCommand(name=name, command=[sys.executable, "-c", script], **kwargs)
 
 
-def master_config(builders: dict[str, list[Any]], services: list[Any], **extra: Any) -> dict[str, Any]:
+def master_config(
+    builders: dict[str, list[Any]], services: list[Any], **extra: Any
+) -> dict[str, Any]:
     """A master config: one forceable builder per entry, on worker local1."""
     config = {
         "builders": [
-            util.BuilderConfig(name=name, workernames=["local1"], factory=util.BuildFactory(step_list))
+            util.BuilderConfig(
+                name=name, workernames=["local1"], factory=util.BuildFactory(step_list)
+            )
             for name, step_list in builders.items()
         ],
         "schedulers": [schedulers.ForceScheduler(name="force", builderNames=list(builders))],

@@ -5,28 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import textwrap
-import time
 
 from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
-from buildbot_logfile.bridge import LegacyStatus
-from tests.masters import MasterTestCase, Recorder, html_log_step, master_config, python_step, sleep
+from tests.masters import LiveLog, MasterTestCase, html_log_step, live_log_step, poll
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-
-SLOW = textwrap.dedent(
-    r"""
-    import sys, time
-    for i in range(14):
-        sys.stdout.write("\x1b[32mline %d\x1b[0m\n" % i); sys.stdout.flush()
-        if i == 6:
-            sys.stderr.write("<script>window.pwned = 1</script>\n"); sys.stderr.flush()
-        time.sleep(0.6)
-    """
-)
 
 
 def new_driver(profile: str):
@@ -34,14 +20,24 @@ def new_driver(profile: str):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     # A live log page loads until the log ends: do not wait for it.
     options.page_load_strategy = "none"
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    return webdriver.Chrome(
+        options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    )
 
 
 class BrowserTests(MasterTestCase):
@@ -49,7 +45,10 @@ class BrowserTests(MasterTestCase):
 
     def setUp(self) -> None:
         if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-            message = "needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+            message = (
+                "needs Debian's chromium and chromium-driver"
+                " (apt-get install chromium chromium-driver)"
+            )
             if os.environ.get("CI"):
                 self.fail(message)
             raise SkipTest(message)
@@ -58,8 +57,11 @@ class BrowserTests(MasterTestCase):
     def driver(self) -> defer.Generator:
         profile = tempfile.mkdtemp(prefix="chromium-")
         driver = yield threads.deferToThread(new_driver, profile)
-        self.addCleanup(lambda: threads.deferToThread(driver.quit).addBoth(
-            lambda _: shutil.rmtree(profile, ignore_errors=True)))
+        self.addCleanup(
+            lambda: threads.deferToThread(driver.quit).addBoth(
+                lambda _: shutil.rmtree(profile, ignore_errors=True)
+            )
+        )
         return driver
 
     def call(self, f, *args) -> defer.Deferred:
@@ -70,32 +72,48 @@ class BrowserTests(MasterTestCase):
     def test_live_page_colours_follow_and_escape(self) -> defer.Generator:
         from selenium.webdriver.common.by import By
 
-        recorder = Recorder()
-        yield self.setup_master(master_config(
-            {"b1": [python_step("slow", SLOW),
-                    html_log_step("summary", "<p id='report'>fine</p><script>window.pwned = 1</script>")]},
-            [LegacyStatus(receivers=[recorder], http_port="tcp:0:interface=127.0.0.1")],
+        live = LiveLog()
+        yield self.start_master(
+            {
+                "b1": [
+                    live_log_step(live, "slow"),
+                    html_log_step(
+                        "summary", "<p id='report'>fine</p><script>window.pwned = 1</script>"
+                    ),
+                ]
+            },
+            http=True,
             www={"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}},
-        ))
-        base = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+        )
         driver = yield self.driver()
         yield self.force("b1")
-        for _ in range(100):
-            if (yield self.legacy_status().locate_log("b1", 1, "slow", "stdio")):
-                break
-            yield sleep(0.1)
+        yield live.opened
 
-        page = base + "/builders/b1/builds/1/steps/slow/logs/stdio"
+        @defer.inlineCallbacks
+        def write_lines(first: int, last: int) -> defer.Generator:
+            for i in range(first, last):
+                yield live.write(stdout="\x1b[32mline %d\x1b[0m\n" % i)
+                if i == 6:
+                    yield live.write(stderr="<script>window.pwned = 1</script>\n")
+
+        def green_spans() -> defer.Deferred:
+            return self.call(driver.find_elements, By.CSS_SELECTOR, "span.stdout.ansi32")
+
+        @defer.inlineCallbacks
+        def spans_count(n: int) -> defer.Generator:
+            return len((yield green_spans())) == n
+
+        yield write_lines(0, 7)
+        page = self.pages + "/builders/b1/builds/1/steps/slow/logs/stdio"
         yield self.call(driver.get, page)
-        counts = []
-        while recorder.finished_builds == 0:
-            spans = yield self.call(driver.find_elements, By.CSS_SELECTOR, "span.stdout.ansi32")
-            counts.append(len(spans))
-            yield sleep(0.5)
-        yield sleep(1)
-        spans = yield self.call(driver.find_elements, By.CSS_SELECTOR, "span.stdout.ansi32")
+        yield poll(lambda: spans_count(7), "the first seven lines on the live page")
+        yield write_lines(7, 14)
+        yield poll(lambda: spans_count(14), "all lines on the live page")
+        self.assertEqual(self.recorder.finished_builds, 0)
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        spans = yield green_spans()
         self.assertEqual(len(spans), 14)
-        self.assertTrue(any(0 < c < 14 for c in counts), f"no span appeared while live: {counts}")
         colour = yield self.call(spans[0].value_of_css_property, "color")
         self.assertEqual(colour, "rgba(0, 119, 0, 1)")
         title = yield self.call(lambda: driver.title)
@@ -103,48 +121,46 @@ class BrowserTests(MasterTestCase):
         pwned = yield self.call(driver.execute_script, "return window.pwned === undefined")
         self.assertTrue(pwned, "log text ran as script")
         stderr = yield self.call(driver.find_element, By.CSS_SELECTOR, "span.stderr")
-        self.assertEqual((yield self.call(lambda: stderr.text)), "<script>window.pwned = 1</script>")
+        self.assertEqual(
+            (yield self.call(lambda: stderr.text)), "<script>window.pwned = 1</script>"
+        )
 
         link = yield self.call(driver.find_element, By.LINK_TEXT, "(view as text)")
         yield self.call(link.click)
-        for _ in range(50):
+
+        @defer.inlineCallbacks
+        def text_page() -> defer.Generator:
             url = yield self.call(lambda: driver.current_url)
             body = yield self.call(lambda: driver.find_element(By.TAG_NAME, "body").text)
-            if url.endswith("/text") and "line 13" in body:
-                break
-            yield sleep(0.1)
-        self.assertEqual(url, page + "/text")
-        self.assertIn("line 0", body)
+            return url == page + "/text" and "line 13" in body and body
+
+        body = yield poll(text_page, "the text page")
+        self.assertIn("line 0\x1b[0m\n", body)
 
         # build-made HTML is sandboxed: its script does not run
-        yield self.call(driver.get, base + "/builders/b1/builds/1/steps/report/logs/summary")
-        for _ in range(50):
-            found = yield self.call(driver.find_elements, By.ID, "report")
-            if found:
-                break
-            yield sleep(0.1)
+        yield self.call(driver.get, self.pages + "/builders/b1/builds/1/steps/report/logs/summary")
+        found = yield poll(lambda: self.call(driver.find_elements, By.ID, "report"), "the HTML log")
         self.assertEqual(len(found), 1)
         ran = yield self.call(driver.execute_script, "return window.pwned")
         self.assertIsNone(ran)
 
     @defer.inlineCallbacks
-    def test_modern_ui_still_loads_with_the_plugin(self) -> defer.Generator:
+    def test_the_modern_ui_still_loads_with_the_plugin(self) -> defer.Generator:
         from selenium.webdriver.common.by import By
 
-        yield self.setup_master(master_config(
-            {"b1": [python_step("emit", "print(1)")]},
-            [LegacyStatus()],
+        yield self.start_master(
+            {"b1": []},
             www={"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}},
-        ))
+        )
         driver = yield self.driver()
         yield self.call(driver.get, f"http://127.0.0.1:{self.master.www.getPortnum()}/#/builders")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            links = yield self.call(driver.find_elements, By.LINK_TEXT, "b1")
-            if links:
-                break
-            yield sleep(0.2)
-        self.assertTrue(links, "the modern UI did not list the builder")
+        yield poll(
+            lambda: self.call(driver.find_elements, By.LINK_TEXT, "b1"), "the builder in the UI"
+        )
         entries = yield self.call(driver.get_log, "browser")
-        errors = [e["message"] for e in entries if e["level"] == "SEVERE" and "legacy_logs" in e["message"]]
+        errors = [
+            e["message"]
+            for e in entries
+            if e["level"] == "SEVERE" and "legacy_logs" in e["message"]
+        ]
         self.assertEqual(errors, [])

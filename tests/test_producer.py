@@ -47,7 +47,11 @@ def test_reads_the_file_then_follows_live(tmp_path: Path) -> None:
     consumer = subscribe(lf, clock)
     assert consumer.chunks == []  # nothing before the reactor turns
     run_until_idle(clock)
-    assert merged(consumer.chunks) == [(HEADER, "cmd\n"), (STDOUT, "x" * 25000), (STDERR, "pending")]
+    assert merged(consumer.chunks) == [
+        (HEADER, "cmd\n"),
+        (STDOUT, "x" * 25000),
+        (STDERR, "pending"),
+    ]
     lf.addStderr(" more")
     lf.addStdout("\u2603")
     assert consumer.chunks[-2:] == [(STDERR, " more"), (STDOUT, "\u2603")]
@@ -55,7 +59,6 @@ def test_reads_the_file_then_follows_live(tmp_path: Path) -> None:
     lf.finish()
     assert consumer.calls == ["registerProducer", "unregisterProducer", "finish"]
     assert not consumer.producer.subscribed
-    assert lf._producers == [] and lf._live == []
 
 
 def test_finished_log_streams_and_finishes_once(tmp_path: Path) -> None:
@@ -85,7 +88,7 @@ def test_stop_producing_writes_nothing_more_and_unsubscribes(tmp_path: Path) -> 
     run_until_idle(clock)
     assert consumer.chunks == [(STDOUT, "a")]
     assert consumer.calls == ["registerProducer"]
-    assert lf._producers == [] and lf._live == []
+    assert not consumer.producer.subscribed
 
 
 def test_stop_before_the_first_turn(tmp_path: Path) -> None:
@@ -112,7 +115,11 @@ def test_paused_live_producer_gets_nothing_and_catches_up(tmp_path: Path) -> Non
     assert consumer.chunks == [(STDOUT, "start ")]
     consumer.producer.resumeProducing()
     run_until_idle(clock)
-    assert merged(consumer.chunks) == [(STDOUT, "start during "), (STDERR, "E" * 12000), (STDOUT, "tail")]
+    assert merged(consumer.chunks) == [
+        (STDOUT, "start during "),
+        (STDERR, "E" * 12000),
+        (STDOUT, "tail"),
+    ]
     lf.finish()
     assert consumer.finished
 
@@ -126,7 +133,8 @@ def test_paused_when_the_log_finishes(tmp_path: Path) -> None:
     lf.addStdout("late")
     lf.finish()
     run_until_idle(clock)
-    assert consumer.chunks == [] and consumer.calls == ["registerProducer"]
+    assert consumer.chunks == []
+    assert consumer.calls == ["registerProducer"]
     consumer.producer.resumeProducing()
     run_until_idle(clock)
     assert consumer.chunks == [(STDOUT, "late")]
@@ -289,7 +297,11 @@ def run_ops(basedir: str, ops, finish_early: bool) -> None:
     consumers: list[PausingConsumer] = []
     stopped_at: dict[int, list[tuple[int, str]]] = {}
     if finish_early:
-        ops = ops[: len(ops) // 2] + [("finish",)] + [op for op in ops[len(ops) // 2 :] if op[0] != "append"]
+        ops = (
+            ops[: len(ops) // 2]
+            + [("finish",)]
+            + [op for op in ops[len(ops) // 2 :] if op[0] != "append"]
+        )
     for op in ops:
         kind = op[0]
         if kind == "append":
@@ -339,7 +351,7 @@ def run_ops(basedir: str, ops, finish_early: bool) -> None:
         else:
             assert got == expected
             assert c.calls == ["registerProducer", "unregisterProducer", "finish"]
-    assert lf._producers == [] and lf._live == []
+    assert not any(c.producer.subscribed for c in consumers)
     assert merged(list(lf.getChunks())) == expected
 
 
@@ -354,7 +366,11 @@ def test_small_read_buffers(tmp_path: Path, buffersize: int, monkeypatch) -> Non
     consumer = subscribe(lf, clock)
     run_until_idle(clock)
     lf.finish()
-    assert merged(consumer.chunks) == [(STDOUT, "abc\u2603" * 50), (STDERR, "x"), (STDOUT, "\U0001f600")]
+    assert merged(consumer.chunks) == [
+        (STDOUT, "abc\u2603" * 50),
+        (STDERR, "x"),
+        (STDOUT, "\U0001f600"),
+    ]
 
 
 def test_a_consumer_of_bytes_gets_the_records_as_they_are(tmp_path: Path) -> None:
@@ -369,7 +385,9 @@ def test_a_consumer_of_bytes_gets_the_records_as_they_are(tmp_path: Path) -> Non
             self.encoded.append((channel, bytes(data)))
 
     snowman = "\u2603".encode()
-    (tmp_path / "f").write_bytes(b"4:0a" + snowman[:2] + b"," + b"3:0" + snowman[2:] + b"b,3:1e\xff,")
+    (tmp_path / "f").write_bytes(
+        b"4:0a" + snowman[:2] + b"," + b"3:0" + snowman[2:] + b"b,3:1e\xff,"
+    )
     lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
     clock = Clock()
     consumer = BytesConsumer()

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import textwrap
-import time
 
 import treq
 from buildbot.plugins import util
 from twisted.internet import defer, reactor
+from twisted.internet.protocol import ClientCreator, Protocol
 
 from buildbot_logfile import web
-from buildbot_logfile.bridge import LegacyStatus
-from buildbot_logfile.web import PAGE_FOOTER, AnsiHTMLRenderer, page_header
+from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, page_header
+from buildbot_logfile.logfile import LogFileProducer
 from tests.masters import (
+    LiveLog,
     MasterTestCase,
-    Recorder,
     db_chunks,
+    db_text,
     html_log_step,
-    master_config,
+    live_log_step,
+    poll,
     python_step,
-    sleep,
 )
 
 EMIT = textwrap.dedent(
@@ -32,31 +34,13 @@ EMIT = textwrap.dedent(
     """
 )
 
-SLOW = textwrap.dedent(
-    r"""
-    import sys, time
-    for i in range(14):
-        sys.stdout.write("\x1b[32mline %d\x1b[0m\n" % i); sys.stdout.flush()
-        time.sleep(0.5)
-    """
-)
-
 
 class WebTestCase(MasterTestCase):
-    @defer.inlineCallbacks
-    def start(self, steps: dict, **extra) -> defer.Generator:
-        self.recorder = Recorder()
-        config = master_config(
-            steps,
-            [LegacyStatus(receivers=[self.recorder], http_port="tcp:0:interface=127.0.0.1")],
-            **extra,
-        )
-        yield self.setup_master(config)
-        port = self.legacy_status().http_listener.getHost().port
-        self.base = f"http://127.0.0.1:{port}"
+    def start(self, builders: dict, **extra) -> defer.Deferred:
+        return self.start_master(builders, http=True, **extra)
 
     def url(self, path: str) -> str:
-        return self.base + path
+        return self.pages + path
 
     @defer.inlineCallbacks
     def get(self, path: str, method: str = "GET") -> defer.Generator:
@@ -76,7 +60,9 @@ class PageTests(WebTestCase):
 
         response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio")
         self.assertEqual(response.code, 200)
-        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"]
+        )
         self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
         renderer = AnsiHTMLRenderer()
         spans = "".join(renderer.render(channel, text) for channel, text in chunks)
@@ -84,20 +70,29 @@ class PageTests(WebTestCase):
         text = body.decode()
         self.assertIn("<title>Log File contents</title>", text)
         self.assertIn('<a href="stdio/text">(view as text)</a>', text)
-        self.assertIn('<span class="stderr ansi1 ansi31">bold red</span><span class="stderr"> after\n</span>', text)
+        self.assertIn(
+            '<span class="stderr ansi1 ansi31">bold red</span><span class="stderr"> after\n</span>',
+            text,
+        )
         self.assertIn("caf\u00e9 &lt;script&gt;alert(1)&lt;/script&gt;", text)
         self.assertNotIn("<script>alert", text)
         self.assertTrue(text.endswith("</pre>\n</body>\n</html>\n"))
 
         response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio/text")
-        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"])
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"]
+        )
         expected = "".join(t for c, t in chunks if c in (0, 1)).encode()
         self.assertEqual(body, expected)
 
-        response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio", method="HEAD")
+        response, body = yield self.get(
+            "/builders/b1/builds/1/steps/emit/logs/stdio", method="HEAD"
+        )
         self.assertEqual((response.code, body), (200, b""))
         self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
-        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"]
+        )
 
     @defer.inlineCallbacks
     def test_text_from_an_offset(self) -> defer.Generator:
@@ -156,7 +151,9 @@ class PageTests(WebTestCase):
         rng = random.Random(4)
         alphabet = "ab/%.\\:?#&=;~\u00e9\u2603\x7f 0123456789"
         for _ in range(60):
-            hostile.append("/builders/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))))
+            hostile.append(
+                "/builders/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+            )
         for path in hostile:
             response, body = yield self.get(path)
             self.assertIn(response.code, (400, 404), path)
@@ -182,8 +179,10 @@ class PageTests(WebTestCase):
         yield self.recorder.wait_for_builds(1)
         shutil.rmtree(self.legacy_status().spool_dir)
         _, content = yield self.db_log("b1", 1, "emit", "stdio")
-        response, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio/text")
-        self.assertEqual(body, "".join(t for c, t in db_chunks("s", content) if c in (0, 1)).encode())
+        _, body = yield self.get("/builders/b1/builds/1/steps/emit/logs/stdio/text")
+        self.assertEqual(
+            body, "".join(t for c, t in db_chunks("s", content) if c in (0, 1)).encode()
+        )
 
     @defer.inlineCallbacks
     def test_html_log_is_sandboxed(self) -> defer.Generator:
@@ -193,44 +192,54 @@ class PageTests(WebTestCase):
         response, body = yield self.get("/builders/b1/builds/1/steps/report/logs/summary")
         self.assertEqual(body, b"<h1>Hi</h1><script>alert(1)</script>\n")
         self.assertEqual(response.headers.getRawHeaders("content-security-policy"), ["sandbox"])
-        self.assertEqual(response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"])
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"]
+        )
+
+
+def live_producers() -> list[LogFileProducer]:
+    gc.collect()
+    return [p for p in gc.get_objects() if isinstance(p, LogFileProducer) and p.subscribed]
 
 
 class LiveTests(WebTestCase):
     @defer.inlineCallbacks
-    def wait_for_log(self) -> defer.Generator:
-        for _ in range(100):
-            found = yield self.legacy_status().locate_log("b1", 1, "slow", "stdio")
-            if found is not None:
-                return
-            yield sleep(0.1)
-        self.fail("the log never appeared")
-
-    @defer.inlineCallbacks
-    def test_live_text_arrives_while_the_build_runs(self) -> defer.Generator:
-        yield self.start({"b1": [python_step("slow", SLOW)]})
+    def test_live_text_arrives_while_the_log_is_written(self) -> defer.Generator:
+        live = LiveLog()
+        yield self.start({"b1": [live_log_step(live, "slow")]})
         yield self.force("b1")
-        yield self.wait_for_log()
-        arrivals = []
-        response = yield treq.get(self.url("/builders/b1/builds/1/steps/slow/logs/stdio/text"),
-                                  unbuffered=True, persistent=False)
+        yield live.opened
+        yield live.write(stdout="\x1b[32mline 0\x1b[0m\n")
+        path = "/builders/b1/builds/1/steps/slow/logs/stdio"
+        yield poll(
+            lambda: self.legacy_status().lookup.locate_log("b1", 1, "slow", "stdio"), "the log"
+        )
+        received = []
+        response = yield treq.get(self.url(path + "/text"), unbuffered=True, persistent=False)
         self.assertEqual(response.headers.getRawHeaders("cache-control"), ["no-cache"])
-        head = yield treq.head(self.url("/builders/b1/builds/1/steps/slow/logs/stdio"), persistent=False)
+        head = yield treq.head(self.url(path), persistent=False)
         self.assertEqual(head.headers.getRawHeaders("cache-control"), ["no-cache"])
-        yield treq.collect(response, lambda data: arrivals.append((time.monotonic(), data)))
-        done = time.monotonic()
-        self.assertTrue(self.recorder.finished_builds <= 1)
+        collected = treq.collect(response, received.append)
+        expected = "\x1b[32mline 0\x1b[0m\n"
+        for i in range(1, 6):
+            line = f"line {i}\n"
+            yield live.write(stdout=line, stderr="err\n" if i == 3 else "")
+            expected += line + ("err\n" if i == 3 else "")
+            yield poll(lambda e=expected: b"".join(received) == e.encode(), f"line {i} on the page")
+            self.assertFalse(collected.called)
+        live.end()
+        yield collected
         _, content = yield self.db_log("b1", 1, "slow", "stdio")
-        text = "".join(t for c, t in db_chunks("s", content) if c in (0, 1))
-        self.assertEqual(b"".join(d for _, d in arrivals), text.encode())
-        self.assertLess(arrivals[0][0], done - 2, "nothing arrived before the log finished")
+        self.assertEqual(b"".join(received), db_text(content).encode())
+        self.assertEqual(db_text(content), expected)
 
     @defer.inlineCallbacks
-    def test_client_that_disconnects_stops_the_producer(self) -> defer.Generator:
-        yield self.start({"b1": [python_step("slow", SLOW)]})
+    def test_a_client_that_disconnects_stops_its_producer(self) -> defer.Generator:
+        live = LiveLog()
+        yield self.start({"b1": [live_log_step(live, "slow")]})
         yield self.force("b1")
-        yield self.wait_for_log()
-        from twisted.internet.protocol import ClientCreator, Protocol
+        yield live.opened
+        yield live.write(stdout="line 0\n")
 
         class Client(Protocol):
             def __init__(self) -> None:
@@ -242,35 +251,34 @@ class LiveTests(WebTestCase):
         client = yield ClientCreator(reactor, Client).connectTCP(
             "127.0.0.1", self.legacy_status().http_listener.getHost().port
         )
-        client.transport.write(b"GET /builders/b1/builds/1/steps/slow/logs/stdio HTTP/1.1\r\n"
-                               b"Host: x\r\n\r\n")
-        lf = yield self.legacy_status().getLogFile("b1", 1, "slow", "stdio")
-        for _ in range(50):
-            if b"line 1" in client.received:
-                break
-            yield sleep(0.1)
-        self.assertEqual(len(lf._producers), 1)
+        client.transport.write(
+            b"GET /builders/b1/builds/1/steps/slow/logs/stdio HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        yield poll(lambda: b"line 0" in client.received, "the page's first line")
+        self.assertEqual(len(live_producers()), 1)
         client.transport.loseConnection()
-        yield sleep(0.3)
-        self.assertEqual(lf._producers, [])
-        self.assertEqual(lf._live, [])
+        yield poll(lambda: not live_producers(), "the producer to stop")
+        yield live.write(stdout="line 1\n")  # goes nowhere, breaks nothing
+        live.end()
         yield self.recorder.wait_for_builds(1)
 
 
 class AuthzTests(MasterTestCase):
     @defer.inlineCallbacks
     def start(self, authz) -> defer.Generator:
-        self.recorder = Recorder()
-        config = master_config(
+        yield self.start_master(
             {"b1": [python_step("emit", "print('secret')")]},
-            [LegacyStatus(receivers=[self.recorder], http_port="tcp:0:interface=127.0.0.1")],
-            www={"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}, "authz": authz},
+            http=True,
+            www={
+                "port": "tcp:0:interface=127.0.0.1",
+                "plugins": {"legacy_logs": {}},
+                "authz": authz,
+            },
         )
-        yield self.setup_master(config)
         yield self.force("b1")
         yield self.recorder.wait_for_builds(1)
         self.www = f"http://127.0.0.1:{self.master.www.getPortnum()}/plugins/legacy_logs"
-        self.standalone = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+        self.standalone = self.pages
 
     @defer.inlineCallbacks
     def fetch(self, url: str) -> defer.Generator:
@@ -291,15 +299,19 @@ class AuthzTests(MasterTestCase):
 
     @defer.inlineCallbacks
     def test_denied(self) -> defer.Generator:
-        yield self.start(util.Authz(
-            allowRules=[util.AnyEndpointMatcher(role="admins")],
-            roleMatchers=[],
-        ))
+        yield self.start(
+            util.Authz(
+                allowRules=[util.AnyEndpointMatcher(role="admins")],
+                roleMatchers=[],
+            )
+        )
         for base in (self.www, self.standalone):
-            for path in ("/builders/b1/builds/1/steps/emit/logs/stdio/text",
-                         "/builders/b1/builds/1/steps/emit/logs/stdio",
-                         "/builders/b1/builds/1",
-                         "/builders/b1/builds/1/steps/emit/logs/"):
+            for path in (
+                "/builders/b1/builds/1/steps/emit/logs/stdio/text",
+                "/builders/b1/builds/1/steps/emit/logs/stdio",
+                "/builders/b1/builds/1",
+                "/builders/b1/builds/1/steps/emit/logs/",
+            ):
                 code, body = yield self.fetch(base + path)
                 self.assertEqual(code, 403, base + path)
                 self.assertNotIn(b"secret", body)

@@ -26,8 +26,9 @@ PAGES = "http://127.0.0.1:8011/"
 
 def api(path: str, body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(UI + "api/v2/" + path, data=data,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        UI + "api/v2/" + path, data=data, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
@@ -49,8 +50,10 @@ def wait_for(what: str, check, master: subprocess.Popen, seconds: float = 60):
 
 def create_master() -> None:
     MASTER.mkdir(parents=True, exist_ok=True)
-    subprocess.run([BIN / "buildbot", "create-master", "--quiet", "--force", "--relocatable", MASTER],
-                   check=True)
+    subprocess.run(
+        [BIN / "buildbot", "create-master", "--quiet", "--force", "--relocatable", MASTER],
+        check=True,
+    )
     shutil.copy(ROOT / "master.cfg.example", MASTER / "master.cfg")
     subprocess.run([BIN / "buildbot", "checkconfig", MASTER], check=True, stdout=subprocess.DEVNULL)
 
@@ -59,9 +62,15 @@ def run_sample_build(master: subprocess.Popen) -> None:
     builder = wait_for("the web UI", lambda: api("builders/demo")["builders"][0], master)
     newest = api("builders/demo/builds?order=-number&limit=1")["builds"]
     previous = newest[0]["number"] if newest else 0
-    api("forceschedulers/force", {
-        "jsonrpc": "2.0", "id": 1, "method": "force", "params": {"builderid": str(builder["builderid"])},
-    })
+    api(
+        "forceschedulers/force",
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "force",
+            "params": {"builderid": str(builder["builderid"])},
+        },
+    )
 
     def started_sample_build() -> int | None:
         build = api("builders/demo/builds?order=-number&limit=1")["builds"][0]

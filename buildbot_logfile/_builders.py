@@ -1,0 +1,85 @@
+"""
+The builders of the 0.8 C{Status}: those this master runs, announced to
+status receivers as they come and go, and any other builder of the
+database, found by name for lookups.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildbot_logfile._delivery import deliver
+from buildbot_logfile.status import BuilderStatus
+
+
+class Builders:
+    """
+    The master's builders as L{BuilderStatus} objects.  C{status} is the
+    0.8 C{Status}: its C{watchers} hear of builders added and removed.
+    """
+
+    def __init__(self, status: Any) -> None:
+        self.status = status
+        self.running: dict[str, BuilderStatus] = {}
+
+    @property
+    def master(self) -> Any:
+        return self.status.master
+
+    async def load(self) -> None:
+        """The builders this master runs now."""
+        master = self.master
+        for b in await master.data.get(("masters", master.masterid, "builders")):
+            self.add(b["name"], b["builderid"], b.get("tags") or [])
+
+    def add(self, name: str, builderid: int, tags: list[str]) -> BuilderStatus:
+        """A builder this master runs; new ones are announced."""
+        builder = self.running.get(name)
+        if builder is None:
+            builder = self.running[name] = BuilderStatus(self.status, name, builderid, tags)
+            for w in list(self.status.watchers):
+                self.announce(w, builder)
+        return builder
+
+    async def started(self, builderid: int, name: str) -> None:
+        """A builder started on this master."""
+        data = await self.master.data.get(("builders", builderid))
+        self.add(name, builderid, (data or {}).get("tags") or [])
+
+    def stopped(self, name: str) -> None:
+        """A builder left this master."""
+        if self.running.pop(name, None) is not None:
+            for w in list(self.status.watchers):
+                deliver(w, "builderRemoved", name)
+
+    @staticmethod
+    def announce(target: Any, builder: BuilderStatus) -> None:
+        """C{builderAdded}, and a subscription to the receiver it returns."""
+        returned = deliver(target, "builderAdded", builder.name, builder)
+        if returned:
+            builder.subscribe(returned)
+
+    async def named(self, name: str) -> BuilderStatus | None:
+        """
+        A builder by name: one this master runs, or else one of the
+        database, known for lookups and announced to no one.
+        """
+        builder = self.running.get(name)
+        if builder is None:
+            data = await self.master.data.get(("builders", name))
+            # The data API reads a name of digits as a builder id: only the
+            # builder of that very name will do.
+            if data is None or data["name"] != name:
+                return None
+            builder = BuilderStatus(self.status, name, data["builderid"], data.get("tags") or [])
+        return builder
+
+    async def by_id(self, builderid: int) -> BuilderStatus | None:
+        """A builder by id; one not yet known is added as this master's."""
+        for builder in self.running.values():
+            if builder.builderid == builderid:
+                return builder
+        data = await self.master.data.get(("builders", builderid))
+        if data is None:
+            return None
+        return self.add(data["name"], builderid, data.get("tags") or [])

@@ -1,0 +1,268 @@
+"""
+From the master's message queue to 0.8 status events.
+
+Events from the message queue are only hints: what a receiver sees comes
+from the database, through the log mirrors.  Events of one build run one at
+a time, in arrival order, which gives receivers 0.8's order: buildStarted,
+then for each step stepStarted, logStarted, logChunk..., logFinished,
+stepFinished, and last buildFinished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python import log
+
+from buildbot_logfile._builders import Builders
+from buildbot_logfile._delivery import deliver, subscribe_returned
+from buildbot_logfile._mirror import LogMirror, MirrorRegistry
+from buildbot_logfile.logfile import LogFile
+from buildbot_logfile.status import BuildStatus, BuildStepStatus
+
+# The least time between two reads of one log's appends (see
+# EventFeed._append_soon).
+APPEND_INTERVAL = 0.02
+
+_Message = Mapping[str, Any]
+
+
+class _BuildState:
+    """What the feed tracks of one running build."""
+
+    def __init__(self, buildid: int) -> None:
+        self.buildid = buildid
+        self.status: BuildStatus | None = None
+        self.queue = defer.DeferredLock()
+        self.steps: dict[int, BuildStepStatus] = {}
+        self.mirrors: dict[int, LogMirror] = {}
+        self.logs_finished: set[int] = set()
+
+
+class EventFeed:
+    """
+    Consumes the master's build, step, log and builder events and delivers
+    them to 0.8 receivers: builders' watchers hear of builds, builds'
+    watchers of steps, steps' watchers of logs.
+    """
+
+    def __init__(
+        self,
+        master: Any,
+        builders: Builders,
+        mirrors: MirrorRegistry,
+        on_build_finished: Callable[[BuildStatus], None],
+    ) -> None:
+        """C{on_build_finished} takes each build once its receivers have heard the end."""
+        self.master = master
+        self.builders = builders
+        self.mirrors = mirrors
+        self.on_build_finished = on_build_finished
+        self._consumers: list[Any] = []
+        self._builds: dict[int, _BuildState] = {}
+        self._step_builds: dict[int, int] = {}
+        self._appends_due: dict[int, Any] = {}
+
+    async def start(self) -> None:
+        mq = self.master.mq
+        self._consumers = [
+            await mq.startConsuming(self._on_builder, ("builders", None, None)),
+            await mq.startConsuming(self._on_build, ("builds", None, None)),
+            await mq.startConsuming(self._on_step, ("steps", None, None)),
+            await mq.startConsuming(self._on_log, ("logs", None, None)),
+        ]
+
+    async def stop(self) -> None:
+        """Stop consuming, then wait for the events already queued."""
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await defer.maybeDeferred(consumer.stopConsuming)
+        for call in self._appends_due.values():
+            call.cancel()
+        self._appends_due.clear()
+        for state in list(self._builds.values()):
+            await state.queue.run(lambda: None)
+
+    def running_builds(self) -> list[BuildStatus]:
+        """The builds this feed follows, in the order they started."""
+        return [s.status for s in self._builds.values() if s.status is not None]
+
+    # Intake: each mq message becomes work queued on its build
+
+    def _on_builder(self, key: tuple[str, ...], msg: _Message) -> None:
+        if key[2] == "started":
+            self._run_logged(self.builders.started(msg["builderid"], msg["name"]))
+        elif key[2] == "stopped" and msg.get("masterid") == self.master.masterid:
+            self.builders.stopped(msg["name"])
+
+    def _on_build(self, key: tuple[str, ...], msg: _Message) -> None:
+        buildid = msg["buildid"]
+        if key[2] == "new" and buildid not in self._builds:
+            # The state exists at once, so the build's step and log events
+            # queue up behind buildStarted while its details load.
+            state = self._builds[buildid] = _BuildState(buildid)
+            state.queue.run(lambda: self._run_logged(self._build_started(state, msg)))
+        elif key[2] == "finished":
+            self._in_build(buildid, self._build_finished, msg)
+
+    def _on_step(self, key: tuple[str, ...], msg: _Message) -> None:
+        self._step_builds[msg["stepid"]] = msg["buildid"]
+        self._in_build(msg["buildid"], self._step_event, key[2], msg)
+
+    def _on_log(self, key: tuple[str, ...], msg: _Message) -> None:
+        mirror = self.mirrors.announce(msg["logid"], msg["num_lines"])
+        buildid = self._step_builds.get(msg["stepid"])
+        if buildid is None or buildid not in self._builds:
+            # A build that started before this service: its logs are
+            # mirrored only once a lookup asked for them.
+            if mirror is not None:
+                self._run_logged(self.mirrors.sync(mirror, msg["num_lines"], msg["complete"]))
+        elif key[2] == "append" and mirror is not None:
+            self._append_soon(buildid, mirror, msg)
+        else:
+            self._in_build(buildid, self._log_event, msg)
+
+    def _append_soon(self, buildid: int, mirror: LogMirror, msg: _Message) -> None:
+        """
+        Read appended lines now, or, if this log was read less than
+        L{APPEND_INTERVAL} ago, once that interval is over, taking every
+        append that came meanwhile.  Each read waits behind the master's own
+        writes on SQLite's one database thread: a burst of appends read one
+        by one slows the build down, while a quiet log is read at once.
+        """
+        if mirror.logid in self._appends_due:
+            return
+        now = self.master.reactor.seconds()
+
+        def read() -> None:
+            self._appends_due.pop(mirror.logid, None)
+            mirror.last_read = self.master.reactor.seconds()
+            self._in_build(buildid, self._log_event, msg)
+
+        wait = mirror.last_read + APPEND_INTERVAL - now
+        if wait <= 0:
+            read()
+        else:
+            self._appends_due[mirror.logid] = self.master.reactor.callLater(wait, read)
+
+    def _run_logged(self, coro: Coroutine[Any, Any, Any]) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(coro).addErrback(
+            lambda f: log.err(f, "LegacyStatus: while handling an event")
+        )
+
+    def _in_build(self, buildid: int, handler: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        state = self._builds.get(buildid)
+        if state is not None:
+            state.queue.run(lambda: self._run_logged(self._unless_dropped(state, handler, args)))
+
+    async def _unless_dropped(
+        self, state: _BuildState, handler: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
+    ) -> None:
+        if state.status is not None:
+            await handler(state, *args)
+
+    # Handlers: one build's events, one at a time
+
+    async def _build_started(self, state: _BuildState, msg: _Message) -> None:
+        builder = await self.builders.by_id(msg["builderid"])
+        if builder is None:
+            del self._builds[state.buildid]
+            return
+        build = BuildStatus(builder, msg["number"], msg["buildid"])
+        await build.refresh(msg)
+        state.status = build
+        builder.currentBuilds[build.number] = build
+        for w in list(builder.watchers):
+            returned = deliver(w, "buildStarted", builder.name, build)
+            subscribe_returned(
+                returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
+            )
+
+    async def _step_event(self, state: _BuildState, event: str, msg: _Message) -> None:
+        step = self._step(state, msg)
+        if event == "started" or (event == "finished" and not step.isStarted()):
+            self._start_step(step, msg)
+        if event == "finished" and not step.isFinished():
+            await self._finish_step(state, step, msg)
+
+    def _step(self, state: _BuildState, msg: _Message) -> BuildStepStatus:
+        step = state.steps.get(msg["stepid"])
+        if step is None:
+            assert state.status is not None
+            step = state.steps[msg["stepid"]] = BuildStepStatus(
+                state.status, msg["name"], msg["number"], msg["stepid"]
+            )
+            state.status.add_step(step)
+        return step
+
+    def _start_step(self, step: BuildStepStatus, msg: _Message) -> None:
+        if step.isStarted():
+            return
+        step.update({**msg, "complete": False})
+        if not step.isStarted():
+            step.started = self.master.reactor.seconds()
+        build = step.build
+        for w in list(build.watchers):
+            returned = deliver(w, "stepStarted", build, step)
+            subscribe_returned(returned, step.subscribe, step.unsubscribe, step.waitUntilFinished())
+
+    async def _finish_step(self, state: _BuildState, step: BuildStepStatus, msg: _Message) -> None:
+        # 0.8 finished every log of a step before the step itself.
+        for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
+            if log_data["complete"]:
+                await self._log_event(state, log_data)
+        step.update({**msg, "complete": True})
+        build = step.build
+        for w in list(build.watchers):
+            deliver(w, "stepFinished", build, step, step.getResults())
+
+    async def _log_event(self, state: _BuildState, msg: _Message) -> None:
+        logid = msg["logid"]
+        step = state.steps.get(msg["stepid"])
+        if step is None:
+            step_data = await self.master.data.get(("steps", msg["stepid"]))
+            step = self._step(state, step_data)
+            self._start_step(step, step_data)
+        mirror = state.mirrors.get(logid)
+        if mirror is None:
+            mirror = state.mirrors[logid] = self.mirrors.find_or_create(step, msg)
+            # logStarted before any text, so a receiver's catch-up starts
+            # from the first line.
+            await mirror.lock.run(mirror.ensure_started)
+            if mirror.logfile is not None:
+                self._log_started(step, mirror.logfile)
+        await self.mirrors.sync(mirror, msg["num_lines"], msg["complete"])
+        lf = mirror.logfile
+        if lf is not None and lf.isFinished() and logid not in state.logs_finished:
+            state.logs_finished.add(logid)
+            if lf not in step.logs:  # an HTML log, whole at once
+                self._log_started(step, lf)
+            for w in list(step.watchers):
+                deliver(w, "logFinished", step.build, step, lf)
+
+    def _log_started(self, step: BuildStepStatus, lf: LogFile) -> None:
+        step.logs.append(lf)
+        for w in list(step.watchers):
+            returned = deliver(w, "logStarted", step.build, step, lf)
+            if returned:
+                lf.subscribe(returned, True)
+                lf.waitUntilFinished().addCallback(LogFile.unsubscribe, returned)
+
+    async def _build_finished(self, state: _BuildState, msg: _Message) -> None:
+        build = state.status
+        assert build is not None
+        for step in build.steps:
+            if not step.isFinished():
+                step_data = await self.master.data.get(("steps", step.stepid))
+                await self._step_event(state, "finished", step_data)
+        await build.refresh(msg)
+        builder = build.builder
+        builder.currentBuilds.pop(build.number, None)
+        for w in list(builder.watchers):
+            deliver(w, "buildFinished", builder.name, build, build.results)
+        del self._builds[build.buildid]
+        for stepid in state.steps:
+            self._step_builds.pop(stepid, None)
+        self.on_build_finished(build)

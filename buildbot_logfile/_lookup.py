@@ -1,0 +1,112 @@
+"""
+Finding builds, steps and logs by the names 0.8's URLs use, running or
+finished, for the pages and for C{LegacyStatus.getLogFile}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from buildbot_logfile._builders import Builders
+from buildbot_logfile._lru import LRU
+from buildbot_logfile._mirror import MirrorRegistry
+from buildbot_logfile.logfile import LogFile
+from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
+
+# Finished builds kept in memory for lookups.
+FINISHED_BUILDS_CACHE_SIZE = 64
+
+LogData = Mapping[str, Any]
+
+
+class LogSource(Protocol):
+    """What the pages need to find and open logs."""
+
+    async def locate_build(self, builderName: str, number: int) -> BuildStatus | None: ...
+
+    async def locate_log(
+        self, builderName: str, number: int, stepName: str, logName: str
+    ) -> tuple[BuildStepStatus, LogData] | None: ...
+
+    async def open_log(self, step: BuildStepStatus, log_data: LogData) -> LogFile | None: ...
+
+    async def step_logs(self, step: BuildStepStatus) -> list[LogData]: ...
+
+
+class Lookup:
+    """Finds any build of the database by builder name and number (a L{LogSource})."""
+
+    def __init__(self, master: Any, builders: Builders, mirrors: MirrorRegistry) -> None:
+        self.master = master
+        self.builders = builders
+        self.mirrors = mirrors
+        self._finished_builds: LRU[int, BuildStatus] = LRU(FINISHED_BUILDS_CACHE_SIZE)
+
+    def remember(self, build: BuildStatus) -> None:
+        """A finished build the feed followed: lookups use the same objects."""
+        self._finished_builds.put(build.buildid, build)
+
+    async def locate_build(self, builderName: str, number: int) -> BuildStatus | None:
+        """A build by builder name and number, running or finished, or None."""
+        if not 0 <= number < 2**63:  # beyond what any database column holds
+            return None
+        builder = await self.builders.named(builderName)
+        if builder is None:
+            return None
+        build = builder.currentBuilds.get(number)
+        if build is None:
+            build = await self._load_build(builder, number)
+        return build
+
+    async def locate_log(
+        self, builderName: str, number: int, stepName: str, logName: str
+    ) -> tuple[BuildStepStatus, LogData] | None:
+        """A log by the names 0.8's URLs use (a log's slug works too), or None."""
+        build = await self.locate_build(builderName, number)
+        step = build.getStep(stepName) if build is not None else None
+        if step is None:
+            return None
+        logs = await self.step_logs(step)
+        for key in ("name", "slug"):
+            for log_data in logs:
+                if log_data[key] == logName:
+                    return step, log_data
+        return None
+
+    async def open_log(self, step: BuildStepStatus, log_data: LogData) -> LogFile | None:
+        """The LogFile of a log that L{locate_log} found (None: HTML not yet complete)."""
+        return await self.mirrors.open(step, log_data)
+
+    async def step_logs(self, step: BuildStepStatus) -> list[LogData]:
+        """The data API's description of a step's logs, in order."""
+        return list(await self.master.data.get(("steps", step.stepid, "logs")) or [])
+
+    async def get_logfile(
+        self, builderName: str, number: int, stepName: str, logName: str
+    ) -> LogFile | None:
+        found = await self.locate_log(builderName, number, stepName, logName)
+        return None if found is None else await self.open_log(*found)
+
+    async def _load_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
+        """
+        A build the feed did not follow, from the database, with every
+        log's spool file name assigned in 0.8's order.
+        """
+        data = self.master.data
+        build_data = await data.get(("builders", builder.builderid, "builds", number))
+        if build_data is None:
+            return None
+        cached = self._finished_builds.get(build_data["buildid"])
+        if cached is not None:
+            return cached
+        build = BuildStatus(builder, number, build_data["buildid"])
+        await build.refresh(build_data)
+        for step_data in await data.get(("builds", build.buildid, "steps")) or []:
+            step = BuildStepStatus.from_data(build, step_data)
+            build.add_step(step)
+            for log_data in await data.get(("steps", step.stepid, "logs")) or []:
+                build.logfile_name_for(log_data["logid"], step.name, log_data["name"])
+        if build.isFinished():
+            self._finished_builds.put(build.buildid, build)
+        return build

@@ -1,0 +1,253 @@
+"""
+Logs of the database mirrored into L{LogFile}s.
+
+One path brings a LogFile up to date, L{LogMirror.catch_up}: read the lines
+after the last one seen, group them into chunks, add them.  A live append,
+a rebuilt spool and a late start all use it, under the mirror's lock, so
+lines are never lost, repeated or reordered.  L{MirrorRegistry} holds every
+mirror, live or recently finished.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer, threads
+from twisted.python import log
+
+from buildbot_logfile._logdb import LogReader
+from buildbot_logfile._lru import LRU
+from buildbot_logfile.logfile import HEADER, STDERR, STDOUT, HTMLLogFile, LogFile
+
+if TYPE_CHECKING:
+    from buildbot_logfile.status import BuildStepStatus
+
+STREAM_CHANNELS = {"o": STDOUT, "e": STDERR, "h": HEADER}
+
+# A line of a stream log is its stream letter, its text and a newline; a
+# run of lines of one stream becomes one chunk.  The last alternative takes
+# anything else as stdout, so no byte from the database is dropped.
+_STREAM_RUN = re.compile(r"(?:o[^\n]*\n)+|(?:e[^\n]*\n)+|(?:h[^\n]*\n)+|[^\n]*\n?")
+
+# Finished logs kept in memory for lookups.
+FINISHED_CACHE_SIZE = 64
+
+
+def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
+    """C{(channel, text)} chunks of a stream log's raw lines."""
+    for match in _STREAM_RUN.finditer(text):
+        run = match.group()
+        if not run:
+            continue
+        prefix = run[0]
+        channel = STREAM_CHANNELS.get(prefix)
+        if channel is None:
+            yield STDOUT, run
+        else:
+            yield channel, run[1:].replace("\n" + prefix, "\n")
+
+
+class LogMirror:
+    """
+    One log of the database mirrored into a L{LogFile}.  Call its methods
+    with L{lock} held.
+    """
+
+    def __init__(
+        self, reader: LogReader, step: BuildStepStatus, logid: int, name: str, logtype: str
+    ) -> None:
+        self.reader = reader
+        self.step = step
+        self.logid = logid
+        self.name = name
+        self.type = logtype
+        self.filename = step.build.logfile_name_for(logid, step.name, name)
+        self.lock = defer.DeferredLock()
+        self.logfile: LogFile | None = None
+        self.lines = 0
+        # The most lines any event has announced: one read covers every
+        # append that queued up meanwhile (SQLite serves one query at a
+        # time, and each read delays the master's own writes).
+        self.announced = 0
+        self.last_read = float("-inf")
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.step.build.builder.basedir, self.filename)
+
+    def start(self) -> None:
+        """Open a fresh spool file (HTML logs wait until they are complete)."""
+        self.lines = 0
+        self.logfile = None
+        if self.type != "h":
+            lf = LogFile(self.step, self.name, self.filename)
+            # The worker already applied the master's logMaxSize: the spool
+            # holds exactly what the database holds.
+            lf.logMaxSize = lf.logMaxTailSize = None
+            self.logfile = lf
+
+    def ensure_started(self) -> None:
+        """Open the spool file unless it is open (or the log is HTML)."""
+        if self.logfile is None and self.type != "h":
+            self.start()
+
+    async def load(self, num_lines: int, complete: bool) -> None:
+        """
+        Make the LogFile whole as of C{num_lines}: reuse a complete spool
+        an earlier run left, or rebuild it from the database.
+        """
+        lf = self.logfile
+        if lf is not None and (not lf.isFinished() or lf.hasContents()):
+            return
+        if (
+            complete
+            and self.type != "h"
+            and await threads.deferToThread(_spool_is_complete, self.path, num_lines)
+        ):
+            self.logfile = LogFile.open_finished(self.step, self.name, self.filename)
+            self.lines = num_lines
+            return
+        self.start()
+        await self.catch_up(num_lines, complete)
+
+    async def catch_up(self, num_lines: int, complete: bool) -> bool:
+        """
+        Add lines C{[self.lines, num_lines)} from the database; finish the
+        LogFile once C{complete}.  Returns whether this call finished it.
+        """
+        if self.type == "h":
+            return await self._catch_up_html(num_lines, complete)
+        self.ensure_started()
+        lf = self.logfile
+        assert lf is not None
+        if lf.isFinished():
+            return False
+        num_lines = max(num_lines, self.announced)
+        while self.lines < num_lines:
+            text = await self.reader.read_lines(self.logid, self.lines, num_lines - 1)
+            count = text.count("\n")
+            if not count:
+                log.msg(f"log {self.logid}: lines {self.lines}.. missing from the database")
+                break
+            if self.type == "s":
+                for channel, chunk in stream_chunks(text):
+                    lf.addEntry(channel, chunk)
+            else:
+                lf.addEntry(STDOUT, text)
+            self.lines += count
+        if complete:
+            lf.finish()
+            compressing = lf.compressLog()
+            compressing.addErrback(lambda f: log.err(f, f"while compressing {lf.getFilename()}"))
+            return True
+        return False
+
+    async def _catch_up_html(self, num_lines: int, complete: bool) -> bool:
+        if not complete or self.logfile is not None:
+            return False
+        html = ""
+        while html.count("\n") < num_lines:
+            more = await self.reader.read_lines(self.logid, html.count("\n"), num_lines - 1)
+            if not more:
+                break
+            html += more
+        self.lines = num_lines
+        self.logfile = HTMLLogFile(self.step, self.name, self.filename, html)
+        return True
+
+
+class MirrorRegistry:
+    """Every mirror this service keeps: live ones, and recently finished ones."""
+
+    def __init__(self, master: Any, reader: LogReader) -> None:
+        self.master = master
+        self.reader = reader
+        self._live: dict[int, LogMirror] = {}
+        self._finished: LRU[int, LogMirror] = LRU(FINISHED_CACHE_SIZE)
+
+    def find(self, logid: int) -> LogMirror | None:
+        return self._live.get(logid) or self._finished.get(logid)
+
+    def find_or_create(self, step: BuildStepStatus, log_data: Mapping[str, Any]) -> LogMirror:
+        """
+        The mirror of a log, registered before anything loads it, so that
+        appends from here on reach it as events.
+        """
+        mirror = self.find(log_data["logid"])
+        if mirror is None:
+            mirror = LogMirror(
+                self.reader, step, log_data["logid"], log_data["name"], log_data["type"]
+            )
+            self._live[mirror.logid] = mirror
+        return mirror
+
+    def announce(self, logid: int, num_lines: int) -> LogMirror | None:
+        """Note the lines an event says a log has; its mirror, if any."""
+        mirror = self._live.get(logid)
+        if mirror is not None:
+            mirror.announced = max(mirror.announced, num_lines)
+        return mirror
+
+    async def sync(self, mirror: LogMirror, num_lines: int, complete: bool) -> None:
+        """Bring a mirror up to C{num_lines}; finish it once C{complete}."""
+        await mirror.lock.run(lambda: defer.ensureDeferred(mirror.catch_up(num_lines, complete)))
+        self._retire_if_finished(mirror)
+
+    async def open(self, step: BuildStepStatus, log_data: Mapping[str, Any]) -> LogFile | None:
+        """
+        The LogFile of any log, live or finished, rebuilt from the database
+        if its spool is gone or partial.  Concurrent calls share one load.
+        """
+        mirror = self.find_or_create(step, log_data)
+
+        async def load() -> None:
+            progress = await self.master.data.get(("logs", mirror.logid))
+            await mirror.load(progress["num_lines"], progress["complete"])
+
+        await mirror.lock.run(lambda: defer.ensureDeferred(load()))
+        self._retire_if_finished(mirror)
+        return mirror.logfile
+
+    def live_logfiles(self) -> list[LogFile]:
+        return [m.logfile for m in self._live.values() if m.logfile is not None]
+
+    def _retire_if_finished(self, mirror: LogMirror) -> None:
+        """The one place a mirror moves from live to finished."""
+        finished = mirror.logfile is not None and mirror.logfile.isFinished()
+        if finished and self._live.pop(mirror.logid, None) is not None:
+            self._finished.put(mirror.logid, mirror)
+
+    def close(self) -> None:
+        """
+        Finish the LogFiles of logs still live: their spool files are
+        written out and closed, and pages that stream them end.  A spool
+        that is not whole is rebuilt from the database when next needed.
+        """
+        for lf in self.live_logfiles():
+            if not lf.isFinished():
+                lf.finish()
+        self._live.clear()
+        self._finished.clear()
+
+
+def _spool_is_complete(path: str, num_lines: int) -> bool:
+    """
+    Whether a spool file left by an earlier run holds a whole finished
+    log.  A compressed one is written only once a log is finished; in a
+    plain one every database line ends in a newline, and so must the
+    file's text.
+    """
+    if any(os.path.exists(path + suffix) for suffix in (".bz2", ".gz")):
+        return True
+    if not os.path.exists(path):
+        return False
+    newlines = 0
+    last = b""
+    with open(path, "rb") as f:
+        while block := f.read(1024 * 1024):
+            newlines += block.count(b"\n")
+            last = block
+    return newlines == num_lines and (num_lines == 0 or last.endswith(b","))

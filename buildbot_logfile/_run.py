@@ -1,0 +1,117 @@
+"""
+0.8's "run": the entries of one channel that wait in memory to become a
+record, and how they become one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from buildbot_logfile._records import char_boundary, encode_record
+from buildbot_logfile._spool import SpoolWriter
+
+# A record's channel is one decimal digit.
+CHANNELS = range(10)
+
+
+def as_text(text: Any) -> str:
+    """Log text as C{str}: bytes are UTF-8, undecodable ones replaced."""
+    if isinstance(text, str):
+        return text
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        return bytes(text).decode("utf-8", "replace")
+    raise TypeError(f"log text must be str or bytes, not {type(text).__name__}")
+
+
+class RecordRun:
+    """
+    Entries of one channel accumulate until the channel changes or
+    C{chunk_size} bytes are pending; then they become one record, handed
+    to the spool writer.
+
+    The run keeps ASCII text as it is, being its own UTF-8 (a run of it is
+    encoded once, as a whole), and other text encoded as it arrives, so
+    that it is encoded only once; either way a piece's length is its size.
+    """
+
+    def __init__(self, writer: SpoolWriter, chunk_size: int) -> None:
+        self.writer = writer
+        self.chunk_size = chunk_size
+        self.channel = 0
+        self.merged = 0  # bytes of text already made records
+        self._pieces: list[str | bytes] = []
+        self._encoded = False  # some piece is bytes
+        self._room = chunk_size
+
+    @property
+    def size(self) -> int:
+        """Bytes of text in the run."""
+        return self.chunk_size - self._room
+
+    def append(self, channel: int, text: str | bytes) -> None:
+        """
+        Add C{text} on C{channel}, or start a new run with it.  This is all
+        that appending to an unobserved log costs, so it is kept short.
+        """
+        if text.__class__ is str:
+            if not text.isascii():
+                text = text.encode()
+                self._encoded = True
+        else:
+            text = as_text(text).encode()
+            self._encoded = True
+        room = self._room - len(text)
+        if room < 0 or channel != self.channel:
+            self._start(channel, text)
+        else:
+            self._pieces.append(text)
+            self._room = room
+
+    def _start(self, channel: int, piece: str | bytes) -> None:
+        # Writing the run before it overflows keeps records whole entries:
+        # no record is split just to cut off a small remainder.
+        if channel not in CHANNELS:
+            raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
+        self.merge()
+        self.channel = channel
+        self._pieces = [piece]
+        self._encoded = piece.__class__ is bytes
+        self._room = self.chunk_size - len(piece)
+
+    def merge(self) -> None:
+        """Turn the run into records (0.8's C{_merge})."""
+        pieces = self._pieces
+        if not pieces:
+            return
+        channel = self.channel
+        encoded = self._encoded
+        size = self.size
+        self.merged += size
+        self._pieces = []
+        self._encoded = False
+        self._room = self.chunk_size
+        if size <= self.chunk_size:
+            # The record in one join: the run's text is copied once.
+            pieces.insert(0, "%d:%d" % (size + 1, channel))
+            pieces.append(",")
+            self.writer.add(_join(pieces, encoded))
+            return
+        # Only a single entry larger than chunk_size gets here.
+        data = _join(pieces, encoded)
+        pos = 0
+        while pos < size:
+            end = pos + self.chunk_size
+            end = size if end >= size else char_boundary(data, end)
+            self.writer.add(encode_record(channel, data[pos:end]))
+            pos = end
+
+    def text(self, sent: int = 0) -> bytes:
+        """The run's text as UTF-8, after its first C{sent} bytes."""
+        return _join(self._pieces, self._encoded)[sent:] if self._pieces else b""
+
+
+def _join(pieces: list[str | bytes], encoded: bool) -> bytes:
+    """Pieces as one UTF-8 string; C{encoded}: some are bytes."""
+    if not encoded:
+        return "".join(pieces).encode()  # type: ignore[arg-type]
+    return b"".join([p if p.__class__ is bytes else p.encode() for p in pieces])  # type: ignore[union-attr]

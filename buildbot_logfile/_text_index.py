@@ -1,0 +1,75 @@
+"""
+Paging through a log's text by byte offset, for the text page's
+C{?start=N}: marks left along the spool file let a poll start near the text
+it asks for, so polling a log costs the new text, not the whole log.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from typing import IO
+
+from twisted.python import log
+
+from buildbot_logfile._records import LogFileFormatError, char_boundary, iter_records
+
+_TEXT_CHANNELS = (0, 1)  # stdout and stderr
+
+
+class TextIndex:
+    """Marks (text offset, file offset) at record ends of one spool file."""
+
+    def __init__(self) -> None:
+        self._marks: list[tuple[int, int]] = []
+
+    def text_bytes(
+        self,
+        f: IO[bytes],
+        end: int | None,
+        run: tuple[int, bytes] | None,
+        start: int,
+        limit: int,
+        *,
+        spacing: int,
+        buffersize: int,
+        filename: str,
+    ) -> tuple[bytes, int, bool]:
+        """
+        Up to C{limit} bytes of stdout and stderr text from text offset
+        C{start}, read from C{f} (records up to C{end}, then the pending
+        C{run}); see C{LogFile.text_bytes}.  Leaves a mark every C{spacing}
+        bytes of text it passes.
+        """
+        i = bisect.bisect_right(self._marks, (start, float("inf"))) - 1
+        text_pos, file_pos = self._marks[i] if i >= 0 else (0, 0)
+        next_mark = (self._marks[-1][0] if self._marks else 0) + spacing
+        wanted = bytearray()
+        leftover: list[tuple[int, bytes | memoryview, int | None]] = [(*run, None)] if run else []
+        records = iter_records(f, file_pos, end, buffersize, filename)
+        try:
+            for channel, data, next_offset in itertools.chain(records, leftover):
+                if channel in _TEXT_CHANNELS:
+                    if text_pos + len(data) > start:
+                        wanted += data[max(0, start - text_pos) :]
+                    text_pos += len(data)
+                if next_offset is not None and text_pos >= next_mark:
+                    self._marks.append((text_pos, next_offset))
+                    next_mark = text_pos + spacing
+                if len(wanted) > limit + 3:
+                    break
+        except LogFileFormatError:
+            # As a stream does: the text before the bad record stands.
+            log.err(None, "reading a log's text stopped early")
+        # A start inside a character begins at the next one.
+        skipped = 0
+        while skipped < len(wanted) and skipped < 3 and (wanted[skipped] & 0xC0) == 0x80:
+            skipped += 1
+        more = len(wanted) - skipped > limit
+        if more:
+            body = bytes(wanted[skipped : char_boundary(wanted, skipped + limit)])
+        else:
+            body = bytes(wanted[skipped:])
+        if start > text_pos and not more:
+            return b"", text_pos, False
+        return body, start + skipped + len(body), more

@@ -1,0 +1,86 @@
+"""The bridge's own connection to an SQLite file database."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from twisted.internet import defer, reactor
+from twisted.trial import unittest
+
+from buildbot_logfile._logdb import LogReader
+
+
+class LogReaderTests(unittest.TestCase):
+    """The bridge's own connection to an SQLite file."""
+
+    timeout = 20
+
+    def setUp(self) -> None:
+        self.engine = sa.create_engine("sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite")
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("pragma journal_mode = wal")
+            conn.exec_driver_sql("create table t (x integer)")
+        master = SimpleNamespace(
+            db=SimpleNamespace(pool=SimpleNamespace(engine=self.engine)), reactor=reactor
+        )
+        self.reader = LogReader(master)
+        self.addCleanup(self.engine.dispose)
+        self.addCleanup(self.reader.close)
+
+    @defer.inlineCallbacks
+    def test_one_connection_and_no_transaction_between_reads(self) -> defer.Generator:
+        conns = []
+
+        def read(conn: Any) -> int:
+            conns.append(conn)
+            return conn.exec_driver_sql("select count(*) from t").scalar()
+
+        self.assertEqual((yield self.reader.do(read)), 0)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("insert into t values (1)")
+        with self.engine.connect() as conn:
+            # A read transaction left open would make this checkpoint busy.
+            busy, _, _ = conn.exec_driver_sql("pragma wal_checkpoint(truncate)").one()
+        self.assertEqual(busy, 0)
+        self.assertEqual((yield self.reader.do(read)), 1)
+        self.assertIs(conns[0], conns[1])
+
+    @defer.inlineCallbacks
+    def test_a_read_checkpoints_what_the_master_committed(self) -> defer.Generator:
+        yield self.reader.do(lambda conn: None)  # the reader's connection is open
+        marker = b"committed by the master " * 100
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("create table m (x blob)")
+            conn.exec_driver_sql("insert into m values (?)", (marker,))
+        database = self.engine.url.database
+        with open(database, "rb") as f:
+            self.assertNotIn(marker, f.read())  # only in the WAL so far
+        yield self.reader.do(lambda conn: None)
+        with open(database, "rb") as f:
+            self.assertIn(marker, f.read())
+
+    @defer.inlineCallbacks
+    def test_a_failed_read_starts_over_on_a_new_connection(self) -> defer.Generator:
+        conns = []
+
+        def failing(conn: Any) -> None:
+            conns.append(conn)
+            conn.exec_driver_sql("select * from no_such_table")
+
+        def read(conn: Any) -> int:
+            conns.append(conn)
+            return conn.exec_driver_sql("select count(*) from t").scalar()
+
+        yield self.assertFailure(self.reader.do(failing), sa.exc.OperationalError)
+        self.assertEqual((yield self.reader.do(read)), 0)
+        self.assertIsNot(conns[0], conns[1])
+
+    @defer.inlineCallbacks
+    def test_a_closed_reader_refuses_reads(self) -> defer.Generator:
+        yield self.reader.close()
+        # ...rather than falling back to the master's pool, which is
+        # stopping too.
+        yield self.assertFailure(self.reader.do(lambda conn: None), RuntimeError)

@@ -1,0 +1,134 @@
+"""0.8 import paths: lazy, and never in Buildbot's way; LegacyStatus configuration errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from buildbot.config.errors import ConfigErrors
+
+import buildbot_logfile
+from buildbot_logfile import interfaces
+
+
+def run_python(code: str) -> str:
+    """Run C{code} in a fresh interpreter, as a master starts; its output."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_08_import_paths() -> None:
+    from buildbot.interfaces import (
+        LOG_CHANNEL_HEADER,
+        LOG_CHANNEL_STDERR,
+        LOG_CHANNEL_STDOUT,
+        ILogFile,
+        IStatusLog,
+        IStatusLogConsumer,
+        IStatusReceiver,
+    )
+    from buildbot.process import results
+    from buildbot.status import base, builder, logfile
+    from buildbot.status import results as status_results
+
+    assert (LOG_CHANNEL_STDOUT, LOG_CHANNEL_STDERR, LOG_CHANNEL_HEADER) == (0, 1, 2)
+    assert IStatusReceiver.implementedBy(base.StatusReceiverMultiService)
+    assert IStatusReceiver.implementedBy(base.StatusReceiverService)
+    assert base.StatusReceiver is base.StatusReceiverBase
+    assert IStatusLog.implementedBy(logfile.LogFile)
+    assert ILogFile.implementedBy(logfile.HTMLLogFile)
+    assert IStatusLogConsumer is interfaces.IStatusLogConsumer
+    assert logfile.LogFile is buildbot_logfile.LogFile
+    assert (builder.STDOUT, builder.STDERR, builder.HEADER) == (0, 1, 2)
+    for name in ("SUCCESS", "WARNINGS", "FAILURE", "SKIPPED", "EXCEPTION", "RETRY", "CANCELLED"):
+        assert getattr(builder, name) == getattr(results, name) == getattr(status_results, name)
+    assert builder.Results[builder.FAILURE] == "failure"
+
+
+def test_importing_the_www_plugin_builds_nothing() -> None:
+    # Buildbot imports every installed www plugin on every master.
+    out = run_python("""
+        import sys
+        import buildbot.interfaces, twisted.web.resource
+        before = set(sys.modules)
+        import buildbot_logfile.www
+        print(sorted(set(sys.modules) - before))
+        print(sorted(n for n in vars(buildbot.interfaces) if n.startswith(("IStatus", "LOG_"))))
+    """)
+    assert out.splitlines() == [
+        "['buildbot_logfile', 'buildbot_logfile._shims', 'buildbot_logfile.www']",
+        "[]",
+    ]
+
+
+def test_a_0_8_path_is_built_when_imported() -> None:
+    out = run_python("""
+        import sys
+        import buildbot_logfile
+        from buildbot.status.base import StatusReceiverMultiService
+        from buildbot.interfaces import IStatusReceiver
+        print(StatusReceiverMultiService.__module__, IStatusReceiver.__name__)
+        print("buildbot_logfile.bridge" in sys.modules, "buildbot.status.logfile" in sys.modules)
+    """)
+    assert out.splitlines() == ["buildbot_logfile.base IStatusReceiver", "False False"]
+
+
+def test_configuring_legacy_status_makes_the_paths_importable() -> None:
+    out = run_python("""
+        from buildbot.plugins import reporters
+        status = reporters.LegacyStatus()
+        from buildbot.status.builder import SUCCESS, BuildStatus
+        print(SUCCESS, BuildStatus.__module__)
+    """)
+    assert out.split() == ["0", "buildbot_logfile.status"]
+
+
+def test_what_buildbot_defines_wins() -> None:
+    out = run_python("""
+        import importlib.machinery, sys, types
+        import buildbot.interfaces
+
+        class Theirs:
+            def find_spec(self, name, path, target=None):
+                if name == "buildbot.status.results":
+                    return importlib.machinery.ModuleSpec(name, self)
+            def create_module(self, spec):
+                module = types.ModuleType(spec.name)
+                module.SUCCESS = "theirs"
+                return module
+            def exec_module(self, module):
+                pass
+
+        sys.meta_path.insert(0, Theirs())
+        buildbot.interfaces.IStatusReceiver = "theirs too"
+        import buildbot_logfile
+        from buildbot.status.results import SUCCESS
+        from buildbot.interfaces import IStatusReceiver, IStatusLog
+        print(SUCCESS, IStatusReceiver, IStatusLog.__module__)
+    """)
+    assert out.split() == ["theirs", "theirs", "too", "buildbot_logfile.interfaces"]
+
+
+def test_reporters_plugin() -> None:
+    from buildbot.plugins import reporters
+
+    assert reporters.LegacyStatus is buildbot_logfile.LegacyStatus
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"receivers": "not a list"}, "receivers must be a list"),
+        ({"logdir": ""}, "logdir must be a non-empty"),
+        ({"http_port": 8011.5}, "http_port must be a strports string"),
+    ],
+)
+def test_config_errors(kwargs, message) -> None:
+    with pytest.raises(ConfigErrors) as e:
+        buildbot_logfile.LegacyStatus(**kwargs)
+    assert message in str(e.value)
