@@ -1,6 +1,6 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
-LINTED := buildbot_logfile tests benchmarks tools
+LINTED := buildbot_logfile buildbot_legacy_logs tests benchmarks tools
 
 .PHONY: demo test lint bench clean
 

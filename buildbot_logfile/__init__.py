@@ -16,8 +16,10 @@ modules that are not part of the public surface, start with an underscore.
 The public modules: L{logfile} (0.8's C{LogFile}, C{HTMLLogFile},
 C{LogFileProducer}), L{status} (builder, build and step status),
 L{base} and L{interfaces} (0.8's receiver bases and interface names),
-L{bridge} (L{LegacyStatus}), L{web} (the pages) and L{www} (the www
-plugin).
+L{bridge} (L{LegacyStatus}), L{web} (the pages) and L{archiver} (an
+example 0.8 receiver).  The C{legacy_logs} www plugin lives in the
+separate top-level package C{buildbot_legacy_logs}, so that Buildbot's
+import of it on every master imports nothing of this package.
 """
 
 from __future__ import annotations

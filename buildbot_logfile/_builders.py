@@ -6,6 +6,7 @@ database, found by name for lookups.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from buildbot_logfile._delivery import deliver
@@ -29,22 +30,23 @@ class Builders:
     async def load(self) -> None:
         """The builders this master runs now."""
         master = self.master
-        for b in await master.data.get(("masters", master.masterid, "builders")):
-            self.add(b["name"], b["builderid"], b.get("tags") or [])
+        for data in await master.data.get(("masters", master.masterid, "builders")):
+            self.add(data)
 
-    def add(self, name: str, builderid: int, tags: list[str]) -> BuilderStatus:
-        """A builder this master runs; new ones are announced."""
-        builder = self.running.get(name)
+    def add(self, data: Mapping[str, Any]) -> BuilderStatus:
+        """A builder this master runs, from the data API; new ones are announced."""
+        builder = self.running.get(data["name"])
         if builder is None:
-            builder = self.running[name] = BuilderStatus(self.status, name, builderid, tags)
+            builder = self.running[data["name"]] = BuilderStatus.from_data(self.status, data)
             for w in list(self.status.watchers):
                 self.announce(w, builder)
         return builder
 
-    async def started(self, builderid: int, name: str) -> None:
+    async def started(self, builderid: int) -> None:
         """A builder started on this master."""
         data = await self.master.data.get(("builders", builderid))
-        self.add(name, builderid, (data or {}).get("tags") or [])
+        if data is not None:
+            self.add(data)
 
     def stopped(self, name: str) -> None:
         """A builder left this master."""
@@ -71,7 +73,7 @@ class Builders:
             # builder of that very name will do.
             if data is None or data["name"] != name:
                 return None
-            builder = BuilderStatus(self.status, name, data["builderid"], data.get("tags") or [])
+            builder = BuilderStatus.from_data(self.status, data)
         return builder
 
     async def by_id(self, builderid: int) -> BuilderStatus | None:
@@ -80,6 +82,4 @@ class Builders:
             if builder.builderid == builderid:
                 return builder
         data = await self.master.data.get(("builders", builderid))
-        if data is None:
-            return None
-        return self.add(data["name"], builderid, data.get("tags") or [])
+        return None if data is None else self.add(data)

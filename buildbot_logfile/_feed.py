@@ -93,7 +93,7 @@ class EventFeed:
 
     def _on_builder(self, key: tuple[str, ...], msg: _Message) -> None:
         if key[2] == "started":
-            self._run_logged(self.builders.started(msg["builderid"], msg["name"]))
+            self._run_logged(self.builders.started(msg["builderid"]))
         elif key[2] == "stopped" and msg.get("masterid") == self.master.masterid:
             self.builders.stopped(msg["name"])
 
@@ -200,9 +200,7 @@ class EventFeed:
     def _start_step(self, step: BuildStepStatus, msg: _Message) -> None:
         if step.isStarted():
             return
-        step.update({**msg, "complete": False})
-        if not step.isStarted():
-            step.started = self.master.reactor.seconds()
+        step.mark_started(msg, self.master.reactor.seconds())
         build = step.build
         for w in list(build.watchers):
             returned = deliver(w, "stepStarted", build, step)
@@ -213,7 +211,8 @@ class EventFeed:
         for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
             if log_data["complete"]:
                 await self._log_event(state, log_data)
-        step.update({**msg, "complete": True})
+        step.update(msg)
+        step.mark_finished()
         build = step.build
         for w in list(build.watchers):
             deliver(w, "stepFinished", build, step, step.getResults())
@@ -260,6 +259,7 @@ class EventFeed:
         await build.refresh(msg)
         builder = build.builder
         builder.currentBuilds.pop(build.number, None)
+        build.mark_finished()
         for w in list(builder.watchers):
             deliver(w, "buildFinished", builder.name, build, build.results)
         del self._builds[build.buildid]

@@ -56,11 +56,6 @@ class LogReader:
             )
             self._threads.start()
 
-    @property
-    def own_connection(self) -> bool:
-        """Whether reads go through the reader's own connection and thread."""
-        return self._threads is not None
-
     def do(self, f: Callable[[Any], Any]) -> defer.Deferred[Any]:
         """Run C{f(connection)} in a database thread; its result."""
         if self._closed:
@@ -76,14 +71,16 @@ class LogReader:
         Lines C{first..last} of a log (or those of its first L{BATCH_CHUNKS}
         chunks), each ending in a newline.
 
-        This mirrors Buildbot's C{LogsConnectorComponent.iter_log_lines}
-        (checked against Buildbot 4.0 to 4.3): a chunk holds lines
-        C{first_line..last_line} joined by newlines, without the last one,
-        compressed by the method its C{compressed} column names.  Buildbot's
-        C{getLogLines} hands each line to the reactor through a Deferred:
-        for a 20 MB log that is seconds of reactor time taken from the
-        build.  This reads and decompresses whole chunks in the database
-        thread.
+        This reads chunks as Buildbot's C{LogsConnectorComponent} writes
+        them (C{appendLog}) and reads them back (C{iter_log_lines} in 4.2
+        and 4.3, C{getLogLines} in 4.1), checked in those versions' sources:
+        a chunk holds lines C{first_line..last_line} joined by newlines,
+        without the last one, compressed by the method its C{compressed}
+        column names, decompressed here through Buildbot's own lookup
+        (C{_get_compressor}, 4.1 and later).  Buildbot's C{getLogLines}
+        hands each line to the reactor through a Deferred: for a 20 MB log
+        that is seconds of reactor time taken from the build.  This reads
+        and decompresses whole chunks in the database thread.
         """
         logs = self.master.db.logs
         table = self.master.db.model.logchunks

@@ -23,10 +23,10 @@ LogData = Mapping[str, Any]
 class LogSource(Protocol):
     """What the pages need to find and open logs."""
 
-    async def locate_build(self, builderName: str, number: int) -> BuildStatus | None: ...
+    async def locate_build(self, builder_name: str, number: int) -> BuildStatus | None: ...
 
     async def locate_log(
-        self, builderName: str, number: int, stepName: str, logName: str
+        self, builder_name: str, number: int, step_name: str, log_name: str
     ) -> tuple[BuildStepStatus, LogData] | None: ...
 
     async def open_log(self, step: BuildStepStatus, log_data: LogData) -> LogFile | None: ...
@@ -47,11 +47,11 @@ class Lookup:
         """A finished build the feed followed: lookups use the same objects."""
         self._finished_builds.put(build.buildid, build)
 
-    async def locate_build(self, builderName: str, number: int) -> BuildStatus | None:
+    async def locate_build(self, builder_name: str, number: int) -> BuildStatus | None:
         """A build by builder name and number, running or finished, or None."""
         if not 0 <= number < 2**63:  # beyond what any database column holds
             return None
-        builder = await self.builders.named(builderName)
+        builder = await self.builders.named(builder_name)
         if builder is None:
             return None
         build = builder.currentBuilds.get(number)
@@ -60,17 +60,17 @@ class Lookup:
         return build
 
     async def locate_log(
-        self, builderName: str, number: int, stepName: str, logName: str
+        self, builder_name: str, number: int, step_name: str, log_name: str
     ) -> tuple[BuildStepStatus, LogData] | None:
         """A log by the names 0.8's URLs use (a log's slug works too), or None."""
-        build = await self.locate_build(builderName, number)
-        step = build.getStep(stepName) if build is not None else None
+        build = await self.locate_build(builder_name, number)
+        step = build.getStep(step_name) if build is not None else None
         if step is None:
             return None
         logs = await self.step_logs(step)
         for key in ("name", "slug"):
             for log_data in logs:
-                if log_data[key] == logName:
+                if log_data[key] == log_name:
                     return step, log_data
         return None
 
@@ -83,9 +83,10 @@ class Lookup:
         return list(await self.master.data.get(("steps", step.stepid, "logs")) or [])
 
     async def get_logfile(
-        self, builderName: str, number: int, stepName: str, logName: str
+        self, builder_name: str, number: int, step_name: str, log_name: str
     ) -> LogFile | None:
-        found = await self.locate_log(builderName, number, stepName, logName)
+        """The LogFile of a log by the names 0.8's URLs use, or None."""
+        found = await self.locate_log(builder_name, number, step_name, log_name)
         return None if found is None else await self.open_log(*found)
 
     async def _load_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
@@ -102,6 +103,8 @@ class Lookup:
             return cached
         build = BuildStatus(builder, number, build_data["buildid"])
         await build.refresh(build_data)
+        if build_data["complete"]:
+            build.mark_finished()
         for step_data in await data.get(("builds", build.buildid, "steps")) or []:
             step = BuildStepStatus.from_data(build, step_data)
             build.add_step(step)

@@ -68,11 +68,7 @@ class LogFileProducer:
         self.logfile = logfile
         self.consumer: ChunkConsumer | None = consumer
         self._clock: IReactorTime = clock
-        # A live log's file is opened by name: the writer's own handle is
-        # shared, and closed when the log finishes.
-        self._file: IO[bytes] | None = (
-            logfile.getFile() if logfile.isFinished() else open(logfile.getFilename(), "rb")  # noqa: SIM115  (closed by done)
-        )
+        self._file: IO[bytes] | None = logfile.open_reader()
         self._offset = 0  # where the next record starts
         self._skip = 0  # bytes of it already sent (live, before a pause)
         self._following = False
@@ -87,11 +83,13 @@ class LogFileProducer:
         consumer.registerProducer(self, True)
 
     def pauseProducing(self) -> None:
+        """Write nothing until resumed; a live producer lets go of the log meanwhile."""
         self.paused = True
         if self._following:
             self._unfollow()
 
     def resumeProducing(self) -> None:
+        """Write on from where the consumer stands, catching up from the file."""
         self.paused = False
         if self.consumer is None or self._following or self._call is not None or self._producing:
             return
@@ -112,6 +110,7 @@ class LogFileProducer:
         self.done()
 
     def done(self) -> None:
+        """Let go of the log, the file and any scheduled turn (0.8's name)."""
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
@@ -206,7 +205,7 @@ class LogFileProducer:
         lf = self.logfile
         while True:
             if self._records is None:
-                end = None if lf.isFinished() else lf.flush()
+                end = lf.flush()
                 if end is not None and self._offset >= end:
                     return None
                 assert self._file is not None

@@ -99,6 +99,13 @@ class SpoolWriter:
             self._write(None)
         return self.end
 
+    def open_reader(self) -> IO[bytes]:
+        """
+        A read handle of its own: a duplicate of the writer's descriptor,
+        so that it outlives the writer and reads on if the file is deleted.
+        """
+        return io.FileIO(os.dup(self.file.fileno()), "r")
+
     def close(self) -> None:
         """Write everything, give back the reserved blocks, close the file."""
         try:

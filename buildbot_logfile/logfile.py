@@ -248,8 +248,7 @@ class LogFile:
             return self.getFile(), None, None
         end = self._writer.flush()
         run = (self._run.channel, self._run.text()) if self._run.size else None
-        # A handle of its own: reading may outlive the writer's.
-        return open(self.getFilename(), "rb"), end, run
+        return self._writer.open_reader(), end, run
 
     # Watching
 
@@ -269,6 +268,7 @@ class LogFile:
                 receiver.logChunk(self.step.build, self.step, self, channel, text)
 
     def unsubscribe(self, receiver: Any) -> None:
+        """Stop calling C{receiver.logChunk}."""
         if receiver in self.watchers:
             self.watchers.remove(receiver)
             self._observe()
@@ -358,12 +358,15 @@ class LogFile:
                 self.tailLength -= len(dropped)
 
     def addStdout(self, text: str | bytes) -> None:
+        """Add C{text} on L{STDOUT}."""
         self.addEntry(STDOUT, text)
 
     def addStderr(self, text: str | bytes) -> None:
+        """Add C{text} on L{STDERR}."""
         self.addEntry(STDERR, text)
 
     def addHeader(self, text: str | bytes) -> None:
+        """Add C{text} on L{HEADER}, the channel of what the step says about the command."""
         self.addEntry(HEADER, text)
 
     def finish(self) -> None:
@@ -440,9 +443,22 @@ class LogFile:
     # What LogFileProducer reads through (0.8's producer read the log's
     # private run itself).
 
-    def flush(self) -> int:
-        """Write every record merged so far; the offset where they end."""
-        return self._writer.flush() if self._writer is not None else 0
+    def flush(self) -> int | None:
+        """
+        Write every record merged so far; the offset where they end, or
+        None once the log is finished (its file ends there).
+        """
+        return self._writer.flush() if self._writer is not None else None
+
+    def open_reader(self) -> IO[bytes]:
+        """
+        A read handle of the caller's own on the spool file: while the log
+        is live, one that outlives the writer's and a deleted file; once
+        finished, as L{getFile}.
+        """
+        if self._writer is None:
+            return self.getFile()
+        return self._writer.open_reader()
 
     def pending_run(self, sent: int) -> tuple[int, bytes]:
         """The run's channel and its bytes after the first C{sent}."""

@@ -10,6 +10,7 @@ lists (C{watchers}) that events are delivered to.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -26,17 +27,35 @@ if TYPE_CHECKING:
     from buildbot_logfile.logfile import LogFile
 
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^\w.-]")
-# 0.8's builder directories (util.safeTranslate) also turned '.' into '_',
-# which keeps a builder named '..' inside the spool.
-_UNSAFE_DIRNAME_CHARS = re.compile(r"[^\w-]")
+_UNESCAPED_DIRNAME_CHARS = re.compile(r"[A-Za-z0-9-]+")
+# Escaped builder names longer than this are cut and given a digest: file
+# systems allow 255 bytes a name.
+_MAX_DIRNAME = 200
 
 
-def builder_dirname(name: str) -> str:
-    """The spool directory of a builder, as 0.8 named it."""
-    return _UNSAFE_DIRNAME_CHARS.sub("_", name)
+def _builder_dirname(name: str) -> str:
+    """
+    The spool directory of a builder: its name, with every other character
+    than ASCII letters, digits and C{-} written as C{_} and the hex of its
+    UTF-8 bytes, so that two builders never share one (0.8 turned them all
+    into C{_}: C{x"y} and C{x_y} shared a directory) and none is C{.} or
+    C{..}.
+    """
+    parts = []
+    pos = 0
+    for match in _UNESCAPED_DIRNAME_CHARS.finditer(name):
+        parts.append("".join(f"_{b:02x}" for b in name[pos : match.start()].encode()))
+        parts.append(match.group())
+        pos = match.end()
+    parts.append("".join(f"_{b:02x}" for b in name[pos:].encode()))
+    dirname = "".join(parts) or "_"
+    if len(dirname) > _MAX_DIRNAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        dirname = f"{dirname[: _MAX_DIRNAME - 17]}_{digest}"
+    return dirname
 
 
-def epoch(value: datetime | float | None) -> float | None:
+def _epoch(value: datetime | float | None) -> float | None:
     """
     A data-API time as seconds since the epoch: the data API gives a
     C{datetime}, a message that crossed a WAMP router a number.
@@ -73,8 +92,9 @@ class _Watched:
         self._finish_waiters.append(d)
         return d
 
-    def _set_finished(self, finished: bool) -> None:
-        if not finished or self._finished:
+    def mark_finished(self) -> None:
+        """Finished from now on: those waiting are told."""
+        if self._finished:
             return
         self._finished = True
         waiters, self._finish_waiters = self._finish_waiters, []
@@ -92,8 +112,13 @@ class BuilderStatus(_Watched):
         self.name = name
         self.builderid = builderid
         self.tags = list(tags)
-        self.basedir = os.path.join(status.spool_dir, builder_dirname(name))
+        self.basedir = os.path.join(status.spool_dir, _builder_dirname(name))
         self.currentBuilds: dict[int, BuildStatus] = {}
+
+    @classmethod
+    def from_data(cls, status: Any, builder: Mapping[str, Any]) -> BuilderStatus:
+        """A builder of the 0.8 C{status} from a data-API builder."""
+        return cls(status, builder["name"], builder["builderid"], builder.get("tags") or [])
 
     def getName(self) -> str:
         return self.name
@@ -144,8 +169,7 @@ class BuildStatus(_Watched):
     async def refresh(self, build: Mapping[str, Any]) -> None:
         """
         Fill this build from a data-API build (or an mq message about one),
-        with its properties, worker, reason and changes.  A complete build
-        is finished from here on.
+        with its properties, worker, reason and changes.
         """
         data = self.builder.master.data
         props = Properties()
@@ -176,11 +200,10 @@ class BuildStatus(_Watched):
         self.workername = workername
         self.reason = reason
         self.changes = changes
-        self.started = epoch(build.get("started_at"))
-        self.finished = epoch(build.get("complete_at"))
+        self.started = _epoch(build.get("started_at"))
+        self.finished = _epoch(build.get("complete_at"))
         self.results = build.get("results")
         self.text = _text(build)
-        self._set_finished(bool(build.get("complete")))
 
     def getBuilder(self) -> BuilderStatus:
         return self.builder
@@ -285,21 +308,24 @@ class BuildStepStatus(_Watched):
 
     @classmethod
     def from_data(cls, build: BuildStatus, step: Mapping[str, Any]) -> BuildStepStatus:
-        """A step of C{build} from a data-API step (or an mq message about one)."""
+        """A step of C{build} from a data-API step, finished if it is complete."""
         status = cls(build, step["name"], step["number"], step["stepid"])
         status.update(step)
+        if step.get("complete"):
+            status.mark_finished()
         return status
 
+    def mark_started(self, step: Mapping[str, Any], now: float) -> None:
+        """Started at the data-API step's C{started_at}, or C{now} if it has none."""
+        if self.started is None:
+            self.started = _epoch(step.get("started_at")) or now
+
     def update(self, step: Mapping[str, Any]) -> None:
-        """
-        Take the times, results and text of a data-API step; a complete step
-        is finished from here on.
-        """
-        self.started = epoch(step.get("started_at")) or self.started
-        self.finished = epoch(step.get("complete_at"))
+        """Take the times, results and text of a data-API step."""
+        self.started = _epoch(step.get("started_at")) or self.started
+        self.finished = _epoch(step.get("complete_at"))
         self.results = step.get("results")
         self.text = _text(step)
-        self._set_finished(bool(step.get("complete")))
 
     def getName(self) -> str:
         return self.name

@@ -133,11 +133,11 @@ class _ValidPathResource(Resource):
         return self.pages.render(request)
 
 
-class NotFound(Exception):
+class _NotFound(Exception):
     """A builder, build, step or log that does not exist."""
 
 
-class Unavailable(Exception):
+class _Unavailable(Exception):
     """The master has no LegacyStatus service to serve logs from."""
 
 
@@ -158,13 +158,13 @@ class LegacyLogPages:
     def resource(self) -> Resource:
         return _ValidPathResource(self.app.resource())
 
-    @app.handle_errors(NotFound)
+    @app.handle_errors(_NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
         request.setResponseCode(404)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return f"No such {failure.value.args[0]}\n".encode()
 
-    @app.handle_errors(Unavailable)
+    @app.handle_errors(_Unavailable)
     def unavailable(self, request: IRequest, failure: Any) -> bytes:
         request.setResponseCode(503)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -179,20 +179,20 @@ class LegacyLogPages:
     def _source(self) -> LogSource:
         source = self.get_source()
         if source is None:
-            raise Unavailable()
+            raise _Unavailable()
         return source
 
     async def _build(self, builder: str, number: int) -> BuildStatus:
         build = await self._source().locate_build(builder, number)
         if build is None:
-            raise NotFound(f"build {builder} #{number}")
+            raise _NotFound(f"build {builder} #{number}")
         return build
 
     async def _step(self, builder: str, number: int, step_name: str) -> BuildStepStatus:
         build = await self._build(builder, number)
         step = build.getStep(step_name)
         if step is None:
-            raise NotFound(f"step {step_name!r} in build {builder} #{number}")
+            raise _NotFound(f"step {step_name!r} in build {builder} #{number}")
         return step
 
     async def _log(
@@ -209,7 +209,7 @@ class LegacyLogPages:
         source = self._source()
         found = await source.locate_log(builder, number, step_name, log_name)
         if found is None:
-            raise NotFound(f"log {log_name!r} in step {step_name!r} of build {builder} #{number}")
+            raise _NotFound(f"log {log_name!r} in step {step_name!r} of build {builder} #{number}")
         step, log_data = found
         await self.authorize(request, (
             "builders", str(step.build.builder.builderid), "builds", str(number),
@@ -217,7 +217,7 @@ class LegacyLogPages:
         ))  # fmt: skip
         lf = await source.open_log(step, log_data)
         if lf is None:
-            raise NotFound(f"log {log_name!r} (an HTML log still being written)")
+            raise _NotFound(f"log {log_name!r} (an HTML log still being written)")
         request.setHeader(b"content-type", content_type)
         request.setHeader(b"cache-control", FINISHED_CACHE if lf.isFinished() else LIVE_CACHE)
         return lf

@@ -1,10 +1,12 @@
 """
-The C{legacy_logs} Buildbot www plugin: the old log pages under
-C{/plugins/legacy_logs/}, obeying the master's C{www['authz']}.
+The C{legacy_logs} Buildbot www plugin (of buildbot-logfile): the old log
+pages under C{/plugins/legacy_logs/}, obeying the master's C{www['authz']}.
 
-Buildbot imports every installed www plugin when the master starts, so this
-module imports nothing beyond the standard library and Twisted at import
-time, and builds the pages only when the master configures the plugin.
+Buildbot imports every installed www plugin when the master starts,
+configured or not.  So this lives outside the C{buildbot_logfile} package,
+imports nothing beyond Twisted at import time, and loads the pages only
+when a request reaches them: a master that does not use the plugin gets
+none of C{buildbot_logfile}, not even its 0.8 import paths.
 """
 
 from __future__ import annotations
