@@ -64,6 +64,9 @@ class EventFeed:
         self._builds: dict[int, _BuildState] = {}
         self._step_builds: dict[int, int] = {}
         self._appends_due: dict[int, Any] = {}
+        # Work outside the build queues (builders, logs of builds that
+        # started before this service), awaited by stop().
+        self._running: set[defer.Deferred[Any]] = set()
 
     async def start(self) -> None:
         mq = self.master.mq
@@ -84,6 +87,8 @@ class EventFeed:
         self._appends_due.clear()
         for state in list(self._builds.values()):
             await state.queue.run(lambda: None)
+        while self._running:
+            await defer.DeferredList(list(self._running))
 
     def running_builds(self) -> list[BuildStatus]:
         """The builds this feed follows, in the order they started."""
@@ -148,9 +153,18 @@ class EventFeed:
             self._appends_due[mirror.logid] = self.master.reactor.callLater(wait, read)
 
     def _run_logged(self, coro: Coroutine[Any, Any, Any]) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(coro).addErrback(
+        d = defer.ensureDeferred(coro).addErrback(
             lambda f: log.err(f, "LegacyStatus: while handling an event")
         )
+        if not d.called:
+            self._running.add(d)
+
+            def done(result: Any) -> Any:
+                self._running.discard(d)
+                return result
+
+            d.addBoth(done)
+        return d
 
     def _in_build(self, buildid: int, handler: Callable[..., Awaitable[Any]], *args: Any) -> None:
         state = self._builds.get(buildid)

@@ -167,6 +167,7 @@ class MirrorRegistry:
         self.reader = reader
         self._live: dict[int, LogMirror] = {}
         self._finished: LRU[int, LogMirror] = LRU(FINISHED_CACHE_SIZE)
+        self._closed = False
 
     def find(self, logid: int) -> LogMirror | None:
         return self._live.get(logid) or self._finished.get(logid)
@@ -201,6 +202,8 @@ class MirrorRegistry:
         The LogFile of any log, live or finished, rebuilt from the database
         if its spool is gone or partial.  Concurrent calls share one load.
         """
+        if self._closed:
+            raise RuntimeError("the log mirrors are closed")
         mirror = self.find_or_create(step, log_data)
 
         async def load() -> None:
@@ -211,24 +214,27 @@ class MirrorRegistry:
         self._retire_if_finished(mirror)
         return mirror.logfile
 
-    def live_logfiles(self) -> list[LogFile]:
-        return [m.logfile for m in self._live.values() if m.logfile is not None]
-
     def _retire_if_finished(self, mirror: LogMirror) -> None:
         """The one place a mirror moves from live to finished."""
         finished = mirror.logfile is not None and mirror.logfile.isFinished()
         if finished and self._live.pop(mirror.logid, None) is not None:
             self._finished.put(mirror.logid, mirror)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """
-        Finish the LogFiles of logs still live: their spool files are
-        written out and closed, and pages that stream them end.  A spool
-        that is not whole is rebuilt from the database when next needed.
+        Finish the LogFiles of logs still live, each once its mirror's work
+        in hand is done: their spool files are written out and closed, and
+        pages that stream them end.  A spool that is not whole is rebuilt
+        from the database when next needed.
         """
-        for lf in self.live_logfiles():
-            if not lf.isFinished():
-                lf.finish()
+        self._closed = True
+        for mirror in list(self._live.values()):
+
+            def finish(mirror: LogMirror = mirror) -> None:
+                if mirror.logfile is not None and not mirror.logfile.isFinished():
+                    mirror.logfile.finish()
+
+            await mirror.lock.run(finish)
         self._live.clear()
         self._finished.clear()
 

@@ -117,7 +117,7 @@ class LegacyStatus(service.BuildbotService):
             await self._listener.stop()
         await super().stopService()
         if self._mirrors is not None:
-            self._mirrors.close()
+            await self._mirrors.close()
         if self._reader is not None:
             await self._reader.close()
 
