@@ -2,9 +2,11 @@
 LogFile append and LogFileProducer catch-up read, against raw file I/O.
 
 Appends 100 MiB of ~1 KiB entries (stdout and stderr alternating every 50
-entries), then streams the file back through a LogFileProducer into a
-consumer that only counts.  The anchors write and read the very same bytes
-with plain 64 KiB file operations in the same run.
+entries) to a LogFile set up as the bridge sets up its own (no size limit
+of its own: the worker applied the master's), then streams the file back
+through a LogFileProducer into a consumer that only counts.  The anchors
+write and read the very same bytes with plain 64 KiB file operations in
+the same run.
 
 Targets: append >= 0.6x raw write; catch-up read >= 0.12x raw read.
 """
@@ -56,6 +58,7 @@ def entries() -> list[tuple[int, str]]:
 def time_append(basedir: str, items: list[tuple[int, str]]) -> tuple[float, LogFile]:
     os.sync()
     lf = LogFile(make_step(basedir), "stdio", "1-log-bench-stdio")
+    lf.logMaxSize = lf.logMaxTailSize = None
     add = lf.addEntry
     start = time.perf_counter()
     for channel, text in items:

@@ -39,12 +39,13 @@ def encode_record(channel: int, data: bytes) -> bytes:
 def char_boundary(data: bytes | bytearray, end: int) -> int:
     """
     The largest offset <= C{end} (< C{len(data)}) that does not fall inside
-    a UTF-8 character; C{end} itself if there is none after offset 0.
+    a UTF-8 character, maybe 0; C{end} itself where the bytes before it
+    are not UTF-8.
     """
     i = end
     while i > 0 and i > end - 3 and (data[i] & 0xC0) == 0x80:
         i -= 1
-    return i if i > 0 else end
+    return end if (data[i] & 0xC0) == 0x80 else i
 
 
 def iter_records(

@@ -5,7 +5,7 @@ record, and how they become one.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from buildbot_logfile._records import char_boundary, encode_record
 from buildbot_logfile._spool import SpoolWriter
@@ -23,25 +23,31 @@ def as_text(text: Any) -> str:
     raise TypeError(f"log text must be str or bytes, not {type(text).__name__}")
 
 
+class _Settings(Protocol):
+    chunkSize: int
+
+
 class RecordRun:
     """
-    Entries of one channel accumulate until the channel changes or
-    C{chunk_size} bytes are pending; then they become one record, handed
-    to the spool writer.
+    Entries of one channel accumulate until the channel changes or the
+    next entry would take the run past C{settings.chunkSize} bytes, read
+    as the run starts; then they become one record, handed to the spool writer.
 
     The run keeps ASCII text as it is, being its own UTF-8 (a run of it is
     encoded once, as a whole), and other text encoded as it arrives, so
     that it is encoded only once; either way a piece's length is its size.
     """
 
-    def __init__(self, writer: SpoolWriter, chunk_size: int) -> None:
+    def __init__(self, writer: SpoolWriter, settings: _Settings) -> None:
         self.writer = writer
-        self.chunk_size = chunk_size
-        self.channel = 0
+        self._settings = settings
+        self.chunk_size = settings.chunkSize  # this run's
+        # No channel: the first entry starts a run.
+        self.channel = -1
         self.merged = 0  # bytes of text already made records
         self._pieces: list[str | bytes] = []
         self._encoded = False  # some piece is bytes
-        self._room = chunk_size
+        self._room = self.chunk_size
 
     @property
     def size(self) -> int:
@@ -73,6 +79,8 @@ class RecordRun:
         if channel not in CHANNELS:
             raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
         self.merge()
+        chunk_size = self._settings.chunkSize
+        self.chunk_size = chunk_size if chunk_size > 0 else 1
         self.channel = channel
         self._pieces = [piece]
         self._encoded = piece.__class__ is bytes
@@ -90,6 +98,7 @@ class RecordRun:
         self._pieces = []
         self._encoded = False
         self._room = self.chunk_size
+        self.channel = -1  # the next entry starts a run, reading chunk_size
         if size <= self.chunk_size:
             # The record in one join: the run's text is copied once.
             pieces.insert(0, "%d:%d" % (size + 1, channel))
@@ -102,6 +111,10 @@ class RecordRun:
         while pos < size:
             end = pos + self.chunk_size
             end = size if end >= size else char_boundary(data, end)
+            if end <= pos:  # a chunk_size smaller than one character
+                end = pos + 1
+                while end < size and (data[end] & 0xC0) == 0x80:
+                    end += 1
             self.writer.add(encode_record(channel, data[pos:end]))
             pos = end
 

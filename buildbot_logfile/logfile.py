@@ -82,7 +82,6 @@ class LogFile:
     openfile: IO[bytes] | None = None
     _writer: _spool.SpoolWriter | None = None
     _run: RecordRun | None = None
-    _log_max_size: int | None = None
     _compressing: defer.Deferred[None] | None = None
 
     def __init__(self, parent: Any, name: str, logfilename: str) -> None:
@@ -93,14 +92,11 @@ class LogFile:
             basedir.
         """
         self._init(parent, name, logfilename)
-        config = self.master.config
-        self.logMaxSize = config.logMaxSize
-        self.logMaxTailSize = config.logMaxTailSize
         fn = self.getFilename()
         if _spool.existing_spool(fn) == fn:
             log.msg(f"Warning: Overwriting old serialized log at {fn}")
         self._writer = _spool.SpoolWriter(fn)
-        self._run = RecordRun(self._writer, self.chunkSize)
+        self._run = RecordRun(self._writer, self)
         self.openfile = self._writer.file
         self._observe()
 
@@ -112,7 +108,6 @@ class LogFile:
         """
         self = cls.__new__(cls)
         self._init(parent, name, logfilename)
-        self.logMaxTailSize = None
         self.finished = True
         self._observe()
         return self
@@ -122,7 +117,9 @@ class LogFile:
         self.master = parent.build.builder.master
         self.name = name
         self.filename = logfilename
-        self.compressMethod = self.master.config.logCompressionMethod
+        # Settings set on this log; otherwise the master's config's, read
+        # when used (see logMaxSize).
+        self._settings: dict[str, int | None] = {}
         self.watchers: list[Any] = []
         self.finishedWatchers: list[defer.Deferred[LogFile]] = []
         self.tailBuffer: list[tuple[int, bytes]] = []
@@ -213,9 +210,15 @@ class LogFile:
         """All of the text, headers included."""
         return "".join(self.getChunks(onlyText=True))
 
-    def readlines(self) -> list[str]:
-        """The stdout lines, each newline-terminated (but maybe the last)."""
-        return "".join(self.getChunks([STDOUT], onlyText=True)).splitlines(True)
+    def readlines(self, channel: int = STDOUT) -> list[str]:
+        """
+        The lines of C{channel} (stdout; 0.8.0-0.8.7 took the channel),
+        each ending in a newline but maybe the last.  Only C{\\n} ends a
+        line, as with 0.8's C{StringIO.readlines}.
+        """
+        lines = "".join(self.getChunks([channel], onlyText=True)).split("\n")
+        last = lines.pop()
+        return [line + "\n" for line in lines] + ([last] if last else [])
 
     def text_bytes(self, start: int, limit: int) -> tuple[bytes, int, bool]:
         """
@@ -302,25 +305,31 @@ class LogFile:
                 w.logChunk(self.step.build, self.step, self, channel, text)
             except Exception:
                 log.err(None, f"status receiver {w!r} failed in logChunk; entry kept")
-        if self.logMaxSize is not None and channel != HEADER:
-            self.nonHeaderLength += len(text) if text.isascii() else len(text.encode())
-            if self.nonHeaderLength > self.logMaxSize:
-                self._truncate(channel, text.encode())
-                return
+        if channel != HEADER:
+            limit = self.logMaxSize
+            if limit:  # 0, as None, means no limit (0.8 tested it so)
+                self.nonHeaderLength += len(text) if text.isascii() else len(text.encode())
+                if self.nonHeaderLength > limit:
+                    self._truncate(limit, channel, text.encode())
+                    return
         self._store(channel, text)
 
     def _observe(self) -> None:
         """
-        Choose how L{addEntry} works: for a log that nobody watches, follows
-        or limits, which is most of the time, it stores the text and does
-        nothing else.  Shadowing the method on the instance spares each
-        entry a call, about a tenth of the cost of appending.
+        Choose how L{addEntry} works: for a log that nobody watches or
+        follows, and whose own settings say it has no size limit (the
+        bridge's logs: the worker applied the master's), it stores the text
+        and does nothing else.  Shadowing the method on the instance spares
+        each entry a call, about a tenth of the cost of appending.  A log
+        that takes its limit from the master's config reads it at each
+        entry, as 0.8 did.
         """
         observed = (
             self.finished
             or bool(self.watchers)
             or bool(self._followers)
-            or self._log_max_size is not None
+            or "logMaxSize" not in self._settings
+            or bool(self._settings["logMaxSize"])
         )
         if observed or self._run is None or type(self).addEntry is not LogFile.addEntry:
             self.__dict__.pop("addEntry", None)
@@ -334,49 +343,57 @@ class LogFile:
         for p in list(self._followers):
             p.live_entry(channel, text)
 
-    def _truncate(self, channel: int, data: bytes) -> None:
+    def _truncate(self, limit: int, channel: int, data: bytes) -> None:
         """
-        Past C{logMaxSize}: keep what fits, say so once in a header, and
-        keep the last C{logMaxTailSize} bytes for L{finish}.
+        Past C{logMaxSize}: keep what fits (whole characters), say so once
+        in a header, and keep the last C{logMaxTailSize} bytes for
+        L{finish}, dropping whole entries from the front as 0.8 did.
         """
-        assert self.logMaxSize is not None
         if not self.maxLengthExceeded:
-            keep = char_boundary(data, len(data) - (self.nonHeaderLength - self.logMaxSize))
+            # What fits; nothing if a lower limit came in meanwhile.
+            keep = len(data) - (self.nonHeaderLength - limit)
+            keep = char_boundary(data, keep) if keep > 0 else 0
             head, data = data[:keep], data[keep:]
             if head:
                 self._store(channel, head.decode())
-            msg = (
-                f"\nOutput exceeded {self.logMaxSize} bytes, remaining output has been truncated\n"
-            )
+            msg = f"\nOutput exceeded {limit} bytes, remaining output has been truncated\n"
             self._store(HEADER, msg)
             self.maxLengthExceeded = True
-        if self.logMaxTailSize and data:
+        tail_limit = self.logMaxTailSize
+        if tail_limit and data:
             self.tailBuffer.append((channel, data))
             self.tailLength += len(data)
-            while self.tailLength > self.logMaxTailSize:
+            while self.tailLength > tail_limit:
                 _, dropped = self.tailBuffer.pop(0)
                 self.tailLength -= len(dropped)
 
-    def addStdout(self, text: str | bytes) -> None:
-        """Add C{text} on L{STDOUT}."""
+    def addStdout(self, text: str | bytes) -> defer.Deferred[None]:
+        """Add C{text} on L{STDOUT}; an already-fired Deferred, as in 0.8."""
         self.addEntry(STDOUT, text)
+        return defer.succeed(None)
 
-    def addStderr(self, text: str | bytes) -> None:
-        """Add C{text} on L{STDERR}."""
+    def addStderr(self, text: str | bytes) -> defer.Deferred[None]:
+        """Add C{text} on L{STDERR}; an already-fired Deferred, as in 0.8."""
         self.addEntry(STDERR, text)
+        return defer.succeed(None)
 
-    def addHeader(self, text: str | bytes) -> None:
-        """Add C{text} on L{HEADER}, the channel of what the step says about the command."""
+    def addHeader(self, text: str | bytes) -> defer.Deferred[None]:
+        """
+        Add C{text} on L{HEADER}, what the step says about the command; an
+        already-fired Deferred, as in 0.8.
+        """
         self.addEntry(HEADER, text)
+        return defer.succeed(None)
 
-    def finish(self) -> None:
+    def finish(self) -> defer.Deferred[None]:
         """
         End the log: write everything pending, then tell producers and
         those waiting.  With C{logMaxTailSize}, the kept tail follows a
-        header that says how much of it there is.
+        header that says how much of it there is.  Returns an already-fired
+        Deferred, as in 0.8.
         """
         if self.finished:
-            return
+            return defer.succeed(None)
         if self.tailBuffer:
             self._store(HEADER, f"\nFinal {self.tailLength} bytes follow below:\n")
             for channel, data in self.tailBuffer:
@@ -395,6 +412,7 @@ class LogFile:
         watchers, self.finishedWatchers = self.finishedWatchers, []
         for d in watchers:
             d.callback(self)
+        return defer.succeed(None)
 
     def compressLog(self) -> defer.Deferred[None]:
         """
@@ -418,7 +436,8 @@ class LogFile:
             self._compressing = None
             return result
 
-        compressing = _spool.compress_spool(self.getFilename(), self.compressMethod)
+        method = self.master.config.logCompressionMethod  # as configured now
+        compressing = _spool.compress_spool(self.getFilename(), method)
         if compressing.called:
             return compressing
         self._compressing = compressing.addBoth(done)
@@ -431,14 +450,34 @@ class LogFile:
 
     @property
     def logMaxSize(self) -> int | None:
-        return self._log_max_size
+        """
+        Bytes of stdout and stderr kept before the rest is truncated: the
+        master's C{logMaxSize} at each entry, as in 0.8, unless set on this
+        log (the bridge sets None: the worker applied it already).  0 or
+        None: no limit.
+        """
+        if "logMaxSize" in self._settings:
+            return self._settings["logMaxSize"]
+        return self.master.config.logMaxSize
 
     @logMaxSize.setter
     def logMaxSize(self, value: int | None) -> None:
-        # Set after construction too (the bridge clears it; 0.8 plugins
-        # may): whether entries are counted depends on it.
-        self._log_max_size = value
+        self._settings["logMaxSize"] = value
         self._observe()
+
+    @property
+    def logMaxTailSize(self) -> int | None:
+        """
+        Bytes of truncated output kept for the end of the log: the
+        master's C{logMaxTailSize} when used, unless set on this log.
+        """
+        if "logMaxTailSize" in self._settings:
+            return self._settings["logMaxTailSize"]
+        return self.master.config.logMaxTailSize
+
+    @logMaxTailSize.setter
+    def logMaxTailSize(self, value: int | None) -> None:
+        self._settings["logMaxTailSize"] = value
 
     # What LogFileProducer reads through (0.8's producer read the log's
     # private run itself).

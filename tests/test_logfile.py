@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import bz2
+import copy
 import gzip
+import io
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
 from buildbot_logfile import _spool
+from buildbot_logfile._records import iter_records
 from buildbot_logfile._spool import SpoolWriter
 from buildbot_logfile.logfile import (
     HEADER,
@@ -23,7 +29,7 @@ from buildbot_logfile.logfile import (
     LogFile,
     LogFileFormatError,
 )
-from tests.support import RecordingConsumer, make_step, run_until_idle
+from tests.support import RecordingConsumer, make_step, merged, run_until_idle
 
 WRITE_BUFFER = SpoolWriter.WRITE_BUFFER
 RESERVE_MIN = SpoolWriter.RESERVE_MIN
@@ -298,21 +304,23 @@ def test_bytes_in_are_decoded_with_replacement(tmp_path: Path) -> None:
 
 def test_text_accessors(tmp_path: Path) -> None:
     lf = new_log(tmp_path)
-    lf.addHeader("H\n")
-    lf.addStdout("line 1\nline ")
-    lf.addStderr("err\n")
-    lf.addStdout("2\n\u2603 3")
-    lf.finish()
-    assert lf.getText() == "line 1\nline err\n2\n\u2603 3"
-    assert lf.getTextWithHeaders() == "H\nline 1\nline err\n2\n\u2603 3"
-    assert lf.readlines() == ["line 1\n", "line 2\n", "\u2603 3"]
+    added = [lf.addHeader("H\n"), lf.addStdout("line 1\nline "), lf.addStderr("err\r\n")]
+    lf.addStdout("2\x0c\n\u2603 3")
+    finished = lf.finish()
+    # 0.8 returned already-fired Deferreds
+    assert [d.result for d in (*added, finished)] == [None] * 4
+    assert lf.getText() == "line 1\nline err\r\n2\x0c\n\u2603 3"
+    assert lf.getTextWithHeaders() == "H\nline 1\nline err\r\n2\x0c\n\u2603 3"
+    # only \\n ends a line, as for 0.8's StringIO.readlines
+    assert lf.readlines() == ["line 1\n", "line 2\x0c\n", "\u2603 3"]
+    assert lf.readlines(STDERR) == ["err\r\n"]  # 0.8.0-0.8.7 took the channel
     assert list(lf.getChunks()) == [
         (HEADER, "H\n"),
         (STDOUT, "line 1\nline "),
-        (STDERR, "err\n"),
-        (STDOUT, "2\n\u2603 3"),
+        (STDERR, "err\r\n"),
+        (STDOUT, "2\x0c\n\u2603 3"),
     ]
-    assert list(lf.getChunks([STDERR], onlyText=True)) == ["err\n"]
+    assert list(lf.getChunks([STDERR], onlyText=True)) == ["err\r\n"]
     assert isinstance(lf.getFile().read(), bytes)
 
 
@@ -641,3 +649,108 @@ def test_text_bytes_of_a_corrupt_file_ends_at_the_bad_record(tmp_path: Path) -> 
     finally:
         log.removeObserver(errors.append)
     assert [e["why"] for e in errors if e.get("isError")] == ["reading a log's text stopped early"]
+
+
+# 0.8 read its settings when it used them: chunkSize at each record here
+# (at each entry in 0.8: only where records end differs), logMaxSize and
+# logMaxTailSize from the master's config at each entry.
+
+settings_ops = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("entry"),
+            st.sampled_from([STDOUT, STDERR, HEADER]),
+            st.text(alphabet="ab\u00e9\u2603\n", min_size=1, max_size=30),
+        ),
+        st.tuples(st.just("chunkSize"), st.integers(1, 40), st.booleans()),
+        st.tuples(
+            st.just("config"),
+            st.sampled_from([None, 0, 5, 20, 60]),
+            st.sampled_from([None, 0, 4, 15]),
+            st.booleans(),
+        ),
+    ),
+    max_size=60,
+)
+
+
+def expected_08(ops: list, max_size: int | None, tail_size: int | None) -> list[tuple[int, str]]:
+    """What 0.8's LogFile kept of these entries, as merged chunks."""
+    kept: list[tuple[int, str]] = []
+    tail: list[tuple[int, bytes]] = []
+    non_header = tail_length = 0
+    exceeded = False
+    for op in ops:
+        if op[0] == "config":
+            max_size, tail_size = op[1], op[2]
+            continue
+        if op[0] != "entry":
+            continue
+        _, channel, text = op
+        data = text.encode()
+        if channel != HEADER and max_size:
+            non_header += len(data)
+            if non_header > max_size:
+                if not exceeded:
+                    keep = _char_boundary(data, max(0, len(data) - (non_header - max_size)))
+                    kept.append((channel, data[:keep].decode()))
+                    kept.append((HEADER, OUTPUT_EXCEEDED % max_size))
+                    exceeded = True
+                    data = data[keep:]
+                if tail_size and data:
+                    tail.append((channel, data))
+                    tail_length += len(data)
+                    while tail_length > tail_size:
+                        tail_length -= len(tail.pop(0)[1])
+                continue
+        kept.append((channel, text))
+    if tail:
+        kept.append((HEADER, f"\nFinal {tail_length} bytes follow below:\n"))
+        kept.extend((channel, data.decode()) for channel, data in tail)
+    return merged(kept)
+
+
+OUTPUT_EXCEEDED = "\nOutput exceeded %d bytes, remaining output has been truncated\n"
+
+
+def _char_boundary(data: bytes, end: int) -> int:
+    while 0 < end < len(data) and (data[end] & 0xC0) == 0x80:
+        end -= 1
+    return end
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=settings_ops, own_limits=st.booleans())
+def test_settings_are_read_when_used(ops: list, own_limits: bool) -> None:
+    class Sized(LogFile):
+        pass  # chunkSize changes on the class must not leak to other tests
+
+    with tempfile.TemporaryDirectory() as basedir:
+        step = make_step(basedir)
+        lf = Sized(step, "stdio", "1-log-s-stdio")
+        if own_limits:  # as the bridge's logs: the config no longer applies
+            lf.logMaxSize = lf.logMaxTailSize = None
+        chunk_sizes = [lf.chunkSize]
+        for op in ops:
+            if op[0] == "entry":
+                lf.addEntry(op[1], op[2])
+            elif op[0] == "chunkSize":
+                _, size, on_class = op
+                (Sized if on_class else lf).chunkSize = size
+                chunk_sizes.append(size)
+            else:
+                _, max_size, tail_size, reconfig = op
+                config = copy.copy(step.build.builder.master.config) if reconfig else None
+                target = config or step.build.builder.master.config
+                target.logMaxSize, target.logMaxTailSize = max_size, tail_size
+                if config is not None:  # as a reconfig does: a new config object
+                    step.build.builder.master.config = config
+        lf.finish()
+        data = Path(lf.getFilename()).read_bytes()
+        records = list(iter_records(io.BytesIO(data), 0, len(data), 4096, "f"))
+        assert sum(len(r[1]) + len(b"%d:0," % (len(r[1]) + 1)) for r in records) == len(data)
+        # A record holds at most chunkSize bytes, or one whole character.
+        assert all(len(r[1]) <= max(*chunk_sizes, 4) for r in records)
+        if own_limits:
+            ops = [op for op in ops if op[0] != "config"]
+        assert merged(list(lf.getChunks())) == expected_08(ops, None, None)
