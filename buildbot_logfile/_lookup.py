@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._lru import LRU
 from buildbot_logfile._mirror import MirrorRegistry
+from buildbot_logfile._producer import ChunkConsumer
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 
@@ -18,6 +19,17 @@ from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 FINISHED_BUILDS_CACHE_SIZE = 64
 
 LogData = Mapping[str, Any]
+
+
+class OpenLog(Protocol):
+    """A log opened for the pages: its LogFile, and reading it whatever its spool does."""
+
+    @property
+    def logfile(self) -> LogFile | None: ...
+
+    def stream(self, consumer: ChunkConsumer) -> None: ...
+
+    async def text_bytes(self, start: int, limit: int) -> tuple[bytes, int, bool]: ...
 
 
 class LogSource(Protocol):
@@ -29,7 +41,7 @@ class LogSource(Protocol):
         self, builder_name: str, number: int, step_name: str, log_name: str
     ) -> tuple[BuildStepStatus, LogData] | None: ...
 
-    async def open_log(self, step: BuildStepStatus, log_data: LogData) -> LogFile | None: ...
+    async def open_log(self, step: BuildStepStatus, log_data: LogData) -> OpenLog | None: ...
 
     async def step_logs(self, step: BuildStepStatus) -> list[LogData]: ...
 
@@ -74,8 +86,8 @@ class Lookup:
                     return step, log_data
         return None
 
-    async def open_log(self, step: BuildStepStatus, log_data: LogData) -> LogFile | None:
-        """The LogFile of a log that L{locate_log} found (None: HTML not yet complete)."""
+    async def open_log(self, step: BuildStepStatus, log_data: LogData) -> OpenLog | None:
+        """A log that L{locate_log} found, opened (None: HTML not yet complete)."""
         return await self.mirrors.open(step, log_data)
 
     async def step_logs(self, step: BuildStepStatus) -> list[LogData]:
@@ -87,7 +99,8 @@ class Lookup:
     ) -> LogFile | None:
         """The LogFile of a log by the names 0.8's URLs use, or None."""
         found = await self.locate_log(builder_name, number, step_name, log_name)
-        return None if found is None else await self.open_log(*found)
+        opened = None if found is None else await self.open_log(*found)
+        return None if opened is None else opened.logfile
 
     async def _load_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
         """

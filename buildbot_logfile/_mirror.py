@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer, threads
 from twisted.python import log
 
+from buildbot_logfile import _spool
+from buildbot_logfile._from_db import DatabaseLogProducer, DatabaseText
 from buildbot_logfile._logdb import LogReader
 from buildbot_logfile._lru import LRU
 from buildbot_logfile.logfile import HEADER, STDERR, STDOUT, HTMLLogFile, LogFile
 
 if TYPE_CHECKING:
+    from buildbot_logfile._producer import ChunkConsumer
     from buildbot_logfile.status import BuildStepStatus
 
 STREAM_CHANNELS = {"o": STDOUT, "e": STDERR, "h": HEADER}
@@ -52,8 +55,12 @@ def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
 
 class LogMirror:
     """
-    One log of the database mirrored into a L{LogFile}.  Call its methods
-    with L{lock} held.
+    One log of the database mirrored into a L{LogFile}.  Call the methods
+    that change it with L{lock} held.
+
+    It is also what the pages open (a C{_lookup.OpenLog}): it streams the
+    log and pages through its text from the spool file, or, when the
+    spool has failed, from the database.
     """
 
     def __init__(
@@ -73,10 +80,57 @@ class LogMirror:
         # time, and each read delays the master's own writes).
         self.announced = 0
         self.last_read = float("-inf")
+        self._progress: list[defer.Deferred[None]] = []
+        self._db_text = DatabaseText()
+        # The spool file of the finished log as this mirror left it, to
+        # notice one that was changed or removed since.
+        self._spool_stat: os.stat_result | None = None
 
     @property
     def path(self) -> str:
         return os.path.join(self.step.build.builder.basedir, self.filename)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the mirror holds the whole log, complete in the database."""
+        return self.logfile is not None and self.logfile.isFinished()
+
+    def chunks_of(self, text: str) -> list[tuple[int, str]]:
+        """The C{(channel, text)} chunks of lines read from the database."""
+        if self.type == "s":
+            return list(stream_chunks(text))
+        return [(STDERR if self.type == "h" else STDOUT, text)]
+
+    def wait_for_progress(self) -> defer.Deferred[None]:
+        """Fires when the mirror has read more lines, or the log completed."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._progress.append(d)
+        return d
+
+    def _progressed(self) -> None:
+        waiting, self._progress = self._progress, []
+        for d in waiting:
+            d.callback(None)
+
+    def stream(self, consumer: ChunkConsumer) -> None:
+        """Stream the log to a 0.8 consumer: from the spool, or from the database."""
+        lf = self.logfile
+        assert lf is not None
+        if lf.spooled:
+            lf.subscribeConsumer(consumer)
+        else:
+            DatabaseLogProducer(self, consumer).resumeProducing()
+
+    async def text_bytes(self, start: int, limit: int) -> tuple[bytes, int, bool]:
+        """C{LogFile.text_bytes}, from the database when the spool fails."""
+        lf = self.logfile
+        assert lf is not None
+        if lf.spooled:
+            try:
+                return lf.text_bytes(start, limit)
+            except _spool.READ_ERRORS as e:
+                log.msg(f"log {self.logid}: reading its text from the database: {e}")
+        return await self._db_text.text_bytes(self, start, limit)
 
     def start(self) -> None:
         """Open a fresh spool file (HTML logs wait until they are complete)."""
@@ -96,22 +150,47 @@ class LogMirror:
 
     async def load(self, num_lines: int, complete: bool) -> None:
         """
-        Make the LogFile whole as of C{num_lines}: reuse a complete spool
-        an earlier run left, or rebuild it from the database.
+        Make the LogFile whole as of C{num_lines}: keep the one in hand if
+        its spool is as this mirror left it (a live log whose spool failed
+        goes on from the database), reuse a whole spool an earlier run
+        left, or else rebuild the spool from the database.
         """
         lf = self.logfile
-        if lf is not None and (not lf.isFinished() or lf.hasContents()):
+        if lf is not None and (not lf.isFinished() or self._spool_unchanged()):
             return
         if (
             complete
             and self.type != "h"
-            and await threads.deferToThread(_spool_is_complete, self.path, num_lines)
+            and await threads.deferToThread(_spool.spool_holds, self.path, num_lines)
         ):
             self.logfile = LogFile.open_finished(self.step, self.name, self.filename)
             self.lines = num_lines
+            self._note_spool()
             return
         self.start()
         await self.catch_up(num_lines, complete)
+
+    def _spool_unchanged(self) -> bool:
+        if self.logfile is None or not self.logfile.spooled or self._spool_stat is None:
+            return False
+        found = _spool.existing_spool(self.path)
+        try:
+            now = os.lstat(found) if found is not None else None
+        except OSError:
+            return False
+        then = self._spool_stat
+        return now is not None and (now.st_ino, now.st_size, now.st_mtime_ns) == (
+            then.st_ino,
+            then.st_size,
+            then.st_mtime_ns,
+        )
+
+    def _note_spool(self, _: object = None) -> None:
+        found = _spool.existing_spool(self.path)
+        try:
+            self._spool_stat = os.lstat(found) if found is not None else None
+        except OSError:
+            self._spool_stat = None
 
     async def catch_up(self, num_lines: int, complete: bool) -> bool:
         """
@@ -132,18 +211,21 @@ class LogMirror:
             if not count:
                 log.msg(f"log {self.logid}: lines {self.lines}.. missing from the database")
                 break
-            if self.type == "s":
-                for channel, chunk in stream_chunks(text):
-                    lf.addEntry(channel, chunk)
-            else:
-                lf.addEntry(STDOUT, text)
+            for channel, chunk in self.chunks_of(text):
+                lf.addEntry(channel, chunk)
             self.lines += count
+            self._progressed()
         if complete:
-            lf.finish()
-            compressing = lf.compressLog()
-            compressing.addErrback(lambda f: log.err(f, f"while compressing {lf.getFilename()}"))
+            self._finish(lf)
             return True
         return False
+
+    def _finish(self, lf: LogFile) -> None:
+        lf.finish()
+        self._note_spool()
+        compressing = lf.compressLog().addCallback(self._note_spool)
+        compressing.addErrback(lambda f: log.err(f, f"while compressing {lf.getFilename()}"))
+        self._progressed()
 
     async def _catch_up_html(self, num_lines: int, complete: bool) -> bool:
         if not complete or self.logfile is not None:
@@ -156,6 +238,8 @@ class LogMirror:
             html += more
         self.lines = num_lines
         self.logfile = HTMLLogFile(self.step, self.name, self.filename, html)
+        self._note_spool()
+        self._progressed()
         return True
 
 
@@ -197,10 +281,12 @@ class MirrorRegistry:
         await mirror.lock.run(lambda: defer.ensureDeferred(mirror.catch_up(num_lines, complete)))
         self._retire_if_finished(mirror)
 
-    async def open(self, step: BuildStepStatus, log_data: Mapping[str, Any]) -> LogFile | None:
+    async def open(self, step: BuildStepStatus, log_data: Mapping[str, Any]) -> LogMirror | None:
         """
-        The LogFile of any log, live or finished, rebuilt from the database
-        if its spool is gone or partial.  Concurrent calls share one load.
+        The mirror of any log, live or finished, its LogFile loaded: the
+        spool rebuilt from the database if it is gone, partial or changed
+        (None: an HTML log not yet complete).  Concurrent calls share one
+        load.
         """
         if self._closed:
             raise RuntimeError("the log mirrors are closed")
@@ -212,7 +298,7 @@ class MirrorRegistry:
 
         await mirror.lock.run(lambda: defer.ensureDeferred(load()))
         self._retire_if_finished(mirror)
-        return mirror.logfile
+        return mirror if mirror.logfile is not None else None
 
     def _retire_if_finished(self, mirror: LogMirror) -> None:
         """The one place a mirror moves from live to finished."""
@@ -233,27 +319,8 @@ class MirrorRegistry:
             def finish(mirror: LogMirror = mirror) -> None:
                 if mirror.logfile is not None and not mirror.logfile.isFinished():
                     mirror.logfile.finish()
+                    mirror._progressed()
 
             await mirror.lock.run(finish)
         self._live.clear()
         self._finished.clear()
-
-
-def _spool_is_complete(path: str, num_lines: int) -> bool:
-    """
-    Whether a spool file left by an earlier run holds a whole finished
-    log.  A compressed one is written only once a log is finished; in a
-    plain one every database line ends in a newline, and so must the
-    file's text.
-    """
-    if any(os.path.exists(path + suffix) for suffix in (".bz2", ".gz")):
-        return True
-    if not os.path.exists(path):
-        return False
-    newlines = 0
-    last = b""
-    with open(path, "rb") as f:
-        while block := f.read(1024 * 1024):
-            newlines += block.count(b"\n")
-            last = block
-    return newlines == num_lines and (num_lines == 0 or last.endswith(b","))

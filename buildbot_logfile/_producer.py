@@ -10,7 +10,8 @@ from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.python import log
 
-from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, iter_records
+from buildbot_logfile._records import ChunkDecoder, iter_records
+from buildbot_logfile._spool import READ_ERRORS
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -68,7 +69,12 @@ class LogFileProducer:
         self.logfile = logfile
         self.consumer: ChunkConsumer | None = consumer
         self._clock: IReactorTime = clock
-        self._file: IO[bytes] | None = logfile.open_reader()
+        self._failure: Exception | None = None
+        self._file: IO[bytes] | None = None
+        try:
+            self._file = logfile.open_reader()
+        except READ_ERRORS as e:
+            self._failure = e  # told on the first turn, through the consumer
         self._offset = 0  # where the next record starts
         self._skip = 0  # bytes of it already sent (live, before a pause)
         self._following = False
@@ -141,9 +147,8 @@ class LogFileProducer:
         self._producing = True
         try:
             self._catch_up()
-        except LogFileFormatError:
-            log.err(None, "ending a log stream early")
-            self._finish()
+        except READ_ERRORS as e:
+            self._fail(e)
         finally:
             self._producing = False
 
@@ -159,7 +164,7 @@ class LogFileProducer:
         while True:
             try:
                 record = self._next_record()
-            except LogFileFormatError:
+            except READ_ERRORS:
                 if run:  # the good records before the bad one still go out
                     self._write(run_channel, run)
                 raise
@@ -198,6 +203,8 @@ class LogFileProducer:
         The record at this producer's offset, or None at the end of what is
         written.  The reader is kept across pauses, so no read is repeated.
         """
+        if self._failure is not None:
+            raise self._failure
         held = self._held
         if held is not None:
             self._held = None
@@ -254,3 +261,23 @@ class LogFileProducer:
         if consumer is not None:
             consumer.unregisterProducer()
             consumer.finish()
+
+    def _fail(self, reason: Exception) -> None:
+        """
+        The file cannot be read to the end: the log is marked so, and the
+        stream ends.  A consumer with C{abort(reason)} (the pages) is told
+        it did not get the whole log; a 0.8 consumer is finished, as 0.8
+        ended a stream at a bad record.
+        """
+        log.err(reason, f"ending the stream of {self.logfile.getFilename()} early")
+        self.logfile.mark_spool_failed(reason)
+        consumer = self.consumer
+        abort = getattr(consumer, "abort", None)
+        if abort is None:
+            self._finish()
+            return
+        self.consumer = None
+        self.done()
+        assert consumer is not None
+        consumer.unregisterProducer()
+        abort(reason)

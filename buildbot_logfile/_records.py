@@ -49,7 +49,13 @@ def char_boundary(data: bytes | bytearray, end: int) -> int:
 
 
 def iter_records(
-    f: IO[bytes], offset: int, end: int | None, buffersize: int, filename: str
+    f: IO[bytes],
+    offset: int,
+    end: int | None,
+    buffersize: int,
+    filename: str,
+    *,
+    strict: bool = False,
 ) -> Iterator[tuple[int, memoryview, int]]:
     """
     Parse records from C{f}, yielding C{(channel, data, next_offset)} with
@@ -58,8 +64,9 @@ def iter_records(
     C{f} may be shared with other readers, so every read seeks to this
     reader's own offset first.  Reading stops at C{end} (when given: where
     the writer's records end) or at end of file, where a record cut short
-    by a crash mid-write ends the iteration quietly.  Anything else that is
-    not a record raises L{LogFileFormatError}.
+    by a crash mid-write ends the iteration quietly (unless C{strict}: a
+    file that must be whole).  Anything else that is not a record raises
+    L{LogFileFormatError}.
     """
     buf = b""
     start = offset  # file offset of buf[0]
@@ -92,7 +99,7 @@ def iter_records(
         buf = buf[pos:]
         start += pos
         if eof:
-            if buf and end is not None:
+            if buf and (end is not None or strict):
                 raise LogFileFormatError(filename, start, "record runs past the end")
             if end is not None and start < end:
                 # Cut short under a live log (truncated by hand): without

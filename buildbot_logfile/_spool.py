@@ -14,12 +14,16 @@ import ctypes
 import gzip
 import io
 import os
+import stat
 import sys
+import zlib
 from collections.abc import Callable
 from typing import IO, Any, Union, cast
 
 from twisted.internet import defer, threads
 from twisted.python import log
+
+from buildbot_logfile._records import LogFileFormatError, iter_records
 
 # Compression methods whose files 0.8 can read back; any other configured
 # method (zstd, lz4, br, raw) leaves the spool file uncompressed, because a
@@ -31,6 +35,15 @@ COMPRESSION_SUFFIXES = {"bz2": ".bz2", "gz": ".gz"}
 _MAX_PIECES = 1024
 
 _Pieces = list[Union[bytes, memoryview]]
+
+# What reading a damaged spool file can raise: a bad record, a bad
+# compressed stream (gzip and bz2 raise OSError, EOFError or zlib.error),
+# or the file system.
+READ_ERRORS = (LogFileFormatError, OSError, EOFError, zlib.error)
+
+
+class SpoolUnavailable(OSError):
+    """A log's spool file cannot be read or written; the database still has the log."""
 
 
 def _reserver() -> Callable[[int, int, int], int] | None:
@@ -63,8 +76,12 @@ class SpoolWriter:
     then go out in one positional gather-write that ends on a multiple of
     C{WRITE_BUFFER}.  L{flush} writes everything pending; every read of the
     file goes through it first, so a reader sees every record added so far.
-    A record is queued before any write, so a write that fails loses
-    nothing: the next one writes it again, at the same offset.
+
+    The spool is a cache: when the file cannot be opened or written (a full
+    disk, a read-only directory, a symbolic link in the way of the
+    builder's directory), the writer says why once through C{on_failure},
+    removes what it wrote, and drops every record from then on; it never
+    raises into the log.
     """
 
     # The page cache takes writes of this size, aligned to it, about a
@@ -75,9 +92,10 @@ class SpoolWriter:
     RESERVE_MIN = 1024 * 1024
     RESERVE_MAX = 8 * 1024 * 1024
 
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.file = SharedSpool(self, path)
+    def __init__(self, path: str, on_failure: Callable[[OSError], None]) -> None:
+        self.path = path
+        self.failure: OSError | None = None
+        self._on_failure = on_failure
         # Records not yet written, the first maybe the rest of one that an
         # aligned write cut.
         self._pending: _Pieces = []
@@ -85,18 +103,30 @@ class SpoolWriter:
         # Where the records end, pending ones included.
         self.end = 0
         self._reserved = 0
+        self.file: SharedSpool | None = None
+        try:
+            self.file = SharedSpool(self, _create(path))
+        except OSError as e:
+            self._fail(e)
 
     def add(self, record: bytes) -> None:
         """Queue one record; write once C{WRITE_BUFFER} bytes are pending."""
+        if self.failure is not None:
+            return
         self._pending.append(record)
         end = self.end = self.end + len(record)
         if end - self._written >= self.WRITE_BUFFER or len(self._pending) >= _MAX_PIECES:
             self._write(end - end % self.WRITE_BUFFER)
 
     def flush(self) -> int:
-        """Write every pending record; the offset where the records end."""
+        """
+        Write every pending record; the offset where the records end.
+        Raises L{SpoolUnavailable} once the file has failed.
+        """
         if self._pending:
             self._write(None)
+        if self.failure is not None:
+            raise SpoolUnavailable(f"{self.path}: {self.failure}")
         return self.end
 
     def open_reader(self) -> IO[bytes]:
@@ -104,22 +134,52 @@ class SpoolWriter:
         A read handle of its own: a duplicate of the writer's descriptor,
         so that it outlives the writer and reads on if the file is deleted.
         """
+        self.flush()
+        assert self.file is not None
         return io.FileIO(os.dup(self.file.fileno()), "r")
 
     def close(self) -> None:
         """Write everything, give back the reserved blocks, close the file."""
+        if self.file is None:
+            return
         try:
             self.flush()
             if self._reserved > self.end:
                 os.ftruncate(self.file.fileno(), self.end)
+        except OSError as e:
+            self._fail(e)
         finally:
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
+
+    def abandon(self, reason: Exception) -> None:
+        """Stop using the file: a reader found it damaged."""
+        self._fail(SpoolUnavailable(f"{self.path}: {reason}"), tell=False)
+
+    def _fail(self, failure: OSError, *, tell: bool = True) -> None:
+        """Stop writing, for good: remove what was written, say why once."""
+        if self.failure is not None:
+            return
+        self.failure = failure
+        self._pending = []
+        if self.file is not None:
+            file, self.file = self.file, None
+            try:
+                # Only our own file: whatever may have replaced it stays.
+                if os.path.samestat(os.fstat(file.fileno()), os.lstat(self.path)):
+                    os.unlink(self.path)
+            except OSError:
+                pass
+            file.close()
+        if tell:
+            self._on_failure(failure)
 
     def _write(self, end: int | None) -> None:
         """
         Write the pending records, or their bytes up to file offset C{end}
         if that is past what is written.
         """
+        assert self.file is not None
         fd = self.file.fileno()
         if self.end > self._reserved:
             self._reserve(fd)
@@ -129,7 +189,11 @@ class SpoolWriter:
             end = self.end
         else:
             pending, rest = _split_tail(pending, self.end - end)
-        _write_at(fd, pending, self._written, end - self._written)
+        try:
+            _write_at(fd, pending, self._written, end - self._written)
+        except OSError as e:
+            self._fail(e)
+            return
         self._pending = rest
         self._written = end
 
@@ -156,8 +220,8 @@ class SharedSpool(io.FileIO):
     far, as it did in 0.8 through the writer's buffered file.
     """
 
-    def __init__(self, writer: SpoolWriter, path: str) -> None:
-        super().__init__(path, "w+")
+    def __init__(self, writer: SpoolWriter, fd: int) -> None:
+        super().__init__(fd, "w+")
         self._writer = writer
 
     def read(self, size: int | None = -1) -> bytes:
@@ -212,22 +276,87 @@ def _write_at(fd: int, pieces: _Pieces, offset: int, size: int) -> None:
             os.lseek(fd, position, os.SEEK_SET)
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _create(path: str) -> int:
+    """
+    A new, empty spool file at C{path}, opened for reading and writing.
+    What stands there (a file, a link) is replaced, never written
+    through, and the builder's directory must not be a link either.
+    """
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    if os.path.islink(directory):
+        raise SpoolUnavailable(f"{directory} is a symbolic link; not writing through it")
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode) or os.path.islink(path):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _CLOEXEC
+    return os.open(path, flags, 0o644)
+
+
 def existing_spool(path: str) -> str | None:
-    """The file a finished log at C{path} lives in (0.8 preferred the compressed ones)."""
+    """
+    The regular file a finished log at C{path} lives in (0.8 preferred the
+    compressed ones); links do not count.
+    """
     for suffix in (".bz2", ".gz", ""):
-        if os.path.exists(path + suffix):
-            return path + suffix
+        try:
+            if stat.S_ISREG(os.lstat(path + suffix).st_mode):
+                return path + suffix
+        except OSError:
+            continue
     return None
 
 
 def open_spool(path: str) -> IO[bytes]:
-    """A finished spool file for reading; compressed files read transparently."""
-    found = existing_spool(path) or path
+    """
+    A finished spool file for reading, never through a link; compressed
+    files read transparently.
+    """
+    found = existing_spool(path)
+    if found is None:
+        raise SpoolUnavailable(f"{path}: no spool file")
+    raw = io.FileIO(os.open(found, os.O_RDONLY | _NOFOLLOW | _CLOEXEC), "r")
     if found.endswith(".bz2"):
-        return cast(IO[bytes], bz2.BZ2File(found, "rb"))
+        return cast(IO[bytes], bz2.BZ2File(raw, "rb"))
     if found.endswith(".gz"):
-        return cast(IO[bytes], gzip.GzipFile(found, "rb"))
-    return open(found, "rb")
+        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+    return raw
+
+
+def spool_holds(path: str, num_lines: int) -> bool:
+    """
+    Whether the finished spool at C{path} (plain or compressed) holds a
+    whole log of C{num_lines} lines: every record parses, to the end, and
+    its text has as many newlines as the database has lines (each line of
+    a log ends in one).  For a plain file, blocks reserved past its end by
+    a writer that never finished (a crash) are given back.  Runs in a
+    thread: it reads the whole file.
+    """
+    found = existing_spool(path)
+    if found is None:
+        return False
+    newlines = 0
+    try:
+        with open_spool(path) as f:
+            for _, data, _ in iter_records(f, 0, None, 1024 * 1024, found, strict=True):
+                newlines += data.tobytes().count(b"\n")
+        if found == path:
+            _give_back_reserved(path)
+    except READ_ERRORS:
+        return False
+    return newlines == num_lines
+
+
+def _give_back_reserved(path: str) -> None:
+    st = os.lstat(path)
+    if st.st_blocks * 512 > st.st_size + SpoolWriter.RESERVE_MIN // 2:
+        os.truncate(path, st.st_size)  # frees the blocks past the end
 
 
 def compress_spool(path: str, method: str | None) -> defer.Deferred[None]:

@@ -10,9 +10,7 @@ import bisect
 import itertools
 from typing import IO
 
-from twisted.python import log
-
-from buildbot_logfile._records import LogFileFormatError, char_boundary, iter_records
+from buildbot_logfile._records import char_boundary, iter_records
 
 _TEXT_CHANNELS = (0, 1)  # stdout and stderr
 
@@ -46,21 +44,18 @@ class TextIndex:
         next_mark = (self._marks[-1][0] if self._marks else 0) + spacing
         wanted = bytearray()
         leftover: list[tuple[int, bytes | memoryview, int | None]] = [(*run, None)] if run else []
+        # A damaged file raises: a shortened text must not pass for the log.
         records = iter_records(f, file_pos, end, buffersize, filename)
-        try:
-            for channel, data, next_offset in itertools.chain(records, leftover):
-                if channel in _TEXT_CHANNELS:
-                    if text_pos + len(data) > start:
-                        wanted += data[max(0, start - text_pos) :]
-                    text_pos += len(data)
-                if next_offset is not None and text_pos >= next_mark:
-                    self._marks.append((text_pos, next_offset))
-                    next_mark = text_pos + spacing
-                if len(wanted) > limit + 3:
-                    break
-        except LogFileFormatError:
-            # As a stream does: the text before the bad record stands.
-            log.err(None, "reading a log's text stopped early")
+        for channel, data, next_offset in itertools.chain(records, leftover):
+            if channel in _TEXT_CHANNELS:
+                if text_pos + len(data) > start:
+                    wanted += data[max(0, start - text_pos) :]
+                text_pos += len(data)
+            if next_offset is not None and text_pos >= next_mark:
+                self._marks.append((text_pos, next_offset))
+                next_mark = text_pos + spacing
+            if len(wanted) > limit + 3:
+                break
         # A start inside a character begins at the next one.
         skipped = 0
         while skipped < len(wanted) and skipped < 3 and (wanted[skipped] & 0xC0) == 0x80:

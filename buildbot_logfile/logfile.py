@@ -31,6 +31,7 @@ from buildbot_logfile import _spool
 from buildbot_logfile._producer import ChunkConsumer, LogFileProducer
 from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, char_boundary, iter_records
 from buildbot_logfile._run import CHANNELS, RecordRun, as_text
+from buildbot_logfile._spool import SpoolUnavailable
 from buildbot_logfile._text_index import TextIndex
 from buildbot_logfile.interfaces import ILogFile, IStatusLog
 
@@ -46,6 +47,7 @@ __all__ = [
     "LogFile",
     "LogFileFormatError",
     "LogFileProducer",
+    "SpoolUnavailable",
 ]
 
 STDOUT = 0
@@ -80,6 +82,9 @@ class LogFile:
     tailLength = 0
     maxLengthExceeded = False
     openfile: IO[bytes] | None = None
+    # Why the spool file cannot be trusted, if it cannot: the log goes on
+    # without it (see mark_spool_failed).
+    spool_failure: Exception | None = None
     _writer: _spool.SpoolWriter | None = None
     _run: RecordRun | None = None
     _compressing: defer.Deferred[None] | None = None
@@ -95,7 +100,7 @@ class LogFile:
         fn = self.getFilename()
         if _spool.existing_spool(fn) == fn:
             log.msg(f"Warning: Overwriting old serialized log at {fn}")
-        self._writer = _spool.SpoolWriter(fn)
+        self._writer = _spool.SpoolWriter(fn, self.mark_spool_failed)
         self._run = RecordRun(self._writer, self)
         self.openfile = self._writer.file
         self._observe()
@@ -153,21 +158,48 @@ class LogFile:
 
     def hasContents(self) -> bool:
         """
-        Whether the log's text is still on disk: always for a new log, but
-        the files of old ones may have been deleted.
+        Whether the log's text is on disk: always for a new log, but the
+        files of old ones may have been deleted or found damaged.
         """
-        return _spool.existing_spool(self.getFilename()) is not None
+        if self.spool_failure is not None:
+            return False
+        return self.openfile is not None or _spool.existing_spool(self.getFilename()) is not None
 
     def getFile(self) -> IO[bytes]:
         """
         The binary spool file.  While the log is live this is the writer's
         own handle, shared: seek before every read and do not close it.
         Once finished, each call opens a new read-only handle, preferring a
-        compressed file as 0.8 did.
+        compressed file as 0.8 did.  Raises C{SpoolUnavailable} (an
+        C{OSError}) for a log whose spool failed.
         """
+        if self.spool_failure is not None:
+            raise _spool.SpoolUnavailable(f"{self.getFilename()}: {self.spool_failure}")
         if self.openfile is not None:
             return self.openfile
         return _spool.open_spool(self.getFilename())
+
+    @property
+    def spooled(self) -> bool:
+        """Beyond 0.8: whether the spool file holds this log (see L{mark_spool_failed})."""
+        return self.spool_failure is None
+
+    def mark_spool_failed(self, reason: Exception) -> None:
+        """
+        Beyond 0.8: the spool file cannot be written, or was found damaged
+        (cut short, corrupt, deleted): the log goes on without it.
+        Receivers still get every entry and producers that follow the log
+        still get each new one; reading the text raises from now on, and
+        the bridge serves the log from the database and rebuilds the file
+        when the log is next opened.
+        """
+        if self.spool_failure is not None:
+            return
+        self.spool_failure = reason
+        self.openfile = None
+        log.msg(f"LogFile {self.getFilename()}: going on without its spool file: {reason}")
+        if self._writer is not None:
+            self._writer.abandon(reason)
 
     def getChunks(
         self, channels: list[int] | tuple[int, ...] = (), onlyText: bool = False
@@ -198,9 +230,13 @@ class LogFile:
             yield from decoder.flush()
 
         with f:
-            for channel, text in chunks():
-                if not channels or channel in channels:
-                    yield text if onlyText else (channel, text)
+            try:
+                for channel, text in chunks():
+                    if not channels or channel in channels:
+                        yield text if onlyText else (channel, text)
+            except _spool.READ_ERRORS as e:
+                self.mark_spool_failed(e)
+                raise
 
     def getText(self) -> str:
         """The stdout and stderr text."""
@@ -235,12 +271,16 @@ class LogFile:
         if limit < 4:
             raise ValueError("limit must hold a whole character (4 bytes)")
         f, end, run = self._snapshot()
-        with f:
-            return self._text_index.text_bytes(
-                f, end, run, start, limit,
-                spacing=self.TEXT_MARK_SPACING, buffersize=self.BUFFERSIZE,
-                filename=self.getFilename(),
-            )  # fmt: skip
+        try:
+            with f:
+                return self._text_index.text_bytes(
+                    f, end, run, start, limit,
+                    spacing=self.TEXT_MARK_SPACING, buffersize=self.BUFFERSIZE,
+                    filename=self.getFilename(),
+                )  # fmt: skip
+        except _spool.READ_ERRORS as e:
+            self.mark_spool_failed(e)
+            raise
 
     def _snapshot(self) -> tuple[IO[bytes], int | None, tuple[int, bytes] | None]:
         """
@@ -249,6 +289,8 @@ class LogFile:
         """
         if self._writer is None or self._run is None:
             return self.getFile(), None, None
+        if self.spool_failure is not None:
+            self.getFile()  # raises
         end = self._writer.flush()
         run = (self._run.channel, self._run.text()) if self._run.size else None
         return self._writer.open_reader(), end, run
@@ -436,6 +478,8 @@ class LogFile:
             self._compressing = None
             return result
 
+        if self.spool_failure is not None:
+            return defer.succeed(None)
         method = self.master.config.logCompressionMethod  # as configured now
         compressing = _spool.compress_spool(self.getFilename(), method)
         if compressing.called:
@@ -485,8 +529,11 @@ class LogFile:
     def flush(self) -> int | None:
         """
         Write every record merged so far; the offset where they end, or
-        None once the log is finished (its file ends there).
+        None once the log is finished (its file ends there).  Raises
+        C{SpoolUnavailable} if the spool failed.
         """
+        if self.spool_failure is not None:
+            self.getFile()  # raises
         return self._writer.flush() if self._writer is not None else None
 
     def open_reader(self) -> IO[bytes]:

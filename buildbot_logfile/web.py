@@ -24,10 +24,10 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from buildbot_logfile._lookup import LogSource
+from buildbot_logfile._lookup import LogSource, OpenLog
 from buildbot_logfile._producer import LogFileProducer
 from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, listing, page_header, quote
-from buildbot_logfile.logfile import STDERR, STDOUT, HTMLLogFile, LogFile
+from buildbot_logfile.logfile import STDERR, STDOUT, HTMLLogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
 
 # Where a build's logs are, for the master's www authz: the data API path of
@@ -82,6 +82,25 @@ class RequestConsumer:
     def finish(self) -> None:
         if self.trailer:
             self.request.write(self.trailer)
+        if not self.done.called:
+            self.done.callback(None)
+
+    def abort(self, reason: Exception) -> None:
+        """
+        The log cannot be sent whole: say so rather than end as if it had
+        been.  Before the first byte that is a 503; after it, the
+        connection is dropped, so the client sees an unfinished answer.
+        """
+        request = self.request
+        if request.startedWriting:
+            request.loseConnection()
+        else:
+            request.setResponseCode(503)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"cache-control", b"no-store")
+            request.setHeader(b"retry-after", b"1")
+            request.write(b"This log cannot be read just now; try again.\n")
+            request.finish()
         if not self.done.called:
             self.done.callback(None)
 
@@ -200,10 +219,10 @@ class LegacyLogPages:
         request: IRequest,
         path: tuple[str, int, str, str],
         content_type: bytes,
-    ) -> LogFile:
+    ) -> OpenLog:
         """
         The log at C{path} (builder, number, step, log), if this user may
-        view it, with the answer's type and caching set.
+        view it, opened, with the answer's type and caching set.
         """
         builder, number, step_name, log_name = path
         source = self._source()
@@ -215,18 +234,19 @@ class LegacyLogPages:
             "builders", str(step.build.builder.builderid), "builds", str(number),
             "steps", str(step.number), "logs", log_data["slug"],
         ))  # fmt: skip
-        lf = await source.open_log(step, log_data)
-        if lf is None:
+        opened = await source.open_log(step, log_data)
+        if opened is None or opened.logfile is None:
             raise _NotFound(f"log {log_name!r} (an HTML log still being written)")
+        finished = opened.logfile.isFinished()
         request.setHeader(b"content-type", content_type)
-        request.setHeader(b"cache-control", FINISHED_CACHE if lf.isFinished() else LIVE_CACHE)
-        return lf
+        request.setHeader(b"cache-control", FINISHED_CACHE if finished else LIVE_CACHE)
+        return opened
 
     @staticmethod
-    def _stream(request: IRequest, lf: LogFile, consumer: RequestConsumer) -> Any:
+    def _stream(request: IRequest, opened: OpenLog, consumer: RequestConsumer) -> Any:
         if request.method == b"HEAD":
             return b""
-        lf.subscribeConsumer(consumer)
+        opened.stream(consumer)
         return consumer.done
 
     @app.route(
@@ -237,14 +257,17 @@ class LegacyLogPages:
         self, request: IRequest, builder: str, number: int, step: str, log_name: str
     ) -> Any:
         path = (builder, number, step, log_name)
-        lf = await self._log(request, path, b"text/html; charset=utf-8")
+        opened = await self._log(request, path, b"text/html; charset=utf-8")
+        lf = opened.logfile
+        assert lf is not None
         if isinstance(lf, HTMLLogFile):
             # Build-made HTML must not run script on the master's origin.
             request.setHeader(b"content-security-policy", b"sandbox")
-            return self._stream(request, lf, RequestConsumer(request, _raw_html))
+            return self._stream(request, opened, RequestConsumer(request, _raw_html))
         if request.method != b"HEAD":
             request.write(page_header(f"{quote(log_name)}/text", live=not lf.isFinished()))
-        return self._stream(request, lf, RequestConsumer(request, _html_renderer(), PAGE_FOOTER))
+        consumer = RequestConsumer(request, _html_renderer(), PAGE_FOOTER)
+        return self._stream(request, opened, consumer)
 
     @app.route(
         "/builders/<builder>/builds/<int:number>/steps/<step>/logs/<log_name>/text",
@@ -254,10 +277,10 @@ class LegacyLogPages:
         self, request: IRequest, builder: str, number: int, step: str, log_name: str
     ) -> Any:
         path = (builder, number, step, log_name)
-        lf = await self._log(request, path, b"text/plain; charset=utf-8")
+        opened = await self._log(request, path, b"text/plain; charset=utf-8")
         start = request.args.get(b"start")
         if start is None:
-            return self._stream(request, lf, TextRequestConsumer(request))
+            return self._stream(request, opened, TextRequestConsumer(request))
         try:
             offset = int(start[0])
             if offset < 0:
@@ -265,9 +288,10 @@ class LegacyLogPages:
         except ValueError:
             request.setResponseCode(400)
             return b"start must be a byte offset (a whole number >= 0)\n"
-        body, size, more = lf.text_bytes(offset, START_LIMIT)
+        body, size, more = await opened.text_bytes(offset, START_LIMIT)
         request.setHeader(b"x-text-size", str(size).encode())
-        if more or not lf.isFinished():
+        assert opened.logfile is not None
+        if more or not opened.logfile.isFinished():
             request.setHeader(b"x-more-data", b"true")
         return body
 

@@ -28,6 +28,7 @@ from buildbot_logfile.logfile import (
     HTMLLogFile,
     LogFile,
     LogFileFormatError,
+    SpoolUnavailable,
 )
 from tests.support import RecordingConsumer, make_step, merged, run_until_idle
 
@@ -197,33 +198,74 @@ def test_writes_end_on_multiples_of_the_write_buffer(tmp_path: Path) -> None:
     assert spool(lf) == expected
 
 
-def test_a_write_that_fails_loses_nothing_written_before(
+def test_a_spool_that_cannot_be_written_is_given_up_not_the_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A full disk: the entry whose write fails is refused, every entry
-    # before it is written once the disk has room again.
-    real = os.pwritev
-    full = True
-
+    # A full disk: nothing raises into the log's writer, watchers and
+    # followers get every entry, the partial file is removed (its space
+    # given back), and reading the text says it cannot.
     def pwritev(fd, pieces, offset):
-        if full:
-            raise OSError(28, "No space left on device")
-        return real(fd, pieces, offset)
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "pwritev", pwritev)
+    clock = Clock()
     lf = new_log(tmp_path)
-    texts = [f"{i:04d}" * 2500 for i in range(60)]  # one record each
-    accepted = []
+    watcher = Watcher()
+    lf.subscribe(watcher, False)
+    follower = RecordingConsumer()
+    lf.subscribeConsumer(follower, clock)
+    run_until_idle(clock)
+    texts = [f"{i:04d}" * 2500 for i in range(300)]  # one record each, 3 MB
     for text in texts:
-        try:
-            lf.addEntry(STDOUT, text)
-        except OSError:
-            full = False
-            continue
-        accepted.append(text)
-    assert len(accepted) == len(texts) - 1
+        lf.addEntry(STDOUT, text)
+    assert not lf.spooled
+    assert isinstance(lf.spool_failure, OSError)
+    assert not os.path.exists(lf.getFilename())
+    assert not lf.hasContents()
+    with pytest.raises(SpoolUnavailable, match="No space left on device"):
+        lf.getText()
     lf.finish()
-    assert spool(lf) == b"".join(b"10001:0" + t.encode() + b"," for t in accepted)
+    assert [s[-1] for s in watcher.seen] == texts
+    assert merged(follower.chunks) == [(STDOUT, "".join(texts))]
+    assert follower.finished
+    assert lf.length == sum(map(len, texts))
+
+
+def test_a_spool_that_cannot_be_opened_is_given_up_not_the_log(tmp_path: Path) -> None:
+    (tmp_path / "readonly").mkdir()
+    os.chmod(tmp_path / "readonly", 0o500)
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the builder's directory should be")
+    for basedir in (tmp_path / "readonly", blocked):
+        lf = LogFile(make_step(basedir), "stdio", "1-log-s-stdio")
+        if os.geteuid() == 0 and basedir.name == "readonly":
+            assert lf.spooled  # root writes anyway
+        else:
+            assert not lf.spooled
+        watcher = Watcher()
+        lf.subscribe(watcher, False)
+        lf.addStdout("kept for the watcher")
+        lf.finish()
+        assert [s[-1] for s in watcher.seen] == ["kept for the watcher"]
+
+
+def test_a_linked_spool_is_replaced_never_written_through(tmp_path: Path) -> None:
+    target = tmp_path / "precious"
+    target.write_bytes(b"not a log")
+    builder = tmp_path / "builder"
+    builder.mkdir()
+    (builder / "1-log-s-stdio").symlink_to(target)
+    lf = LogFile(make_step(builder), "stdio", "1-log-s-stdio")
+    lf.addStdout("text")
+    lf.finish()
+    assert target.read_bytes() == b"not a log"
+    assert not (builder / "1-log-s-stdio").is_symlink()
+    assert spool(lf) == b"5:0text,"
+    linked = tmp_path / "linked"
+    linked.symlink_to(builder)  # a builder directory that is a link
+    lf = LogFile(make_step(linked), "stdio", "2-log-s-stdio")
+    assert not lf.spooled
+    assert not (builder / "2-log-s-stdio").exists()
 
 
 def test_the_shared_handle_sees_every_record_merged_so_far(tmp_path: Path) -> None:
@@ -637,18 +679,13 @@ def test_text_bytes_of_a_large_log_reads_from_the_nearest_mark(tmp_path: Path) -
     lf.finish()
 
 
-def test_text_bytes_of_a_corrupt_file_ends_at_the_bad_record(tmp_path: Path) -> None:
-    from twisted.python import log
-
-    errors: list[dict] = []
-    log.addObserver(errors.append)
-    try:
-        (tmp_path / "f").write_bytes(b"3:0ab,3:2hh,3:1cd;rest")
-        lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
-        assert lf.text_bytes(1, 100) == (b"b", 2, False)
-    finally:
-        log.removeObserver(errors.append)
-    assert [e["why"] for e in errors if e.get("isError")] == ["reading a log's text stopped early"]
+def test_text_bytes_of_a_corrupt_file_raises_rather_than_cut_it_short(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"3:0ab,3:2hh,3:1cd;rest")
+    lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
+    with pytest.raises(LogFileFormatError, match="byte 12"):
+        lf.text_bytes(1, 100)
+    assert not lf.spooled  # the bridge rebuilds it when it is next opened
+    assert isinstance(lf.spool_failure, LogFileFormatError)
 
 
 # 0.8 read its settings when it used them: chunkSize at each record here
