@@ -77,7 +77,7 @@ class LegacyLogsPlugin:
 
     def pages(self) -> Any:
         if self._pages is None:
-            from buildbot_logfile.web import LegacyLogPages, authorize_www_user
+            from buildbot_logfile.web import LegacyLogPages, WwwUserAuthorizer
 
             master = self.master
 
@@ -85,7 +85,7 @@ class LegacyLogsPlugin:
                 status = master.service_manager.namedServices.get("LegacyStatus")
                 return None if status is None else status.lookup
 
-            self._pages = LegacyLogPages(get_source, authorize_www_user(master)).resource()
+            self._pages = LegacyLogPages(get_source, WwwUserAuthorizer(master)).resource()
         return self._pages
 
 

@@ -69,7 +69,9 @@ class LogReader:
     def read_lines(self, logid: int, first: int, last: int) -> defer.Deferred[str]:
         """
         Lines C{first..last} of a log (or those of its first L{BATCH_CHUNKS}
-        chunks), each ending in a newline.
+        chunks), each ending in a newline: only lines that follow on from
+        C{first} without a gap, since appends committed out of order can
+        leave one for a moment (what follows it comes with a later read).
 
         This reads chunks as Buildbot's C{LogsConnectorComponent} writes
         them (C{appendLog}) and reads them back (C{iter_log_lines} in 4.2
@@ -93,7 +95,11 @@ class LogReader:
 
         def read(conn: Any) -> str:
             parts = []
+            following = first
             for row in conn.execute(query):
+                if row.first_line > following:
+                    break
+                following = row.last_line + 1
                 # Buildbot's own lookup: a codec that is not installed gives
                 # its clear error.
                 data = logs._get_compressor(row.compressed).read(row.content)

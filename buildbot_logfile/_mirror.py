@@ -156,7 +156,10 @@ class LogMirror:
         left, or else rebuild the spool from the database.
         """
         lf = self.logfile
-        if lf is not None and (not lf.isFinished() or self._spool_unchanged()):
+        if lf is not None and not lf.isFinished():
+            lf.check_spool()  # if it fails, the log goes on from the database
+            return
+        if lf is not None and self._spool_unchanged():
             return
         if (
             complete

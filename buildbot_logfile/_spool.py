@@ -138,6 +138,15 @@ class SpoolWriter:
         assert self.file is not None
         return io.FileIO(os.dup(self.file.fileno()), "r")
 
+    def intact(self) -> bool:
+        """Whether the file still holds all that was written to it (none cut it short)."""
+        if self.file is None:
+            return False
+        try:
+            return os.fstat(self.file.fileno()).st_size >= self._written
+        except OSError:
+            return False
+
     def close(self) -> None:
         """Write everything, give back the reserved blocks, close the file."""
         if self.file is None:
@@ -284,17 +293,24 @@ def _create(path: str) -> int:
     """
     A new, empty spool file at C{path}, opened for reading and writing.
     What stands there (a file, a link) is replaced, never written
-    through, and the builder's directory must not be a link either.
+    through, and the builder's directory must not be a link either.  A
+    compressed spool of an earlier log of that name goes: readers prefer
+    it to the plain file.
     """
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     if os.path.islink(directory):
         raise SpoolUnavailable(f"{directory} is a symbolic link; not writing through it")
     try:
-        if not stat.S_ISREG(os.lstat(path).st_mode) or os.path.islink(path):
+        if not stat.S_ISREG(os.lstat(path).st_mode):
             os.unlink(path)
     except FileNotFoundError:
         pass
+    for suffix in COMPRESSION_SUFFIXES.values():
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
     flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _CLOEXEC
     return os.open(path, flags, 0o644)
 

@@ -26,11 +26,59 @@ from buildbot_logfile._feed import EventFeed
 from buildbot_logfile._logdb import LogReader
 from buildbot_logfile._lookup import Lookup
 from buildbot_logfile._mirror import MirrorRegistry
+from buildbot_logfile.interfaces import IStatusReceiver
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
-from buildbot_logfile.web import LegacyLogPages, PagesListener, authorize_anonymous
+from buildbot_logfile.web import AnonymousAuthorizer, LegacyLogPages, PagesListener
 
 __all__ = ["LegacyStatus"]
+
+# What a 0.8 status receiver has at least one of.
+_RECEIVER_METHODS = (
+    "setServiceParent",
+    "builderAdded",
+    "builderRemoved",
+    "builderChangedState",
+    "buildStarted",
+    "buildFinished",
+    "stepStarted",
+    "stepFinished",
+    "logStarted",
+    "logChunk",
+    "logFinished",
+    "requestSubmitted",
+    "buildsetSubmitted",
+    "changeAdded",
+    "slaveConnected",
+    "slaveDisconnected",
+)
+
+
+def _receiver_problem(receiver: Any) -> str | None:
+    if isinstance(receiver, type):
+        return f"is a class, not a receiver: write {receiver.__name__}(...)"
+    if IStatusReceiver.providedBy(receiver) or IService.providedBy(receiver):
+        return None
+    if any(callable(getattr(receiver, name, None)) for name in _RECEIVER_METHODS):
+        return None
+    return "is not a 0.8 status receiver: it has none of builderAdded, buildStarted, logChunk..."
+
+
+def _port_problem(http_port: Any) -> str | None:
+    if http_port is None:
+        return None
+    if isinstance(http_port, bool) or not isinstance(http_port, (str, int)):
+        return "must be a strports string such as 'tcp:8011:interface=127.0.0.1', or a port number"
+    if isinstance(http_port, int):
+        return None if 0 <= http_port <= 65535 else f"{http_port} is not a port number"
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(reactor, http_port)
+    except (ValueError, KeyError, TypeError) as e:
+        return f"{http_port!r} is not a strports string Twisted understands: {e}"
+    return None
 
 
 class LegacyStatus(service.BuildbotService):
@@ -51,13 +99,15 @@ class LegacyStatus(service.BuildbotService):
     ) -> None:
         if receivers is not None and not isinstance(receivers, (list, tuple)):
             config.error("LegacyStatus: receivers must be a list of status receivers")
+        for i, receiver in enumerate(receivers if isinstance(receivers, (list, tuple)) else []):
+            problem = _receiver_problem(receiver)
+            if problem:
+                config.error(f"LegacyStatus: receivers[{i}] ({receiver!r}) {problem}")
         if not isinstance(logdir, str) or not logdir:
             config.error("LegacyStatus: logdir must be a non-empty directory name")
-        if http_port is not None and not isinstance(http_port, (str, int)):
-            config.error(
-                "LegacyStatus: http_port must be a strports string such as "
-                "'tcp:8011:interface=127.0.0.1'"
-            )
+        problem = _port_problem(http_port)
+        if problem:
+            config.error(f"LegacyStatus: http_port {problem}")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # A master.cfg that configures this may load 0.8 plugins next.
@@ -86,7 +136,7 @@ class LegacyStatus(service.BuildbotService):
         if isinstance(http_port, int):
             http_port = f"tcp:{http_port}:interface=127.0.0.1"
         if self._listener is None:
-            pages = LegacyLogPages(lambda: self.lookup, authorize_anonymous(self.master))
+            pages = LegacyLogPages(lambda: self.lookup, AnonymousAuthorizer(self.master))
             self._listener = PagesListener(pages)
         await self._listener.listen_on(http_port)
 

@@ -28,6 +28,7 @@ from twisted.python import log
 from zope.interface import implementer
 
 from buildbot_logfile import _spool
+from buildbot_logfile._delivery import deliver
 from buildbot_logfile._producer import ChunkConsumer, LogFileProducer
 from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, char_boundary, iter_records
 from buildbot_logfile._run import CHANNELS, RecordRun, as_text
@@ -184,6 +185,17 @@ class LogFile:
         """Beyond 0.8: whether the spool file holds this log (see L{mark_spool_failed})."""
         return self.spool_failure is None
 
+    def check_spool(self) -> bool:
+        """
+        Beyond 0.8: whether the spool file still holds the log written so
+        far; one cut short by hand is marked failed (see
+        L{mark_spool_failed}).
+        """
+        writer = self._writer
+        if self.spool_failure is None and writer is not None and not writer.intact():
+            self.mark_spool_failed(SpoolUnavailable(f"{self.getFilename()}: cut short"))
+        return self.spool_failure is None
+
     def mark_spool_failed(self, reason: Exception) -> None:
         """
         Beyond 0.8: the spool file cannot be written, or was found damaged
@@ -308,7 +320,7 @@ class LogFile:
             return
         self.watchers.append(receiver)
         self._observe()
-        if catchup:
+        if catchup and self.length:  # (nothing to read, whatever the spool does)
             for channel, text in self.getChunks():
                 receiver.logChunk(self.step.build, self.step, self, channel, text)
 
@@ -343,10 +355,7 @@ class LogFile:
             raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
         text = as_text(text)
         for w in list(self.watchers):
-            try:
-                w.logChunk(self.step.build, self.step, self, channel, text)
-            except Exception:
-                log.err(None, f"status receiver {w!r} failed in logChunk; entry kept")
+            deliver(w, "logChunk", self.step.build, self.step, self, channel, text)
         if channel != HEADER:
             limit = self.logMaxSize
             if limit:  # 0, as None, means no limit (0.8 tested it so)

@@ -5,13 +5,13 @@ listener of their standalone port.
 A page registers the log's producer with the request as a streaming
 producer: a slow client pauses it, a closed connection stops it, and a live
 log streams until it finishes.  Logs come from a L{LogSource}, so a log
-whose spool is gone is rebuilt from the database and served whole.
+whose spool is gone is rebuilt from the database, or served from it.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
+import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -23,18 +23,21 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from werkzeug.routing import BaseConverter
 
+from buildbot_logfile._authz import AnonymousAuthorizer, DataPath, WwwUserAuthorizer
+from buildbot_logfile._consumers import (
+    RequestConsumer,
+    TextRequestConsumer,
+    html_renderer,
+    raw_html,
+)
 from buildbot_logfile._lookup import LogSource, OpenLog
-from buildbot_logfile._producer import LogFileProducer
-from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, listing, page_header, quote
-from buildbot_logfile.logfile import STDERR, STDOUT, HTMLLogFile
+from buildbot_logfile._render import PAGE_FOOTER, listing, page_header, quote
+from buildbot_logfile.logfile import HTMLLogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
 
-# Where a build's logs are, for the master's www authz: the data API path of
-# the same log, by builder id and step number (step names need not be
-# identifiers, which the data API's name paths require).
-DataPath = tuple[str, ...]
-Authorize = Callable[[IRequest, DataPath], Awaitable[None]]
+__all__ = ["AnonymousAuthorizer", "LegacyLogPages", "PagesListener", "WwwUserAuthorizer"]
 
 FINISHED_CACHE = "max-age=604800"
 LIVE_CACHE = "no-cache"
@@ -43,97 +46,27 @@ LIVE_CACHE = "no-cache"
 # more follows and X-Text-Size where to ask for it.
 START_LIMIT = 1024 * 1024
 
+# On every answer: no guessing a type from log text, no framing elsewhere.
+_SAFETY_HEADERS = {
+    b"x-content-type-options": b"nosniff",
+    b"x-frame-options": b"SAMEORIGIN",
+}
 
-class RequestConsumer:
+
+class _NumberConverter(BaseConverter):
+    """A build number in ASCII digits (werkzeug's C{int} takes any Unicode digit)."""
+
+    regex = r"[0-9]{1,19}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+
+class _GuardedResource(Resource):
     """
-    0.8's C{IStatusLogConsumer} over a twisted.web request: registers the
-    producer with the request and renders each chunk into it.  L{done}
-    fires when the log has been sent whole, or is cancelled (stopping the
-    producer) when the client goes away.
-    """
-
-    def __init__(
-        self, request: IRequest, render: Callable[[int, str], bytes], trailer: bytes = b""
-    ) -> None:
-        # A twisted.web request: also an IConsumer, which IRequest does not say.
-        self.request: Any = request
-        self.render = render
-        self.trailer = trailer
-        self.producer: LogFileProducer | None = None
-        self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
-
-    def _cancel(self, _: defer.Deferred[None]) -> None:
-        if self.producer is not None:
-            self.producer.stopProducing()
-
-    def registerProducer(self, producer: LogFileProducer, streaming: bool) -> None:
-        self.producer = producer
-        self.request.registerProducer(producer, streaming)
-
-    def unregisterProducer(self) -> None:
-        self.request.unregisterProducer()
-        self.producer = None
-
-    def writeChunk(self, chunk: tuple[int, str]) -> None:
-        data = self.render(*chunk)
-        if data:
-            self.request.write(data)
-
-    def finish(self) -> None:
-        if self.trailer:
-            self.request.write(self.trailer)
-        if not self.done.called:
-            self.done.callback(None)
-
-    def abort(self, reason: Exception) -> None:
-        """
-        The log cannot be sent whole: say so rather than end as if it had
-        been.  Before the first byte that is a 503; after it, the
-        connection is dropped, so the client sees an unfinished answer.
-        """
-        request = self.request
-        if request.startedWriting:
-            request.loseConnection()
-        else:
-            request.setResponseCode(503)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.setHeader(b"cache-control", b"no-store")
-            request.setHeader(b"retry-after", b"1")
-            request.write(b"This log cannot be read just now; try again.\n")
-            request.finish()
-        if not self.done.called:
-            self.done.callback(None)
-
-
-def _text_only(channel: int, text: str) -> bytes:
-    return text.encode() if channel in (STDOUT, STDERR) else b""
-
-
-class TextRequestConsumer(RequestConsumer):
-    """The text page's consumer: stdout and stderr, as UTF-8 bytes."""
-
-    def __init__(self, request: IRequest) -> None:
-        super().__init__(request, _text_only)
-
-    def write_encoded(self, channel: int, data: bytes) -> None:
-        """Phase one's records, as bytes: the spool file holds UTF-8 already."""
-        if channel in (STDOUT, STDERR) and data:
-            self.request.write(data)
-
-
-def _html_renderer() -> Callable[[int, str], bytes]:
-    renderer = AnsiHTMLRenderer()
-    return lambda channel, text: renderer.render(channel, text).encode()
-
-
-def _raw_html(channel: int, text: str) -> bytes:
-    return text.encode()
-
-
-class _ValidPathResource(Resource):
-    """
-    Answers 400 for a path that is not UTF-8 once percent-decoded: Klein
-    would fail on it with a 500.
+    In front of the Klein pages: the safety headers on every answer, and a
+    400 for what Klein would fail on with a 500 (a path that is not UTF-8
+    once percent-decoded, a C{Host} header that is not ASCII).
     """
 
     isLeaf = True
@@ -143,12 +76,15 @@ class _ValidPathResource(Resource):
         self.pages = pages
 
     def render(self, request: IRequest) -> Any:
+        for name, value in _SAFETY_HEADERS.items():
+            request.setHeader(name, value)
         try:
             unquote_to_bytes(request.path).decode("utf-8")
+            (request.getHeader(b"host") or b"").decode("ascii")
         except UnicodeDecodeError:
             request.setResponseCode(400)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"The path is not UTF-8.\n"
+            return b"The path or the Host header is not valid.\n"
         return self.pages.render(request)
 
 
@@ -163,19 +99,19 @@ class _Unavailable(Exception):
 class LegacyLogPages:
     """
     The pages, as a Klein app.  C{get_source} returns where logs come from
-    (None when the master has no running C{LegacyStatus}); C{authorize}
-    raises C{buildbot.www.authz.Forbidden} for a user who may not view the
-    given data API path.
+    (None when the master has no running C{LegacyStatus}); C{authorize} is
+    an L{AnonymousAuthorizer} or a L{WwwUserAuthorizer}.
     """
 
     app = Klein()
+    app.url_map.converters["number"] = _NumberConverter
 
-    def __init__(self, get_source: Callable[[], LogSource | None], authorize: Authorize) -> None:
+    def __init__(self, get_source: Any, authorize: AnonymousAuthorizer | WwwUserAuthorizer) -> None:
         self.get_source = get_source
         self.authorize = authorize
 
     def resource(self) -> Resource:
-        return _ValidPathResource(self.app.resource())
+        return _GuardedResource(self.app.resource())
 
     @app.handle_errors(_NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -193,7 +129,7 @@ class LegacyLogPages:
     def forbidden(self, request: IRequest, failure: Any) -> bytes:
         request.setResponseCode(403)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        return b"You may not view this log.\n"
+        return b"You may not view this.\n"
 
     def _source(self) -> LogSource:
         source = self.get_source()
@@ -201,17 +137,33 @@ class LegacyLogPages:
             raise _Unavailable()
         return source
 
-    async def _build(self, builder: str, number: int) -> BuildStatus:
+    async def _missing(self, request: IRequest, what: str, parent: DataPath) -> _NotFound:
+        """
+        A 404 for C{what}, unless this user may not view C{parent} (the
+        data API path of the collection it would be in): then a 403, as
+        the data API answers, so that a 404 tells nothing to someone who
+        may not look.
+        """
+        await self.authorize(request, parent)
+        return _NotFound(what)
+
+    async def _build(self, request: IRequest, builder: str, number: int) -> BuildStatus:
         build = await self._source().locate_build(builder, number)
         if build is None:
-            raise _NotFound(f"build {builder} #{number}")
+            raise await self._missing(
+                request, f"build {builder} #{number}", ("builders", builder, "builds")
+            )
         return build
 
-    async def _step(self, builder: str, number: int, step_name: str) -> BuildStepStatus:
-        build = await self._build(builder, number)
+    async def _step(
+        self, request: IRequest, builder: str, number: int, step_name: str
+    ) -> BuildStepStatus:
+        build = await self._build(request, builder, number)
         step = build.getStep(step_name)
         if step is None:
-            raise _NotFound(f"step {step_name!r} in build {builder} #{number}")
+            parent = ("builders", str(build.builder.builderid), "builds", str(number), "steps")
+            what = f"step {step_name!r} in build {builder} #{number}"
+            raise await self._missing(request, what, parent)
         return step
 
     async def _log(
@@ -225,21 +177,25 @@ class LegacyLogPages:
         view it, opened, with the answer's type and caching set.
         """
         builder, number, step_name, log_name = path
+        step = await self._step(request, builder, number, step_name)
+        build_path = ("builders", str(step.build.builder.builderid), "builds", str(number))
+        steps_path: DataPath = (*build_path, "steps", str(step.number), "logs")
         source = self._source()
         found = await source.locate_log(builder, number, step_name, log_name)
         if found is None:
-            raise _NotFound(f"log {log_name!r} in step {step_name!r} of build {builder} #{number}")
-        step, log_data = found
-        await self.authorize(request, (
-            "builders", str(step.build.builder.builderid), "builds", str(number),
-            "steps", str(step.number), "logs", log_data["slug"],
-        ))  # fmt: skip
+            what = f"log {log_name!r} in step {step_name!r} of build {builder} #{number}"
+            raise await self._missing(request, what, steps_path)
+        _, log_data = found
+        await self.authorize(request, (*steps_path, log_data["slug"]))
         opened = await source.open_log(step, log_data)
         if opened is None or opened.logfile is None:
             raise _NotFound(f"log {log_name!r} (an HTML log still being written)")
-        finished = opened.logfile.isFinished()
         request.setHeader(b"content-type", content_type)
-        request.setHeader(b"cache-control", FINISHED_CACHE if finished else LIVE_CACHE)
+        if opened.logfile.isFinished():
+            private = b"private, " if self.authorize.restricted() else b""
+            request.setHeader(b"cache-control", private + FINISHED_CACHE.encode())
+        else:
+            request.setHeader(b"cache-control", LIVE_CACHE.encode())
         return opened
 
     @staticmethod
@@ -250,7 +206,7 @@ class LegacyLogPages:
         return consumer.done
 
     @app.route(
-        "/builders/<builder>/builds/<int:number>/steps/<step>/logs/<log_name>",
+        "/builders/<builder>/builds/<number:number>/steps/<step>/logs/<log_name>",
         methods=["GET", "HEAD"],
     )
     async def log_page(
@@ -263,14 +219,14 @@ class LegacyLogPages:
         if isinstance(lf, HTMLLogFile):
             # Build-made HTML must not run script on the master's origin.
             request.setHeader(b"content-security-policy", b"sandbox")
-            return self._stream(request, opened, RequestConsumer(request, _raw_html))
+            return self._stream(request, opened, RequestConsumer(request, raw_html))
         if request.method != b"HEAD":
             request.write(page_header(f"{quote(log_name)}/text", live=not lf.isFinished()))
-        consumer = RequestConsumer(request, _html_renderer(), PAGE_FOOTER)
+        consumer = RequestConsumer(request, html_renderer(), PAGE_FOOTER)
         return self._stream(request, opened, consumer)
 
     @app.route(
-        "/builders/<builder>/builds/<int:number>/steps/<step>/logs/<log_name>/text",
+        "/builders/<builder>/builds/<number:number>/steps/<step>/logs/<log_name>/text",
         methods=["GET", "HEAD"],
     )
     async def text_page(
@@ -281,31 +237,28 @@ class LegacyLogPages:
         start = request.args.get(b"start")
         if start is None:
             return self._stream(request, opened, TextRequestConsumer(request))
-        try:
-            offset = int(start[0])
-            if offset < 0:
-                raise ValueError(offset)
-        except ValueError:
+        if not re.fullmatch(rb"[0-9]{1,19}", start[0]):
             request.setResponseCode(400)
             return b"start must be a byte offset (a whole number >= 0)\n"
-        body, size, more = await opened.text_bytes(offset, START_LIMIT)
+        body, size, more = await opened.text_bytes(int(start[0]), START_LIMIT)
         request.setHeader(b"x-text-size", str(size).encode())
         assert opened.logfile is not None
         if more or not opened.logfile.isFinished():
             request.setHeader(b"x-more-data", b"true")
         return body
 
-    @app.route("/builders/<builder>/builds/<int:number>", methods=["GET", "HEAD"])
+    @app.route("/builders/<builder>/builds/<number:number>", methods=["GET", "HEAD"])
     async def build_page(self, request: IRequest, builder: str, number: int) -> bytes:
-        build = await self._build(builder, number)
+        build = await self._build(request, builder, number)
         await self.authorize(
             request, ("builders", str(build.builder.builderid), "builds", str(number))
         )
         items = []
         for step in build.getSteps():
             logs = await self._source().step_logs(step)
+            # Linked by slug: a log's name may hold a "/", a slug may not.
             links = "".join(
-                f' <a href="{number}/steps/{quote(step.name)}/logs/{quote(entry["name"])}">'
+                f' <a href="{number}/steps/{quote(step.name)}/logs/{quote(entry["slug"])}">'
                 f"{html.escape(entry['name'])}</a>"
                 for entry in logs
             )
@@ -314,43 +267,31 @@ class LegacyLogPages:
         return listing(f"Build {builder} #{number}", items)
 
     @app.route(
-        "/builders/<builder>/builds/<int:number>/steps/<step>/logs/", methods=["GET", "HEAD"]
+        "/builders/<builder>/builds/<number:number>/steps/<step>/logs", methods=["GET", "HEAD"]
+    )
+    def logs_page_without_slash(self, request: IRequest, **_: Any) -> bytes:
+        # Relative, unlike werkzeug's own redirect, which trusts the Host.
+        request.setResponseCode(301)
+        request.setHeader(b"location", b"logs/")
+        return b""
+
+    @app.route(
+        "/builders/<builder>/builds/<number:number>/steps/<step>/logs/", methods=["GET", "HEAD"]
     )
     async def logs_page(self, request: IRequest, builder: str, number: int, step: str) -> bytes:
-        step_status = await self._step(builder, number, step)
+        step_status = await self._step(request, builder, number, step)
         await self.authorize(request, (
             "builders", str(step_status.build.builder.builderid), "builds", str(number),
             "steps", str(step_status.number), "logs",
         ))  # fmt: skip
         logs = await self._source().step_logs(step_status)
         items = [
-            f'<li><a href="{quote(entry["name"])}">{html.escape(entry["name"])}</a>'
-            f' (<a href="{quote(entry["name"])}/text">text</a>)</li>'
+            f'<li><a href="{quote(entry["slug"])}">{html.escape(entry["name"])}</a>'
+            f' (<a href="{quote(entry["slug"])}/text">text</a>)</li>'
             for entry in logs
         ]
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return listing(f"Logs of step {step} in build {builder} #{number}", items)
-
-
-def authorize_anonymous(master: Any) -> Authorize:
-    """The standalone port's rule: what the master's www authz lets anyone see."""
-
-    async def authorize(request: IRequest, path: DataPath) -> None:
-        authz = getattr(master.www, "authz", None)
-        if authz is not None:
-            await authz.assertUserAllowed(path, "get", {}, {"anonymous": True})
-
-    return authorize
-
-
-def authorize_www_user(master: Any) -> Authorize:
-    """Under the master's www: what its authz lets this request's user see."""
-
-    async def authorize(request: IRequest, path: DataPath) -> None:
-        if getattr(master.www, "authz", None) is not None:
-            await master.www.assertUserAllowed(request, path, "get", {})
-
-    return authorize
 
 
 class PagesListener:

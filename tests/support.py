@@ -72,15 +72,15 @@ class RecordingConsumer:
 
 def merged(chunks: list[tuple[int, str]]) -> list[tuple[int, str]]:
     """Chunks with consecutive same-channel runs joined: what a log *is*."""
-    out: list[tuple[int, str]] = []
+    runs: list[tuple[int, list[str]]] = []
     for channel, text in chunks:
         if not text:
             continue
-        if out and out[-1][0] == channel:
-            out[-1] = (channel, out[-1][1] + text)
+        if runs and runs[-1][0] == channel:
+            runs[-1][1].append(text)
         else:
-            out.append((channel, text))
-    return out
+            runs.append((channel, [text]))
+    return [(channel, "".join(texts)) for channel, texts in runs]
 
 
 def run_until_idle(clock: Clock) -> None:

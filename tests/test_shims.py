@@ -119,12 +119,23 @@ def test_reporters_plugin() -> None:
     assert reporters.LegacyStatus is buildbot_logfile.LegacyStatus
 
 
+class _Receiver:
+    def builderAdded(self, name, builder):
+        return None
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"receivers": "not a list"}, "receivers must be a list"),
+        ({"receivers": [object()]}, "receivers[0] (<object object at"),
+        ({"receivers": [_Receiver(), object()]}, "is not a 0.8 status receiver"),
+        ({"receivers": [_Receiver]}, "is a class, not a receiver: write _Receiver(...)"),
         ({"logdir": ""}, "logdir must be a non-empty"),
         ({"http_port": 8011.5}, "http_port must be a strports string"),
+        ({"http_port": 70000}, "70000 is not a port number"),
+        ({"http_port": "tcp:notaport"}, "'tcp:notaport' is not a strports string Twisted"),
+        ({"http_port": "nonsense:1"}, "Unknown endpoint type"),
     ],
 )
 def test_config_errors(kwargs, message) -> None:

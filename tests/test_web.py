@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import random
+import re
 import textwrap
 
 import treq
@@ -185,6 +186,55 @@ class PageTests(WebTestCase):
         )
 
     @defer.inlineCallbacks
+    def test_safety_headers_redirects_and_odd_requests(self) -> defer.Generator:
+        yield self.start(
+            {"b1": [python_step("emit", "print(1)"), html_log_step("a/b", "<p>x</p>")]}
+        )
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        for path in ("/builders/b1/builds/1/steps/emit/logs/stdio/text", "/builders/nope/builds/1",
+                     "/%ff"):  # fmt: skip
+            response, _ = yield self.get(path)
+            self.assertEqual(response.headers.getRawHeaders("x-content-type-options"), ["nosniff"])
+            self.assertEqual(response.headers.getRawHeaders("x-frame-options"), ["SAMEORIGIN"])
+        # a relative redirect, whatever Host says
+        response = yield treq.get(
+            self.url("/builders/b1/builds/1/steps/emit/logs"),
+            headers={"Host": "evil.example"}, allow_redirects=False, persistent=False,
+        )  # fmt: skip
+        self.assertEqual(
+            (response.code, response.headers.getRawHeaders("location")), (301, ["logs/"])
+        )
+        # build numbers in ASCII digits only: U+0661 is an Arabic-Indic 1
+        response, _ = yield self.get("/builders/b1/builds/%D9%A1")
+        self.assertEqual(response.code, 404)
+        # a log whose name holds a "/" is linked by its slug, which resolves
+        _, listing = yield self.get("/builders/b1/builds/1")
+        (link,) = [h for h in re.findall(rb'href="([^"]+)"', listing) if b"report" in h]
+        response, body = yield self.get("/builders/b1/builds/" + link.decode())
+        self.assertEqual((response.code, body), (200, b"<p>x</p>\n"))
+
+    @defer.inlineCallbacks
+    def test_a_host_header_that_is_not_ascii_is_a_400(self) -> defer.Generator:
+        yield self.start({"b1": []})
+
+        class Client(Protocol):
+            def __init__(self) -> None:
+                self.received = b""
+
+            def dataReceived(self, data: bytes) -> None:
+                self.received += data
+
+        client = yield ClientCreator(reactor, Client).connectTCP(
+            "127.0.0.1", self.legacy_status().http_listener.getHost().port
+        )
+        client.transport.write(b"GET /builders/b1/builds/1 HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n")
+        yield poll(lambda: b"\r\n\r\n" in client.received, "an answer")
+        self.assertTrue(client.received.startswith(b"HTTP/1.1 400 "), client.received)
+        client.transport.loseConnection()
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    @defer.inlineCallbacks
     def test_html_log_is_sandboxed(self) -> defer.Generator:
         yield self.start({"b1": [html_log_step("summary", "<h1>Hi</h1><script>alert(1)</script>")]})
         yield self.force("b1")
@@ -290,9 +340,13 @@ class AuthzTests(MasterTestCase):
     def test_allowed(self) -> defer.Generator:
         yield self.start(util.Authz())
         for base in (self.www, self.standalone):
-            code, body = yield self.fetch(base + "/builders/b1/builds/1/steps/emit/logs/stdio/text")
-            self.assertEqual((code, body), (200, b"secret\n"))
-        code, body = yield self.fetch(self.www + "/scripts.js")
+            response = yield treq.get(
+                base + "/builders/b1/builds/1/steps/emit/logs/stdio/text", persistent=False
+            )
+            self.assertEqual((response.code, (yield treq.content(response))), (200, b"secret\n"))
+            # anyone may see it: caches may keep it
+            self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
+        code, _ = yield self.fetch(self.www + "/scripts.js")
         self.assertEqual(code, 200)
         code, _ = yield self.fetch(self.www + "/styles.css")
         self.assertEqual(code, 200)
@@ -311,7 +365,25 @@ class AuthzTests(MasterTestCase):
                 "/builders/b1/builds/1/steps/emit/logs/stdio",
                 "/builders/b1/builds/1",
                 "/builders/b1/builds/1/steps/emit/logs/",
+                # what does not exist answers as what does: nothing to learn
+                "/builders/nope/builds/1/steps/emit/logs/stdio",
+                "/builders/b1/builds/9",
+                "/builders/b1/builds/1/steps/nope/logs/stdio/text",
+                "/builders/b1/builds/1/steps/emit/logs/nope",
             ):
                 code, body = yield self.fetch(base + path)
                 self.assertEqual(code, 403, base + path)
                 self.assertNotIn(b"secret", body)
+
+    @defer.inlineCallbacks
+    def test_pages_that_depend_on_who_asks_are_cached_privately(self) -> defer.Generator:
+        yield self.start(util.Authz(allowRules=[util.StopBuildEndpointMatcher(role="admins")]))
+        for base in (self.www, self.standalone):
+            response = yield treq.get(
+                base + "/builders/b1/builds/1/steps/emit/logs/stdio", persistent=False
+            )
+            yield treq.content(response)
+            self.assertEqual(response.code, 200)
+            self.assertEqual(
+                response.headers.getRawHeaders("cache-control"), ["private, max-age=604800"]
+            )

@@ -1,0 +1,367 @@
+"""
+Faults of the spool on a real master: whatever the cache does, receivers
+get every event and byte once, and pages serve the whole log or say they
+cannot.  Each test injects one fault and checks both against the database.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import textwrap
+
+import treq
+from twisted.internet import defer
+from twisted.trial.unittest import SkipTest
+
+from buildbot_logfile import _spool
+from buildbot_logfile.bridge import LegacyStatus
+from tests.masters import (
+    LiveLog,
+    MasterTestCase,
+    db_chunks,
+    db_text,
+    live_log_step,
+    merged,
+    poll,
+    python_step,
+)
+
+EMIT = textwrap.dedent(
+    r"""
+    import sys
+    sys.stdout.write("caf\u00e9 <b>&</b>\n"); sys.stdout.flush()
+    sys.stderr.write("\x1b[31mred\x1b[0m\n"); sys.stderr.flush()
+    sys.stdout.write("last line\n")
+    """
+)
+
+# 20 MB of stdout, as fast as the worker takes it.
+BIG = textwrap.dedent(
+    r"""
+    import sys
+    line = "0123456789" * 10 + "\n"
+    for i in range(200000):
+        sys.stdout.write("%07d " % i + line)
+    """
+)
+
+
+def mount_tmpfs(case: MasterTestCase, path: str, options: str) -> None:
+    """A small real file system over C{path}, unmounted at cleanup."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            case.fail("mounting a tmpfs needs root; CI runs as root")
+        raise SkipTest("mounting a tmpfs needs root (CI runs as root)")
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path], check=True)
+    case.addCleanup(subprocess.run, ["umount", "-l", path], check=False)
+
+
+class FaultTestCase(MasterTestCase):
+    @defer.inlineCallbacks
+    def start(self, builders: dict, **kwargs) -> defer.Generator:
+        yield self.start_master(builders, http=True, logdir="spool", **kwargs)
+        self.spool = os.path.join(self.master.basedir, "spool")
+
+    @defer.inlineCallbacks
+    def get(self, path: str) -> defer.Generator:
+        response = yield treq.get(self.pages + path, persistent=False)
+        body = yield treq.content(response)
+        return response, body
+
+    @defer.inlineCallbacks
+    def db_text_of(self, builder: str, number: int, step: str) -> defer.Generator:
+        _, content = yield self.db_log(builder, number, step, "stdio")
+        return db_text(content)
+
+    @defer.inlineCallbacks
+    def assert_served_whole(self, builder: str, number: int, step: str) -> defer.Generator:
+        """The text page, streamed and paged with ?start=, is the database's text."""
+        expected = (yield self.db_text_of(builder, number, step)).encode()
+        path = f"/builders/{builder}/builds/{number}/steps/{step}/logs/stdio/text"
+        response, body = yield self.get(path)
+        self.assertEqual((response.code, len(body)), (200, len(expected)))
+        self.assertEqual(body, expected)
+        offset, pages = 0, []
+        while True:
+            response, page = yield self.get(f"{path}?start={offset}")
+            self.assertEqual(response.code, 200)
+            pages.append(page)
+            offset = int(response.headers.getRawHeaders("x-text-size")[0])
+            if not response.headers.getRawHeaders("x-more-data"):
+                break
+        self.assertEqual(b"".join(pages), expected)
+        response, _ = yield self.get(path.rsplit("/", 1)[0])  # the HTML page
+        self.assertEqual(response.code, 200)
+
+    @defer.inlineCallbacks
+    def assert_receiver_got_everything(
+        self, builder: str, number: int, step: str
+    ) -> defer.Generator:
+        """Every byte of the log once, and each of its events once."""
+        _, content = yield self.db_log(builder, number, step, "stdio")
+        key = (number, step, "stdio")
+        self.assertEqual(merged(self.recorder.chunks[key]), db_chunks("s", content))
+        events = self.recorder.events
+        self.assertEqual(events.count(("logStarted", *key)), 1)
+        self.assertEqual(events.count(("logFinished", *key)), 1)
+        self.assertEqual(events.count(("stepFinished", number, step, 0)), 1)
+        finished = [e for e in events if e[0] == "buildFinished" and e[2] == number]
+        self.assertEqual(finished, [("buildFinished", builder, number, 0)])
+
+    @defer.inlineCallbacks
+    def first_answer(self, path: str) -> defer.Generator:
+        """C{(code, body)}, or C{("cut", None)} for an answer that ended unfinished."""
+        try:
+            response = yield treq.get(self.pages + path, persistent=False)
+            body = yield treq.content(response)
+        except Exception:  # treq's ResponseFailed: the connection was dropped
+            return "cut", None
+        return response.code, body
+
+
+class SpoolFaultTests(FaultTestCase):
+    @defer.inlineCallbacks
+    def test_a_live_spool_deleted_while_a_page_streams_it(self) -> defer.Generator:
+        live = LiveLog()
+        yield self.start({"b1": [live_log_step(live)]})
+        yield self.force("b1")
+        yield live.opened
+        yield live.write(stdout="first\n")
+        lf = yield poll(
+            lambda: self.legacy_status().getLogFile("b1", 1, "live", "stdio"), "the log"
+        )
+        received: list[bytes] = []
+        response = yield treq.get(
+            self.pages + "/builders/b1/builds/1/steps/live/logs/stdio/text",
+            unbuffered=True,
+            persistent=False,
+        )
+        collected = treq.collect(response, received.append)
+        yield poll(lambda: b"".join(received) == b"first\n", "the first line on the page")
+        os.unlink(lf.getFilename())
+        for i in range(50):
+            yield live.write(stdout=f"line {i}\n", stderr="err\n" if i % 10 == 0 else "")
+        live.end()
+        yield collected
+        yield self.recorder.wait_for_builds(1)
+        expected = yield self.db_text_of("b1", 1, "live")
+        self.assertEqual(b"".join(received), expected.encode())
+        yield self.assert_receiver_got_everything("b1", 1, "live")
+        yield self.assert_served_whole("b1", 1, "live")
+
+    @defer.inlineCallbacks
+    def test_a_full_disk(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("big", BIG)]})
+        mount_tmpfs(self, self.spool, "size=5m")
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        yield self.assert_receiver_got_everything("b1", 1, "big")
+        yield self.assert_served_whole("b1", 1, "big")
+        # What the failed spool wrote is gone: its space is free again.
+        leftover = [f for _, _, files in os.walk(self.spool) for f in files if "big" in f]
+        self.assertEqual(leftover, [])
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_a_live_client_when_the_disk_fills(self) -> defer.Generator:
+        live = LiveLog()
+        yield self.start({"b1": [live_log_step(live)]})
+        mount_tmpfs(self, self.spool, "size=2m")
+        yield self.force("b1")
+        yield live.opened
+        block = "".join(f"{i:07d} " + "x" * 92 + "\n" for i in range(5000))  # 500 kB
+        yield live.write(stdout=block)
+        yield poll(lambda: self.legacy_status().getLogFile("b1", 1, "live", "stdio"), "the log")
+        received: list[bytes] = []
+        response = yield treq.get(
+            self.pages + "/builders/b1/builds/1/steps/live/logs/stdio/text",
+            unbuffered=True,
+            persistent=False,
+        )
+        collected = treq.collect(response, received.append)
+        for _ in range(10):  # 5 MB through a 2 MB file system
+            yield live.write(stdout=block)
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        expected = yield self.db_text_of("b1", 1, "live")
+        outcome = yield collected.addCallbacks(lambda _: "whole", lambda f: "cut")
+        # Either every byte, or an answer the client can tell is unfinished:
+        # never a complete answer with bytes missing or repeated.
+        if outcome == "whole":
+            self.assertEqual(b"".join(received), expected.encode())
+        yield self.assert_receiver_got_everything("b1", 1, "live")
+        yield self.assert_served_whole("b1", 1, "live")
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_a_read_only_spool_directory(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("emit", EMIT)]})
+        mount_tmpfs(self, self.spool, "size=1m,ro")
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        yield self.assert_receiver_got_everything("b1", 1, "emit")
+        yield self.assert_served_whole("b1", 1, "emit")
+
+    @defer.inlineCallbacks
+    def check_damaged_gz(self, damage) -> defer.Generator:
+        yield self.start({"b1": [python_step("big", BIG)]})
+        self.master.config.logCompressionMethod = "gz"
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "big", "stdio")
+        gz = lf.getFilename() + ".gz"
+        yield lf.compressLog()  # the bridge's own, under way
+        damage(gz)
+        yield self.assert_served_whole("b1", 1, "big")
+        # and after a restart, with the damage done again
+        damage(gz)
+        yield self.reconfig(services=[])
+        yield self.reconfig(
+            services=[LegacyStatus(http_port="tcp:0:interface=127.0.0.1", logdir="spool")]
+        )
+        self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+        yield self.assert_served_whole("b1", 1, "big")
+        self.flushLoggedErrors()
+
+    def test_a_truncated_gz_spool(self) -> defer.Deferred:
+        return self.check_damaged_gz(lambda gz: os.truncate(gz, os.path.getsize(gz) // 2))
+
+    def test_a_corrupt_gz_spool(self) -> defer.Deferred:
+        def corrupt(gz: str) -> None:
+            with open(gz, "r+b") as f:
+                f.seek(os.path.getsize(gz) // 2)
+                f.write(b"\x00garbage" * 100)
+
+        return self.check_damaged_gz(corrupt)
+
+    def test_an_empty_gz_spool(self) -> defer.Deferred:
+        def empty(gz: str) -> None:
+            with gzip.open(gz, "wb"):
+                pass
+
+        return self.check_damaged_gz(empty)
+
+    @defer.inlineCallbacks
+    def test_a_corrupt_record_in_a_plain_spool(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("big", BIG)]})
+        self.master.config.logCompressionMethod = "raw"
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "big", "stdio")
+        path = lf.getFilename()
+        before = os.stat(path)
+        with open(path, "r+b") as f:  # break the length of a record halfway
+            data = f.read()
+            f.seek(data.index(b",", len(data) // 2) + 1)
+            f.write(b"x")
+        # Even with its time kept, as a careful hand (or a bad disk) would.
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        # The first reader finds the damage and is told its answer is not
+        # the whole log (a 503 before the first byte, a cut answer after)...
+        code, _ = yield self.first_answer("/builders/b1/builds/1/steps/big/logs/stdio/text")
+        self.assertIn(code, (503, "cut"))
+        # ...and from then on the log is served whole
+        yield self.assert_served_whole("b1", 1, "big")
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
+    def test_a_live_spool_cut_short_by_hand(self) -> defer.Generator:
+        live = LiveLog()
+        yield self.start({"b1": [live_log_step(live)]})
+        self.master.config.logCompressionMethod = "raw"
+        yield self.force("b1")
+        yield live.opened
+        for i in range(3000):  # more than one write buffer
+            yield live.write(stdout=f"line {i:05d} " + "y" * 300 + "\n")
+        lf = yield poll(
+            lambda: self.legacy_status().getLogFile("b1", 1, "live", "stdio"), "the log"
+        )
+        lf.getFile().read(1)  # everything so far is on disk
+        os.truncate(lf.getFilename(), 0)
+        response, body = yield self.get("/builders/b1/builds/1/steps/live/logs/stdio/text?start=0")
+        self.assertEqual(response.code, 200)
+        self.assertTrue(body.startswith(b"line 00000 "))
+        yield live.write(stdout="after\n")
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        yield self.assert_receiver_got_everything("b1", 1, "live")
+        yield self.assert_served_whole("b1", 1, "live")
+
+    @defer.inlineCallbacks
+    def test_builders_whose_names_escape_alike_keep_apart(self) -> defer.Generator:
+        yield self.start(
+            {
+                'x"y': [python_step("emit", "print('of the quoted one')")],
+                "x_y": [python_step("emit", "print('of the underscored one')")],
+            }
+        )
+        yield self.force('x"y')
+        yield self.force("x_y")
+        yield self.recorder.wait_for_builds(2)
+        for builder, text in (
+            ('x"y', b"of the quoted one\n"),
+            ("x_y", b"of the underscored one\n"),
+        ):
+            url = f"/builders/{builder.replace(chr(34), '%22')}/builds/1/steps/emit/logs/stdio/text"
+            response, body = yield self.get(url)
+            self.assertEqual((response.code, body), (200, text))
+        self.assertEqual(len(os.listdir(self.spool)), 2)
+
+    @defer.inlineCallbacks
+    def test_a_spool_replaced_by_a_link(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("emit", EMIT)]})
+        self.master.config.logCompressionMethod = "raw"
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio")
+        crafted = os.path.join(self.master.basedir, "crafted")
+        with open(crafted, "wb") as f:
+            f.write(b"13:0hello world!,")
+        os.unlink(lf.getFilename())
+        os.symlink(crafted, lf.getFilename())
+        yield self.assert_served_whole("b1", 1, "emit")
+        with open(crafted, "rb") as f:
+            self.assertEqual(f.read(), b"13:0hello world!,")
+        self.assertFalse(os.path.islink(lf.getFilename()))
+
+    @defer.inlineCallbacks
+    def test_a_spool_that_cannot_be_read(self) -> defer.Generator:
+        # Mode 000 stops nobody when the master runs as root: a directory
+        # where the file should be cannot be read by anyone.
+        yield self.start({"b1": [python_step("emit", EMIT)]})
+        self.master.config.logCompressionMethod = "raw"
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio")
+        os.unlink(lf.getFilename())
+        os.mkdir(lf.getFilename())
+        os.mkdir(os.path.join(lf.getFilename(), "inside"))  # so it cannot be removed either
+        yield self.assert_served_whole("b1", 1, "emit")
+        yield self.assert_served_whole("b1", 1, "emit")  # and again, no 500
+
+    @defer.inlineCallbacks
+    def test_blocks_reserved_by_a_crashed_writer_are_given_back(self) -> defer.Generator:
+        yield self.start({"b1": [python_step("big", BIG)]})
+        self.master.config.logCompressionMethod = "raw"
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, "big", "stdio")
+        path = lf.getFilename()
+        size = os.path.getsize(path)
+        fd = os.open(path, os.O_RDWR)
+        try:  # what a writer killed mid-log leaves: blocks past the end
+            self.assertEqual(_spool.reserve_blocks(fd, size, 8 * 1024 * 1024), 0)
+        finally:
+            os.close(fd)
+        self.assertGreater(os.stat(path).st_blocks * 512, size + 4 * 1024 * 1024)
+        yield self.reconfig(services=[])
+        yield self.reconfig(
+            services=[LegacyStatus(http_port="tcp:0:interface=127.0.0.1", logdir="spool")]
+        )
+        self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+        yield self.assert_served_whole("b1", 1, "big")
+        self.assertEqual(os.path.getsize(path), size)  # the same file, reused
+        self.assertLess(os.stat(path).st_blocks * 512, size + 64 * 1024)
