@@ -70,8 +70,8 @@ class LogReader:
         """
         Lines C{first..last} of a log (or those of its first L{BATCH_CHUNKS}
         chunks), each ending in a newline: only lines that follow on from
-        C{first} without a gap, since appends committed out of order can
-        leave one for a moment (what follows it comes with a later read).
+        C{first} without a gap, since the caller counts what it gets as
+        the lines after C{first} (a gap would shift every line after it).
 
         This reads chunks as Buildbot's C{LogsConnectorComponent} writes
         them (C{appendLog}) and reads them back (C{iter_log_lines} in 4.2
