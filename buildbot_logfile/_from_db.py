@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.python import log
 
-from buildbot_logfile._records import char_boundary
+from buildbot_logfile._text_index import page_of
 
 if TYPE_CHECKING:
     from buildbot_logfile._mirror import LogMirror
@@ -150,14 +150,4 @@ class DatabaseText:
             if text_pos >= next_mark:
                 self._marks.append((text_pos, line))
                 next_mark = text_pos + MARK_SPACING
-        skipped = 0
-        while skipped < len(wanted) and skipped < 3 and (wanted[skipped] & 0xC0) == 0x80:
-            skipped += 1
-        more = len(wanted) - skipped > limit or line < last
-        if len(wanted) - skipped > limit:
-            body = bytes(wanted[skipped : char_boundary(wanted, skipped + limit)])
-        else:
-            body = bytes(wanted[skipped:])
-        if start > text_pos and not more:
-            return b"", text_pos, False
-        return body, start + skipped + len(body), more
+        return page_of(wanted, start, text_pos, limit, unread=line < last)

@@ -57,14 +57,29 @@ class TextIndex:
             if len(wanted) > limit + 3:
                 break
         # A start inside a character begins at the next one.
-        skipped = 0
-        while skipped < len(wanted) and skipped < 3 and (wanted[skipped] & 0xC0) == 0x80:
-            skipped += 1
-        more = len(wanted) - skipped > limit
-        if more:
-            body = bytes(wanted[skipped : char_boundary(wanted, skipped + limit)])
-        else:
-            body = bytes(wanted[skipped:])
-        if start > text_pos and not more:
-            return b"", text_pos, False
-        return body, start + skipped + len(body), more
+        return page_of(wanted, start, text_pos, limit, unread=False)
+
+
+def page_of(
+    wanted: bytearray, start: int, text_end: int, limit: int, *, unread: bool
+) -> tuple[bytes, int, bool]:
+    """
+    The answer to a request for C{limit} bytes from text offset C{start}:
+    C{wanted} holds the text from C{start} as far as it was read (at most a
+    few bytes past C{limit}), C{text_end} is the offset reading stopped
+    at, C{unread} whether text was left unread beyond it.  A start inside a
+    character begins at the next one, and a page ends before a character
+    it would cut.
+    """
+    skipped = 0
+    while skipped < len(wanted) and skipped < 3 and (wanted[skipped] & 0xC0) == 0x80:
+        skipped += 1
+    cut = len(wanted) - skipped > limit
+    if cut:
+        body = bytes(wanted[skipped : char_boundary(wanted, skipped + limit)])
+    else:
+        body = bytes(wanted[skipped:])
+    more = cut or unread
+    if start > text_end and not more:
+        return b"", text_end, False
+    return body, start + skipped + len(body), more

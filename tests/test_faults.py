@@ -66,6 +66,25 @@ class FaultTestCase(MasterTestCase):
         self.spool = os.path.join(self.master.basedir, "spool")
 
     @defer.inlineCallbacks
+    def finished_log(self, step, compression: str = "raw") -> defer.Generator:
+        """A master with b1 running C{step}, its build done: the log's LogFile."""
+        yield self.start({"b1": [step]})
+        self.master.config.logCompressionMethod = compression
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        lf = yield self.legacy_status().getLogFile("b1", 1, step.name, "stdio")
+        return lf
+
+    @defer.inlineCallbacks
+    def restart_legacy_status(self) -> defer.Generator:
+        """As after a master restart: a new LegacyStatus, which knows nothing."""
+        yield self.reconfig(services=[])
+        yield self.reconfig(
+            services=[LegacyStatus(http_port="tcp:0:interface=127.0.0.1", logdir="spool")]
+        )
+        self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+
+    @defer.inlineCallbacks
     def get(self, path: str) -> defer.Generator:
         response = yield treq.get(self.pages + path, persistent=False)
         body = yield treq.content(response)
@@ -153,17 +172,21 @@ class SpoolFaultTests(FaultTestCase):
         yield self.assert_served_whole("b1", 1, "live")
 
     @defer.inlineCallbacks
-    def test_a_full_disk(self) -> defer.Generator:
-        yield self.start({"b1": [python_step("big", BIG)]})
-        mount_tmpfs(self, self.spool, "size=5m")
+    def check_unwritable_spool(self, step, mount_options: str) -> defer.Generator:
+        yield self.start({"b1": [step]})
+        mount_tmpfs(self, self.spool, mount_options)
         yield self.force("b1")
         yield self.recorder.wait_for_builds(1)
-        yield self.assert_receiver_got_everything("b1", 1, "big")
-        yield self.assert_served_whole("b1", 1, "big")
+        yield self.assert_receiver_got_everything("b1", 1, step.name)
+        yield self.assert_served_whole("b1", 1, step.name)
         # What the failed spool wrote is gone: its space is free again.
-        leftover = [f for _, _, files in os.walk(self.spool) for f in files if "big" in f]
-        self.assertEqual(leftover, [])
-        self.flushLoggedErrors()
+        self.assertEqual([files for _, _, files in os.walk(self.spool) if files], [])
+
+    def test_a_full_disk(self) -> defer.Deferred:
+        return self.check_unwritable_spool(python_step("big", BIG), "size=5m")
+
+    def test_a_read_only_spool_directory(self) -> defer.Deferred:
+        return self.check_unwritable_spool(python_step("emit", EMIT), "size=1m,ro")
 
     @defer.inlineCallbacks
     def test_a_live_client_when_the_disk_fills(self) -> defer.Generator:
@@ -197,32 +220,15 @@ class SpoolFaultTests(FaultTestCase):
         self.flushLoggedErrors()
 
     @defer.inlineCallbacks
-    def test_a_read_only_spool_directory(self) -> defer.Generator:
-        yield self.start({"b1": [python_step("emit", EMIT)]})
-        mount_tmpfs(self, self.spool, "size=1m,ro")
-        yield self.force("b1")
-        yield self.recorder.wait_for_builds(1)
-        yield self.assert_receiver_got_everything("b1", 1, "emit")
-        yield self.assert_served_whole("b1", 1, "emit")
-
-    @defer.inlineCallbacks
     def check_damaged_gz(self, damage) -> defer.Generator:
-        yield self.start({"b1": [python_step("big", BIG)]})
-        self.master.config.logCompressionMethod = "gz"
-        yield self.force("b1")
-        yield self.recorder.wait_for_builds(1)
-        lf = yield self.legacy_status().getLogFile("b1", 1, "big", "stdio")
+        lf = yield self.finished_log(python_step("big", BIG), "gz")
         gz = lf.getFilename() + ".gz"
         yield lf.compressLog()  # the bridge's own, under way
         damage(gz)
         yield self.assert_served_whole("b1", 1, "big")
         # and after a restart, with the damage done again
         damage(gz)
-        yield self.reconfig(services=[])
-        yield self.reconfig(
-            services=[LegacyStatus(http_port="tcp:0:interface=127.0.0.1", logdir="spool")]
-        )
-        self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+        yield self.restart_legacy_status()
         yield self.assert_served_whole("b1", 1, "big")
         self.flushLoggedErrors()
 
@@ -246,11 +252,7 @@ class SpoolFaultTests(FaultTestCase):
 
     @defer.inlineCallbacks
     def test_a_corrupt_record_in_a_plain_spool(self) -> defer.Generator:
-        yield self.start({"b1": [python_step("big", BIG)]})
-        self.master.config.logCompressionMethod = "raw"
-        yield self.force("b1")
-        yield self.recorder.wait_for_builds(1)
-        lf = yield self.legacy_status().getLogFile("b1", 1, "big", "stdio")
+        lf = yield self.finished_log(python_step("big", BIG), "raw")
         path = lf.getFilename()
         before = os.stat(path)
         with open(path, "r+b") as f:  # break the length of a record halfway
@@ -312,11 +314,7 @@ class SpoolFaultTests(FaultTestCase):
 
     @defer.inlineCallbacks
     def test_a_spool_replaced_by_a_link(self) -> defer.Generator:
-        yield self.start({"b1": [python_step("emit", EMIT)]})
-        self.master.config.logCompressionMethod = "raw"
-        yield self.force("b1")
-        yield self.recorder.wait_for_builds(1)
-        lf = yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio")
+        lf = yield self.finished_log(python_step("emit", EMIT), "raw")
         crafted = os.path.join(self.master.basedir, "crafted")
         with open(crafted, "wb") as f:
             f.write(b"13:0hello world!,")
@@ -331,11 +329,7 @@ class SpoolFaultTests(FaultTestCase):
     def test_a_spool_that_cannot_be_read(self) -> defer.Generator:
         # Mode 000 stops nobody when the master runs as root: a directory
         # where the file should be cannot be read by anyone.
-        yield self.start({"b1": [python_step("emit", EMIT)]})
-        self.master.config.logCompressionMethod = "raw"
-        yield self.force("b1")
-        yield self.recorder.wait_for_builds(1)
-        lf = yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio")
+        lf = yield self.finished_log(python_step("emit", EMIT), "raw")
         os.unlink(lf.getFilename())
         os.mkdir(lf.getFilename())
         os.mkdir(os.path.join(lf.getFilename(), "inside"))  # so it cannot be removed either
@@ -344,11 +338,7 @@ class SpoolFaultTests(FaultTestCase):
 
     @defer.inlineCallbacks
     def test_blocks_reserved_by_a_crashed_writer_are_given_back(self) -> defer.Generator:
-        yield self.start({"b1": [python_step("big", BIG)]})
-        self.master.config.logCompressionMethod = "raw"
-        yield self.force("b1")
-        yield self.recorder.wait_for_builds(1)
-        lf = yield self.legacy_status().getLogFile("b1", 1, "big", "stdio")
+        lf = yield self.finished_log(python_step("big", BIG), "raw")
         path = lf.getFilename()
         size = os.path.getsize(path)
         fd = os.open(path, os.O_RDWR)
@@ -357,11 +347,7 @@ class SpoolFaultTests(FaultTestCase):
         finally:
             os.close(fd)
         self.assertGreater(os.stat(path).st_blocks * 512, size + 4 * 1024 * 1024)
-        yield self.reconfig(services=[])
-        yield self.reconfig(
-            services=[LegacyStatus(http_port="tcp:0:interface=127.0.0.1", logdir="spool")]
-        )
-        self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
+        yield self.restart_legacy_status()
         yield self.assert_served_whole("b1", 1, "big")
         self.assertEqual(os.path.getsize(path), size)  # the same file, reused
         self.assertLess(os.stat(path).st_blocks * 512, size + 64 * 1024)

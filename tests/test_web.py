@@ -218,14 +218,7 @@ class PageTests(WebTestCase):
     def test_a_host_header_that_is_not_ascii_is_a_400(self) -> defer.Generator:
         yield self.start({"b1": []})
 
-        class Client(Protocol):
-            def __init__(self) -> None:
-                self.received = b""
-
-            def dataReceived(self, data: bytes) -> None:
-                self.received += data
-
-        client = yield ClientCreator(reactor, Client).connectTCP(
+        client = yield ClientCreator(reactor, RecordingClient).connectTCP(
             "127.0.0.1", self.legacy_status().http_listener.getHost().port
         )
         client.transport.write(b"GET /builders/b1/builds/1 HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n")
@@ -245,6 +238,16 @@ class PageTests(WebTestCase):
         self.assertEqual(
             response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"]
         )
+
+
+class RecordingClient(Protocol):
+    """A raw TCP client that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.received = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
 
 
 def live_producers() -> list[LogFileProducer]:
@@ -291,14 +294,7 @@ class LiveTests(WebTestCase):
         yield live.opened
         yield live.write(stdout="line 0\n")
 
-        class Client(Protocol):
-            def __init__(self) -> None:
-                self.received = b""
-
-            def dataReceived(self, data: bytes) -> None:
-                self.received += data
-
-        client = yield ClientCreator(reactor, Client).connectTCP(
+        client = yield ClientCreator(reactor, RecordingClient).connectTCP(
             "127.0.0.1", self.legacy_status().http_listener.getHost().port
         )
         client.transport.write(
