@@ -33,6 +33,12 @@ class Builders:
         for data in await master.data.get(("masters", master.masterid, "builders")):
             self.add(data)
 
+    async def load_configured(self, builders: list[Any]) -> None:
+        """The builders of this master's config, before the master runs them."""
+        for config in builders:
+            builderid = await self.master.data.updates.findBuilderId(config.name)
+            self.add({"name": config.name, "builderid": builderid, "tags": config.tags or []})
+
     def add(self, data: Mapping[str, Any]) -> BuilderStatus:
         """A builder this master runs, from the data API; new ones are announced."""
         builder = self.running.get(data["name"])

@@ -75,6 +75,7 @@ class EventFeed:
             await mq.startConsuming(self._on_build, ("builds", None, None)),
             await mq.startConsuming(self._on_step, ("steps", None, None)),
             await mq.startConsuming(self._on_log, ("logs", None, None)),
+            await mq.startConsuming(self._on_properties, ("builds", None, "properties", "update")),
         ]
 
     async def stop(self) -> None:
@@ -111,6 +112,9 @@ class EventFeed:
             state.queue.run(lambda: self._run_logged(self._build_started(state, msg)))
         elif key[2] == "finished":
             self._in_build(buildid, self._build_finished, msg)
+
+    def _on_properties(self, key: tuple[str, ...], msg: _Message) -> None:
+        self._in_build(int(key[1]), self._properties_updated, msg)
 
     def _on_step(self, key: tuple[str, ...], msg: _Message) -> None:
         self._step_builds[msg["stepid"]] = msg["buildid"]
@@ -187,19 +191,36 @@ class EventFeed:
         build = BuildStatus(builder, msg["number"], msg["buildid"])
         await build.refresh(msg)
         state.status = build
-        builder.currentBuilds[build.number] = build
+        builder.build_started(build)
         for w in list(builder.watchers):
             returned = deliver(w, "buildStarted", builder.name, build)
             subscribe_returned(
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
             )
 
+    async def _properties_updated(self, state: _BuildState, msg: _Message) -> None:
+        assert state.status is not None
+        state.status.set_properties(dict(msg))
+
     async def _step_event(self, state: _BuildState, event: str, msg: _Message) -> None:
         step = self._step(state, msg)
         if event == "started" or (event == "finished" and not step.isStarted()):
             self._start_step(step, msg)
+        if event == "updated" and step.isStarted() and not step.isFinished():
+            self._update_step(step, msg)
         if event == "finished" and not step.isFinished():
             await self._finish_step(state, step, msg)
+
+    def _update_step(self, step: BuildStepStatus, msg: _Message, *, finished: bool = False) -> None:
+        """A step's text and text2 as the data API has them; their watchers hear of changes."""
+        text, text2 = step.getText(), step.text2
+        step.update(msg, finished=finished)
+        if step.getText() != text:
+            for w in list(step.watchers):
+                deliver(w, "stepTextChanged", step.build, step, step.getText())
+        if step.text2 != text2:
+            for w in list(step.watchers):
+                deliver(w, "stepText2Changed", step.build, step, step.text2)
 
     def _step(self, state: _BuildState, msg: _Message) -> BuildStepStatus:
         step = state.steps.get(msg["stepid"])
@@ -215,6 +236,7 @@ class EventFeed:
         if step.isStarted():
             return
         step.mark_started(msg, self.master.reactor.seconds())
+        step.update(msg)
         build = step.build
         for w in list(build.watchers):
             returned = deliver(w, "stepStarted", build, step)
@@ -225,7 +247,7 @@ class EventFeed:
         for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
             if log_data["complete"]:
                 await self._log_event(state, log_data)
-        step.update(msg)
+        self._update_step(step, msg, finished=True)
         step.mark_finished()
         build = step.build
         for w in list(build.watchers):
@@ -272,10 +294,11 @@ class EventFeed:
                 await self._step_event(state, "finished", step_data)
         await build.refresh(msg)
         builder = build.builder
-        builder.currentBuilds.pop(build.number, None)
+        builder.build_finished(build)
         build.mark_finished()
         for w in list(builder.watchers):
             deliver(w, "buildFinished", builder.name, build, build.results)
+        builder.announce_state()
         del self._builds[build.buildid]
         for stepid in state.steps:
             self._step_builds.pop(stepid, None)

@@ -54,10 +54,19 @@ class Lookup:
         self.builders = builders
         self.mirrors = mirrors
         self._finished_builds: LRU[int, BuildStatus] = LRU(FINISHED_BUILDS_CACHE_SIZE)
+        # (builderid, number) -> buildid of the builds ever cached: a few
+        # integers a build.
+        self._by_number: dict[tuple[int, int], int] = {}
 
     def remember(self, build: BuildStatus) -> None:
         """A finished build the feed followed: lookups use the same objects."""
         self._finished_builds.put(build.buildid, build)
+        self._by_number[(build.builder.builderid, build.number)] = build.buildid
+
+    def cached_build(self, builderid: int, number: int) -> BuildStatus | None:
+        """A finished build at hand, without asking the database."""
+        buildid = self._by_number.get((builderid, number))
+        return None if buildid is None else self._finished_builds.get(buildid)
 
     async def locate_build(self, builder_name: str, number: int) -> BuildStatus | None:
         """A build by builder name and number, running or finished, or None."""
@@ -66,7 +75,7 @@ class Lookup:
         builder = await self.builders.named(builder_name)
         if builder is None:
             return None
-        build = builder.currentBuilds.get(number)
+        build = builder.running_build(number)
         if build is None:
             build = await self._load_build(builder, number)
         return build
@@ -124,5 +133,5 @@ class Lookup:
             for log_data in await data.get(("steps", step.stepid, "logs")) or []:
                 build.logfile_name_for(log_data["logid"], step.name, log_data["name"])
         if build.isFinished():
-            self._finished_builds.put(build.buildid, build)
+            self.remember(build)
         return build

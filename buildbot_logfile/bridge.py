@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import quote as _url_quote
 
 from buildbot import config
 from buildbot.util import service
@@ -32,6 +33,11 @@ from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 from buildbot_logfile.web import AnonymousAuthorizer, LegacyLogPages, PagesListener
 
 __all__ = ["LegacyStatus"]
+
+
+def _segment(name: str) -> str:
+    return _url_quote(name, safe="")
+
 
 # What a 0.8 status receiver has at least one of.
 _RECEIVER_METHODS = (
@@ -132,6 +138,8 @@ class LegacyStatus(service.BuildbotService):
         http_port: str | int | None = None,
     ) -> None:
         self.spool_dir = os.path.join(self.master.basedir, logdir)
+        # Receivers that ask for builder names as they attach find them.
+        await self.builders.load_configured(self.master.config.builders)
         await self._set_receivers(list(receivers or []))
         if isinstance(http_port, int):
             http_port = f"tcp:{http_port}:interface=127.0.0.1"
@@ -238,18 +246,41 @@ class LegacyStatus(service.BuildbotService):
     def getTitleURL(self) -> str:
         return str(self.master.config.titleURL)
 
+    @property
+    def basedir(self) -> str:
+        """0.8's C{Status.basedir}: the master's."""
+        return str(self.master.basedir)
+
     def getURLForThing(self, thing: Any) -> str | None:
-        """Where the modern web UI shows a builder, build, step or log."""
-        base = self.getBuildbotURL() + "#/builders/"
+        """
+        Where a build, step or log is shown: the old pages' URL
+        (C{.../builders/B/builds/N/steps/S/logs/L}) when the C{legacy_logs}
+        www plugin serves them, else the modern UI's.  Builders are always
+        the modern UI's (the old pages have no builder page).
+        """
+        ui = self.getBuildbotURL() + "#/builders/"
+        plugins = (getattr(self.master.config, "www", None) or {}).get("plugins") or {}
+        old = self.getBuildbotURL() + "plugins/legacy_logs" if "legacy_logs" in plugins else None
         if isinstance(thing, BuilderStatus):
-            return f"{base}{thing.builderid}"
+            return f"{ui}{thing.builderid}"
         if isinstance(thing, BuildStatus):
-            return f"{base}{thing.builder.builderid}/builds/{thing.number}"
+            if old is not None:
+                return f"{old}/builders/{_segment(thing.builder.name)}/builds/{thing.number}"
+            return f"{ui}{thing.builder.builderid}/builds/{thing.number}"
         if isinstance(thing, BuildStepStatus):
+            if old is not None:
+                return f"{self.getURLForThing(thing.build)}/steps/{_segment(thing.name)}/logs/"
             return f"{self.getURLForThing(thing.build)}/steps/{thing.number}"
         if isinstance(thing, LogFile):
+            if old is not None:
+                build = self.getURLForThing(thing.step.build)
+                return f"{build}/steps/{_segment(thing.step.name)}/logs/{_segment(thing.name)}"
             return f"{self.getURLForThing(thing.step)}/logs/{thing.name}"
         return None
+
+    def cached_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
+        """A finished build of C{builder} that the lookups have at hand."""
+        return None if self.lookup is None else self.lookup.cached_build(builder.builderid, number)
 
     @async_to_deferred
     async def getLogFile(

@@ -1,7 +1,15 @@
 import os
+import warnings
 from collections.abc import Iterator
 
 import pytest
+
+# Importing buildbot.test makes every warning an error; crossbar's
+# autobahn brings passlib, which imports the deprecated crypt module when
+# Buildbot's master imports autobahn.  Import that first, quietly.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import buildbot.master  # noqa: F401
 
 
 @pytest.fixture(autouse=True, scope="session")

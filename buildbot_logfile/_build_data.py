@@ -1,0 +1,49 @@
+"""
+Reading what 0.8's status objects show of a build from the data API: the
+one place a build's database rows become the values its C{BuildStatus}
+answers with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from buildbot_logfile._changes import LegacyChange, SourceStamp
+
+
+@dataclass
+class BuildData:
+    """A data-API build and what 0.8 showed with it."""
+
+    build: Mapping[str, Any]
+    properties: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    workername: str | None = None
+    reason: str = ""
+    sourcestamps: list[SourceStamp] = field(default_factory=list)
+    buildsetid: int | None = None
+
+
+async def load_build_data(data: Any, build: Mapping[str, Any]) -> BuildData:
+    """
+    C{build} (a data-API build, or an mq message about one) with its
+    properties, worker, reason (its buildset's), and the source stamps it
+    was built from, each with the changes made on it.
+    """
+    found = BuildData(build)
+    found.properties = dict(await data.get(("builds", build["buildid"], "properties")) or {})
+    if build.get("workerid") is not None:
+        worker = await data.get(("workers", build["workerid"]))
+        found.workername = worker["name"] if worker else None
+    request = await data.get(("buildrequests", build["buildrequestid"]))
+    if request is not None:
+        buildset = await data.get(("buildsets", request["buildsetid"])) or {}
+        found.buildsetid = request["buildsetid"]
+        found.reason = buildset.get("reason") or ""
+        for ss in buildset.get("sourcestamps") or []:
+            changes = await data.get(("sourcestamps", ss["ssid"], "changes")) or []
+            found.sourcestamps.append(
+                SourceStamp.from_data(ss, [LegacyChange.from_data(c) for c in changes])
+            )
+    return found

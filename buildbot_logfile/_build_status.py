@@ -1,0 +1,278 @@
+"""0.8's C{BuildStatus}."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from buildbot.process.properties import Properties
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from buildbot_logfile._build_data import BuildData, load_build_data
+from buildbot_logfile._status_base import Watched, epoch, words
+
+if TYPE_CHECKING:
+    from buildbot_logfile._builder_status import BuilderStatus
+    from buildbot_logfile._changes import LegacyChange, SourceStamp
+    from buildbot_logfile._step_status import BuildStepStatus
+    from buildbot_logfile.logfile import LogFile
+
+_UNSAFE_FILENAME_CHARS = re.compile(r"[^\w.-]")
+
+
+class BuildStatus(Watched):
+    """
+    One build as 0.8 receivers saw it, filled from the data API (L{fill})
+    before a receiver sees it and as events arrive: its properties are
+    current at every event, its steps are those the build has so far.
+    """
+
+    def __init__(self, builder: BuilderStatus, number: int, buildid: int) -> None:
+        super().__init__()
+        self.builder = builder
+        self.number = number
+        self.buildid = buildid
+        self.steps: list[BuildStepStatus] = []
+        self.properties = Properties()
+        self.properties.build = self  # for Interpolate("%(src::revision)s")
+        self.reason = ""
+        self.results: int | None = None
+        self.text: list[str] = []
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.sourcestamps: list[SourceStamp] = []
+        self.workername: str | None = None
+        self.buildsetid: int | None = None
+        self.logfilenames: set[str] = set()
+        self._logfile_names: dict[int, str] = {}
+
+    async def refresh(self, build: Any) -> None:
+        """L{fill} from a data-API build (or an mq message about one)."""
+        self.fill(await load_build_data(self.builder.master.data, build))
+
+    def fill(self, data: BuildData) -> None:
+        """Take what the database says of this build now."""
+        build = data.build
+        self.set_properties(data.properties, replace=True)
+        self.workername = data.workername
+        self.reason = data.reason
+        self.sourcestamps = list(data.sourcestamps)
+        self.buildsetid = data.buildsetid
+        self.started = epoch(build.get("started_at"))
+        self.finished = epoch(build.get("complete_at"))
+        self.results = build.get("results")
+        self.text = words(build.get("state_string"))
+
+    def set_properties(self, properties: dict[str, Any], *, replace: bool = False) -> None:
+        """Properties as the data API gives them: C{{name: (value, source)}}."""
+        if replace:
+            self.properties = Properties()
+            self.properties.build = self
+        for name, (value, source) in properties.items():
+            self.properties.setProperty(name, value, source)
+
+    # The 0.8 API
+
+    def getBuilder(self) -> BuilderStatus:
+        return self.builder
+
+    def getNumber(self) -> int:
+        return self.number
+
+    def getPreviousBuild(self) -> BuildStatus | None:
+        """The build of this builder numbered one less, if there is one."""
+        return self.builder.getBuild(self.number - 1) if self.number > 0 else None
+
+    def getNextBuild(self) -> BuildStatus | None:
+        """The build of this builder numbered one more, if there is one."""
+        return self.builder.getBuild(self.number + 1)
+
+    def getSourceStamps(self, absolute: bool = False) -> list[SourceStamp]:
+        """
+        What the build was built from, one stamp per codebase (0.8.7+);
+        with C{absolute}, at the revisions it got (C{got_revision}).
+        """
+        if not absolute:
+            return list(self.sourcestamps)
+        got = self.getAllGotRevisions()
+        return [ss.getAbsoluteSourceStamp(got.get(ss.codebase)) for ss in self.sourcestamps]
+
+    def getAllSourceStamps(self) -> list[SourceStamp]:
+        """Buildbot's name for L{getSourceStamps}, which C{Interpolate("%(src::...)s")} uses."""
+        return self.getSourceStamps()
+
+    def allChanges(self) -> list[LegacyChange]:
+        """Buildbot's name for L{getChanges}, which renderables use."""
+        return self.getChanges()
+
+    def getSourceStamp(self, codebase: str | None = None) -> SourceStamp | None:
+        """0.8.0-0.8.6's single source stamp: the first, or the one of C{codebase}."""
+        for ss in self.sourcestamps:
+            if codebase is None or ss.codebase == codebase:
+                return ss
+        return None
+
+    def getReason(self) -> str:
+        return self.reason
+
+    def getChanges(self) -> list[LegacyChange]:
+        """The changes of the build's own source stamps, oldest first."""
+        seen: dict[int | None, LegacyChange] = {}
+        for ss in self.sourcestamps:
+            for change in ss.changes:
+                seen.setdefault(change.number, change)
+        return sorted(seen.values(), key=lambda c: c.number or 0)
+
+    def getRevisions(self) -> str:
+        """The changes' revisions, as 0.8 listed them."""
+        return ", ".join(str(c.revision) for c in self.getChanges() if c.revision is not None)
+
+    def getResponsibleUsers(self) -> list[str]:
+        """The changes' authors and a patch's author, sorted, each once (0.8's blamelist)."""
+        users = {c.who for c in self.getChanges() if c.who}
+        users.update(
+            ss.patch_info[0] for ss in self.sourcestamps if ss.patch_info and ss.patch_info[0]
+        )
+        return sorted(users)
+
+    def getInterestedUsers(self) -> list[str]:
+        """The responsible users and the build's owners (C{owner}/C{owners} properties)."""
+        users = set(self.getResponsibleUsers())
+        owners = self.getProperty("owners") or []
+        users.update(owners if isinstance(owners, list) else [owners])
+        if self.getProperty("owner"):
+            users.add(self.getProperty("owner"))
+        return sorted(str(u) for u in users)
+
+    def getAllGotRevisions(self) -> dict[str, str]:
+        """C{got_revision} by codebase; a plain string is the default codebase's."""
+        got = self.getProperty("got_revision")
+        if isinstance(got, dict):
+            return {str(k): str(v) for k, v in got.items()}
+        return {"": str(got)} if got is not None else {}
+
+    def getSteps(self) -> list[BuildStepStatus]:
+        """The steps the build has so far, in order (all of them once it finished)."""
+        return self.steps
+
+    def getCurrentStep(self) -> BuildStepStatus | None:
+        """The step running now, if any."""
+        for step in self.steps:
+            if step.isStarted() and not step.isFinished():
+                return step
+        return None
+
+    def getTimes(self) -> tuple[float | None, float | None]:
+        return (self.started, self.finished)
+
+    def getETA(self) -> float | None:
+        """Seconds left: not estimated (None), as 0.8 answered without progress data."""
+        return None
+
+    def getText(self) -> list[str]:
+        """The build's text as 0.8's list of words."""
+        return self.text
+
+    def getResults(self) -> int | None:
+        return self.results
+
+    def getWorkername(self) -> str | None:
+        return self.workername
+
+    getSlavename = getWorkername
+
+    def getProperty(self, name: str, default: Any = None) -> Any:
+        return self.properties.getProperty(name, default)
+
+    def getProperties(self) -> Properties:
+        return self.properties
+
+    def getLogs(self) -> list[LogFile]:
+        return [lf for step in self.steps for lf in step.getLogs()]
+
+    def getTestResults(self) -> dict[Any, Any]:
+        """0.8's test results; Buildbot 4 keeps them elsewhere: none here."""
+        return {}
+
+    def getStep(self, name: str) -> BuildStepStatus | None:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        return None
+
+    def render(self, value: Any) -> Any:
+        """
+        C{value} rendered with this build's properties (C{Interpolate},
+        C{WithProperties}, C{Property}...), at once, as 0.8 did.  A
+        renderable that can only answer later raises C{RuntimeError}.
+        """
+        rendered: list[Any] = []
+        defer.maybeDeferred(self.properties.render, value).addBoth(rendered.append)
+        if not rendered:
+            raise RuntimeError(f"{value!r} does not render at once")
+        if isinstance(rendered[0], Failure):
+            rendered[0].raiseException()
+        return rendered[0]
+
+    def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
+        """
+        Deliver this build's step events to C{receiver}.  ETA updates
+        (C{buildETAUpdate}) are not estimated: the interval is accepted and
+        ignored.
+        """
+        self.watchers.append(receiver)
+
+    def asDict(self) -> dict[str, Any]:
+        """As 0.8's JSON status gave it."""
+        status = self.builder.status
+        current = self.getCurrentStep()
+        return {
+            "builderName": self.builder.name,
+            "number": self.number,
+            "sourceStamps": [ss.asDict() for ss in self.getSourceStamps()],
+            "reason": self.reason,
+            "blame": self.getResponsibleUsers(),
+            "properties": self.properties.asList(),
+            "times": self.getTimes(),
+            "text": self.getText(),
+            "results": self.results,
+            "slave": self.workername,
+            "logs": [[lf.getName(), status.getURLForThing(lf)] for lf in self.getLogs()],
+            "eta": self.getETA(),
+            "steps": [step.asDict() for step in self.steps],
+            "currentStep": current.asDict() if current is not None else None,
+        }
+
+    # Beyond 0.8: what the bridge and the lookups use
+
+    def add_step(self, step: BuildStepStatus) -> None:
+        """A step the data API told of, kept in step-number order."""
+        self.steps.append(step)
+        self.steps.sort(key=lambda s: s.number)
+
+    def generateLogfileName(self, stepname: str, logname: str) -> str:
+        """
+        0.8's rule: C{<number>-log-<step>-<log>}, characters outside
+        C{[\\w.-]} turned into C{_}, and C{_0}, C{_1}... on collision.
+        """
+        start = _UNSAFE_FILENAME_CHARS.sub("_", f"{self.number}-log-{stepname}-{logname}")
+        filename = start
+        counter = 0
+        while filename in self.logfilenames:
+            filename = f"{start}_{counter}"
+            counter += 1
+        self.logfilenames.add(filename)
+        return filename
+
+    def logfile_name_for(self, logid: int, stepname: str, logname: str) -> str:
+        """The spool name of one log of the database: generated once, in log order."""
+        name = self._logfile_names.get(logid)
+        if name is None:
+            name = self._logfile_names[logid] = self.generateLogfileName(stepname, logname)
+        return name
+
+    @property
+    def changes(self) -> list[LegacyChange]:
+        """0.8's attribute: L{getChanges}."""
+        return self.getChanges()

@@ -1,0 +1,94 @@
+"""
+What 0.8's status objects share: subscriptions, finishing, and the data
+API's values as 0.8 spelled them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime
+from typing import Any
+
+from twisted.internet import defer
+
+_UNESCAPED_DIRNAME_CHARS = re.compile(r"[A-Za-z0-9-]+")
+# Escaped builder names longer than this are cut and given a digest: file
+# systems allow 255 bytes a name.
+_MAX_DIRNAME = 200
+
+
+def builder_dirname(name: str) -> str:
+    """
+    The spool directory of a builder: its name, with every other character
+    than ASCII letters, digits and C{-} written as C{_} and the hex of its
+    UTF-8 bytes, so that two builders never share one (0.8 turned them all
+    into C{_}: C{x"y} and C{x_y} shared a directory) and none is C{.} or
+    C{..}.
+    """
+    parts = []
+    pos = 0
+    for match in _UNESCAPED_DIRNAME_CHARS.finditer(name):
+        parts.append("".join(f"_{b:02x}" for b in name[pos : match.start()].encode()))
+        parts.append(match.group())
+        pos = match.end()
+    parts.append("".join(f"_{b:02x}" for b in name[pos:].encode()))
+    dirname = "".join(parts) or "_"
+    if len(dirname) > _MAX_DIRNAME:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        dirname = f"{dirname[: _MAX_DIRNAME - 17]}_{digest}"
+    return dirname
+
+
+def epoch(value: datetime | float | None) -> float | None:
+    """
+    A data-API time as seconds since the epoch: the data API gives a
+    C{datetime}, a message that crossed a WAMP router a number.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value)
+
+
+def words(state_string: str | None) -> list[str]:
+    """
+    A state string as 0.8's text, a list of words: C{"'make all'
+    (warnings)"} is C{["'make", "all'", "(warnings)"]}, as 0.8 split it.
+    """
+    return state_string.split() if state_string else []
+
+
+class Watched:
+    """Something receivers subscribe to, that finishes once."""
+
+    def __init__(self) -> None:
+        self.watchers: list[Any] = []
+        self._finished = False
+        self._finish_waiters: list[defer.Deferred[Any]] = []
+
+    def unsubscribe(self, receiver: Any) -> None:
+        """Deliver nothing more to C{receiver}."""
+        if receiver in self.watchers:
+            self.watchers.remove(receiver)
+
+    def isFinished(self) -> bool:
+        return self._finished
+
+    def waitUntilFinished(self) -> defer.Deferred[Any]:
+        """A Deferred that fires with this object once it is finished."""
+        if self._finished:
+            return defer.succeed(self)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._finish_waiters.append(d)
+        return d
+
+    def mark_finished(self) -> None:
+        """Finished from now on: those waiting are told."""
+        if self._finished:
+            return
+        self._finished = True
+        waiters, self._finish_waiters = self._finish_waiters, []
+        for d in waiters:
+            d.callback(self)

@@ -1,0 +1,142 @@
+"""0.8's C{BuildStepStatus}."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from buildbot.process.results import SKIPPED, SUCCESS
+
+from buildbot_logfile._status_base import Watched, epoch, words
+
+if TYPE_CHECKING:
+    from buildbot_logfile._build_status import BuildStatus
+    from buildbot_logfile.logfile import LogFile
+
+
+class BuildStepStatus(Watched):
+    """
+    One step of a build, filled from data-API steps (L{update}) as events
+    arrive: its text follows the step's state string while it runs.
+    """
+
+    def __init__(self, build: BuildStatus, name: str, number: int, stepid: int) -> None:
+        super().__init__()
+        self.build = build
+        self.name = name
+        self.number = number
+        self.stepid = stepid
+        self.logs: list[LogFile] = []
+        self.results: int | None = None
+        self.text: list[str] = []
+        self.text2: list[str] = []
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.urls: dict[str, str] = {}
+        self.hidden = False
+        self.statistics: dict[str, Any] = {}
+
+    @property
+    def step_number(self) -> int:
+        """0.8's name for the step's number in its build."""
+        return self.number
+
+    @classmethod
+    def from_data(cls, build: BuildStatus, step: Mapping[str, Any]) -> BuildStepStatus:
+        """A step of C{build} from a data-API step, finished if it is complete."""
+        status = cls(build, step["name"], step["number"], step["stepid"])
+        status.update(step)
+        if step.get("started_at") is not None:
+            status.started = epoch(step["started_at"])
+        if step.get("complete"):
+            status.update(step, finished=True)
+            status.mark_finished()
+        return status
+
+    def mark_started(self, step: Mapping[str, Any], now: float) -> None:
+        """Started at the data-API step's C{started_at}, or C{now} if it has none."""
+        if self.started is None:
+            self.started = epoch(step.get("started_at")) or now
+
+    def update(self, step: Mapping[str, Any], *, finished: bool = False) -> None:
+        """
+        Take what a data-API step says now: its text, URLs and hidden flag,
+        and once C{finished} its times and results (0.8 had none before).
+        """
+        self.text = words(step.get("state_string"))
+        self.urls = {u["name"]: u["url"] for u in step.get("urls") or []}
+        self.hidden = bool(step.get("hidden"))
+        if finished:
+            self.started = epoch(step.get("started_at")) or self.started
+            self.finished = epoch(step.get("complete_at"))
+            self.results = step.get("results")
+            # 0.8's summary for the build's own text: the step's name when
+            # it did not succeed.
+            self.text2 = [] if self.results in (SUCCESS, SKIPPED, None) else [self.name]
+
+    def getName(self) -> str:
+        return self.name
+
+    def getBuild(self) -> BuildStatus:
+        return self.build
+
+    def getLogs(self) -> list[LogFile]:
+        return self.logs
+
+    def getResults(self) -> tuple[int | None, list[str]]:
+        """0.8's C{(result, text2)}; C{(None, [])} while running."""
+        return (self.results, self.text2)
+
+    def getText(self) -> list[str]:
+        """The step's text as 0.8's list of words, current while it runs."""
+        return self.text
+
+    def getTimes(self) -> tuple[float | None, float | None]:
+        return (self.started, self.finished)
+
+    def isStarted(self) -> bool:
+        return self.started is not None
+
+    def isHidden(self) -> bool:
+        return self.hidden
+
+    def getURLs(self) -> dict[str, str]:
+        return dict(self.urls)
+
+    def getStatistic(self, name: str, default: Any = None) -> Any:
+        """Buildbot 4 keeps no step statistics: C{default}."""
+        return self.statistics.get(name, default)
+
+    def getStatistics(self) -> dict[str, Any]:
+        return dict(self.statistics)
+
+    def getExpectations(self) -> list[tuple[str, int, int]]:
+        """0.8's progress expectations; Buildbot 4 has none."""
+        return []
+
+    def getETA(self) -> float | None:
+        """Seconds left for this step: not estimated (see C{BuildStatus.getETA})."""
+        return None
+
+    def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
+        """Deliver this step's text changes and log events to C{receiver}."""
+        self.watchers.append(receiver)
+
+    def asDict(self) -> dict[str, Any]:
+        """As 0.8's JSON status gave it."""
+        status = self.build.builder.status
+        return {
+            "name": self.getName(),
+            "text": self.getText(),
+            "results": self.getResults(),
+            "isStarted": self.isStarted(),
+            "isFinished": self.isFinished(),
+            "statistics": self.getStatistics(),
+            "times": self.getTimes(),
+            "expectations": self.getExpectations(),
+            "eta": self.getETA(),
+            "urls": self.getURLs(),
+            "step_number": self.step_number,
+            "hidden": self.hidden,
+            "logs": [[lf.getName(), status.getURLForThing(lf)] for lf in self.getLogs()],
+        }

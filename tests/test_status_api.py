@@ -1,0 +1,281 @@
+"""
+The 0.8 status API that plugins call, on a real master with real builds:
+each value checked against the data API it comes from.  The receivers are
+written as 0.8 authors wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import treq
+from buildbot.plugins import schedulers, steps, util
+from buildbot.process.buildstep import BuildStep
+from buildbot.process.results import SUCCESS
+from twisted.internet import defer
+
+from buildbot_logfile.base import StatusReceiverMultiService
+from buildbot_logfile.bridge import LegacyStatus
+from tests.masters import MasterTestCase, Recorder, poll, python_step
+
+
+class Snapshots(StatusReceiverMultiService):
+    """Keeps what a 0.8 plugin would read at each event."""
+
+    def __init__(self) -> None:
+        StatusReceiverMultiService.__init__(self)
+        self.seen: list[tuple[Any, ...]] = []
+        self.texts: dict[str, defer.Deferred[None]] = {}
+        self.finished: defer.Deferred[Any] = defer.Deferred()
+        self.builder_names_at_attach: list[str] | None = None
+
+    def setServiceParent(self, parent: Any) -> Any:
+        d = StatusReceiverMultiService.setServiceParent(self, parent)
+        self.builder_names_at_attach = parent.getStatus().getBuilderNames()
+        parent.getStatus().subscribe(self)
+        return d
+
+    def builderAdded(self, name: str, builder: Any) -> Any:
+        return self
+
+    def builderChangedState(self, name: str, state: str) -> None:
+        self.seen.append(("builderChangedState", name, state))
+
+    def buildStarted(self, name: str, build: Any) -> Any:
+        return self
+
+    def stepStarted(self, build: Any, step: Any) -> Any:
+        self.seen.append(("stepStarted", step.getName(), build.getProperty("mid")))
+        return self
+
+    def stepTextChanged(self, build: Any, step: Any, text: list[str]) -> None:
+        self.seen.append(("stepTextChanged", step.getName(), list(text)))
+        waiting = self.texts.get(" ".join(text))
+        if waiting is not None and not waiting.called:
+            waiting.callback(None)
+
+    def buildFinished(self, name: str, build: Any, results: int) -> None:
+        if not self.finished.called:
+            self.finished.callback(build)
+
+
+class Talkative(BuildStep):
+    """
+    A step whose text changes while it runs, as a 0.8 step's did: it goes
+    on to the next text once the receiver has seen the last.
+    """
+
+    def __init__(self, texts: list[str], receiver: Snapshots, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.texts = texts
+        self.receiver = receiver
+        self.now = "starting"
+
+    def getCurrentSummary(self) -> dict[str, str]:
+        return {"step": self.now}
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        for text in self.texts:
+            seen = self.receiver.texts[text] = defer.Deferred()
+            self.now = text
+            self.updateSummary()
+            yield seen
+        return SUCCESS
+
+
+class StatusAPITests(MasterTestCase):
+    @defer.inlineCallbacks
+    def start(self, build_steps: list, **kwargs: Any) -> defer.Generator:
+        yield self.start_master(
+            {"b1": build_steps},
+            receivers=[self.snapshots],
+            schedulers=[
+                schedulers.ForceScheduler(name="force", builderNames=["b1"]),
+                schedulers.SingleBranchScheduler(
+                    name="main", change_filter=util.ChangeFilter(branch="main"),
+                    treeStableTimer=None, builderNames=["b1"],
+                ),
+            ],
+            **kwargs,
+        )  # fmt: skip
+
+    def setUp(self) -> None:
+        self.snapshots = Snapshots()
+
+    @defer.inlineCallbacks
+    def test_source_stamps_changes_users_and_revisions(self) -> defer.Generator:
+        yield self.start([python_step("emit", "print('built')")])
+        yield self.master.data.updates.addChange(
+            author="Alice <alice@example.org>", committer="Carol <carol@example.org>",
+            files=["src/b.c", "src/a.c"], comments="fix the frobnicator", revision="abc1234",
+            branch="main", repository="https://example.org/repo.git", project="frob",
+            codebase="", when_timestamp=1700000000, revlink="https://example.org/c/abc1234",
+        )  # fmt: skip
+        build = yield self.snapshots.finished
+        (change,) = yield self.master.data.get(("changes",))
+        (ss,) = build.getSourceStamps()
+        self.assertIs(build.getSourceStamp(), ss)
+        self.assertEqual(
+            (ss.branch, ss.revision, ss.repository, ss.project, ss.codebase, ss.patch),
+            ("main", "abc1234", "https://example.org/repo.git", "frob", "", None),
+        )
+        (got,) = build.getChanges()
+        self.assertEqual(ss.changes, (got,))
+        self.assertEqual(
+            (got.number, got.who, got.author, got.comments, got.files, got.revision, got.when),
+            (change["changeid"], "Alice <alice@example.org>", "Alice <alice@example.org>",
+             "fix the frobnicator", ["src/a.c", "src/b.c"], "abc1234", 1700000000),
+        )  # fmt: skip
+        self.assertIn("fix the frobnicator", got.asText())
+        self.assertIn('<a href="https://example.org/c/abc1234">abc1234</a>', got.asHTML())
+        self.assertEqual(got.asDict()["number"], change["changeid"])
+        self.assertEqual(build.getResponsibleUsers(), ["Alice <alice@example.org>"])
+        self.assertEqual(build.getRevisions(), "abc1234")
+        self.assertEqual(ss.asDict()["changes"], [got.asDict()])
+        self.assertEqual(
+            build.getReason(),
+            "The SingleBranchScheduler scheduler named 'main' triggered this build",
+        )
+        self.assertEqual(build.changes, [got])
+
+    @defer.inlineCallbacks
+    def test_a_patch_and_its_author(self) -> defer.Generator:
+        yield self.start([python_step("emit", "print('patched')")])
+        builderid = yield self.master.data.updates.findBuilderId("b1")
+        yield self.master.data.updates.addBuildset(
+            waited_for=False,
+            scheduler="force",
+            reason="try",
+            builderids=[builderid],
+            sourcestamps=[{
+                "branch": "main", "revision": "def5678", "repository": "r", "project": "p",
+                "codebase": "", "patch_body": b"--- a\n+++ b\n", "patch_level": 1,
+                "patch_author": "Dave <dave@example.org>", "patch_comment": "try this",
+                "patch_subdir": ".",
+            }],
+        )  # fmt: skip
+        build = yield self.snapshots.finished
+        ss = build.getSourceStamp()
+        self.assertEqual(ss.patch, (1, "--- a\n+++ b\n", "."))
+        self.assertEqual(ss.patch_info, ("Dave <dave@example.org>", "try this"))
+        self.assertEqual(build.getResponsibleUsers(), ["Dave <dave@example.org>"])
+        self.assertEqual(build.getChanges(), [])
+        as_dict = ss.asDict()
+        self.assertEqual(
+            {k: as_dict[k] for k in ("hasPatch", "patch_level", "patch_author", "revision")},
+            {"hasPatch": True, "patch_level": 1, "patch_author": "Dave <dave@example.org>",
+             "revision": "def5678"},
+        )  # fmt: skip
+
+    @defer.inlineCallbacks
+    def test_live_step_text_properties_and_builder_state(self) -> defer.Generator:
+        yield self.start([
+            Talkative(["one", "two words"], self.snapshots, name="talk"),
+            steps.SetProperty(property="mid", value="set mid-build", name="setter"),
+            python_step("after", "print(1)"),
+        ])  # fmt: skip
+        yield self.force("b1")
+        build = yield self.snapshots.finished
+        seen = self.snapshots.seen
+        self.assertEqual(seen[0], ("builderChangedState", "b1", "idle"))  # at subscribe
+        self.assertEqual(seen[1], ("builderChangedState", "b1", "building"))
+        # idle once the build's end is told
+        yield poll(lambda: seen[-1] == ("builderChangedState", "b1", "idle"), "idle")
+        # text, as it changed while the step ran
+        changes = [e[2] for e in seen if e[0] == "stepTextChanged" and e[1] == "talk"]
+        self.assertIn(["one"], changes)
+        self.assertIn(["two", "words"], changes)
+        # a property a step set is there at the next event
+        self.assertIn(("stepStarted", "after", "set mid-build"), seen)
+        self.assertIn(("stepStarted", "setter", None), seen)
+        props = yield self.master.data.get(("builds", build.buildid, "properties"))
+        self.assertEqual(build.getProperties().asDict(), {k: tuple(v) for k, v in props.items()})
+        data = yield self.master.data.get(("builds", build.buildid))
+        self.assertEqual(build.getText(), data["state_string"].split())
+        talk = build.getSteps()[1]
+        step_data = yield self.master.data.get(("steps", talk.stepid))
+        self.assertEqual(talk.getText(), step_data["state_string"].split())
+        self.assertEqual(talk.getResults(), (SUCCESS, []))
+        self.assertEqual(talk.step_number, step_data["number"])
+        self.assertFalse(talk.isHidden())
+        self.assertIsNone(build.getCurrentStep())
+
+    @defer.inlineCallbacks
+    def test_render_and_as_dict(self) -> defer.Generator:
+        yield self.start([python_step("emit", "print(1)")])
+        yield self.master.data.updates.addChange(
+            author="a", files=[], comments="c", revision="r1", branch="main", codebase=""
+        )
+        build = yield self.snapshots.finished
+        rendered = build.render(util.Interpolate("%(prop:buildername)s at %(src::revision)s"))
+        self.assertEqual(rendered, "b1 at r1")
+        self.assertEqual(build.render(util.Property("buildnumber")), 1)
+        self.assertEqual(build.render("plain"), "plain")
+        as_dict = build.asDict()
+        self.assertEqual(
+            sorted(as_dict),
+            sorted(["builderName", "number", "sourceStamps", "reason", "blame", "properties",
+                    "times", "text", "results", "slave", "logs", "eta", "steps", "currentStep"]),
+        )  # fmt: skip
+        self.assertEqual(
+            (as_dict["builderName"], as_dict["number"], as_dict["slave"]), ("b1", 1, "local1")
+        )
+        self.assertEqual([s["name"] for s in as_dict["steps"]], ["worker_preparation", "emit"])
+        self.assertEqual(as_dict["logs"][0][0], "stdio")
+        builder = build.getBuilder()
+        self.assertEqual(builder.asDict()["state"], "idle")
+        self.assertEqual(builder.currentBuilds, [])
+        self.assertEqual(builder.category, None)
+        self.assertFalse(builder.matchesAnyTag(["x"]))
+
+    @defer.inlineCallbacks
+    def test_builder_names_are_known_as_receivers_attach(self) -> defer.Generator:
+        yield self.start([python_step("emit", "print(1)")])
+        self.assertEqual(self.snapshots.builder_names_at_attach, ["b1"])
+        self.assertEqual(self.legacy_status().basedir, self.master.basedir)
+
+    @defer.inlineCallbacks
+    def test_urls_for_things_are_the_old_pages_where_the_plugin_serves_them(
+        self,
+    ) -> defer.Generator:
+        www = {"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}}
+        yield self.start([python_step("emit", "print('here')")], www=www)
+        self.master.config.buildbotURL = f"http://127.0.0.1:{self.master.www.getPortnum()}/"
+        yield self.force("b1")
+        build = yield self.snapshots.finished
+        status = self.legacy_status()
+        (log,) = build.getLogs()
+        url = status.getURLForThing(log)
+        self.assertEqual(
+            url,
+            status.getBuildbotURL()
+            + "plugins/legacy_logs/builders/b1/builds/1/steps/emit/logs/stdio",
+        )
+        response = yield treq.get(url + "/text", persistent=False)
+        self.assertEqual((yield treq.content(response)), b"here\n")
+        response = yield treq.get(status.getURLForThing(build), persistent=False)
+        self.assertEqual(response.code, 200)
+        self.assertTrue(status.getURLForThing(build.getBuilder()).endswith("#/builders/1"))
+
+
+class WithoutThePlugin(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_urls_for_things_are_the_modern_ui_otherwise(self) -> defer.Generator:
+        recorder = Recorder()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[recorder])
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        build = yield self.legacy_status().lookup.locate_build("b1", 1)
+        (log,) = build.getLogs() or [
+            (yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio"))
+        ]
+        self.assertTrue(
+            self.legacy_status().getURLForThing(build).endswith("#/builders/1/builds/1")
+        )
+        self.assertTrue(
+            self.legacy_status()
+            .getURLForThing(log)
+            .endswith("#/builders/1/builds/1/steps/1/logs/stdio")
+        )
+        self.assertIsInstance(self.legacy_status(), LegacyStatus)
