@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from buildbot_logfile._delivery import deliver
@@ -67,11 +67,56 @@ class BuilderStatus(Watched):
         return self.getCurrentBuilds()
 
     def getBuild(self, number: int) -> BuildStatus | None:
-        """A running build, or one the lookups have at hand."""
-        build = self._current.get(number)
-        if build is None:
-            build = self.status.cached_build(self, number)
-        return build
+        """
+        Build C{number} of this builder, running or finished, including
+        builds from before this master or service started; a negative
+        number counts from the newest (C{-1} is the newest).  A finished
+        build not at hand is read from the database at once, as 0.8 read
+        it from disk.
+        """
+        build = self._current.get(number) if number >= 0 else None
+        return build if build is not None else self.status.find_build(self, number)
+
+    def getBuildByNumber(self, number: int) -> BuildStatus | None:
+        return self.getBuild(number) if number >= 0 else None
+
+    def getLastFinishedBuild(self) -> BuildStatus | None:
+        """The newest build that finished."""
+        return next(self.generateFinishedBuilds(num_builds=1), None)
+
+    def generateFinishedBuilds(
+        self,
+        branches: Iterable[str | None] = (),
+        num_builds: int | None = None,
+        max_buildnum: int | None = None,
+        finished_before: float | None = None,
+        results: Iterable[int] | None = None,
+        max_search: int = 200,
+        filter_fn: Callable[[BuildStatus], bool] | None = None,
+    ) -> Iterator[BuildStatus]:
+        """
+        Finished builds, newest first, as 0.8 filtered them: on one of
+        C{branches} (any if none; C{None} is the default branch), numbered
+        at most C{max_buildnum}, finished before C{finished_before}, with
+        one of C{results}, passing C{filter_fn}; at most C{num_builds} of
+        them, looking at C{max_search} builds at most.
+        """
+        branches = set(branches)
+        wanted = set(results) if results is not None else None
+        got = 0
+        for build in self.status.finished_builds(self, max_buildnum, max_search):
+            if branches and not branches & {ss.branch for ss in build.getSourceStamps()}:
+                continue
+            if finished_before is not None and (build.finished or 0) >= finished_before:
+                continue
+            if wanted is not None and build.results not in wanted:
+                continue
+            if filter_fn is not None and not filter_fn(build):
+                continue
+            yield build
+            got += 1
+            if num_builds is not None and got >= num_builds:
+                return
 
     def subscribe(self, receiver: Any) -> None:
         """Deliver this builder's events to C{receiver}, starting with its state."""

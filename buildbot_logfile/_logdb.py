@@ -67,6 +67,50 @@ class LogReader:
         )
 
     def read_lines(self, logid: int, first: int, last: int) -> defer.Deferred[str]:
+        """See L{_lines_reader}."""
+        return self.do(self._lines_reader(logid, first, last))
+
+    def read_lines_now(self, logid: int, first: int, last: int) -> str:
+        """L{read_lines}, waited for here (see L{blocking})."""
+        return self.blocking(self._lines_reader(logid, first, last))
+
+    def blocking(self, f: Callable[[Any], Any], timeout: float = 30.0) -> Any:
+        """
+        Run C{f(connection)} in a database thread and wait for it here:
+        for 0.8's status, which answered at once, and only for the few
+        queries of one build or one batch of lines.  The database threads
+        never wait for the reactor, so this cannot deadlock; it fails
+        after C{timeout} seconds rather than hang.
+        """
+        if self._closed:
+            raise RuntimeError("the log reader is closed")
+        done = threading.Event()
+        outcome: list[tuple[bool, Any]] = []
+
+        def run() -> None:
+            try:
+                if self._threads is not None:
+                    outcome.append((True, self._with_connection(f)))
+                else:
+                    with self.master.db.pool.engine.connect() as conn:
+                        outcome.append((True, f(conn)))
+            except BaseException as e:
+                outcome.append((False, e))
+            finally:
+                done.set()
+
+        # The master's own database threads, where it has no file of its
+        # own to read (Buildbot's DBThreadPool keeps its pool there).
+        pool = self._threads if self._threads is not None else self.master.db.pool._pool
+        pool.callInThread(run)
+        if not done.wait(timeout):
+            raise TimeoutError(f"the database did not answer within {timeout} s")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    def _lines_reader(self, logid: int, first: int, last: int) -> Callable[[Any], str]:
         """
         Lines C{first..last} of a log (or those of its first L{BATCH_CHUNKS}
         chunks), each ending in a newline: only lines that follow on from
@@ -113,7 +157,7 @@ class LogReader:
                 parts.append("\n".join(lines[start:stop]) + "\n")
             return "".join(parts)
 
-        return self.do(read)
+        return read
 
     def _with_connection(self, f: Callable[[Any], Any]) -> Any:
         if self._conn is None:

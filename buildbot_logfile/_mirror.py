@@ -39,6 +39,13 @@ _STREAM_RUN = re.compile(r"(?:o[^\n]*\n)+|(?:e[^\n]*\n)+|(?:h[^\n]*\n)+|[^\n]*\n
 FINISHED_CACHE_SIZE = 64
 
 
+def chunks_of(logtype: str, text: str) -> list[tuple[int, str]]:
+    """The C{(channel, text)} chunks of lines of a log of this type read from the database."""
+    if logtype == "s":
+        return list(stream_chunks(text))
+    return [(STDERR if logtype == "h" else STDOUT, text)]
+
+
 def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
     """C{(channel, text)} chunks of a stream log's raw lines."""
     for match in _STREAM_RUN.finditer(text):
@@ -97,9 +104,7 @@ class LogMirror:
 
     def chunks_of(self, text: str) -> list[tuple[int, str]]:
         """The C{(channel, text)} chunks of lines read from the database."""
-        if self.type == "s":
-            return list(stream_chunks(text))
-        return [(STDERR if self.type == "h" else STDOUT, text)]
+        return chunks_of(self.type, text)
 
     def wait_for_progress(self) -> defer.Deferred[None]:
         """Fires when the mirror has read more lines, or the log completed."""

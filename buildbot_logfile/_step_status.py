@@ -35,6 +35,9 @@ class BuildStepStatus(Watched):
         self.urls: dict[str, str] = {}
         self.hidden = False
         self.statistics: dict[str, Any] = {}
+        # A step of a build from history: its logs as the database lists
+        # them, made LogFiles when first asked for.
+        self.history_logs: list[dict[str, Any]] = []
 
     @property
     def step_number(self) -> int:
@@ -81,6 +84,8 @@ class BuildStepStatus(Watched):
         return self.build
 
     def getLogs(self) -> list[LogFile]:
+        if self.history_logs and not self.logs:
+            self.logs = self.build.builder.status.history_logfiles(self)
         return self.logs
 
     def getResults(self) -> tuple[int | None, list[str]]:

@@ -12,6 +12,7 @@ L{PagesListener} serves the old pages on their own port.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote as _url_quote
 
@@ -24,6 +25,7 @@ from twisted.internet import defer
 from buildbot_logfile import _shims
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._feed import EventFeed
+from buildbot_logfile._history import History, history_logfiles
 from buildbot_logfile._logdb import LogReader
 from buildbot_logfile._lookup import Lookup
 from buildbot_logfile._mirror import MirrorRegistry
@@ -128,6 +130,7 @@ class LegacyStatus(service.BuildbotService):
         self._feed: EventFeed | None = None
         self._mirrors: MirrorRegistry | None = None
         self._reader: LogReader | None = None
+        self._history: History | None = None
         self._listener: PagesListener | None = None
 
     @async_to_deferred
@@ -158,6 +161,7 @@ class LegacyStatus(service.BuildbotService):
         reader = self._reader = LogReader(self.master)
         mirrors = self._mirrors = MirrorRegistry(self.master, reader)
         lookup = Lookup(self.master, self.builders, mirrors)
+        self._history = History(reader, lookup)
         self._feed = EventFeed(self.master, self.builders, mirrors, lookup.remember)
         await self._feed.start()
         await super().startService()
@@ -278,9 +282,24 @@ class LegacyStatus(service.BuildbotService):
             return f"{self.getURLForThing(thing.step)}/logs/{thing.name}"
         return None
 
-    def cached_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
-        """A finished build of C{builder} that the lookups have at hand."""
-        return None if self.lookup is None else self.lookup.cached_build(builder.builderid, number)
+    # What the status objects ask of the service (not 0.8 API)
+
+    def find_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
+        """Build C{number} (negative: from the newest) of C{builder}, or None."""
+        return None if self._history is None else self._history.build(builder, number)
+
+    def finished_builds(
+        self, builder: BuilderStatus, first: int | None, search: int
+    ) -> Iterator[BuildStatus]:
+        """C{builder}'s finished builds, newest first, from number C{first} down."""
+        if self._history is not None:
+            yield from self._history.finished_builds(builder, first, search)
+
+    def history_logfiles(self, step: BuildStepStatus) -> list[LogFile]:
+        """The LogFiles of a step of a build from history."""
+        assert self._reader is not None
+        assert self._mirrors is not None
+        return history_logfiles(step, self._reader, self._mirrors)
 
     @async_to_deferred
     async def getLogFile(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import defer
 from twisted.python import log
@@ -50,6 +50,8 @@ __all__ = [
     "LogFileProducer",
     "SpoolUnavailable",
 ]
+
+_L = TypeVar("_L", bound="LogFile")
 
 STDOUT = 0
 STDERR = 1
@@ -107,7 +109,7 @@ class LogFile:
         self._observe()
 
     @classmethod
-    def open_finished(cls, parent: Any, name: str, logfilename: str) -> LogFile:
+    def open_finished(cls: type[_L], parent: Any, name: str, logfilename: str) -> _L:
         """
         A finished LogFile over a spool file that already exists (plain or
         compressed), as 0.8 got one back by unpickling a build.

@@ -6,17 +6,19 @@ written as 0.8 authors wrote them.
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Any
 
 import treq
 from buildbot.plugins import schedulers, steps, util
 from buildbot.process.buildstep import BuildStep
-from buildbot.process.results import SUCCESS
+from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer
 
 from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
-from tests.masters import MasterTestCase, Recorder, poll, python_step
+from tests.masters import MasterTestCase, Recorder, db_text, poll, python_step
 
 
 class Snapshots(StatusReceiverMultiService):
@@ -279,3 +281,59 @@ class WithoutThePlugin(MasterTestCase):
             .endswith("#/builders/1/builds/1/steps/1/logs/stdio")
         )
         self.assertIsInstance(self.legacy_status(), LegacyStatus)
+
+
+class HistoryTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_build_history_from_the_database(self) -> defer.Generator:
+        fail = os.path.abspath(self.mktemp())
+        script = f"import os, sys; print('run'); sys.exit(2 if os.path.exists({fail!r}) else 0)"
+        yield self.start_master({"b1": [python_step("check", script)]})
+        for number, failing in ((1, False), (2, True), (3, False)):
+            if failing:
+                open(fail, "w").close()
+            elif os.path.exists(fail):
+                os.unlink(fail)
+            yield self.force("b1")
+            yield self.recorder.wait_for_builds(number)
+        # As after a restart: a new LegacyStatus, nothing at hand, no spool.
+        yield self.reconfig(services=[])
+        shutil.rmtree(os.path.join(self.master.basedir, "legacy_logs"))
+        yield self.reconfig(services=[LegacyStatus()])
+        builder = self.legacy_status().getBuilder("b1")
+        newest = builder.getBuild(-1)
+        self.assertEqual((newest.getNumber(), newest.getResults()), (3, SUCCESS))
+        self.assertEqual(builder.getBuild(-3).getNumber(), 1)
+        self.assertIsNone(builder.getBuild(-4))
+        self.assertIsNone(builder.getBuild(4))
+        self.assertIs(builder.getBuild(3), newest)  # cached, with a bound
+        second = newest.getPreviousBuild()
+        self.assertEqual((second.getNumber(), second.getResults()), (2, FAILURE))
+        self.assertIsNone(newest.getNextBuild())
+        self.assertEqual(builder.getLastFinishedBuild().getNumber(), 3)
+        self.assertEqual(builder.getBuildByNumber(1).getNumber(), 1)
+
+        def numbers(**filters: Any) -> list[int]:
+            return [b.getNumber() for b in builder.generateFinishedBuilds(**filters)]
+
+        self.assertEqual(numbers(), [3, 2, 1])
+        self.assertEqual(numbers(results=[FAILURE]), [2])
+        self.assertEqual(numbers(num_builds=2), [3, 2])
+        self.assertEqual(numbers(max_buildnum=2), [2, 1])
+        self.assertEqual(numbers(max_search=2), [3, 2])
+        self.assertEqual(numbers(branches=["nope"]), [])
+        self.assertEqual(numbers(filter_fn=lambda b: b.getNumber() != 2), [3, 1])
+        # (the database keeps whole seconds: builds may end in the same one)
+        cutoff = second.getTimes()[1]
+        before = [n for n in (3, 2, 1) if builder.getBuild(n).getTimes()[1] < cutoff]
+        self.assertEqual(numbers(finished_before=cutoff), before)
+        self.assertNotIn(2, before)
+        # old builds come with their steps and logs, read from the database
+        data = yield self.master.data.get(("builders", "b1", "builds", 2))
+        self.assertEqual(second.getTimes()[0], data["started_at"].timestamp())
+        (_, step) = second.getSteps()
+        self.assertEqual((step.getName(), step.getResults()[0]), ("check", FAILURE))
+        (log,) = step.getLogs()
+        _, content = yield self.db_log("b1", 2, "check", "stdio")
+        self.assertEqual(log.getText(), db_text(content))
+        self.assertIn("run\n", log.getText())
