@@ -54,9 +54,26 @@ class BuilderStatus(Watched):
         return bool(set(tags) & set(self.tags))
 
     def getState(self) -> tuple[str, list[BuildStatus]]:
-        """0.8's C{(state, current builds)}: C{"building"} or C{"idle"}."""
+        """
+        0.8's C{(state, current builds)}: C{"building"} while it runs a
+        build, C{"offline"} when none of its workers is connected, else
+        C{"idle"}.
+        """
         builds = self.getCurrentBuilds()
-        return ("building" if builds else "idle", builds)
+        if builds:
+            return ("building", builds)
+        if not any(s.isConnected() for s in self.getSlaves()):
+            return ("offline", builds)
+        return ("idle", builds)
+
+    @property
+    def slavenames(self) -> list[str]:
+        """The names of the workers configured for this builder."""
+        return [s.getName() for s in self.getSlaves()]
+
+    def getSlaves(self) -> list[Any]:
+        """The C{SlaveStatus} of each worker configured for this builder."""
+        return self.status.workers.of_builder(self.builderid)
 
     def getCurrentBuilds(self) -> list[BuildStatus]:
         return sorted(self._current.values(), key=lambda b: b.number)
@@ -130,7 +147,7 @@ class BuilderStatus(Watched):
             "basedir": os.path.basename(self.basedir),
             "category": self.category,
             "tags": self.tags,
-            "slaves": [],
+            "slaves": self.slavenames,
             "schedulers": [],
             "cachedBuilds": current,
             "currentBuilds": current,

@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
+from buildbot.data import resultspec
 from twisted.internet import defer
 from twisted.python import log
 
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._delivery import deliver, subscribe_returned
 from buildbot_logfile._mirror import LogMirror, MirrorRegistry
+from buildbot_logfile._workers import Workers
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
 
@@ -52,12 +54,14 @@ class EventFeed:
         self,
         master: Any,
         builders: Builders,
+        workers: Workers,
         mirrors: MirrorRegistry,
         on_build_finished: Callable[[BuildStatus], None],
     ) -> None:
         """C{on_build_finished} takes each build once its receivers have heard the end."""
         self.master = master
         self.builders = builders
+        self.workers = workers
         self.mirrors = mirrors
         self.on_build_finished = on_build_finished
         self._consumers: list[Any] = []
@@ -72,11 +76,22 @@ class EventFeed:
         mq = self.master.mq
         self._consumers = [
             await mq.startConsuming(self._on_builder, ("builders", None, None)),
+            await mq.startConsuming(self._on_worker, ("workers", None, None)),
             await mq.startConsuming(self._on_build, ("builds", None, None)),
             await mq.startConsuming(self._on_step, ("steps", None, None)),
             await mq.startConsuming(self._on_log, ("logs", None, None)),
             await mq.startConsuming(self._on_properties, ("builds", None, "properties", "update")),
         ]
+        # Builds running already (a master restarted, a reconfig that adds
+        # this service): announced from where they stand.  Events from here
+        # on queue behind that, and nothing is told twice.
+        running = await self.master.data.get(
+            ("builds",), filters=[resultspec.Filter("complete", "eq", [False])]
+        )
+        for build in running or []:
+            if build["buildid"] not in self._builds:
+                state = self._builds[build["buildid"]] = _BuildState(build["buildid"])
+                state.queue.run(self._queue_catch_up, state, build)
 
     async def stop(self) -> None:
         """Stop consuming, then wait for the events already queued."""
@@ -102,6 +117,9 @@ class EventFeed:
             self._run_logged(self.builders.started(msg["builderid"]))
         elif key[2] == "stopped" and msg.get("masterid") == self.master.masterid:
             self.builders.stopped(msg["name"])
+
+    def _on_worker(self, key: tuple[str, ...], msg: _Message) -> None:
+        self.workers.event(key[2], msg)
 
     def _on_build(self, key: tuple[str, ...], msg: _Message) -> None:
         buildid = msg["buildid"]
@@ -197,6 +215,25 @@ class EventFeed:
             subscribe_returned(
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
             )
+
+    def _queue_catch_up(self, state: _BuildState, build: _Message) -> defer.Deferred[Any]:
+        return self._run_logged(self._catch_up_build(state, build))
+
+    async def _catch_up_build(self, state: _BuildState, build: _Message) -> None:
+        """A build that was running before this feed: its story so far, in 0.8's order."""
+        await self._build_started(state, build)
+        if state.status is None:
+            return
+        for step in await self.master.data.get(("builds", state.buildid, "steps")) or []:
+            self._step_builds[step["stepid"]] = state.buildid
+            self._step(state, step)
+            if step["started_at"] is None:
+                continue
+            await self._step_event(state, "started", step)
+            for log_data in await self.master.data.get(("steps", step["stepid"], "logs")) or []:
+                await self._log_event(state, log_data)
+            if step["complete"]:
+                await self._step_event(state, "finished", step)
 
     async def _properties_updated(self, state: _BuildState, msg: _Message) -> None:
         assert state.status is not None

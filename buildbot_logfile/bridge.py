@@ -29,6 +29,7 @@ from buildbot_logfile._history import History, history_logfiles
 from buildbot_logfile._logdb import LogReader
 from buildbot_logfile._lookup import Lookup
 from buildbot_logfile._mirror import MirrorRegistry
+from buildbot_logfile._workers import SlaveStatus, Workers
 from buildbot_logfile.interfaces import IStatusReceiver
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
@@ -125,6 +126,7 @@ class LegacyStatus(service.BuildbotService):
         self.receivers: list[Any] = []
         self.spool_dir = ""
         self.builders = Builders(self)
+        self.workers = Workers(self)
         # Set while running: what the pages look logs up in.
         self.lookup: Lookup | None = None
         self._feed: EventFeed | None = None
@@ -143,6 +145,7 @@ class LegacyStatus(service.BuildbotService):
         self.spool_dir = os.path.join(self.master.basedir, logdir)
         # Receivers that ask for builder names as they attach find them.
         await self.builders.load_configured(self.master.config.builders)
+        await self.workers.load()
         await self._set_receivers(list(receivers or []))
         if isinstance(http_port, int):
             http_port = f"tcp:{http_port}:interface=127.0.0.1"
@@ -162,7 +165,7 @@ class LegacyStatus(service.BuildbotService):
         mirrors = self._mirrors = MirrorRegistry(self.master, reader)
         lookup = Lookup(self.master, self.builders, mirrors)
         self._history = History(reader, lookup)
-        self._feed = EventFeed(self.master, self.builders, mirrors, lookup.remember)
+        self._feed = EventFeed(self.master, self.builders, self.workers, mirrors, lookup.remember)
         await self._feed.start()
         await super().startService()
         await self.builders.load()
@@ -240,6 +243,14 @@ class LegacyStatus(service.BuildbotService):
 
     def getBuilder(self, name: str) -> BuilderStatus:
         return self.builders.running[name]
+
+    def getSlaveNames(self) -> list[str]:
+        """The workers of the cluster, by name."""
+        return sorted(self.workers.by_name)
+
+    def getSlave(self, name: str) -> SlaveStatus:
+        """A worker's C{SlaveStatus}; C{KeyError} for an unknown one, as in 0.8."""
+        return self.workers.by_name[name]
 
     def getBuildbotURL(self) -> str:
         return str(self.master.config.buildbotURL)

@@ -366,8 +366,26 @@ class LiveTests(MasterTestCase):
         self.assertEqual(
             merged(watcher.chunks[(1, "live", "stdio")]), [(STDOUT, "after\n"), (STDERR, "oops\n")]
         )
-        # The build started before the service: its receivers saw none of it.
-        self.assertEqual(late.events, [("builderAdded", "b1")])
+        # The build started before the service: its receivers hear it from
+        # where it stood, then live, then its end, each event once.
+        yield late.wait_for_builds(1)
+        key = (1, "live", "stdio")
+        self.assertEqual(
+            late.events,
+            [
+                ("builderAdded", "b1"),
+                ("buildStarted", "b1", 1),
+                ("stepStarted", 1, "worker_preparation"),
+                ("stepFinished", 1, "worker_preparation", 0),
+                ("stepStarted", 1, "live"),
+                ("logStarted", *key),
+                ("logChunk", *key),
+                ("logFinished", *key),
+                ("stepFinished", 1, "live", 0),
+                ("buildFinished", "b1", 1, 0),
+            ],
+        )
+        self.assertEqual(merged(late.chunks[key]), db_chunks("s", content))
 
     @defer.inlineCallbacks
     def test_stopping_the_service_ends_live_logs_and_streams(self) -> defer.Generator:

@@ -180,10 +180,14 @@ class StatusAPITests(MasterTestCase):
         yield self.force("b1")
         build = yield self.snapshots.finished
         seen = self.snapshots.seen
-        self.assertEqual(seen[0], ("builderChangedState", "b1", "idle"))  # at subscribe
-        self.assertEqual(seen[1], ("builderChangedState", "b1", "building"))
         # idle once the build's end is told
         yield poll(lambda: seen[-1] == ("builderChangedState", "b1", "idle"), "idle")
+        # told at subscribe (offline, if the worker is not connected yet),
+        # then at every change
+        states = [e[2] for e in seen if e[0] == "builderChangedState"]
+        self.assertIn(states[0], ("offline", "idle"))
+        self.assertEqual(states[-3:], ["idle", "building", "idle"])
+        self.assertTrue(all(a != b for a, b in zip(states, states[1:])), states)
         # text, as it changed while the step ran
         changes = [e[2] for e in seen if e[0] == "stepTextChanged" and e[1] == "talk"]
         self.assertIn(["one"], changes)
@@ -337,3 +341,51 @@ class HistoryTests(MasterTestCase):
         _, content = yield self.db_log("b1", 2, "check", "stdio")
         self.assertEqual(log.getText(), db_text(content))
         self.assertIn("run\n", log.getText())
+
+
+class Slaves(Snapshots):
+    def slaveConnected(self, name: str) -> None:
+        self.seen.append(("slaveConnected", name))
+
+    def slaveDisconnected(self, name: str) -> None:
+        self.seen.append(("slaveDisconnected", name))
+
+    def slavePaused(self, name: str) -> None:
+        self.seen.append(("slavePaused", name))
+
+    def slaveUnpaused(self, name: str) -> None:
+        self.seen.append(("slaveUnpaused", name))
+
+
+class WorkerTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_workers_as_slaves_and_their_events(self) -> defer.Generator:
+        slaves = Slaves()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[slaves])
+        status = self.legacy_status()
+        yield poll(lambda: ("slaveConnected", "local1") in slaves.seen, "the worker to connect")
+        self.assertEqual(status.getSlaveNames(), ["local1"])
+        slave = status.getSlave("local1")
+        worker = yield self.master.data.get(("workers", "local1"))
+        self.assertEqual((slave.getName(), slave.isConnected()), ("local1", True))
+        self.assertEqual(slave.getHost(), worker["workerinfo"].get("host"))
+        self.assertEqual(slave.getVersion(), worker["workerinfo"].get("version"))
+        self.assertIsNotNone(slave.lastMessageReceived())
+        self.assertEqual(sorted(slave.asDict()), sorted([
+            "name", "admin", "host", "access_uri", "version", "connected", "runningBuilds",
+            "builders", "paused",
+        ]))  # fmt: skip
+        builder = status.getBuilder("b1")
+        self.assertEqual((builder.slavenames, builder.getState()[0]), (["local1"], "idle"))
+        with self.assertRaises(KeyError):
+            status.getSlave("nope")
+        yield self.master.data.updates.set_worker_paused(worker["workerid"], True, "maintenance")
+        yield poll(lambda: ("slavePaused", "local1") in slaves.seen, "the pause")
+        self.assertTrue(slave.isPaused())
+        yield self.master.data.updates.set_worker_paused(worker["workerid"], False)
+        yield poll(lambda: ("slaveUnpaused", "local1") in slaves.seen, "the unpause")
+        yield self.master.workers.workers["local1"].disconnect()
+        yield poll(lambda: ("slaveDisconnected", "local1") in slaves.seen, "the disconnection")
+        self.assertFalse(slave.isConnected())
+        self.assertEqual(builder.getState()[0], "offline")
+        self.assertEqual(slaves.seen[-1], ("builderChangedState", "b1", "offline"))
