@@ -44,6 +44,7 @@ class BuildStatus(Watched):
         self.sourcestamps: list[SourceStamp] = []
         self.workername: str | None = None
         self.buildsetid: int | None = None
+        self.buildrequestid: int | None = None
         self.logfilenames: set[str] = set()
         self._logfile_names: dict[int, str] = {}
 
@@ -59,6 +60,7 @@ class BuildStatus(Watched):
         self.reason = data.reason
         self.sourcestamps = list(data.sourcestamps)
         self.buildsetid = data.buildsetid
+        self.buildrequestid = build.get("buildrequestid")
         self.started = epoch(build.get("started_at"))
         self.finished = epoch(build.get("complete_at"))
         self.results = build.get("results")

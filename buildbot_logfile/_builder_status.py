@@ -6,6 +6,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet import defer
+
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, builder_dirname
 
@@ -135,8 +137,19 @@ class BuilderStatus(Watched):
             if num_builds is not None and got >= num_builds:
                 return
 
+    def getPendingBuildRequestStatuses(self) -> defer.Deferred[list[Any]]:
+        """The requests for this builder not started yet (a Deferred, as in 0.8.x)."""
+        return defer.succeed(self.getPendingBuilds())
+
+    def getPendingBuilds(self) -> list[Any]:
+        """0.8.0's name, which answered at once: the pending C{BuildRequestStatus}es."""
+        return self.status.requests.of_builder(self)
+
     def subscribe(self, receiver: Any) -> None:
-        """Deliver this builder's events to C{receiver}, starting with its state."""
+        """
+        Deliver this builder's events (builds, requests, state) to
+        C{receiver}, starting with its state.
+        """
         self.watchers.append(receiver)
         deliver(receiver, "builderChangedState", self.name, self.getState()[0])
 
@@ -152,7 +165,7 @@ class BuilderStatus(Watched):
             "cachedBuilds": current,
             "currentBuilds": current,
             "state": self.getState()[0],
-            "pendingBuilds": 0,
+            "pendingBuilds": len(self.getPendingBuilds()),
         }
 
     # Beyond 0.8: what the bridge uses

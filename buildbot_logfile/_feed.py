@@ -20,6 +20,7 @@ from twisted.python import log
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._delivery import deliver, subscribe_returned
 from buildbot_logfile._mirror import LogMirror, MirrorRegistry
+from buildbot_logfile._requests import Requests
 from buildbot_logfile._workers import Workers
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
@@ -55,6 +56,7 @@ class EventFeed:
         master: Any,
         builders: Builders,
         workers: Workers,
+        requests: Requests,
         mirrors: MirrorRegistry,
         on_build_finished: Callable[[BuildStatus], None],
     ) -> None:
@@ -62,6 +64,7 @@ class EventFeed:
         self.master = master
         self.builders = builders
         self.workers = workers
+        self.requests = requests
         self.mirrors = mirrors
         self.on_build_finished = on_build_finished
         self._consumers: list[Any] = []
@@ -77,6 +80,9 @@ class EventFeed:
         self._consumers = [
             await mq.startConsuming(self._on_builder, ("builders", None, None)),
             await mq.startConsuming(self._on_worker, ("workers", None, None)),
+            await mq.startConsuming(self._on_buildset, ("buildsets", None, None)),
+            await mq.startConsuming(self._on_request, ("buildrequests", None, None)),
+            await mq.startConsuming(self._on_change, ("changes", None, None)),
             await mq.startConsuming(self._on_build, ("builds", None, None)),
             await mq.startConsuming(self._on_step, ("steps", None, None)),
             await mq.startConsuming(self._on_log, ("logs", None, None)),
@@ -120,6 +126,16 @@ class EventFeed:
 
     def _on_worker(self, key: tuple[str, ...], msg: _Message) -> None:
         self.workers.event(key[2], msg)
+
+    def _on_buildset(self, key: tuple[str, ...], msg: _Message) -> None:
+        self._run_logged(self.requests.buildset_event(key[2], msg))
+
+    def _on_request(self, key: tuple[str, ...], msg: _Message) -> None:
+        self._run_logged(self.requests.request_event(key[2], int(key[1]), msg))
+
+    def _on_change(self, key: tuple[str, ...], msg: _Message) -> None:
+        if key[2] == "new":
+            self._run_logged(self.requests.change_event(msg))
 
     def _on_build(self, key: tuple[str, ...], msg: _Message) -> None:
         buildid = msg["buildid"]

@@ -29,6 +29,7 @@ from buildbot_logfile._history import History, history_logfiles
 from buildbot_logfile._logdb import LogReader
 from buildbot_logfile._lookup import Lookup
 from buildbot_logfile._mirror import MirrorRegistry
+from buildbot_logfile._requests import BuildSetStatus, Requests
 from buildbot_logfile._workers import SlaveStatus, Workers
 from buildbot_logfile.interfaces import IStatusReceiver
 from buildbot_logfile.logfile import LogFile
@@ -127,6 +128,7 @@ class LegacyStatus(service.BuildbotService):
         self.spool_dir = ""
         self.builders = Builders(self)
         self.workers = Workers(self)
+        self.requests = Requests(self)
         # Set while running: what the pages look logs up in.
         self.lookup: Lookup | None = None
         self._feed: EventFeed | None = None
@@ -165,7 +167,10 @@ class LegacyStatus(service.BuildbotService):
         mirrors = self._mirrors = MirrorRegistry(self.master, reader)
         lookup = Lookup(self.master, self.builders, mirrors)
         self._history = History(reader, lookup)
-        self._feed = EventFeed(self.master, self.builders, self.workers, mirrors, lookup.remember)
+        self._feed = EventFeed(
+            self.master, self.builders, self.workers, self.requests, mirrors, lookup.remember
+        )
+        await self.requests.load()
         await self._feed.start()
         await super().startService()
         await self.builders.load()
@@ -243,6 +248,10 @@ class LegacyStatus(service.BuildbotService):
 
     def getBuilder(self, name: str) -> BuilderStatus:
         return self.builders.running[name]
+
+    def getBuildSets(self) -> defer.Deferred[list[BuildSetStatus]]:
+        """The buildsets not finished yet (a Deferred, as in 0.8.x)."""
+        return defer.succeed(sorted(self.requests.buildsets.values(), key=lambda b: b.bsid))
 
     def getSlaveNames(self) -> list[str]:
         """The workers of the cluster, by name."""

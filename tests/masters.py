@@ -190,7 +190,7 @@ class MasterTestCase(RunMasterBase):
     @defer.inlineCallbacks
     def start_master(
         self,
-        builders: dict[str, list[Any]],
+        steps_of: dict[str, list[Any]],
         receivers: list[Any] | None = None,
         *,
         legacy: bool = True,
@@ -199,7 +199,7 @@ class MasterTestCase(RunMasterBase):
         **kwargs: Any,
     ) -> Any:
         """
-        A master with a forceable builder per entry of C{builders}, and a
+        A master with a forceable builder per entry of C{steps_of}, and a
         L{LegacyStatus} with C{receivers} (a fresh L{Recorder},
         C{self.recorder}, if none are given).  C{http}: the standalone
         pages on a free port, at C{self.pages}.  C{db_file}: an SQLite file
@@ -217,7 +217,7 @@ class MasterTestCase(RunMasterBase):
             ))  # fmt: skip
         if db_file:
             kwargs["db_url"] = "sqlite:///" + os.path.abspath(self.mktemp()) + ".sqlite"
-        yield self.setup_master(master_config(builders, services, **kwargs))
+        yield self.setup_master(master_config(steps_of, services, **kwargs))
         if http:
             self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
 

@@ -100,17 +100,20 @@ def python_step(name: str, script: str, **kwargs: Any) -> steps.ShellCommand:
 
 
 def master_config(
-    builders: dict[str, list[Any]], services: list[Any], **extra: Any
+    steps_of: dict[str, list[Any]], services: list[Any], **extra: Any
 ) -> dict[str, Any]:
-    """A master config: one forceable builder per entry, on worker local1."""
+    """
+    A master config: one forceable builder per entry of C{steps_of}, on
+    worker local1; C{extra} goes in as it is (C{builders} too).
+    """
     config = {
         "builders": [
             util.BuilderConfig(
                 name=name, workernames=["local1"], factory=util.BuildFactory(step_list)
             )
-            for name, step_list in builders.items()
+            for name, step_list in steps_of.items()
         ],
-        "schedulers": [schedulers.ForceScheduler(name="force", builderNames=list(builders))],
+        "schedulers": [schedulers.ForceScheduler(name="force", builderNames=list(steps_of))],
         "services": services,
     }
     config.update(extra)

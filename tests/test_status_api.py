@@ -389,3 +389,64 @@ class WorkerTests(MasterTestCase):
         self.assertFalse(slave.isConnected())
         self.assertEqual(builder.getState()[0], "offline")
         self.assertEqual(slaves.seen[-1], ("builderChangedState", "b1", "offline"))
+
+
+class Requests(Snapshots):
+    def buildsetSubmitted(self, buildset: Any) -> None:
+        self.seen.append(("buildsetSubmitted", buildset.getID(), buildset.getReason()))
+
+    def requestSubmitted(self, request: Any) -> None:
+        self.seen.append(("requestSubmitted", request.getBuilderName(), request.brid))
+
+    def requestCancelled(self, builder: Any, request: Any) -> None:
+        self.seen.append(("requestCancelled", builder.getName(), request.brid))
+
+    def changeAdded(self, change: Any) -> None:
+        self.seen.append(("changeAdded", change.number, change.who))
+
+
+class RequestTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_requests_buildsets_and_changes_as_events(self) -> defer.Generator:
+        receiver = Requests()
+        config = util.BuilderConfig(
+            name="waiting", workernames=["local1"], factory=util.BuildFactory(),
+            canStartBuild=lambda *args: False,  # never starts: its requests stay pending
+        )  # fmt: skip
+        yield self.start_master(
+            {},
+            receivers=[receiver],
+            builders=[config],
+            schedulers=[schedulers.ForceScheduler(name="force", builderNames=["waiting"])],
+        )
+        status = self.legacy_status()
+        yield self.master.data.updates.addChange(
+            author="eve", files=["x"], comments="c", revision="r9"
+        )
+        (change,) = yield self.master.data.get(("changes",))
+        yield poll(
+            lambda: ("changeAdded", change["changeid"], "eve") in receiver.seen, "changeAdded"
+        )
+        yield self.force("waiting")
+        (request,) = yield self.master.data.get(("buildrequests",))
+        yield poll(lambda: ("requestSubmitted", "waiting", request["buildrequestid"]) in receiver.seen,
+                   "requestSubmitted")  # fmt: skip
+        buildset_data = yield self.master.data.get(("buildsets", request["buildsetid"]))
+        self.assertIn(
+            ("buildsetSubmitted", request["buildsetid"], buildset_data["reason"]), receiver.seen
+        )
+        builder = status.getBuilder("waiting")
+        (pending,) = yield builder.getPendingBuildRequestStatuses()
+        self.assertEqual(
+            (pending.brid, pending.getBuilderName()), (request["buildrequestid"], "waiting")
+        )
+        self.assertEqual((yield pending.getSubmitTime()), request["submitted_at"].timestamp())
+        (buildset,) = yield status.getBuildSets()
+        self.assertEqual(buildset.getID(), request["buildsetid"])
+        self.assertEqual((yield buildset.getBuilderNames()), ["waiting"])
+        yield self.master.data.control(
+            "cancel", {"reason": "no"}, ("buildrequests", request["buildrequestid"])
+        )
+        yield poll(lambda: ("requestCancelled", "waiting", request["buildrequestid"]) in receiver.seen,
+                   "requestCancelled")  # fmt: skip
+        self.assertEqual(builder.getPendingBuilds(), [])
