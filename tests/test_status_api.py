@@ -429,8 +429,10 @@ class RequestTests(MasterTestCase):
         )
         yield self.force("waiting")
         (request,) = yield self.master.data.get(("buildrequests",))
-        yield poll(lambda: ("requestSubmitted", "waiting", request["buildrequestid"]) in receiver.seen,
-                   "requestSubmitted")  # fmt: skip
+        brid = request["buildrequestid"]
+        yield poll(
+            lambda: ("requestSubmitted", "waiting", brid) in receiver.seen, "requestSubmitted"
+        )
         buildset_data = yield self.master.data.get(("buildsets", request["buildsetid"]))
         self.assertIn(
             ("buildsetSubmitted", request["buildsetid"], buildset_data["reason"]), receiver.seen
@@ -447,6 +449,7 @@ class RequestTests(MasterTestCase):
         yield self.master.data.control(
             "cancel", {"reason": "no"}, ("buildrequests", request["buildrequestid"])
         )
-        yield poll(lambda: ("requestCancelled", "waiting", request["buildrequestid"]) in receiver.seen,
-                   "requestCancelled")  # fmt: skip
+        yield poll(
+            lambda: ("requestCancelled", "waiting", brid) in receiver.seen, "requestCancelled"
+        )
         self.assertEqual(builder.getPendingBuilds(), [])
