@@ -10,7 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from buildbot.data import resultspec
+from buildbot.process.results import SUCCESS
+
 from buildbot_logfile._changes import LegacyChange, SourceStamp
+from buildbot_logfile._status_base import epoch
 
 
 @dataclass
@@ -23,6 +27,39 @@ class BuildData:
     reason: str = ""
     sourcestamps: list[SourceStamp] = field(default_factory=list)
     buildsetid: int | None = None
+
+
+# Builds whose durations make the estimate of the next one's.
+ETA_BUILDS = 5
+
+
+async def load_expectations(data: Any, builderid: int) -> tuple[float | None, dict[str, float]]:
+    """
+    What a new build of the builder is expected to take: the mean duration
+    of its last L{ETA_BUILDS} successful builds, and each step's duration
+    in the newest of them (None and none without a successful build).
+    """
+    builds = await data.get(
+        ("builders", builderid, "builds"),
+        filters=[
+            resultspec.Filter("complete", "eq", [True]),
+            resultspec.Filter("results", "eq", [SUCCESS]),
+        ],
+        order=["-number"],
+        limit=ETA_BUILDS,
+    ) or []  # fmt: skip
+    durations = [
+        epoch(b["complete_at"]) - epoch(b["started_at"])  # type: ignore[operator]
+        for b in builds
+        if b.get("complete_at") and b.get("started_at")
+    ]
+    if not durations:
+        return None, {}
+    steps = {}
+    for step in await data.get(("builds", builds[0]["buildid"], "steps")) or []:
+        if step.get("complete_at") and step.get("started_at"):
+            steps[step["name"]] = epoch(step["complete_at"]) - epoch(step["started_at"])  # type: ignore[operator]
+    return sum(durations) / len(durations), steps
 
 
 async def load_build_data(data: Any, build: Mapping[str, Any]) -> BuildData:

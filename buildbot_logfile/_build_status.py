@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from buildbot_logfile._build_data import BuildData, load_build_data
+from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch, words
 
 if TYPE_CHECKING:
@@ -45,6 +46,9 @@ class BuildStatus(Watched):
         self.workername: str | None = None
         self.buildsetid: int | None = None
         self.buildrequestid: int | None = None
+        # What this build is expected to take (see _build_data.load_expectations).
+        self.expected_duration: float | None = None
+        self.expected_steps: dict[str, float] = {}
         self.logfilenames: set[str] = set()
         self._logfile_names: dict[int, str] = {}
 
@@ -169,8 +173,15 @@ class BuildStatus(Watched):
         return (self.started, self.finished)
 
     def getETA(self) -> float | None:
-        """Seconds left: not estimated (None), as 0.8 answered without progress data."""
-        return None
+        """
+        Seconds until the build is expected to finish, from the mean duration
+        of the builder's last successful builds; None once finished or
+        without a successful build to go by.
+        """
+        if self.isFinished() or self.expected_duration is None or self.started is None:
+            return None
+        now = self.builder.master.reactor.seconds()
+        return max(0.0, self.started + self.expected_duration - now)
 
     def getText(self) -> list[str]:
         """The build's text as 0.8's list of words."""
@@ -219,11 +230,15 @@ class BuildStatus(Watched):
 
     def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
         """
-        Deliver this build's step events to C{receiver}.  ETA updates
-        (C{buildETAUpdate}) are not estimated: the interval is accepted and
-        ignored.
+        Deliver this build's step events to C{receiver}, and with
+        C{updateInterval} a C{buildETAUpdate(build, eta)} that often.
         """
         self.watchers.append(receiver)
+        if updateInterval:
+            self._every(
+                receiver, updateInterval, self.builder.master.reactor,
+                lambda: deliver(receiver, "buildETAUpdate", self, self.getETA()),
+            )  # fmt: skip
 
     def asDict(self) -> dict[str, Any]:
         """As 0.8's JSON status gave it."""

@@ -17,6 +17,7 @@ from buildbot.data import resultspec
 from twisted.internet import defer
 from twisted.python import log
 
+from buildbot_logfile._build_data import load_expectations
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._delivery import deliver, subscribe_returned
 from buildbot_logfile._mirror import LogMirror, MirrorRegistry
@@ -224,6 +225,8 @@ class EventFeed:
             return
         build = BuildStatus(builder, msg["number"], msg["buildid"])
         await build.refresh(msg)
+        expected = await load_expectations(self.master.data, builder.builderid)
+        build.expected_duration, build.expected_steps = expected
         state.status = build
         builder.build_started(build)
         for w in list(builder.watchers):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 
 _UNESCAPED_DIRNAME_CHARS = re.compile(r"[A-Za-z0-9-]+")
 # Escaped builder names longer than this are cut and given a digest: file
@@ -67,11 +68,30 @@ class Watched:
         self.watchers: list[Any] = []
         self._finished = False
         self._finish_waiters: list[defer.Deferred[Any]] = []
+        # Periodic updates (0.8's ETA updates) by receiver.
+        self._updates: dict[int, task.LoopingCall] = {}
 
     def unsubscribe(self, receiver: Any) -> None:
         """Deliver nothing more to C{receiver}."""
         if receiver in self.watchers:
             self.watchers.remove(receiver)
+        self._stop_updates(receiver)
+
+    def _every(
+        self, receiver: Any, interval: float, clock: Any, update: Callable[[], None]
+    ) -> None:
+        """Call C{update} every C{interval} seconds until finished or unsubscribed."""
+        self._stop_updates(receiver)
+        if self._finished or not interval or interval <= 0:
+            return
+        loop = self._updates[id(receiver)] = task.LoopingCall(update)
+        loop.clock = clock
+        loop.start(interval, now=False)
+
+    def _stop_updates(self, receiver: Any) -> None:
+        loop = self._updates.pop(id(receiver), None)
+        if loop is not None and loop.running:
+            loop.stop()
 
     def isFinished(self) -> bool:
         return self._finished
@@ -89,6 +109,10 @@ class Watched:
         if self._finished:
             return
         self._finished = True
+        for loop in self._updates.values():
+            if loop.running:
+                loop.stop()
+        self._updates.clear()
         waiters, self._finish_waiters = self._finish_waiters, []
         for d in waiters:
             d.callback(self)

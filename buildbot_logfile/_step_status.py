@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from buildbot.process.results import SKIPPED, SUCCESS
 
+from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch, words
 
 if TYPE_CHECKING:
@@ -115,17 +116,40 @@ class BuildStepStatus(Watched):
     def getStatistics(self) -> dict[str, Any]:
         return dict(self.statistics)
 
-    def getExpectations(self) -> list[tuple[str, int, int]]:
-        """0.8's progress expectations; Buildbot 4 has none."""
-        return []
+    def _expected(self) -> float | None:
+        return self.build.expected_steps.get(self.name)
+
+    def getExpectations(self) -> list[tuple[str, float, float]]:
+        """0.8's progress: C{[("time", elapsed, expected)]} when this step took time before."""
+        expected = self._expected()
+        if expected is None or self.started is None:
+            return []
+        end = self.finished or self.build.builder.master.reactor.seconds()
+        return [("time", end - self.started, expected)]
 
     def getETA(self) -> float | None:
-        """Seconds left for this step: not estimated (see C{BuildStatus.getETA})."""
-        return None
+        """
+        Seconds until the step is expected to finish, from the time it took
+        in the builder's last successful build; None if finished or unknown.
+        """
+        expected = self._expected()
+        if self.isFinished() or expected is None or self.started is None:
+            return None
+        return max(0.0, self.started + expected - self.build.builder.master.reactor.seconds())
 
     def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
-        """Deliver this step's text changes and log events to C{receiver}."""
+        """
+        Deliver this step's text changes and log events to C{receiver}, and
+        with C{updateInterval} a C{stepETAUpdate} that often.
+        """
         self.watchers.append(receiver)
+        if updateInterval:
+
+            def update() -> None:
+                eta, expectations = self.getETA(), self.getExpectations()
+                deliver(receiver, "stepETAUpdate", self.build, self, eta, expectations)
+
+            self._every(receiver, updateInterval, self.build.builder.master.reactor, update)
 
     def asDict(self) -> dict[str, Any]:
         """As 0.8's JSON status gave it."""

@@ -453,3 +453,72 @@ class RequestTests(MasterTestCase):
             lambda: ("requestCancelled", "waiting", brid) in receiver.seen, "requestCancelled"
         )
         self.assertEqual(builder.getPendingBuilds(), [])
+
+
+class Gated(BuildStep):
+    """A step that runs until the test lets it end (one gate per run)."""
+
+    def __init__(self, gates: list[defer.Deferred[None]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gates = gates
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        yield self.gates.pop(0)
+        return SUCCESS
+
+
+class Timekeeper(Snapshots):
+    def __init__(self) -> None:
+        super().__init__()
+        self.etas: list[tuple[int, str, float | None]] = []
+
+    def buildStarted(self, name: str, build: Any) -> Any:
+        return (self, 0.02)
+
+    def stepStarted(self, build: Any, step: Any) -> Any:
+        return (self, 0.02)
+
+    def buildETAUpdate(self, build: Any, eta: float | None) -> None:
+        self.etas.append((build.getNumber(), "build", eta))
+
+    def stepETAUpdate(self, build: Any, step: Any, eta: float | None, expectations: Any) -> None:
+        self.etas.append((build.getNumber(), step.getName(), eta))
+
+
+class ETATests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_eta_from_earlier_builds_and_its_updates(self) -> defer.Generator:
+        first_gate, second_gate = gates = [defer.Deferred(), defer.Deferred()]
+        # A failing test must not leave a build waiting: the master would not stop.
+        self.addCleanup(
+            lambda: [g.callback(None) for g in (first_gate, second_gate) if not g.called]
+        )
+        keeper = Timekeeper()
+        yield self.start_master({"b1": [Gated(gates, name="gated")]}, receivers=[keeper])
+        yield self.force("b1")
+        yield poll(lambda: self.legacy_status().getBuilder("b1").getCurrentBuilds(), "build 1")
+        first = self.legacy_status().getBuilder("b1").getCurrentBuilds()[0]
+        self.assertIsNone(first.getETA())  # nothing to go by yet
+        first_gate.callback(None)
+        yield poll(lambda: first.isFinished(), "build 1 to finish")
+        yield self.force("b1")
+        yield poll(
+            lambda: len([e for e in keeper.etas if e[0] == 2]) >= 4, "ETA updates of build 2"
+        )
+        second = self.legacy_status().getBuilder("b1").getCurrentBuilds()[0]
+        builds = yield self.master.data.get(("builders", "b1", "builds"))
+        took = builds[0]["complete_at"].timestamp() - builds[0]["started_at"].timestamp()
+        self.assertEqual(second.expected_duration, took)
+        # (the database keeps whole seconds: build 1 may have taken "0")
+        self.assertTrue(all(eta is None for n, kind, eta in keeper.etas if n == 1))
+        build_etas = [eta for n, kind, eta in keeper.etas if (n, kind) == (2, "build")]
+        self.assertTrue(all(eta is not None and 0 <= eta <= took for eta in build_etas))
+        self.assertEqual(build_etas, sorted(build_etas, reverse=True))
+        self.assertIn((2, "gated"), {(n, kind) for n, kind, _ in keeper.etas})
+        second_gate.callback(None)
+        yield poll(lambda: second.isFinished(), "build 2 to finish")
+        count = len(keeper.etas)
+        self.assertIsNone(second.getETA())
+        yield poll(lambda: True, "a turn")  # no more updates once finished
+        self.assertEqual(len(keeper.etas), count)
