@@ -1,0 +1,273 @@
+"""
+An 0.7/0.8 master's build history on disk, read into plain records.
+
+0.8 kept, per builder, a folder with the builder pickle C{builder}, the
+build pickles C{0}, C{1}, ... and the log files they name.  The readers
+here turn the pickles (see L{_import08_pickles}) into the dataclasses
+below, with 0.8's quirks settled in one place: Python 2 strings, 0.7's
+and 0.8's layouts (C{source} or C{sources}, C{Properties} or a plain dict,
+results as a number or C{(number, text)}), missing fields.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+from buildbot_logfile import _import08_pickles as p08
+
+
+class HistoryError(Exception):
+    """A pickle that cannot be read as what it should be."""
+
+
+@dataclass
+class Log08:
+    name: str
+    filename: str | None = None  # a stream log's file, next to the pickle
+    html: str | None = None  # an HTML log's content
+
+
+@dataclass
+class Step08:
+    name: str
+    started: float | None
+    finished: float | None
+    results: int | None
+    text: list[str]
+    urls: list[dict[str, str]]
+    hidden: bool
+    logs: list[Log08]
+
+
+@dataclass
+class Patch08:
+    level: int
+    body: bytes
+    subdir: str | None
+    author: str
+    comment: str
+
+
+@dataclass
+class Change08:
+    number: int | None
+    author: str
+    comments: str
+    files: list[str]
+    revision: str | None
+    when: int
+    branch: str | None
+    category: str | None
+    revlink: str | None
+    repository: str
+    project: str
+    codebase: str
+    properties: dict[str, tuple[Any, str]]
+
+
+@dataclass
+class SourceStamp08:
+    branch: str | None
+    revision: str | None
+    repository: str
+    project: str
+    codebase: str
+    patch: Patch08 | None
+    changes: list[Change08]
+
+
+@dataclass
+class Build08:
+    builder: str
+    number: int
+    started: float | None
+    finished: float | None
+    results: int | None
+    text: list[str]
+    reason: str
+    workername: str | None
+    properties: dict[str, tuple[Any, str]]
+    sourcestamps: list[SourceStamp08]
+    steps: list[Step08] = field(default_factory=list)
+
+
+def load_pickle(path: str) -> Any:
+    """Unpickle C{path} with the allow-list; any failure is a L{HistoryError}."""
+    try:
+        with open(path, "rb") as f:
+            return p08.load(f)
+    except p08.UnsafePickleError as e:
+        raise HistoryError(
+            f"not loaded, it names what an 0.8 status pickle never does ({e})"
+        ) from e
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise HistoryError(f"unreadable pickle ({e or 'truncated'})") from e
+    except OSError as e:
+        raise HistoryError(f"unreadable ({e.strerror or e})") from e
+    except Exception as e:  # a damaged pickle can raise almost anything
+        raise HistoryError(f"unreadable pickle ({type(e).__name__}: {e})") from e
+
+
+def builder_name(folder: str) -> tuple[str, str | None]:
+    """
+    The builder's name, from its C{builder} pickle when there is one (else
+    the folder's name), and what went wrong reading it, if anything.
+    """
+    fallback = os.path.basename(os.path.normpath(folder))
+    path = os.path.join(folder, "builder")
+    if not os.path.exists(path):
+        return fallback, None
+    try:
+        status = load_pickle(path)
+    except HistoryError as e:
+        return fallback, str(e)
+    if not isinstance(status, p08.BuilderStatus) or not status.get("name"):
+        return fallback, "not an 0.8 BuilderStatus"
+    return p08.text(status.get("name")), None
+
+
+def build_numbers(folder: str) -> list[int]:
+    """The numbers of the build pickles in a builder's folder, in order."""
+    return sorted(int(n) for n in os.listdir(folder) if n.isdigit() and n.isascii())
+
+
+def read_build(path: str, builder: str, number: int) -> Build08:
+    """One build pickle; L{HistoryError} when it is not one."""
+    status = load_pickle(path)
+    if not isinstance(status, p08.BuildStatus):
+        raise HistoryError(f"not an 0.8 BuildStatus but {type(status).__name__}")
+    s = status.state
+    stamps = s.get("sources")
+    if stamps is None:
+        stamps = [s["source"]] if s.get("source") is not None else []
+    changes = [_change(c) for c in s.get("changes") or () if isinstance(c, p08.Change)]
+    sourcestamps = [_sourcestamp(ss, changes) for ss in stamps if isinstance(ss, p08.SourceStamp)]
+    return Build08(
+        builder=builder,
+        number=number,
+        started=_time(s.get("started")),
+        finished=_time(s.get("finished")),
+        results=_results(s.get("results")),
+        text=_words(s.get("text")),
+        reason=p08.text(s.get("reason") or ""),
+        workername=p08.opt_text(s.get("slavename")),
+        properties=_properties(s.get("properties")),
+        sourcestamps=sourcestamps,
+        steps=_steps(s.get("steps") or []),
+    )
+
+
+def _steps(pickled: list[Any]) -> list[Step08]:
+    steps: list[Step08] = []
+    for step in pickled:
+        if not isinstance(step, p08.BuildStepStatus):
+            continue
+        s = step.state
+        urls = []
+        for name, url in (s.get("urls") or {}).items():
+            if isinstance(url, dict):  # 0.8.9 kept {'url': ..., 'target': ...}
+                url = url.get(b"url") or url.get("url") or ""
+            urls.append({"name": p08.text(name), "url": p08.text(url)})
+        steps.append(
+            Step08(
+                name=p08.text(s.get("name") or f"step{len(steps)}"),
+                started=_time(s.get("started")),
+                finished=_time(s.get("finished")),
+                results=_results(s.get("results")),
+                text=_words(s.get("text")),
+                urls=urls,
+                hidden=bool(s.get("hidden", False)),
+                logs=[log for log in map(_log, s.get("logs") or []) if log is not None],
+            )
+        )
+    return steps
+
+
+def _log(pickled: Any) -> Log08 | None:
+    if isinstance(pickled, p08.HTMLLogFile):
+        return Log08(p08.text(pickled.get("name") or "log"), html=p08.text(pickled.get("html", "")))
+    if isinstance(pickled, p08.LogFile):
+        filename = pickled.get("filename")
+        return Log08(p08.text(pickled.get("name") or "log"), filename=p08.opt_text(filename))
+    return None
+
+
+def _sourcestamp(ss: p08.SourceStamp, build_changes: list[Change08]) -> SourceStamp08:
+    s = ss.state
+    changes = [_change(c) for c in s.get("changes") or () if isinstance(c, p08.Change)]
+    patch = None
+    raw = s.get("patch")
+    if isinstance(raw, (tuple, list)) and len(raw) >= 2:
+        info = s.get("patch_info") or (None, None)
+        body = raw[1] if isinstance(raw[1], bytes) else p08.text(raw[1]).encode("utf-8")
+        patch = Patch08(
+            level=int(raw[0]),
+            body=body,
+            subdir=p08.opt_text(raw[2]) if len(raw) > 2 else None,
+            author=p08.text(info[0] or ""),
+            comment=p08.text(info[1] or ""),
+        )
+    return SourceStamp08(
+        branch=p08.opt_text(s.get("branch")),
+        revision=p08.opt_text(s.get("revision")),
+        repository=p08.text(s.get("repository") or ""),
+        project=p08.text(s.get("project") or ""),
+        codebase=p08.text(s.get("codebase") or ""),
+        patch=patch,
+        changes=changes or build_changes,
+    )
+
+
+def _change(change: p08.Change) -> Change08:
+    s = change.state
+    number = s.get("number")
+    return Change08(
+        number=number if isinstance(number, int) else None,
+        author=p08.text(s.get("who") or s.get("author") or ""),
+        comments=p08.text(s.get("comments") or ""),
+        files=[p08.text(f) for f in s.get("files") or []],
+        revision=p08.opt_text(s.get("revision")),
+        when=int(_time(s.get("when")) or 0),
+        branch=p08.opt_text(s.get("branch")),
+        category=p08.opt_text(s.get("category")),
+        revlink=p08.opt_text(s.get("revlink")),
+        repository=p08.text(s.get("repository") or ""),
+        project=p08.text(s.get("project") or ""),
+        codebase=p08.text(s.get("codebase") or ""),
+        properties=_properties(s.get("properties"), default_source="Change"),
+    )
+
+
+def _properties(pickled: Any, default_source: str = "Build") -> dict[str, tuple[Any, str]]:
+    """0.8's C{Properties} (name -> (value, source)); 0.7.x's plain dict had no sources."""
+    if isinstance(pickled, p08.Properties):
+        pickled = pickled.get("properties") or {}
+    if not isinstance(pickled, dict):
+        return {}
+    properties = {}
+    for name, entry in pickled.items():
+        if isinstance(entry, tuple) and len(entry) == 2:
+            value, source = entry
+        else:
+            value, source = entry, default_source
+        properties[p08.key_text(name)] = (p08.plain(value), p08.text(source))
+    return properties
+
+
+def _words(text: Any) -> list[str]:
+    if isinstance(text, (list, tuple)):
+        return [p08.text(word) for word in text]
+    return [] if text is None else [p08.text(text)]
+
+
+def _results(results: Any) -> int | None:
+    if isinstance(results, (tuple, list)):  # 0.7's steps: (result, text2)
+        results = results[0] if results else None
+    return results if isinstance(results, int) and not isinstance(results, bool) else None
+
+
+def _time(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -1,0 +1,218 @@
+"""
+0.8 log files into Buildbot 4 log chunks, a piece at a time.
+
+An 0.8 log file (plain, C{.bz2} or C{.gz}) is read record by record
+(L{iter_records}); each record goes through Buildbot's own
+C{LineBoundaryFinder} for its stream, exactly as a worker's chunk goes
+through C{StreamLog} on a live master, so the lines (carriage returns,
+4096-character splits) are the ones Buildbot would have stored.  The
+prefixed lines are packed into chunks as C{compressLog} leaves a finished
+log: at most C{MAX_CHUNK_SIZE} bytes and C{MAX_CHUNK_LINES} lines each,
+compressed with the master's method where that makes them smaller.
+Nothing holds more than a chunk and a record of text.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from buildbot.db.logs import LogsConnectorComponent
+from buildbot.util.lineboundaries import LineBoundaryFinder
+
+from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, iter_records
+
+STREAM_OF_CHANNEL = {0: "o", 1: "e", 2: "h"}
+READ_SIZE = 256 * 1024
+MAX_CHUNK_SIZE = LogsConnectorComponent.MAX_CHUNK_SIZE
+MAX_CHUNK_LINES = LogsConnectorComponent.MAX_CHUNK_LINES
+
+# StreamLog's prefixing: a stream letter at the start of every line.
+_LINE_START = re.compile("^", re.M)
+
+# (first_line, last_line, content, compressed)
+Chunk = tuple[int, int, bytes, int]
+
+
+class LogReadError(Exception):
+    """The log file could not be read to its end; what was read stands."""
+
+
+@dataclass
+class LogSource:
+    """Which file holds a log, and what is odd about its neighbours."""
+
+    path: str | None
+    notes: list[str]
+
+
+def find_log_file(folder: str, filename: str) -> LogSource:
+    """
+    The file 0.8 would read for C{filename} (plain, then C{.bz2}, then
+    C{.gz}, as 0.8's C{getFile} looked), and a note for a C{.bz2.tmp} or
+    C{.gz.tmp} that a compression cut short left behind.  A leftover is
+    read only when nothing else holds the log.
+    """
+    notes = []
+    base = os.path.join(folder, filename)
+    found = None
+    for suffix in ("", ".bz2", ".gz"):
+        if os.path.isfile(base + suffix):
+            found = base + suffix
+            break
+    for suffix in (".bz2.tmp", ".gz.tmp"):
+        if os.path.isfile(base + suffix):
+            if found is None:
+                found = base + suffix
+                notes.append(f"{base + suffix}: a compression cut short; read as far as it goes")
+            else:
+                notes.append(f"{base + suffix}: left over from a compression, ignored")
+    return LogSource(found, notes)
+
+
+def _open(path: str) -> IO[bytes]:
+    if path.endswith((".bz2", ".bz2.tmp")):
+        return bz2.open(path, "rb")
+    if path.endswith((".gz", ".gz.tmp")):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def read_chunks(path: str) -> Iterator[tuple[int, str]]:
+    """
+    The file's C{(channel, text)} entries in order.  Damage (a record cut
+    short, a corrupt record, a broken compressed stream) ends the entries
+    with L{LogReadError} after everything before it.
+    """
+    decoder = ChunkDecoder()
+    try:
+        with _open(path) as f:
+            for channel, data, _ in iter_records(f, 0, None, READ_SIZE, path, strict=True):
+                yield from decoder.decode(channel, data)
+    except LogFileFormatError as e:
+        yield from decoder.flush()
+        raise LogReadError(f"{e.reason} at byte {e.offset}") from e
+    except (OSError, EOFError, zlib.error) as e:
+        yield from decoder.flush()
+        raise LogReadError(f"{type(e).__name__}: {e}") from e
+    yield from decoder.flush()
+
+
+class ChunkPacker:
+    """
+    Whole, prefixed lines in; chunks out to C{emit}, numbered from line 0.
+    C{text_bytes} counts the log's text (UTF-8) as the lines carry it.
+    """
+
+    def __init__(self, compression: str, emit: Callable[[Chunk], None]) -> None:
+        self.compressor_id, self.compressor = LogsConnectorComponent.COMPRESSION_MODE.get(
+            compression, (LogsConnectorComponent.NO_COMPRESSION_ID, None)
+        )
+        if self.compressor is None or not self.compressor.available:
+            self.compressor_id, self.compressor = LogsConnectorComponent.NO_COMPRESSION_ID, None
+        self.emit = emit
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.lines = 0
+        self.first_line = 0
+
+    @property
+    def num_lines(self) -> int:
+        return self.first_line + self.lines
+
+    def add(self, text: str) -> None:
+        """Add whole lines (C{text} ends with a newline)."""
+        data = text.encode("utf-8")
+        count = data.count(b"\n")
+        if self.size + len(data) <= MAX_CHUNK_SIZE and self.lines + count <= MAX_CHUNK_LINES:
+            self.parts.append(data)
+            self.size += len(data)
+            self.lines += count
+            return
+        start = 0
+        while start < len(data):
+            end = data.index(b"\n", start) + 1
+            if self.lines and (
+                self.size + end - start > MAX_CHUNK_SIZE or self.lines >= MAX_CHUNK_LINES
+            ):
+                self.flush()
+            self.parts.append(data[start:end])
+            self.size += end - start
+            self.lines += 1
+            start = end
+
+    def flush(self) -> None:
+        """Emit the chunk being packed, if any."""
+        if not self.lines:
+            return
+        raw = b"".join(self.parts)[:-1]  # chunks omit their last newline
+        content, compressed = raw, LogsConnectorComponent.NO_COMPRESSION_ID
+        if self.compressor is not None:
+            packed = self.compressor.dumps(raw)
+            if len(packed) < len(raw):
+                content, compressed = packed, self.compressor_id
+        last = self.first_line + self.lines - 1
+        self.emit((self.first_line, last, content, compressed))
+        self.first_line = last + 1
+        self.parts = []
+        self.size = self.lines = 0
+
+
+class StreamLines:
+    """
+    A stream log as C{StreamLog} builds it: one C{LineBoundaryFinder} per
+    stream, lines prefixed with the stream's letter.
+    """
+
+    def __init__(self, packer: ChunkPacker) -> None:
+        self.packer = packer
+        self.finders: dict[str, LineBoundaryFinder] = {}
+        self.text_bytes = 0
+
+    def add(self, channel: int, text: str) -> None:
+        stream = STREAM_OF_CHANNEL[channel]
+        finder = self.finders.get(stream)
+        if finder is None:
+            finder = self.finders[stream] = LineBoundaryFinder()
+        self.text_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
+        self._lines(stream, finder.append(text))
+
+    def _lines(self, stream: str, lines: str | None) -> None:
+        if lines is not None:
+            self.packer.add(_LINE_START.sub(stream, lines)[:-1])
+
+    def finish(self) -> None:
+        for stream, finder in self.finders.items():
+            self._lines(stream, finder.flush())
+        self.packer.flush()
+
+
+class PlainLines:
+    """An HTML (or text) log as C{PlainLog} builds it: lines without a prefix."""
+
+    def __init__(self, packer: ChunkPacker) -> None:
+        self.packer = packer
+        self.finder = LineBoundaryFinder()
+        self.text_bytes = 0
+
+    def add(self, text: str) -> None:
+        self.text_bytes += len(text.encode("utf-8"))
+        lines = self.finder.append(text)
+        if lines is not None:
+            self.packer.add(lines)
+
+    def finish(self) -> None:
+        lines = self.finder.flush()
+        if lines is not None:
+            self.packer.add(lines)
+        self.packer.flush()
+
+
+def discard(_: Chunk) -> None:
+    """An C{emit} for a dry run: chunks are made and dropped."""

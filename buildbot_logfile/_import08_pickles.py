@@ -1,0 +1,197 @@
+"""
+Reading the pickles of an 0.7/0.8 master's build history, safely.
+
+0.8 saved each builder's status (C{builder}) and each build (C{0}, C{1},
+...) with Python 2's pickle.  Those files are untrusted input: a pickle can
+name any importable callable and have the unpickler call it.  L{load}
+therefore resolves only the 0.7/0.8 status classes (mapped onto
+L{Pickled} subclasses that do nothing but keep their state) and the few
+builtins and C{copy_reg} helpers those pickles use; every other name is
+refused before anything runs.
+
+Python 2's C{str} arrives as C{bytes} (C{encoding="bytes"}), so binary
+data such as a patch stays exact; L{text} decodes a field when it is used:
+UTF-8, or Latin-1 for bytes that are not UTF-8 (0.8 stored whatever the
+worker and the VCS gave it).
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Callable
+from typing import IO, Any
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """The pickle names something outside the allow-list."""
+
+
+class Pickled:
+    """
+    An 0.7/0.8 object as its pickle left it: C{state} is the dict 0.8's
+    C{__getstate__} returned, with its keys decoded.  Nothing of the
+    original class runs.
+    """
+
+    # Replaced, never changed: an object whose pickle had no state has none.
+    state: dict[str, Any] = {}
+
+    def __init__(self, *args: Any) -> None:
+        """0.8's classes were old-style: OBJ and INST may pass arguments, which mean nothing."""
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) == 2:  # (dict, slots)
+            state = {**dict(state[0] or {}), **dict(state[1] or {})}
+        if isinstance(state, dict):
+            self.state = {key_text(k): v for k, v in state.items()}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.state.get(key, default)
+
+
+class BuilderStatus(Pickled):
+    """0.8's C{BuilderStatus}: the builder's name and category."""
+
+
+class BuildStatus(Pickled):
+    """0.8's C{BuildStatus}: one build."""
+
+
+class BuildStepStatus(Pickled):
+    """0.8's C{BuildStepStatus}: one step of a build."""
+
+
+class LogFile(Pickled):
+    """0.8's C{LogFile}: a log whose text is in a file next to the pickle."""
+
+
+class HTMLLogFile(Pickled):
+    """0.8's C{HTMLLogFile}: a log whose HTML is in the pickle itself."""
+
+
+class SourceStamp(Pickled):
+    """0.8's C{SourceStamp}."""
+
+
+class Change(Pickled):
+    """0.8's C{Change}."""
+
+
+class Properties(Pickled):
+    """0.8's C{Properties}: C{properties} maps a name to C{(value, source)}."""
+
+
+class Ignored(Pickled):
+    """Status objects the import has no use for (events, progress, locks...)."""
+
+
+_BY_MODULE: dict[str, dict[str, type[Pickled]]] = {
+    # 0.7 kept every status class in buildbot.status.builder; 0.8 split them.
+    "buildbot.status.builder": {
+        "BuilderStatus": BuilderStatus,
+        "BuildStatus": BuildStatus,
+        "BuildStepStatus": BuildStepStatus,
+        "LogFile": LogFile,
+        "HTMLLogFile": HTMLLogFile,
+        "Event": Ignored,
+        "TestResult": Ignored,
+        "BuildSetStatus": Ignored,
+        "BuildRequestStatus": Ignored,
+    },
+    "buildbot.status.build": {"BuildStatus": BuildStatus},
+    "buildbot.status.buildstep": {"BuildStepStatus": BuildStepStatus},
+    "buildbot.status.logfile": {"LogFile": LogFile, "HTMLLogFile": HTMLLogFile},
+    "buildbot.status.event": {"Event": Ignored},
+    "buildbot.status.testresult": {"TestResult": Ignored},
+    "buildbot.status.progress": {
+        "BuildProgress": Ignored,
+        "StepProgress": Ignored,
+        "Expectations": Ignored,
+    },
+    "buildbot.sourcestamp": {"SourceStamp": SourceStamp},
+    "buildbot.changes.changes": {"Change": Change},
+    "buildbot.process.properties": {"Properties": Properties},
+    # 0.8.6 pickled the SourceStamp's lock along with it.
+    "twisted.internet.defer": {"DeferredLock": Ignored},
+}
+_CLASSES = {
+    (module, name): cls for module, names in _BY_MODULE.items() for name, cls in names.items()
+}
+
+
+def _reconstructor(cls: Any, base: Any, state: Any) -> Pickled:
+    """
+    Python 2's C{copy_reg._reconstructor}, for the allowed classes only:
+    how protocol 0 and 1 pickled instances of new-style classes.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Pickled)) or base is not object:
+        raise UnsafePickleError(f"refusing copy_reg._reconstructor({cls!r}, {base!r})")
+    return cls.__new__(cls)
+
+
+_BUILTINS: dict[tuple[str, str], Callable[..., Any] | type] = {
+    ("__builtin__", "set"): set,
+    ("__builtin__", "frozenset"): frozenset,
+    ("__builtin__", "object"): object,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "object"): object,
+    ("copy_reg", "_reconstructor"): _reconstructor,
+    ("copyreg", "_reconstructor"): _reconstructor,
+}
+
+
+class _AllowListUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        found = _CLASSES.get((module, name)) or _BUILTINS.get((module, name))
+        if found is None:
+            raise UnsafePickleError(f"refusing to load {module}.{name}")
+        return found
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise UnsafePickleError("refusing a persistent id")
+
+
+def load(f: IO[bytes]) -> Any:
+    """Unpickle C{f} with the allow-list; raise for anything else."""
+    return _AllowListUnpickler(f, encoding="bytes").load()
+
+
+def loads(data: bytes) -> Any:
+    return load(io.BytesIO(data))
+
+
+def key_text(key: Any) -> str:
+    return key.decode("latin-1") if isinstance(key, bytes) else str(key)
+
+
+def text(value: Any) -> str:
+    """A Python 2 string field as C{str}: UTF-8, else Latin-1."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.decode("latin-1")
+    return value if isinstance(value, str) else str(value)
+
+
+def opt_text(value: Any) -> str | None:
+    return None if value is None else text(value)
+
+
+def plain(value: Any) -> Any:
+    """A pickled value as JSON can hold it (properties' values)."""
+    if isinstance(value, (bytes, str)):
+        return text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {key_text(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, Pickled):
+        return {k: plain(v) for k, v in value.state.items()}
+    return repr(value)

@@ -1,0 +1,122 @@
+"""
+The C{buildbot-logfile} command.
+
+C{buildbot-logfile import-08 [--dry-run] [--builder NAME]... OLD_BASEDIR
+MASTER_BASEDIR} imports an 0.7/0.8 master's build history into a
+Buildbot 4 master's database.  The database is the one the master's
+C{master.cfg} names, found as C{buildbot upgrade-master} finds it (the
+C{.tac} file's config file, Buildbot's config loader and DB connector),
+so URLs with secrets and every database Buildbot supports work alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet import defer, task
+
+from buildbot_logfile._import08 import Importer, reporter_for
+from buildbot_logfile._import08_db import Database
+
+
+class SetupError(Exception):
+    """The master's directory, config or database cannot be used."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="buildbot-logfile")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    imp = commands.add_parser(
+        "import-08",
+        help="import an 0.7/0.8 master's build history into a Buildbot 4 master's database",
+        description="Import the pickled builds and log files of an 0.7/0.8 master into the "
+        "database of a Buildbot 4 master (best while that master is stopped).  Builds keep "
+        "their numbers; builds imported before are skipped.",
+    )
+    imp.add_argument(
+        "--dry-run", action="store_true", help="read everything, write nothing, print the summary"
+    )
+    imp.add_argument(
+        "--builder",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="import only this builder (repeat for more)",
+    )
+    imp.add_argument("old_basedir", metavar="OLD_BASEDIR", help="the 0.7/0.8 master's directory")
+    imp.add_argument(
+        "master_basedir", metavar="MASTER_BASEDIR", help="the Buildbot 4 master's directory"
+    )
+    return parser
+
+
+async def _open_database(basedir: str) -> tuple[Any, Any]:
+    """The master's config and a set-up DB connector, as upgrade-master makes them."""
+    from buildbot.db.connector import DBConnector
+    from buildbot.master import BuildMaster
+    from buildbot.scripts import base
+
+    if not base.isBuildmasterDir(basedir):
+        raise SetupError(f"{basedir} is not a Buildbot master's directory")
+    cwd = os.getcwd()
+    os.chdir(basedir)  # master.cfg may open files relative to its directory
+    try:
+        config_file = base.getConfigFileFromTac(basedir)
+        master_cfg = base.loadConfig({"basedir": basedir, "quiet": True}, config_file)
+    finally:
+        os.chdir(cwd)
+    if master_cfg is None:
+        raise SetupError(f"could not load {os.path.join(basedir, config_file)}")
+    master = BuildMaster(basedir)
+    master.config = master_cfg
+    db = DBConnector(basedir=basedir)
+    await db.set_master(master)
+    await master.secrets_manager.setup()
+    try:
+        await db.setup(check_version=True, verbose=False)
+    except Exception as e:
+        if db.pool is not None:
+            await db.pool.stop()
+        raise SetupError(
+            f"the database of {basedir} is not ready ({type(e).__name__}); "
+            f"run 'buildbot upgrade-master {basedir}' first"
+        ) from e
+    return master_cfg, db
+
+
+async def _import(args: argparse.Namespace) -> int:
+    old = os.path.abspath(args.old_basedir)
+    if not os.path.isdir(old):
+        raise SetupError(f"{args.old_basedir}: no such directory")
+    master_cfg, db = await _open_database(os.path.abspath(args.master_basedir))
+    try:
+        importer = Importer(
+            Database(db.pool.engine, db.model),
+            master_cfg.logCompressionMethod,
+            reporter_for(),
+            dry_run=args.dry_run,
+        )
+        summary = importer.run(old, args.builder)
+    finally:
+        await db.pool.stop()
+    return 1 if summary.problems else 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The console script: exit 0 when all went in, 1 after problems, 2 when it cannot start."""
+    args = _parser().parse_args(argv)
+
+    async def run(_: Any) -> None:
+        try:
+            code = await _import(args)
+        except SetupError as e:
+            print(f"buildbot-logfile: {e}", file=sys.stderr)
+            code = 2
+        if code:
+            raise SystemExit(code)  # task.react exits with it
+
+    task.react(lambda reactor: defer.ensureDeferred(run(reactor)))
