@@ -1,7 +1,10 @@
 """
-The builders of the 0.8 C{Status}: those this master runs, announced to
-status receivers as they come and go, and any other builder of the
-database, found by name for lookups.
+The builders of the 0.8 C{Status}: those the cluster runs (this master or
+any other sharing its database), announced to status receivers as they
+come and go, and any other builder of the database, found by name for
+lookups.  A 0.8 receiver on any master hears every build of the cluster,
+so it is told of every builder those builds belong to; one that leaves a
+master but still runs on another has not left.
 """
 
 from __future__ import annotations
@@ -28,10 +31,10 @@ class Builders:
         return self.status.master
 
     async def load(self) -> None:
-        """The builders this master runs now."""
-        master = self.master
-        for data in await master.data.get(("masters", master.masterid, "builders")):
-            self.add(data)
+        """The builders some master of the cluster runs now."""
+        for data in await self.master.data.get(("builders",)):
+            if data["masterids"]:
+                self.add(data)
 
     async def load_configured(self, builders: list[Any]) -> None:
         """The builders of this master's config, before the master runs them."""
@@ -40,7 +43,7 @@ class Builders:
             self.add({"name": config.name, "builderid": builderid, "tags": config.tags or []})
 
     def add(self, data: Mapping[str, Any]) -> BuilderStatus:
-        """A builder this master runs, from the data API; new ones are announced."""
+        """A builder the cluster runs, from the data API; new ones are announced."""
         builder = self.running.get(data["name"])
         if builder is None:
             builder = self.running[data["name"]] = BuilderStatus.from_data(self.status, data)
@@ -49,13 +52,16 @@ class Builders:
         return builder
 
     async def started(self, builderid: int) -> None:
-        """A builder started on this master."""
+        """A builder started on a master."""
         data = await self.master.data.get(("builders", builderid))
         if data is not None:
             self.add(data)
 
-    def stopped(self, name: str) -> None:
-        """A builder left this master."""
+    async def stopped(self, builderid: int, name: str) -> None:
+        """A builder left a master: removed once no master runs it."""
+        data = await self.master.data.get(("builders", builderid))
+        if data is not None and data["masterids"]:
+            return
         if self.running.pop(name, None) is not None:
             for w in list(self.status.watchers):
                 deliver(w, "builderRemoved", name)

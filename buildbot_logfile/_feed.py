@@ -122,8 +122,8 @@ class EventFeed:
     def _on_builder(self, key: tuple[str, ...], msg: _Message) -> None:
         if key[2] == "started":
             self._run_logged(self.builders.started(msg["builderid"]))
-        elif key[2] == "stopped" and msg.get("masterid") == self.master.masterid:
-            self.builders.stopped(msg["name"])
+        elif key[2] == "stopped":
+            self._run_logged(self.builders.stopped(msg["builderid"], msg["name"]))
 
     def _on_worker(self, key: tuple[str, ...], msg: _Message) -> None:
         self.workers.event(key[2], msg)

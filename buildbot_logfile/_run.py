@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from buildbot_logfile._records import char_boundary, encode_record
 from buildbot_logfile._spool import SpoolWriter
+from buildbot_logfile._text_index import TextIndex
 
 # A record's channel is one decimal digit.
 CHANNELS = range(10)
@@ -25,6 +26,7 @@ def as_text(text: Any) -> str:
 
 class _Settings(Protocol):
     chunkSize: int
+    TEXT_MARK_SPACING: int
 
 
 class RecordRun:
@@ -36,11 +38,16 @@ class RecordRun:
     The run keeps ASCII text as it is, being its own UTF-8 (a run of it is
     encoded once, as a whole), and other text encoded as it arrives, so
     that it is encoded only once; either way a piece's length is its size.
+
+    Each stdout and stderr record it writes may leave a mark in
+    C{text_index}, for paging through the text later.
     """
 
-    def __init__(self, writer: SpoolWriter, settings: _Settings) -> None:
+    def __init__(self, writer: SpoolWriter, settings: _Settings, text_index: TextIndex) -> None:
         self.writer = writer
         self._settings = settings
+        self._text_index = text_index
+        self._text_merged = 0  # bytes of stdout and stderr text made records
         self.chunk_size = settings.chunkSize  # this run's
         # No channel: the first entry starts a run.
         self.channel = -1
@@ -104,9 +111,16 @@ class RecordRun:
             pieces.insert(0, "%d:%d" % (size + 1, channel))
             pieces.append(",")
             self.writer.add(_join(pieces, encoded))
-            return
-        # Only a single entry larger than chunk_size gets here.
-        data = _join(pieces, encoded)
+        else:
+            self._split(channel, _join(pieces, encoded), size)
+        if channel < 2:  # stdout, stderr
+            self._text_merged += size
+            self._text_index.passed(
+                self._text_merged, self.writer.end, self._settings.TEXT_MARK_SPACING
+            )
+
+    def _split(self, channel: int, data: bytes, size: int) -> None:
+        """Records of a single entry larger than chunk_size."""
         pos = 0
         while pos < size:
             end = pos + self.chunk_size

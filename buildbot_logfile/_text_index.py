@@ -1,7 +1,10 @@
 """
 Paging through a log's text by byte offset, for the text page's
 C{?start=N}: marks left along the spool file let a poll start near the text
-it asks for, so polling a log costs the new text, not the whole log.
+it asks for, so polling a log costs the new text, not the whole log.  The
+log leaves them as it writes its records, so even a first poll of a long
+live log reads little; a spool opened from disk (finished before a restart)
+gets them as it is first read.
 """
 
 from __future__ import annotations
@@ -20,6 +23,16 @@ class TextIndex:
 
     def __init__(self) -> None:
         self._marks: list[tuple[int, int]] = []
+
+    def passed(self, text_pos: int, file_pos: int, spacing: int) -> None:
+        """
+        A record ending at C{file_pos} brings the text to C{text_pos}: mark
+        it if that is C{spacing} bytes of text past the last mark.  Marks
+        stay in order whoever leaves them (the writer or a reader), since
+        both only go past the last one.
+        """
+        if text_pos >= (self._marks[-1][0] if self._marks else 0) + spacing:
+            self._marks.append((text_pos, file_pos))
 
     def text_bytes(
         self,
@@ -52,8 +65,8 @@ class TextIndex:
                     wanted += data[max(0, start - text_pos) :]
                 text_pos += len(data)
             if next_offset is not None and text_pos >= next_mark:
-                self._marks.append((text_pos, next_offset))
-                next_mark = text_pos + spacing
+                self.passed(text_pos, next_offset, spacing)
+                next_mark = self._marks[-1][0] + spacing
             if len(wanted) > limit + 3:
                 break
         # A start inside a character begins at the next one.

@@ -104,7 +104,7 @@ class LogFile:
         if _spool.existing_spool(fn) == fn:
             log.msg(f"Warning: Overwriting old serialized log at {fn}")
         self._writer = _spool.SpoolWriter(fn, self.mark_spool_failed)
-        self._run = RecordRun(self._writer, self)
+        self._run = RecordRun(self._writer, self, self._text_index)
         self.openfile = self._writer.file
         self._observe()
 

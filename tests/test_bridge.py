@@ -276,6 +276,18 @@ class RobustnessTests(MasterTestCase):
         self.assertEqual(second.events[-1], ("buildFinished", "b2", 1, 0))
 
     @defer.inlineCallbacks
+    def test_a_builder_dropped_by_reconfig_is_removed(self) -> defer.Generator:
+        steps = {"b1": [python_step("emit", "print(1)")], "b2": [python_step("emit", "print(2)")]}
+        yield self.start_master(steps)
+        status = self.legacy_status()
+        self.assertEqual(sorted(status.getBuilderNames()), ["b1", "b2"])
+        only_b1 = master_config({"b1": steps["b1"]}, [])
+        yield self.reconfig(builders=only_b1["builders"], schedulers=only_b1["schedulers"])
+        yield poll(lambda: ("builderRemoved", "b2") in self.recorder.events, "builderRemoved")
+        self.assertEqual(status.getBuilderNames(), ["b1"])
+        self.assertNotIn(("builderRemoved", "b1"), self.recorder.events)
+
+    @defer.inlineCallbacks
     def test_a_spool_that_is_gone_is_rebuilt_from_the_database(self) -> defer.Generator:
         yield self.start_master({"b1": [python_step("burst", BURST)]})
         yield self.force("b1")

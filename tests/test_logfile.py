@@ -679,6 +679,24 @@ def test_text_bytes_of_a_large_log_reads_from_the_nearest_mark(tmp_path: Path) -
     lf.finish()
 
 
+def test_a_first_poll_of_a_large_live_log_reads_from_a_mark_left_while_writing(
+    tmp_path: Path,
+) -> None:
+    lf = new_log(tmp_path)
+    line = "0123456789" * 99 + "\n"
+    for i in range(3000):
+        lf.addStdout(line)
+        if i % 100 == 0:
+            lf.addStderr("e\n")
+    lf.addHeader("the stdout before this is a record now\n")
+    with open(lf.getFilename(), "r+b") as f:
+        f.write(b"x" * (2 * lf.TEXT_MARK_SPACING))  # no poll may read this
+    size = len(line) * 3000 + 2 * 30
+    page, offset, more = lf.text_bytes(size - 10, 100)
+    assert (page, offset, more) == ((line * 3000)[-10:].encode(), size, False)
+    lf.finish()
+
+
 def test_text_bytes_of_a_corrupt_file_raises_rather_than_cut_it_short(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"3:0ab,3:2hh,3:1cd;rest")
     lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")

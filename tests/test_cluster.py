@@ -1,0 +1,569 @@
+"""
+Several masters, for real (issue 13): two masters in processes of their
+own sharing a PostgreSQL database and a crossbar WAMP router, one worker on
+master A (see L{tests.cluster}).  What master B's 0.8 receivers hear and
+what B's pages serve of builds that run on A is checked, byte for byte,
+against the database, while the builds run and after they end.  The test
+writes each build's live output (a control file the step follows).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterable
+from typing import Any
+
+import treq
+from twisted.internet import defer, threads
+from twisted.trial import unittest
+
+from tests.cluster import (
+    BUILDERS,
+    EVENT_TIMEOUT,
+    Build,
+    Cluster,
+    Master,
+    unavailable,
+    until,
+)
+from tests.support import merged
+
+STDOUT, STDERR, HEADER = 0, 1, 2
+LIVE = ("live", "stdio")
+STEPS = ("worker_preparation", "prep", "live", "after")
+STEPS_WITH_LOGS = ("prep", "live", "after")
+# Seconds to wait for an answer's headers (a live text page sends them with
+# its first text).
+HTTP_TIMEOUT = 30
+
+
+def lines(prefix: str, first: int, last: int) -> str:
+    """Lines of text that exercise the log: UTF-8 of every width, ANSI colours, markup."""
+    return "".join(
+        f"{prefix} {i:05d} h\u00e9llo \u2603 \U0001f600 \x1b[1;32mgreen\x1b[0m <b>&amp;</b>\t{i}\n"
+        for i in range(first, last)
+    )
+
+
+def of_build(events: Iterable[dict[str, Any]], build: Build) -> list[dict[str, Any]]:
+    """The events of one build (not those of its builder)."""
+    return [
+        e for e in events if e.get("builder") == build.builder and e.get("build") == build.number
+    ]
+
+
+def outline(events: Iterable[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """C{(event, step, log)} of each event, a run of logChunks as one."""
+    shape: list[tuple[Any, ...]] = []
+    for e in events:
+        item = tuple(x for x in (e["event"], e.get("step"), e.get("log")) if x is not None)
+        if item[0] == "logChunk" and shape and shape[-1] == item:
+            continue
+        shape.append(item)
+    return shape
+
+
+def received_chunks(events: Iterable[dict[str, Any]], step: str, log: str) -> list[Any]:
+    """What a receiver was given of one log, as merged C{(channel, text)} chunks."""
+    return merged(
+        [
+            (e["channel"], e["text"])
+            for e in events
+            if e["event"] == "logChunk" and e["step"] == step and e["log"] == log
+        ]
+    )
+
+
+def text_of(chunks: Iterable[Any]) -> str:
+    return "".join(text for channel, text in chunks if channel in (STDOUT, STDERR))
+
+
+def cascade(steps: Iterable[str] = STEPS) -> list[tuple[Any, ...]]:
+    """The 0.8 cascade of a whole build of the cluster's builders, in outline."""
+    shape: list[tuple[Any, ...]] = [("buildStarted",)]
+    for step in steps:
+        shape.append(("stepStarted", step))
+        if step in STEPS_WITH_LOGS:
+            shape += [
+                ("logStarted", step, "stdio"),
+                ("logChunk", step, "stdio"),
+                ("logFinished", step, "stdio"),
+            ]
+        shape.append(("stepFinished", step))
+    shape.append(("buildFinished",))
+    return shape
+
+
+class ClusterTestCase(unittest.TestCase):
+    """Tests that share one cluster per class (it takes some seconds to start)."""
+
+    timeout = 240
+    cluster: Cluster | None = None
+    missing: str | None = None
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        # pytest calls this; trial's own runner does not, and setUp starts
+        # the cluster on first use instead (an atexit hook stops it).
+        cls.missing = unavailable()
+        if cls.missing is None:
+            cls._start_cluster()
+
+    @classmethod
+    def _start_cluster(cls) -> None:
+        cluster = Cluster()
+        cluster.start()
+        cls.cluster = cluster
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cluster, cls.cluster = cls.cluster, None
+        if cluster is not None:
+            cluster.stop()
+
+    def setUp(self) -> Any:
+        reason = self.missing if self.missing is not None else unavailable()
+        if reason is not None:
+            message = f"the cluster tests need {reason}"
+            if os.environ.get("CI"):
+                self.fail(message)
+            raise unittest.SkipTest(message)
+        if self.cluster is None:
+            type(self)._start_cluster()
+        self.builds: list[Build] = []
+        self.addCleanup(self._end_builds)
+        # A master a failed test left stopped is started again.
+        return threads.deferToThread(self._ensure_running)
+
+    def _ensure_running(self) -> None:
+        assert self.cluster is not None
+        for master in (self.cluster.a, self.cluster.b):
+            if not master.running:
+                master.start()
+        self.cluster.check_running()
+
+    @property
+    def a(self) -> Master:
+        assert self.cluster is not None
+        return self.cluster.a
+
+    @property
+    def b(self) -> Master:
+        assert self.cluster is not None
+        return self.cluster.b
+
+    @property
+    def db(self) -> Cluster:
+        assert self.cluster is not None
+        return self.cluster
+
+    # Builds
+
+    @defer.inlineCallbacks
+    def start_build(self, builder: str) -> Any:
+        """Force a build on A; it is ended (and waited for) when the test ends."""
+        build = yield threads.deferToThread(self.db.force, builder)
+        self.builds.append(build)
+        return build
+
+    @defer.inlineCallbacks
+    def _end_builds(self) -> Any:
+        for build in self.builds:
+            build.control.end()
+        for build in self.builds:
+            yield until(lambda build=build: self.db.build_complete(build), f"{build} to end")
+
+    def live_log_exists(self, build: Build) -> defer.Deferred[Any]:
+        return until(lambda: self.db.log_row(build, *LIVE), f"the live log of {build}")
+
+    def db_has_written(self, build: Build) -> defer.Deferred[Any]:
+        """Fires once the database holds all that the test had the live step write."""
+        control = build.control
+
+        def check() -> bool:
+            chunks = self.db.db_chunks(build, *LIVE)
+            stdout = "".join(t for c, t in chunks if c == STDOUT)
+            stderr = "".join(t for c, t in chunks if c == STDERR)
+            return stdout == control.stdout and stderr == control.stderr
+
+        return until(check, f"the database to hold what {build}'s live step wrote")
+
+    # What a master's receivers heard
+
+    def events(self, master: Master, build: Build, since: int = 0) -> list[dict[str, Any]]:
+        return of_build(master.events(since), build)
+
+    def wait_for_event(
+        self,
+        master: Master,
+        build: Build,
+        event: str,
+        since: int = 0,
+        timeout: float = EVENT_TIMEOUT,
+        **fields: Any,
+    ) -> defer.Deferred[Any]:
+        def found() -> Any:
+            for e in self.events(master, build, since):
+                if e["event"] == event and all(e.get(k) == v for k, v in fields.items()):
+                    return e
+            return None
+
+        def what() -> str:
+            got = outline(self.events(master, build, since))
+            return f"{event} {fields} of {build} on {master}; its receivers got only {got}"
+
+        return until(found, what, timeout=timeout)
+
+    def wait_for_same_text(
+        self, master: Master, build: Build, since: int = 0, timeout: float = EVENT_TIMEOUT
+    ) -> defer.Deferred[Any]:
+        """
+        Fires once C{master}'s receivers were given all of the live log
+        the database holds (which holds all the step wrote): chunk for
+        chunk, channel for channel.
+        """
+
+        def check() -> bool:
+            db = self.db.db_chunks(build, *LIVE)
+            got = received_chunks(self.events(master, build, since), *LIVE)
+            return bool(db) and got == db
+
+        def what() -> str:
+            db = self.db.db_chunks(build, *LIVE)
+            got = received_chunks(self.events(master, build, since), *LIVE)
+            return (
+                f"{master}'s receivers to be given all of {build}'s live log: the database"
+                f" holds {len(text_of(db).encode())} bytes of text in {len(db)} chunks,"
+                f" they got {len(text_of(got).encode())} bytes in {len(got)} chunks;"
+                f" events: {outline(self.events(master, build, since))}"
+            )
+
+        return until(check, what, timeout=timeout)
+
+    def check_against_database(
+        self, master: Master, build: Build, since: int = 0, steps: Iterable[str] = STEPS_WITH_LOGS
+    ) -> None:
+        """Every log of C{steps} as C{master}'s receivers got it equals the database."""
+        events = self.events(master, build, since)
+        for step in steps:
+            self.assertEqual(
+                received_chunks(events, step, "stdio"),
+                self.db.db_chunks(build, step, "stdio"),
+                f"{build} step {step} on {master}",
+            )
+
+    def check_status_fields(self, master: Master, build: Build) -> None:
+        """What the status objects answered at the build's end equals the database."""
+        ((results, started_at, complete_at, state_string, reason),) = self.db.query(
+            "SELECT b.results, b.started_at, b.complete_at, b.state_string, bs.reason"
+            " FROM builds b JOIN buildrequests br ON br.id = b.buildrequestid"
+            " JOIN buildsets bs ON bs.id = br.buildsetid WHERE b.id = %s",
+            build.buildid,
+        )
+        events = self.events(master, build)
+        (finished,) = [e for e in events if e["event"] == "buildFinished"]
+        self.assertEqual(finished["results"], results)
+        self.assertEqual(finished["results_arg"], results)
+        self.assertEqual(finished["times"], [started_at, complete_at])
+        # The text is the state string (as one item, or as 0.8's words).
+        self.assertEqual(" ".join(finished["text"]), state_string)
+        self.assertEqual(finished["reason"], reason)
+        self.assertEqual(finished["worker"], "w1")
+        self.assertEqual(finished["buildername_property"], build.builder)
+        self.assertTrue(finished["finished"])
+        self.assertEqual(finished["steps"], list(STEPS))
+        steps = {
+            name: (number, results, started_at, complete_at, state_string)
+            for name, number, results, started_at, complete_at, state_string in self.db.query(
+                "SELECT name, number, results, started_at, complete_at, state_string"
+                " FROM steps WHERE buildid = %s",
+                build.buildid,
+            )
+        }
+        for e in events:
+            if e["event"] == "stepFinished":
+                _, results, started_at, complete_at, state_string = steps[e["step"]]
+                self.assertEqual(e["results"][0], results, e["step"])
+                self.assertEqual(e["results_arg"], e["results"], e["step"])
+                self.assertEqual(" ".join(e["text"]), state_string or "", e["step"])
+                self.assertEqual(e["times"], [started_at, complete_at], e["step"])
+        self.assertEqual([e for e in events if e["event"] == "receiverError"], [])
+
+    # Pages
+
+    @defer.inlineCallbacks
+    def open_stream(self, url: str) -> Any:
+        """
+        GET C{url} and collect its body as it arrives: C{(response,
+        received parts, Deferred that fires when the body ends)}.
+        """
+        response = yield treq.get(url, persistent=False, timeout=HTTP_TIMEOUT, unbuffered=True)
+        received: list[bytes] = []
+        done = treq.collect(response, received.append)
+
+        @defer.inlineCallbacks
+        def close() -> Any:
+            # The test has checked how the page ends, if it got that far:
+            # here it only must not outlive the test.
+            yield self._end_builds()
+            try:
+                yield until(lambda: done.called, f"the stream of {url} to end", timeout=10)
+            except AssertionError:
+                response.original._transport.stopProducing()  # twisted.web's Response
+                yield done.addErrback(lambda _: None)
+
+        self.addCleanup(close)
+        return response, received, done
+
+    @defer.inlineCallbacks
+    def get(self, url: str) -> Any:
+        response = yield treq.get(url, persistent=False, timeout=HTTP_TIMEOUT)
+        body = yield treq.content(response)
+        return response, body
+
+
+class ClusterTests(ClusterTestCase):
+    @defer.inlineCallbacks
+    def test_b_gets_the_whole_cascade_and_every_byte_of_a_build_on_a_live(self) -> Any:
+        since_a, since_b = self.a.events_size(), self.b.events_size()
+        build = yield self.start_build("b1")
+        yield self.wait_for_event(self.b, build, "logStarted", step="live", since=since_b)
+        control = build.control
+        # Live: B hears each part as it is written, before the build ends.
+        for part in range(3):
+            control.write(stdout=lines(f"out{part}", 0, 5), stderr=lines(f"err{part}", 0, 2))
+            yield self.db_has_written(build)
+            yield self.wait_for_same_text(self.b, build, since_b)
+        # A burst of 2 MB, across many database chunks.
+        for block in range(40):
+            control.write(stdout=lines(f"burst{block}", 0, 800))
+            if block % 8 == 7:
+                control.write(stderr=lines(f"burst-err{block}", 0, 3))
+        yield self.db_has_written(build)
+        yield self.wait_for_same_text(self.b, build, since_b)
+        self.assertNotIn("buildFinished", [e["event"] for e in self.events(self.b, build)])
+        self.assertFalse(self.db.build_complete(build))
+        self.assertGreater(len(text_of(self.db.db_chunks(build, *LIVE)).encode()), 2_000_000)
+
+        control.end()
+        for master, since in ((self.a, since_a), (self.b, since_b)):
+            yield self.wait_for_event(master, build, "buildFinished", since=since)
+        for master, since in ((self.a, since_a), (self.b, since_b)):
+            self.assertEqual(outline(self.events(master, build, since)), cascade(), master)
+            self.check_against_database(master, build, since)
+            self.check_status_fields(master, build)
+        self.assertIn({"event": "builderAdded", "builder": "b1", "name": "b1"}, self.b.events())
+
+    @defer.inlineCallbacks
+    def test_b_text_page_streams_a_build_on_a_live_and_ends_with_it(self) -> Any:
+        build = yield self.start_build("b1")
+        yield self.live_log_exists(build)
+        control = build.control
+        control.write(stdout=lines("before the page", 0, 3))
+        yield self.db_has_written(build)
+        response, received, done = yield self.open_stream(self.b.pages + build.path() + "/text")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"]
+        )
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["no-cache"])
+
+        def page_holds_the_database() -> bool:
+            return b"".join(received) == self.db.db_text(build).encode()
+
+        yield until(page_holds_the_database, "B's page to hold the text so far")
+        for part in range(3):
+            control.write(stdout=lines(f"out{part}", 0, 50), stderr=lines(f"err{part}", 0, 5))
+            yield self.db_has_written(build)
+            yield until(
+                page_holds_the_database,
+                lambda: (
+                    f"B's page to follow the log: {len(b''.join(received))} bytes so far,"
+                    f" the database holds {len(self.db.db_text(build).encode())}"
+                ),
+            )
+            self.assertFalse(done.called, "the page ended while the log is live")
+        control.end()
+        yield until(lambda: done.called, "B's page to end when the log ends")
+        yield done
+        self.assertEqual(b"".join(received), self.db.db_text(build).encode())
+        self.assertIn(lines("err2", 4, 5).encode(), b"".join(received))
+
+    @defer.inlineCallbacks
+    def test_b_start_polling_reaches_the_full_text_of_a_build_on_a(self) -> Any:
+        build = yield self.start_build("b2")
+        yield self.live_log_exists(build)
+        control = build.control
+        url = self.b.pages + build.path() + "/text?start="
+        text = b""
+        offset = 0
+
+        @defer.inlineCallbacks
+        def poll_once() -> Any:
+            nonlocal text, offset
+            response, body = yield self.get(url + str(offset))
+            self.assertEqual(response.code, 200, body)
+            (size,) = response.headers.getRawHeaders("x-text-size")
+            self.assertEqual(int(size), offset + len(body))
+            text += body
+            offset = int(size)
+            return response.headers.getRawHeaders("x-more-data") == ["true"]
+
+        @defer.inlineCallbacks
+        def caught_up() -> Any:
+            more = yield poll_once()
+            self.assertTrue(more, "X-More-Data missing while the log is live")
+            return text == self.db.db_text(build).encode()
+
+        def what() -> str:
+            return (
+                f"polls of B to reach the text so far: {len(text)} bytes,"
+                f" the database holds {len(self.db.db_text(build).encode())}"
+            )
+
+        for part in range(4):
+            control.write(stdout=lines(f"out{part}", 0, 200), stderr=lines(f"err{part}", 0, 9))
+            yield self.db_has_written(build)
+            yield until(caught_up, what)
+        control.end()
+        yield until(lambda: self.db.build_complete(build), f"{build} to end")
+        yield until(
+            lambda: poll_once().addCallback(lambda more: not more),
+            "B's polls to reach the end of the finished log (no X-More-Data)",
+        )
+        self.assertEqual(text, self.db.db_text(build).encode())
+        response, body = yield self.get(url + str(offset))
+        self.assertEqual(body, b"")
+        self.assertIsNone(response.headers.getRawHeaders("x-more-data"))
+
+    @defer.inlineCallbacks
+    def test_builds_running_at_once_stay_apart(self) -> Any:
+        since_b = self.b.events_size()
+        first = yield self.start_build("b1")
+        second = yield self.start_build("b2")
+        for build in (first, second):
+            yield self.wait_for_event(self.b, build, "logStarted", step="live", since=since_b)
+            build.control.write(stdout=f"{build.builder} out: the first line\n")
+            yield self.db_has_written(build)
+        streams = {}
+        for build in (first, second):
+            streams[build.builder] = yield self.open_stream(self.b.pages + build.path() + "/text")
+        for i in range(20):
+            for build in (first, second):
+                build.control.write(stdout=lines(f"{build.builder} out", i * 10, i * 10 + 10))
+                if i % 4 == 0:
+                    build.control.write(stderr=lines(f"{build.builder} err", i, i + 1))
+        for build in (first, second):
+            yield self.db_has_written(build)
+            yield self.wait_for_same_text(self.b, build, since_b)
+        first.control.end()
+        yield self.wait_for_event(self.b, first, "buildFinished", since=since_b)
+        self.assertNotIn("buildFinished", [e["event"] for e in self.events(self.b, second)])
+        second.control.write(stdout=lines("b2 alone", 0, 30))
+        yield self.db_has_written(second)
+        yield self.wait_for_same_text(self.b, second, since_b)
+        second.control.end()
+        yield self.wait_for_event(self.b, second, "buildFinished", since=since_b)
+
+        for build, other in ((first, second), (second, first)):
+            events = self.events(self.b, build, since_b)
+            self.assertEqual(outline(events), cascade(), build)
+            self.check_against_database(self.b, build, since_b)
+            self.check_status_fields(self.b, build)
+            received = text_of(received_chunks(events, *LIVE))
+            self.assertNotIn(f"{other.builder} out", received)
+            self.assertIn(f"{build.builder} out 00199", received)
+            _, parts, done = streams[build.builder]
+            yield until(lambda done=done: done.called, f"B's page of {build} to end")
+            yield done
+            self.assertEqual(b"".join(parts), self.db.db_text(build).encode())
+        self.assertNotEqual(first.buildid, second.buildid)
+
+
+class RestartTests(ClusterTestCase):
+    """
+    Master B stops (SIGTERM) or dies (SIGKILL) while A runs a build, and
+    starts again while the build still runs.  Issue 13: B's receivers
+    then hear that build from where it stands (the build, its started
+    steps, each log's text so far from the database, then live) and its
+    end.
+    """
+
+    @defer.inlineCallbacks
+    def check_restart(self, sig: int) -> Any:
+        build = yield self.start_build("b1")
+        yield self.live_log_exists(build)
+        control = build.control
+        control.write(stdout=lines("before", 0, 20), stderr=lines("before-err", 0, 2))
+        yield self.db_has_written(build)
+        yield self.wait_for_same_text(self.b, build)
+
+        yield threads.deferToThread(self.b.kill, sig)
+        control.write(stdout=lines("while B is down", 0, 20))
+        yield self.db_has_written(build)
+        since = self.b.events_size()
+        yield threads.deferToThread(self.b.start)
+        control.write(stdout=lines("after B started again", 0, 20))
+        yield self.db_has_written(build)
+
+        # From where the build stands: the build, its live step and log...
+        yield self.wait_for_event(self.b, build, "buildStarted", since=since, timeout=20)
+        yield self.wait_for_event(self.b, build, "logStarted", since=since, step="live")
+        # ... the log's text so far, from the database, then live.
+        yield self.wait_for_same_text(self.b, build, since)
+        control.write(stdout=lines("live again", 0, 20), stderr=lines("live-err", 0, 2))
+        yield self.db_has_written(build)
+        yield self.wait_for_same_text(self.b, build, since)
+        self.assertNotIn("buildFinished", [e["event"] for e in self.events(self.b, build, since)])
+        # ... and its end.
+        control.end()
+        yield self.wait_for_event(self.b, build, "buildFinished", since=since)
+        events = self.events(self.b, build, since)
+        shape = outline(events)
+        # Steps that had finished before B started again may be told or
+        # not; those after must be, whole and in 0.8 order.
+        told = [s for s in ("worker_preparation", "prep") if ("stepStarted", s) in shape]
+        self.assertEqual(shape, cascade([*told, "live", "after"]))
+        self.check_against_database(self.b, build, since, [*told[1:], "live", "after"])
+        self.check_status_fields(self.b, build)
+
+    def test_b_stopped_and_started_again_hears_the_running_build(self) -> Any:
+        return self.check_restart(signal.SIGTERM)
+
+    def test_b_killed_and_started_again_hears_the_running_build(self) -> Any:
+        return self.check_restart(signal.SIGKILL)
+
+
+class BuilderLeavesTests(ClusterTestCase):
+    """
+    A master's 0.8 C{Status} holds the builders of the cluster (README,
+    "Several masters"): C{builderRemoved} once no master runs a builder.
+    """
+
+    @defer.inlineCallbacks
+    def test_builder_removed_once_no_master_of_the_cluster_runs_it(self) -> Any:
+        since = {master: master.events_size() for master in (self.a, self.b)}
+
+        @defer.inlineCallbacks
+        def restore() -> Any:
+            for master in (self.a, self.b):
+                yield threads.deferToThread(master.reconfig, list(BUILDERS))
+
+        self.addCleanup(restore)
+
+        def removed(master: Master) -> list[Any]:
+            return [e for e in master.events(since[master]) if e["event"] == "builderRemoved"]
+
+        yield threads.deferToThread(self.a.reconfig, ["b1"])
+        # b2 left A, but B runs it: nobody was told it left.  A build seen
+        # by both after A's reconfig shows that the news has gone round.
+        build = yield self.start_build("b1")
+        build.control.end()
+        for master in (self.a, self.b):
+            yield self.wait_for_event(master, build, "buildFinished", since=since[master])
+            self.assertEqual(removed(master), [], master)
+        yield threads.deferToThread(self.b.reconfig, ["b1"])
+        for master in (self.a, self.b):
+            yield until(lambda master=master: removed(master), f"builderRemoved on {master}")
+            self.assertEqual(removed(master), [{"event": "builderRemoved", "builder": "b2"}])
