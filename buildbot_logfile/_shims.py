@@ -1,7 +1,7 @@
 """
 0.8's import paths for status plugins: C{buildbot.status} and its modules
-C{base}, C{builder}, C{results} and C{logfile}, and the 0.8 interface names
-in C{buildbot.interfaces}.
+(see L{MODULES}), C{buildbot.sourcestamp}, and the 0.8 interface names in
+C{buildbot.interfaces}.
 
 L{install} only teaches Python where to find them: a module is built when
 something imports it, and a name of C{buildbot.interfaces} is looked up when
@@ -62,18 +62,60 @@ def _results() -> dict[str, Any]:
 
 
 def _builder() -> dict[str, Any]:
-    from buildbot_logfile import logfile, status
-
+    # 0.8's buildbot.status.builder re-exported most of the status layer,
+    # and older plugins import all of it from there.
     return {
-        "BuilderStatus": status.BuilderStatus,
-        "BuildStatus": status.BuildStatus,
-        "BuildStepStatus": status.BuildStepStatus,
-        # 0.8.0-0.8.5 plugins import the channels from here.
-        "STDOUT": logfile.STDOUT,
-        "STDERR": logfile.STDERR,
-        "HEADER": logfile.HEADER,
+        **_build(),
+        **_buildstep(),
+        **_slave(),
+        **_buildrequest(),
+        **_master(),
+        "BuildSetStatus": _buildset()["BuildSetStatus"],
+        "BuilderStatus": _status().BuilderStatus,
+        **_logfile(),
         **_results(),
     }
+
+
+def _status() -> Any:
+    from buildbot_logfile import status
+
+    return status
+
+
+def _build() -> dict[str, Any]:
+    return {"BuildStatus": _status().BuildStatus}
+
+
+def _buildstep() -> dict[str, Any]:
+    return {"BuildStepStatus": _status().BuildStepStatus}
+
+
+def _slave() -> dict[str, Any]:
+    return {"SlaveStatus": _status().SlaveStatus}
+
+
+def _buildrequest() -> dict[str, Any]:
+    return {"BuildRequestStatus": _status().BuildRequestStatus}
+
+
+def _buildset() -> dict[str, Any]:
+    from buildbot_logfile._buildset_summary import BuildSetSummaryNotifierMixin
+
+    return {
+        "BuildSetStatus": _status().BuildSetStatus,
+        "BuildSetSummaryNotifierMixin": BuildSetSummaryNotifierMixin,
+    }
+
+
+def _master() -> dict[str, Any]:
+    from buildbot_logfile.bridge import LegacyStatus
+
+    return {"Status": LegacyStatus}
+
+
+def _sourcestamp() -> dict[str, Any]:
+    return {"SourceStamp": _status().SourceStamp}
 
 
 def _logfile() -> dict[str, Any]:
@@ -87,8 +129,15 @@ MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "buildbot.status": ("0.8 status layer (buildbot-logfile)", _package),
     "buildbot.status.base": ("0.8 status receiver bases", _base),
     "buildbot.status.builder": ("0.8 builder status", _builder),
+    "buildbot.status.build": ("0.8 build status", _build),
+    "buildbot.status.buildstep": ("0.8 step status", _buildstep),
+    "buildbot.status.slave": ("0.8 worker (slave) status", _slave),
+    "buildbot.status.buildrequest": ("0.8 build request status", _buildrequest),
+    "buildbot.status.buildset": ("0.8 buildset status and summaries", _buildset),
+    "buildbot.status.master": ("0.8 Status", _master),
     "buildbot.status.results": ("0.8 build results", _results),
     "buildbot.status.logfile": ("0.8 step logs", _logfile),
+    "buildbot.sourcestamp": ("0.8 source stamps", _sourcestamp),
 }
 
 

@@ -275,6 +275,15 @@ class LegacyStatus(service.BuildbotService):
         """0.8's C{Status.basedir}: the master's."""
         return str(self.master.basedir)
 
+    @property
+    def botmaster(self) -> Any:
+        """
+        0.8's C{Status.botmaster}: Buildbot 4's C{BotMaster}, which kept
+        what plugins used of 0.8's (C{builders} by name, C{getBuildernames},
+        C{master}).
+        """
+        return self.master.botmaster
+
     def getURLForThing(self, thing: Any) -> str | None:
         """
         Where a build, step or log is shown: the old pages' URL

@@ -144,6 +144,20 @@ class LogFile:
     def getStep(self) -> Any:
         return self.step
 
+    def asDict(self) -> dict[str, Any]:
+        """
+        The log as 0.8's JSON status listed it in its step (C{name} and
+        C{url}, the pair of the step's C{logs}), with its step's name and
+        whether it is finished.
+        """
+        status = self.step.build.builder.status
+        return {
+            "name": self.getName(),
+            "url": status.getURLForThing(self),
+            "step": self.step.getName(),
+            "isFinished": self.isFinished(),
+        }
+
     def getFilename(self) -> str:
         """The spool file's path (without the suffix of a compressed one)."""
         return os.path.join(self.step.build.builder.basedir, self.filename)

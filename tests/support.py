@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from buildbot.config.master import MasterConfig
@@ -118,3 +120,24 @@ def master_config(
     }
     config.update(extra)
     return config
+
+
+def readme_table(heading: str) -> dict[str, list[str]]:
+    """
+    The first table after C{heading} in the README: each row's first cell,
+    and the names in backquotes of its second (a name's arguments dropped).
+    """
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index(heading) + len(heading) :]
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        if not line.startswith("|"):
+            if rows:
+                break
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 2 or set(cells[0]) <= {"-", " "} or not cells[0].startswith("`"):
+            continue
+        rows[cells[0]] = re.findall(r"`([A-Za-z_][A-Za-z_0-9.]*)", cells[1])
+    assert rows, f"no table after {heading!r} in the README"
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from buildbot.config.errors import ConfigErrors
 
 import buildbot_logfile
 from buildbot_logfile import interfaces
+from tests.support import readme_table
 
 
 def run_python(code: str) -> str:
@@ -48,6 +50,18 @@ def test_08_import_paths() -> None:
     for name in ("SUCCESS", "WARNINGS", "FAILURE", "SKIPPED", "EXCEPTION", "RETRY", "CANCELLED"):
         assert getattr(builder, name) == getattr(results, name) == getattr(status_results, name)
     assert builder.Results[builder.FAILURE] == "failure"
+
+
+def test_every_name_of_the_readme_import_table_imports() -> None:
+    table = readme_table("### Import paths")
+    assert len(table) >= 12
+    for module_name, names in table.items():
+        module = importlib.import_module(module_name.strip("`"))
+        for name in names:
+            assert getattr(module, name) is not None, f"{module_name}.{name}"
+    builder = importlib.import_module("buildbot.status.builder")
+    assert builder.Status is buildbot_logfile.LegacyStatus
+    assert builder.LogFile is buildbot_logfile.LogFile
 
 
 def test_a_master_that_does_not_use_the_package_gets_none_of_it() -> None:

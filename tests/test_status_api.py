@@ -16,9 +16,12 @@ from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import FAILURE, SUCCESS
 from twisted.internet import defer
 
+from buildbot_logfile._buildset_summary import BuildSetSummaryNotifierMixin
 from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
+from buildbot_logfile.status import BuildRequestStatus, BuildSetStatus
 from tests.masters import MasterTestCase, Recorder, db_text, poll, python_step
+from tests.support import readme_table
 
 
 class Snapshots(StatusReceiverMultiService):
@@ -104,6 +107,15 @@ class StatusAPITests(MasterTestCase):
 
     def setUp(self) -> None:
         self.snapshots = Snapshots()
+
+    @defer.inlineCallbacks
+    def build_of_a_change(self) -> defer.Generator:
+        """The finished build that a change of revision r1 on main started."""
+        yield self.start([python_step("emit", "print(1)")])
+        yield self.master.data.updates.addChange(
+            author="a", files=[], comments="c", revision="r1", branch="main", codebase=""
+        )
+        return (yield self.snapshots.finished)
 
     @defer.inlineCallbacks
     def test_source_stamps_changes_users_and_revisions(self) -> defer.Generator:
@@ -209,11 +221,7 @@ class StatusAPITests(MasterTestCase):
 
     @defer.inlineCallbacks
     def test_render_and_as_dict(self) -> defer.Generator:
-        yield self.start([python_step("emit", "print(1)")])
-        yield self.master.data.updates.addChange(
-            author="a", files=[], comments="c", revision="r1", branch="main", codebase=""
-        )
-        build = yield self.snapshots.finished
+        build = yield self.build_of_a_change()
         rendered = build.render(util.Interpolate("%(prop:buildername)s at %(src::revision)s"))
         self.assertEqual(rendered, "b1 at r1")
         self.assertEqual(build.render(util.Property("buildnumber")), 1)
@@ -229,6 +237,11 @@ class StatusAPITests(MasterTestCase):
         )
         self.assertEqual([s["name"] for s in as_dict["steps"]], ["worker_preparation", "emit"])
         self.assertEqual(as_dict["logs"][0][0], "stdio")
+        (log,) = build.getSteps()[1].getLogs()
+        self.assertEqual(
+            log.asDict(),
+            {"name": "stdio", "url": as_dict["logs"][0][1], "step": "emit", "isFinished": True},
+        )
         builder = build.getBuilder()
         self.assertEqual(builder.asDict()["state"], "idle")
         self.assertEqual(builder.currentBuilds, [])
@@ -236,10 +249,42 @@ class StatusAPITests(MasterTestCase):
         self.assertFalse(builder.matchesAnyTag(["x"]))
 
     @defer.inlineCallbacks
+    def test_every_name_of_the_readme_status_object_table_is_there(self) -> defer.Generator:
+        build = yield self.build_of_a_change()
+        status = self.legacy_status()
+        builder = build.getBuilder()
+        step = build.getSteps()[1]
+        request = BuildRequestStatus(status, {"buildrequestid": 1, "buildsetid": 1}, builder)
+        buildset = BuildSetStatus(status, {"bsid": 1, "reason": "r"})
+        instances = {
+            "`LegacyStatus` (0.8 `Status`)": status,
+            "`getURLForThing(thing)`": status,
+            "`BuilderStatus`": builder,
+            "`BuildStatus`": build,
+            "`BuildStepStatus`": step,
+            "`SourceStamp`": build.getSourceStamps()[0],
+            "`Change` (a Buildbot 4 `Change`)": build.getChanges()[0],
+            "`SlaveStatus`": status.getSlave("local1"),
+            "`BuildRequestStatus`": request,
+            "`BuildSetStatus`": buildset,
+            "`LogFile`": step.getLogs()[0],
+        }
+        table = readme_table("### Status objects")
+        self.assertEqual(sorted(table), sorted(instances))
+        for row, names in table.items():
+            if row == "`getURLForThing(thing)`":
+                continue  # what it takes, not what it has
+            for name in names:
+                self.assertTrue(hasattr(instances[row], name), f"{row}: {name}")
+
+    @defer.inlineCallbacks
     def test_builder_names_are_known_as_receivers_attach(self) -> defer.Generator:
         yield self.start([python_step("emit", "print(1)")])
         self.assertEqual(self.snapshots.builder_names_at_attach, ["b1"])
         self.assertEqual(self.legacy_status().basedir, self.master.basedir)
+        botmaster = self.legacy_status().botmaster
+        self.assertEqual(list(botmaster.builders), ["b1"])
+        self.assertEqual(botmaster.getBuildernames(), ["b1"])
 
     @defer.inlineCallbacks
     def test_urls_for_things_are_the_old_pages_where_the_plugin_serves_them(
@@ -522,3 +567,72 @@ class ETATests(MasterTestCase):
         self.assertIsNone(second.getETA())
         yield poll(lambda: True, "a turn")  # no more updates once finished
         self.assertEqual(len(keeper.etas), count)
+
+
+class SummaryPush(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
+    """Written as 0.8.12's GerritStatusPush with a summaryCB: whole buildsets."""
+
+    def __init__(self) -> None:
+        StatusReceiverMultiService.__init__(self)
+        self.summaries: list[tuple[Any, ...]] = []
+
+    def startService(self) -> Any:
+        self.master_status = self.parent
+        self.master_status.subscribe(self)
+        self.summarySubscribe()
+        return StatusReceiverMultiService.startService(self)
+
+    def stopService(self) -> Any:
+        self.summaryUnsubscribe()
+        return StatusReceiverMultiService.stopService(self)
+
+    def includeInSummary(self, build: Any, results: Any) -> bool:
+        return build.getBuilder().getName() != "skipped"
+
+    def sendBuildSetSummary(self, buildset: dict[str, Any], builds: list[Any]) -> None:
+        self.summaries.append(
+            (
+                buildset["bsid"],
+                buildset["results"],
+                buildset["reason"],
+                [(b.getBuilder().getName(), b.getNumber(), b.getResults()) for b in builds],
+            )
+        )
+
+
+class BuildSetSummaryTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_summary_once_every_build_of_a_buildset_finished(self) -> defer.Generator:
+        summary = SummaryPush()
+        yield self.start_master(
+            {
+                "passes": [python_step("emit", "print(1)")],
+                "fails": [python_step("emit", "import sys; sys.exit(1)")],
+                "skipped": [python_step("emit", "print(1)")],
+            },
+            receivers=[summary],
+        )
+        bsid, _ = yield self.master.data.control(
+            "force",
+            {"builderNames": ["passes", "fails", "skipped"], "reason": "together"},
+            ("forceschedulers", "force"),
+        )
+        yield poll(lambda: summary.summaries, "the summary")
+        (buildset,) = yield self.master.data.get(("buildsets",))
+        requests = yield self.master.data.get(("buildrequests",))
+        names = {b["builderid"]: b["name"] for b in (yield self.master.data.get(("builders",)))}
+        in_request_order = [names[r["builderid"]] for r in requests]
+        results = {"passes": SUCCESS, "fails": FAILURE}
+        self.assertEqual(
+            summary.summaries,
+            [
+                (
+                    bsid,
+                    FAILURE,
+                    buildset["reason"],
+                    [(n, 1, results[n]) for n in in_request_order if n != "skipped"],
+                )
+            ],
+        )
+        self.assertIn("together", buildset["reason"])
+        self.assertEqual((buildset["bsid"], buildset["results"]), (bsid, FAILURE))
