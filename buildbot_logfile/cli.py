@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _open_database(basedir: str) -> tuple[Any, Any]:
     """The master's config and a set-up DB connector, as upgrade-master makes them."""
+    from buildbot.config.errors import ConfigErrors
+    from buildbot.config.master import FileLoader
     from buildbot.db.connector import DBConnector
     from buildbot.master import BuildMaster
     from buildbot.scripts import base
@@ -66,11 +68,12 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
     os.chdir(basedir)  # master.cfg may open files relative to its directory
     try:
         config_file = base.getConfigFileFromTac(basedir)
-        master_cfg = base.loadConfig({"basedir": basedir, "quiet": True}, config_file)
+        master_cfg = FileLoader(basedir, config_file).loadConfig()
+    except ConfigErrors as e:
+        errors = "".join(f"\n  {error}" for error in e.errors)
+        raise SetupError(f"errors in {os.path.join(basedir, config_file)}:{errors}") from e
     finally:
         os.chdir(cwd)
-    if master_cfg is None:
-        raise SetupError(f"could not load {os.path.join(basedir, config_file)}")
     master = BuildMaster(basedir)
     master.config = master_cfg
     db = DBConnector(basedir=basedir)

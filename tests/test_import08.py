@@ -1,0 +1,451 @@
+"""
+C{buildbot-logfile import-08}, run as the console script against real 0.8
+master directories (and ones written by 0.8's rules), into a master made
+by C{buildbot create-master}; then that master is started on the same
+SQLite file and asked through its data API and the legacy log pages.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import treq
+from twisted.internet import defer
+
+from buildbot_logfile import _import08_pickles as p08
+from tests import history08 as h
+from tests.masters import MasterTestCase, python_step
+
+# The fixtures' builds: (number, started_at, complete_at, results, state_string, reason)
+# and their steps: (name, started_at, complete_at, results, state_string, [(log, file)]).
+REASON_FORCED = "The web-page 'force build' button was pressed by '': \n"
+FORCED_BY_ABCDEF = "The web-page 'force build' button was pressed by 'abcdef': force build\n"
+
+
+def _v083_steps(n: int, t0: int, t1: int) -> list[tuple[Any, ...]]:
+    return [
+        ("git", t0, t0, 0, "update", [("stdio", f"{n}-log-git-stdio.bz2")]),
+        ("shell", t0, t1, 0, "'sleep 10'", [("stdio", f"{n}-log-shell-stdio.bz2")]),
+        ("shell_1", t1, t1, 0, "echoed", [("stdio", f"{n}-log-shell_1-stdio.bz2")]),
+    ]
+
+
+OK = "build successful"
+V083 = {
+    0: (1310326850, 1310326860, 0, OK, "scheduler", _v083_steps(0, 1310326850, 1310326860)),
+    1: (1310326862, 1310326872, 0, OK, REASON_FORCED, _v083_steps(1, 1310326862, 1310326872)),
+    2: (1310326872, 1310326882, 0, OK, REASON_FORCED, _v083_steps(2, 1310326872, 1310326882)),
+    3: (1310326895, 1310326898, 4, "exception", REASON_FORCED, [
+        ("git", 1310326895, 1310326895, 0, "update", [("stdio", "3-log-git-stdio.bz2")]),
+        ("shell", 1310326895, 1310326898, 4, "'sleep 10' interrupted",
+         [("stdio", "3-log-shell-stdio"), ("interrupt", "3-log-shell-interrupt")]),
+        ("shell_1", None, None, None, "", []),
+    ]),
+    4: (1310326900, 1310326910, 0, OK, REASON_FORCED, _v083_steps(4, 1310326900, 1310326910)),
+}  # fmt: skip
+
+V086P1 = {
+    0: (1338229046, 1338229051, 4, "exception", FORCED_BY_ABCDEF, [
+        ("git", 1338229046, 1338229047, 0, "update", [("stdio", "0-log-git-stdio.bz2")]),
+        ("shell", 1338229047, 1338229051, 4, "'sleep 10' interrupted",
+         [("stdio", "0-log-shell-stdio.bz2"), ("interrupt", "0-log-shell-interrupt")]),
+        ("shell_1", None, None, None, "", []),
+    ]),
+}  # fmt: skip
+
+
+def _v083_properties(n: int) -> dict[str, tuple[Any, str]]:
+    common = {
+        "slprop": ("val", "BuildSlave"),
+        "buildername": ("builder", "Builder"),
+        "got_revision": ("62f2d97cd93c682a24753c117f2cbcf9124295c1", "Source"),
+        "buildnumber": (n, "Build"),
+        "slavename": ("example-slave", "BuildSlave"),
+    }
+    if n == 0:
+        return {
+            **common,
+            "project": ("foo", "Build"),
+            "scheduler": ("all", "Scheduler"),
+            "repository": ("/home/dustin/code/buildbot/t/testrepo/", "Build"),
+            "branch": ("master", "Build"),
+            "revision": ("62f2d97cd93c682a24753c117f2cbcf9124295c1", "Build"),
+        }
+    return {
+        **common,
+        "project": ("", "Build"),
+        "repository": ("", "Build"),
+        "branch": (None, "Build"),
+        "revision": ("None", "Source"),
+    }
+
+
+V086P1_PROPERTIES = {
+    "slprop": ("val", "BuildSlave"),
+    "project": ("", "Build"),
+    "owners": (["abcdef"], FORCED_BY_ABCDEF),
+    "workdir": ("/A/bbrun/builder", "slave"),
+    "scheduler": ("force", "Scheduler"),
+    "repository": ("", "Build"),
+    "buildername": ("builder", "Builder"),
+    "got_revision": ("cce84ee67f25b8e181f8fc44098131d794532a34", "Source"),
+    "buildnumber": (0, "Build"),
+    "slavename": ("example-slave", "BuildSlave"),
+    "reason": ("force build", "Force Build Form"),
+    "branch": ("", "Build"),
+    "owner": ("abcdef", "Force Build Form"),
+    "revision": ("", "Build"),
+}  # fmt: skip
+
+
+def summary(builders: str, imported: int, skipped: int, refused: int, unreadable: int,
+            logs: int, text: int, problems: int) -> str:  # fmt: skip
+    return (
+        "import-08 summary\n"
+        f"  builders: {builders}\n"
+        f"  builds: {imported} imported, {skipped} skipped (already imported), "
+        f"{refused} refused, {unreadable} unreadable\n"
+        f"  logs: {logs} imported, {text} bytes of log text\n"
+        f"  problems: {problems}\n"
+    )
+
+
+def table_counts(master_dir: str) -> dict[str, int]:
+    engine = sa.create_engine(h.db_url(master_dir))
+    names = [
+        "builds",
+        "steps",
+        "logs",
+        "logchunks",
+        "build_properties",
+        "buildsets",
+        "buildrequests",
+        "changes",
+        "sourcestamps",
+        "workers",
+        "builders",
+        "masters",
+    ]
+    with engine.connect() as conn:
+        counts = {n: conn.execute(sa.text(f"select count(*) from {n}")).scalar_one() for n in names}
+    engine.dispose()
+    return counts
+
+
+def build_numbers(master_dir: str) -> list[int]:
+    engine = sa.create_engine(h.db_url(master_dir))
+    with engine.connect() as conn:
+        numbers = [r[0] for r in conn.execute(sa.text("select number from builds order by id"))]
+    engine.dispose()
+    return numbers
+
+
+def text_bytes(folder: str, files: list[str]) -> int:
+    return sum(len(data) for f in files for _, data in h.read_records(os.path.join(folder, f)))
+
+
+class ImportTestCase(MasterTestCase):
+    timeout = 120
+
+    def dirs(self, fixture: str | None = None, compression: str = "bz2") -> tuple[str, str]:
+        """The old master (a fixture, or an empty directory) and a new master's directory."""
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        if fixture is None:
+            old = os.path.join(base, "old")
+            os.makedirs(old)
+        else:
+            old = h.extract_fixture(fixture, base)
+        return old, h.create_master_dir(os.path.join(base, "master"), compression)
+
+    def start(self, master_dir: str, **extra: Any) -> defer.Deferred[Any]:
+        return self.start_master(
+            {"builder": [python_step("hello", "print('hello')")]},
+            http=True,
+            db_url=h.db_url(master_dir),
+            **extra,
+        )
+
+    @defer.inlineCallbacks
+    def page(self, path: str) -> Any:
+        response = yield treq.get(self.pages + path, persistent=False)
+        body = yield treq.content(response)
+        return response.code, body
+
+    @defer.inlineCallbacks
+    def assert_builds(
+        self, old_folder: str, expected: dict[int, tuple[Any, ...]], properties: Any
+    ) -> Any:
+        """Every build, step and log of C{expected} as the master and the pages serve them."""
+        builderid = yield self.master.data.updates.findBuilderId("builder")
+        builds = yield self.master.data.get(("builders", builderid, "builds"))
+        imported = sorted((b for b in builds if b["number"] in expected), key=lambda b: b["number"])
+        self.assertEqual([b["number"] for b in imported], sorted(expected))
+        for build in imported:
+            number = build["number"]
+            started, finished, results, state, reason, steps = expected[number]
+            self.assertEqual(
+                (build["started_at"].timestamp(), build["complete_at"].timestamp()),
+                (started, finished),
+            )
+            self.assertEqual(
+                (build["results"], build["state_string"], build["complete"]), (results, state, True)
+            )
+            worker = yield self.master.data.get(("workers", build["workerid"]))
+            self.assertEqual(worker["name"], "example-slave")
+            request = yield self.master.data.get(("buildrequests", build["buildrequestid"]))
+            buildset = yield self.master.data.get(("buildsets", request["buildsetid"]))
+            self.assertEqual(buildset["reason"], reason)
+            props = yield self.master.data.get(("builds", build["buildid"], "properties"))
+            self.assertEqual(props, properties(number))
+            got_steps = yield self.master.data.get(("builds", build["buildid"], "steps"))
+            self.assertEqual(
+                [
+                    (
+                        s["name"],
+                        s["started_at"] and s["started_at"].timestamp(),
+                        s["complete_at"] and s["complete_at"].timestamp(),
+                        s["results"],
+                        s["state_string"],
+                        s["number"],
+                        s["urls"],
+                        s["hidden"],
+                    )
+                    for s in got_steps
+                ],
+                [(*s[:5], i, [], False) for i, s in enumerate(steps)],
+            )
+            for step_data, (name, *_, logs) in zip(got_steps, steps):
+                got_logs = yield self.master.data.get(("steps", step_data["stepid"], "logs"))
+                self.assertEqual(
+                    [(lg["name"], lg["slug"], lg["type"], lg["complete"]) for lg in got_logs],
+                    [(log, log, "s", True) for log, _ in logs],
+                )
+                for log_name, filename in logs:
+                    yield self.assert_log(old_folder, number, name, log_name, filename)
+
+    @defer.inlineCallbacks
+    def assert_log(self, folder: str, number: int, step: str, log: str, filename: str) -> Any:
+        records = h.read_records(os.path.join(folder, filename))
+        log_data, content = yield self.db_log("builder", number, step, log)
+        self.assertEqual(content, h.stream_content(records))
+        self.assertEqual(log_data["num_lines"], content.count("\n"))
+        code, body = yield self.page(
+            f"/builders/builder/builds/{number}/steps/{step}/logs/{log}/text"
+        )
+        self.assertEqual(code, 200)
+        text = "".join(line[1:] for line in content.splitlines(True) if line[0] in "oe")
+        self.assertEqual(body.decode("utf-8"), text)
+        if not any(b"\r" in data for _, data in records):
+            # No carriage returns for Buildbot to turn into newlines: the
+            # page is the 0.8 file's stdout and stderr, byte for byte, but
+            # for the newline that ends a Buildbot log's last line.
+            old_text = h.stdout_stderr(records)
+            if old_text and not old_text.endswith("\n"):
+                old_text += "\n"
+            self.assertEqual(body.decode("utf-8"), old_text)
+
+
+class FixtureTests(ImportTestCase):
+    @defer.inlineCallbacks
+    def test_v083_history(self) -> Any:
+        old, master_dir = self.dirs("v083")
+        folder = os.path.join(old, "builder")
+        files = [f for f in os.listdir(folder) if "-log-" in f]
+        result = h.run_import(old, master_dir)
+        self.assertEqual(
+            (result.returncode, result.stdout, result.stderr),
+            (0, summary("1", 5, 0, 0, 0, 15, text_bytes(folder, files), 0), ""),
+        )
+        counts = table_counts(master_dir)
+        self.assertEqual(
+            {k: counts[k] for k in ("builds", "steps", "logs", "changes", "masters")},
+            {"builds": 5, "steps": 15, "logs": 15, "changes": 1, "masters": 1},
+        )
+
+        rerun = h.run_import(old, master_dir)
+        self.assertEqual(
+            (rerun.returncode, rerun.stdout),
+            (
+                0,
+                summary("1", 0, 5, 0, 0, 0, 0, 0)
+                + "  nothing imported: every build found is already in the database\n",
+            ),
+        )
+        self.assertEqual(table_counts(master_dir), counts)
+
+        yield self.start(master_dir)
+        yield self.assert_builds(folder, V083, _v083_properties)
+        build0 = yield self.master.data.get(("builders", "builder", "builds", 0))
+        changes = yield self.master.data.get(("builds", build0["buildid"], "changes"))
+        self.assertEqual(
+            [
+                (c["author"], c["comments"], c["files"], c["revision"], c["branch"],
+                 c["repository"], c["project"], c["when_timestamp"])
+                for c in changes
+            ],
+            [("dustin@zmanda.com", "changed", ["README.txt"],
+              "62f2d97cd93c682a24753c117f2cbcf9124295c1", "master",
+              "/home/dustin/code/buildbot/t/testrepo/", "foo", 1310326840)],
+        )  # fmt: skip
+        request = yield self.master.data.get(("buildrequests", build0["buildrequestid"]))
+        buildset = yield self.master.data.get(("buildsets", request["buildsetid"]))
+        stamps = buildset["sourcestamps"]
+        self.assertEqual(
+            [(s["branch"], s["revision"], s["repository"], s["project"], s["codebase"])
+             for s in stamps],
+            [("master", "62f2d97cd93c682a24753c117f2cbcf9124295c1",
+              "/home/dustin/code/buildbot/t/testrepo/", "foo", "")],
+        )  # fmt: skip
+
+        # The next build of the builder continues after the imported ones.
+        yield self.force("builder")
+        yield self.recorder.wait_for_builds(1)
+        builds = yield self.master.data.get(("builders", "builder", "builds"))
+        self.assertEqual(sorted(b["number"] for b in builds), [0, 1, 2, 3, 4, 5])
+
+    @defer.inlineCallbacks
+    def test_v086p1_history_and_a_collision(self) -> Any:
+        old, master_dir = self.dirs("v086p1")
+        folder = os.path.join(old, "builder")
+        files = ["0-log-git-stdio.bz2", "0-log-shell-stdio.bz2", "0-log-shell-interrupt"]
+        result = h.run_import(old, master_dir)
+        self.assertEqual(
+            (result.returncode, result.stdout),
+            (0, summary("1", 1, 0, 0, 0, 3, text_bytes(folder, files), 0)),
+        )
+        # Another 0.8 master's builder of the same name: its build 0 is not
+        # the one imported, so the builder is refused, whole.
+        other = h.extract_fixture("v083", os.path.dirname(old))
+        refused = h.run_import(other, master_dir)
+        self.assertEqual(
+            (refused.returncode, refused.stdout),
+            (
+                1,
+                f"problem: {other}/builder: builder 'builder' refused: build number 0 is "
+                "already held by other builds in the database (import before the master "
+                "runs its first build of this builder)\n"
+                + summary("1 (builder refused)", 0, 0, 5, 0, 0, 0, 1),
+            ),
+        )
+        self.assertEqual(build_numbers(master_dir), [0])
+        yield self.start(master_dir)
+        yield self.assert_builds(folder, V086P1, lambda n: V086P1_PROPERTIES)
+
+    @defer.inlineCallbacks
+    def test_a_run_killed_midway_completes_on_rerun(self) -> Any:
+        old, master_dir = self.dirs("v083")
+        killed = h.run_import(old, master_dir, python=KILLED_IN_THIRD_BUILD)
+        self.assertEqual(killed.returncode, -9)
+        # The third build's transaction never committed: whole builds only.
+        self.assertEqual(build_numbers(master_dir), [0, 1])
+        self.assertEqual(table_counts(master_dir)["steps"], 6)
+        rerun = h.run_import(old, master_dir)
+        self.assertEqual(rerun.returncode, 0)
+        self.assertIn("  builds: 3 imported, 2 skipped (already imported), 0 refused", rerun.stdout)
+        self.assertEqual(build_numbers(master_dir), [0, 1, 2, 3, 4])
+        counts = table_counts(master_dir)
+        self.assertEqual((counts["steps"], counts["logs"]), (15, 15))
+        yield self.start(master_dir)
+        yield self.assert_builds(os.path.join(old, "builder"), V083, _v083_properties)
+
+    @defer.inlineCallbacks
+    def test_a_builder_the_master_already_ran_is_refused(self) -> Any:
+        old, master_dir = self.dirs("v083")
+        yield self.start(master_dir)
+        yield self.force("builder")
+        yield self.recorder.wait_for_builds(1)
+        yield self.tested_master.shutdown()
+        result = h.run_import(old, master_dir)
+        self.assertEqual(result.stderr, "")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stdout.splitlines()[0],
+            f"problem: {old}/builder: builder 'builder' refused: build number 1 is already "
+            "held by other builds in the database (import before the master runs its first "
+            "build of this builder)",
+        )
+        self.assertEqual(build_numbers(master_dir), [1])
+
+
+KILLED_IN_THIRD_BUILD = """
+import os, signal
+from buildbot_logfile import _import08_db, cli
+
+add_build = _import08_db.Database.add_build
+started = []
+
+def add_build_then_die(self, conn, build, *args):
+    buildid = add_build(self, conn, build, *args)
+    started.append(build.number)
+    if len(started) == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return buildid
+
+_import08_db.Database.add_build = add_build_then_die
+cli.main()
+"""
+
+
+HOSTILE = {
+    "os.system": b"cos\nsystem\n(S'touch %(marker)s'\ntR.",
+    "__builtin__.eval": b'c__builtin__\neval\n(S\'open("%(marker)s", "w")\'\ntR.',
+    "subprocess.Popen": b"csubprocess\nPopen\n((S'touch'\nS'%(marker)s'\nltR.",
+    # an allowed helper asked to build something that is not an 0.8 class
+    "copy_reg._reconstructor(<class 'set'>, <class 'object'>)": (
+        b"ccopy_reg\n_reconstructor\n(c__builtin__\nset\nc__builtin__\nobject\nNtR."
+    ),
+}
+
+
+class HostileInputTests(ImportTestCase):
+    @defer.inlineCallbacks
+    def test_hostile_pickles_are_refused_and_run_nothing(self) -> Any:
+        old, master_dir = self.dirs()
+        folder = os.path.join(old, "builder")
+        h.write_builder(folder, "builder")
+        marker = os.path.join(old, "pwned")
+        for number, pickled in enumerate(HOSTILE.values()):
+            with open(os.path.join(folder, str(number)), "wb") as f:
+                f.write(pickled % {b"marker": marker.encode()})
+        h.write_log(os.path.join(folder, "4-log-hello-stdio"), [(0, "fine\n")])
+        log = h.LogFile(name="stdio", filename="4-log-hello-stdio")
+        h.write_build(folder, h.build(4, [h.step("hello", [log], 1400000000.0)], 1400000000.0))
+
+        result = h.run_import(old, master_dir)
+        self.assertFalse(os.path.exists(marker))
+        refusals = [
+            f"problem: {folder}/{n}: not loaded, it names what an 0.8 status pickle never "
+            + (
+                f"does (refusing to load {what}); build skipped"
+                if "(" not in what
+                else f"does (refusing {what}); build skipped"
+            )
+            for n, what in enumerate(HOSTILE)
+        ]
+        self.assertEqual(
+            (result.returncode, result.stdout),
+            (1, "\n".join(refusals) + "\n" + summary("1", 1, 0, 0, 4, 1, 5, 4)),
+        )
+        yield self.start(master_dir)
+        code, body = yield self.page("/builders/builder/builds/4/steps/hello/logs/stdio/text")
+        self.assertEqual((code, body), (200, b"fine\n"))
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_the_unpickler_refuses(name: str, tmp_path: Any) -> None:
+    marker = tmp_path / "pwned"
+    with pytest.raises(p08.UnsafePickleError):
+        p08.loads(HOSTILE[name] % {b"marker": str(marker).encode()})
+    assert not marker.exists()
+
+
+def test_the_unpickler_refuses_pickles_of_python3_objects() -> None:
+    for obj in (os.path.join, shutil.rmtree, ValueError("x"), bytearray(b"x")):
+        with pytest.raises(p08.UnsafePickleError):
+            p08.loads(pickle.dumps(obj, 2))
