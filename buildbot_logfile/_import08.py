@@ -296,8 +296,8 @@ class Importer:
             self.problem(where, f"log file name {name!r} is not a file of the builder; skipped")
             return None
         found = find_log_file(folder, name)
-        for note in found.notes:
-            self.problem(found.path or where, note)
+        for path, note in found.notes:
+            self.problem(path, note)
         if found.path is None:
             self.problem(os.path.join(folder, name), "log file missing; log skipped")
         return found.path

@@ -49,7 +49,7 @@ class LogSource:
     """Which file holds a log, and what is odd about its neighbours."""
 
     path: str | None
-    notes: list[str]
+    notes: list[tuple[str, str]]  # (file, what is odd about it)
 
 
 def find_log_file(folder: str, filename: str) -> LogSource:
@@ -59,7 +59,7 @@ def find_log_file(folder: str, filename: str) -> LogSource:
     C{.gz.tmp} that a compression cut short left behind.  A leftover is
     read only when nothing else holds the log.
     """
-    notes = []
+    notes: list[tuple[str, str]] = []
     base = os.path.join(folder, filename)
     found = None
     for suffix in ("", ".bz2", ".gz"):
@@ -70,9 +70,9 @@ def find_log_file(folder: str, filename: str) -> LogSource:
         if os.path.isfile(base + suffix):
             if found is None:
                 found = base + suffix
-                notes.append(f"{base + suffix}: a compression cut short; read as far as it goes")
+                notes.append((found, "a compression cut short; read as far as it goes"))
             else:
-                notes.append(f"{base + suffix}: left over from a compression, ignored")
+                notes.append((base + suffix, "left over from a compression, ignored"))
     return LogSource(found, notes)
 
 

@@ -7,6 +7,7 @@ SQLite file and asked through its data API and the legacy log pages.
 
 from __future__ import annotations
 
+import bz2
 import os
 import pickle
 import shutil
@@ -449,3 +450,162 @@ def test_the_unpickler_refuses_pickles_of_python3_objects() -> None:
     for obj in (os.path.join, shutil.rmtree, ValueError("x"), bytearray(b"x")):
         with pytest.raises(p08.UnsafePickleError):
             p08.loads(pickle.dumps(obj, 2))
+
+
+class WrittenHistoryTests(ImportTestCase):
+    @defer.inlineCallbacks
+    def test_07_paths_html_logs_and_buildbot_line_rules(self) -> Any:
+        old, master_dir = self.dirs(compression="gz")
+        folder = os.path.join(old, "builder")
+        h.write_builder(folder, "builder", h.PATHS_07)
+        entries = [
+            (2, "command: make\n"),
+            (0, "a" * 9999 + "\u00e9 split across records\n"),  # a character cut by a record
+            (1, "warning: dos line\r\n"),
+            (0, "x" * 12000 + "\n"),  # records of 10000 and 2000: split by Buildbot's rule
+            (0, "no newline at the end"),
+        ]
+        h.write_log(os.path.join(folder, "7-log-compile-stdio.gz"), entries)
+        logs = [
+            h.LogFile(name="stdio", filename="7-log-compile-stdio"),
+            h.HTMLLogFile(name="report.html", html="<b>hi</b>\n<i>there</i>"),
+        ]
+        steps = [
+            h.step("compile", logs, 1200000001.5, urls={"doc": "http://example.org/doc"}),
+            h.step("hidden step", [], 1200000003.5, hidden=True, results=(1, ["warn"])),
+        ]
+        h.write_build(folder, h.build(7, steps, 1200000000.5), h.PATHS_07, protocol=0)
+
+        dry = h.run_import("--dry-run", old, master_dir)
+        self.assertIn("  builds: 1 would be imported, 0 skipped", dry.stdout)
+        self.assertEqual(table_counts(master_dir)["builds"], 0)
+
+        result = h.run_import(old, master_dir)
+        log_bytes = sum(len(t.encode()) for _, t in entries) + len("<b>hi</b>\n<i>there</i>")
+        self.assertEqual(
+            (result.returncode, result.stdout), (0, summary("1", 1, 0, 0, 0, 2, log_bytes, 0))
+        )
+        yield self.start(master_dir)
+        build = yield self.master.data.get(("builders", "builder", "builds", 7))
+        self.assertEqual(
+            (build["started_at"].timestamp(), build["complete_at"].timestamp(), build["results"]),
+            (1200000000, 1200000010, 0),
+        )
+        got = yield self.master.data.get(("builds", build["buildid"], "steps"))
+        self.assertEqual(
+            [(s["name"], s["results"], s["urls"], s["hidden"]) for s in got],
+            [
+                ("compile", 0, [{"name": "doc", "url": "http://example.org/doc"}], False),
+                ("hidden step", 1, [], True),
+            ],
+        )
+        _, content = yield self.db_log("builder", 7, "compile", "stdio")
+        self.assertEqual(
+            content,
+            # A line is split at 4096 characters once a record has left
+            # more than that waiting for its end (Buildbot's rule); a
+            # stream's partial line waits while the other streams go on.
+            "hcommand: make\n"
+            + "".join("o" + "a" * n + "\n" for n in (4096, 4096, 1807))
+            + "ewarning: dos line\n"
+            + "o\u00e9 split across records\n"
+            + "".join("o" + "x" * n + "\n" for n in (4096, 4096, 1808, 2000))
+            + "ono newline at the end\n",
+        )  # fmt: skip
+        self.assertEqual(
+            content,
+            h.stream_content(h.read_records(os.path.join(folder, "7-log-compile-stdio.gz"))),
+        )
+        log_data, html = yield self.db_log("builder", 7, "compile", "report.html")
+        self.assertEqual((log_data["type"], html), ("h", "<b>hi</b>\n<i>there</i>\n"))
+        engine = sa.create_engine(h.db_url(master_dir))
+        with engine.connect() as conn:
+            methods = conn.execute(sa.text("select distinct compressed from logchunks")).all()
+        engine.dispose()
+        self.assertEqual(sorted(r[0] for r in methods), [0, 1])  # gz where it is smaller
+
+    @defer.inlineCallbacks
+    def test_broken_input_is_reported_and_the_rest_imported(self) -> Any:
+        old, master_dir = self.dirs()
+        folder = os.path.join(old, "builder")
+        h.write_builder(folder, "builder")
+        good = [(2, "header\n"), (0, "one\n"), (1, "two\n"), (0, "three\n")]
+
+        def add(number: int, files: dict[str, bytes | None]) -> None:
+            for name, data in files.items():
+                if data is None:
+                    h.write_log(os.path.join(folder, name), good)
+                else:
+                    with open(os.path.join(folder, name), "wb") as f:
+                        f.write(data)
+            log = h.LogFile(name="stdio", filename=f"{number}-log-s-stdio")
+            status = h.build(number, [h.step("s", [log], 1300000000.0 + number)], 1300000000.0)
+            h.write_build(folder, status)
+
+        add(0, {"0-log-s-stdio": None})
+        add(1, {"1-log-s-stdio": None})
+        with open(os.path.join(folder, "1"), "r+b") as f:
+            f.truncate(200)  # a pickle cut short
+        add(2, {})  # its log file is missing
+        add(3, {"3-log-s-stdio": b"4:0one,4:1two,xx"})  # garbage after two records
+        add(4, {"4-log-s-stdio": b"4:0one,9:0cut sh"})  # the last record cut short
+        add(5, {"5-log-s-stdio": None, "5-log-s-stdio.bz2.tmp": b"BZh91AY&SY"})
+        add(6, {"6-log-s-stdio.bz2.tmp": bz2_whole(good)})  # a whole .bz2.tmp and nothing else
+        add(7, {"7-log-s-stdio.bz2": bz2_prefix(good, 30)})  # a compressed stream cut short
+
+        result = h.run_import(old, master_dir)
+        f = folder
+        self.assertEqual(result.returncode, 1)
+        problems = [line for line in result.stdout.splitlines() if line.startswith("problem")]
+        self.assertEqual(
+            problems[:2],
+            [
+                f"problem: {f}/1: unreadable pickle (pickle data was truncated); build skipped",
+                f"problem: {f}/2-log-s-stdio: log file missing; log skipped",
+            ],
+        )
+        self.assertEqual(
+            problems[2:6],
+            [
+                f"problem: {f}/3-log-s-stdio: no length prefix at byte 14; "
+                "log imported as far as it reads",
+                f"problem: {f}/4-log-s-stdio: record runs past the end at byte 7; "
+                "log imported as far as it reads",
+                f"problem: {f}/5-log-s-stdio.bz2.tmp: left over from a compression, ignored",
+                f"problem: {f}/6-log-s-stdio.bz2.tmp: a compression cut short; "
+                "read as far as it goes",
+            ],
+        )
+        self.assertTrue(problems[6].startswith(f"problem: {f}/7-log-s-stdio.bz2: "), problems[6])
+        self.assertTrue(problems[6].endswith("; log imported as far as it reads"), problems[6])
+        self.assertEqual(len(problems), 7)
+        self.assertIn("  builds: 7 imported, 0 skipped (already imported), 0 refused, 1 unreadable",
+                      result.stdout)  # fmt: skip
+        yield self.start(master_dir)
+        texts = {}
+        for number in (0, 2, 3, 4, 5, 6):
+            path = f"/builders/builder/builds/{number}/steps/s/logs/stdio/text"
+            texts[number] = yield self.page(path)
+        self.assertEqual(
+            texts,
+            {
+                0: (200, b"one\ntwo\nthree\n"),
+                2: (404, texts[2][1]),
+                3: (200, b"one\ntwo\n"),
+                4: (200, b"one\n"),
+                5: (200, b"one\ntwo\nthree\n"),
+                6: (200, b"one\ntwo\nthree\n"),
+            },
+        )
+
+
+def records(entries: list[tuple[int, str]]) -> bytes:
+    return b"".join(b"%d:%d%s," % (len(t.encode()) + 1, c, t.encode()) for c, t in entries)
+
+
+def bz2_prefix(entries: list[tuple[int, str]], length: int) -> bytes:
+    return bz2.compress(records(entries) * 200)[:length]
+
+
+def bz2_whole(entries: list[tuple[int, str]]) -> bytes:
+    return bz2.compress(records(entries))
