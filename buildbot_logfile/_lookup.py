@@ -45,6 +45,12 @@ class LogSource(Protocol):
 
     async def step_logs(self, step: BuildStepStatus) -> list[LogData]: ...
 
+    def builder_names(self) -> list[str]: ...
+
+    async def locate_builder(self, builder_name: str) -> BuilderStatus | None: ...
+
+    async def recent_builds(self, builder: BuilderStatus, limit: int) -> list[LogData]: ...
+
 
 class Lookup:
     """Finds any build of the database by builder name and number (a L{LogSource})."""
@@ -67,6 +73,21 @@ class Lookup:
         """A finished build at hand, without asking the database."""
         buildid = self._by_number.get((builderid, number))
         return None if buildid is None else self._finished_builds.get(buildid)
+
+    def builder_names(self) -> list[str]:
+        """The builders of the cluster, by name."""
+        return sorted(self.builders.running)
+
+    async def locate_builder(self, builder_name: str) -> BuilderStatus | None:
+        """A builder of the database by name, or None."""
+        return await self.builders.named(builder_name)
+
+    async def recent_builds(self, builder: BuilderStatus, limit: int) -> list[LogData]:
+        """The data API's last C{limit} builds of C{builder}, newest first."""
+        builds = await self.master.data.get(
+            ("builders", builder.builderid, "builds"), order=["-number"], limit=limit
+        )
+        return list(builds or [])
 
     async def locate_build(self, builder_name: str, number: int) -> BuildStatus | None:
         """A build by builder name and number, running or finished, or None."""

@@ -1,6 +1,6 @@
 """
 The HTML of 0.8's log pages: the page around a log, chunks as coloured
-spans (ANSI SGR codes become classes), and the plain listings.
+spans (ANSI SGR codes become classes).
 """
 
 from __future__ import annotations
@@ -136,13 +136,3 @@ class AnsiHTMLRenderer:
 def quote(name: str) -> str:
     """A name as one URL path segment, for an HTML attribute."""
     return html.escape(url_quote(name, safe=""))
-
-
-def listing(title: str, items: list[str]) -> bytes:
-    """A page with a heading and a list of the given HTML items."""
-    return (
-        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"</head>\n<body>\n<h1>{html.escape(title)}</h1>\n<ul>\n"
-        + "\n".join(items)
-        + "\n</ul>\n</body></html>\n"
-    ).encode()

@@ -118,6 +118,27 @@ def _sourcestamp() -> dict[str, Any]:
     return {"SourceStamp": _status().SourceStamp}
 
 
+def _html() -> dict[str, Any]:
+    from buildbot_logfile._webstatus import WebStatus
+
+    return {"WebStatus": WebStatus}
+
+
+def _web_base() -> dict[str, Any]:
+    from buildbot_logfile import _web_base
+
+    names = ("HtmlResource", "path_to_root", "path_to_authfail", "path_to_builders",
+             "path_to_builder", "path_to_build", "path_to_step", "path_to_slave",
+             "path_to_change", "css_classes", "plural")  # fmt: skip
+    return {name: getattr(_web_base, name) for name in names}
+
+
+def _web_authz() -> dict[str, Any]:
+    from buildbot_logfile._webstatus import Authz
+
+    return {"Authz": Authz}
+
+
 def _logfile() -> dict[str, Any]:
     from buildbot_logfile import logfile
 
@@ -138,7 +159,12 @@ MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "buildbot.status.results": ("0.8 build results", _results),
     "buildbot.status.logfile": ("0.8 step logs", _logfile),
     "buildbot.sourcestamp": ("0.8 source stamps", _sourcestamp),
+    "buildbot.status.html": ("0.8 web status", _html),
+    "buildbot.status.web": ("0.8 web status pages", _package),
+    "buildbot.status.web.base": ("0.8 web status resources", _web_base),
+    "buildbot.status.web.authz": ("0.8 web status authorization", _web_authz),
 }
+_PACKAGES = ("buildbot.status", "buildbot.status.web")
 
 
 class _Finder:
@@ -152,7 +178,7 @@ class _Finder:
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in MODULES:
             return None
-        is_package = fullname == "buildbot.status"
+        is_package = fullname in _PACKAGES
         # A loader by protocol: importlib.abc would import more at start.
         return importlib.machinery.ModuleSpec(fullname, self, is_package=is_package)  # type: ignore[arg-type]
 

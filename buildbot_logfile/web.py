@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -25,6 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from werkzeug.routing import BaseConverter
 
+from buildbot_logfile import _page_set as page_set
 from buildbot_logfile._authz import AnonymousAuthorizer, DataPath, WwwUserAuthorizer
 from buildbot_logfile._consumers import (
     RequestConsumer,
@@ -33,7 +35,7 @@ from buildbot_logfile._consumers import (
     raw_html,
 )
 from buildbot_logfile._lookup import LogSource, OpenLog
-from buildbot_logfile._render import PAGE_FOOTER, listing, page_header, quote
+from buildbot_logfile._render import PAGE_FOOTER, page_header, quote
 from buildbot_logfile.logfile import HTMLLogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
 
@@ -45,6 +47,8 @@ LIVE_CACHE = "no-cache"
 # A ?start= answer carries at most this much text; X-More-Data says that
 # more follows and X-Text-Size where to ask for it.
 START_LIMIT = 1024 * 1024
+# The finished builds a builder's page lists.
+RECENT_BUILDS = 20
 
 # On every answer: no guessing a type from log text, no framing elsewhere.
 _SAFETY_HEADERS = {
@@ -88,6 +92,11 @@ class _GuardedResource(Resource):
         return self.pages.render(request)
 
 
+def guarded(pages: Resource) -> Resource:
+    """C{pages} (a Klein app's resource) behind the safety headers and checks of every page."""
+    return _GuardedResource(pages)
+
+
 class _NotFound(Exception):
     """A builder, build, step or log that does not exist."""
 
@@ -111,7 +120,7 @@ class LegacyLogPages:
         self.authorize = authorize
 
     def resource(self) -> Resource:
-        return _GuardedResource(self.app.resource())
+        return guarded(self.app.resource())
 
     @app.handle_errors(_NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -206,7 +215,7 @@ class LegacyLogPages:
         return consumer.done
 
     @app.route(
-        "/builders/<builder>/builds/<number:number>/steps/<step>/logs/<log_name>",
+        "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs/<log_name>",
         methods=["GET", "HEAD"],
     )
     async def log_page(
@@ -226,7 +235,7 @@ class LegacyLogPages:
         return self._stream(request, opened, consumer)
 
     @app.route(
-        "/builders/<builder>/builds/<number:number>/steps/<step>/logs/<log_name>/text",
+        "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs/<log_name>/text",
         methods=["GET", "HEAD"],
     )
     async def text_page(
@@ -247,27 +256,49 @@ class LegacyLogPages:
             request.setHeader(b"x-more-data", b"true")
         return body
 
-    @app.route("/builders/<builder>/builds/<number:number>", methods=["GET", "HEAD"])
+    @app.route("/builders", methods=["GET", "HEAD"])
+    async def builders_page(self, request: IRequest) -> bytes:
+        await self.authorize(request, ("builders",))
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return page_set.builders_page(self._source().builder_names())
+
+    @app.route("/builders/<path:builder>", methods=["GET", "HEAD"])
+    async def builder_page(self, request: IRequest, builder: str) -> bytes:
+        source = self._source()
+        found = await source.locate_builder(builder)
+        if found is None:
+            raise await self._missing(request, f"builder {builder}", ("builders",))
+        await self.authorize(request, ("builders", str(found.builderid), "builds"))
+        recent = await source.recent_builds(found, RECENT_BUILDS)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return page_set.builder_page(found, found.getCurrentBuilds(), recent)
+
+    @app.route("/builders/<path:builder>/builds/<number:number>", methods=["GET", "HEAD"])
     async def build_page(self, request: IRequest, builder: str, number: int) -> bytes:
         build = await self._build(request, builder, number)
         await self.authorize(
             request, ("builders", str(build.builder.builderid), "builds", str(number))
         )
-        items = []
-        for step in build.getSteps():
-            logs = await self._source().step_logs(step)
-            # Linked by slug: a log's name may hold a "/", a slug may not.
-            links = "".join(
-                f' <a href="{number}/steps/{quote(step.name)}/logs/{quote(entry["slug"])}">'
-                f"{html.escape(entry['name'])}</a>"
-                for entry in logs
-            )
-            items.append(f"<li>{html.escape(step.name)}{links}</li>")
+        logs_of = {step.stepid: await self._source().step_logs(step) for step in build.getSteps()}
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return listing(f"Build {builder} #{number}", items)
+        return page_set.build_page(build, logs_of)
 
     @app.route(
-        "/builders/<builder>/builds/<number:number>/steps/<step>/logs", methods=["GET", "HEAD"]
+        "/builders/<path:builder>/builds/<number:number>/steps/<path:step>", methods=["GET", "HEAD"]
+    )
+    async def step_page(self, request: IRequest, builder: str, number: int, step: str) -> bytes:
+        step_status = await self._step(request, builder, number, step)
+        await self.authorize(request, (
+            "builders", str(step_status.build.builder.builderid), "builds", str(number),
+            "steps", str(step_status.number),
+        ))  # fmt: skip
+        logs = await self._source().step_logs(step_status)
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return page_set.step_page(step_status, logs)
+
+    @app.route(
+        "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs",
+        methods=["GET", "HEAD"],
     )
     def logs_page_without_slash(self, request: IRequest, **_: Any) -> bytes:
         # Relative, unlike werkzeug's own redirect, which trusts the Host.
@@ -276,7 +307,8 @@ class LegacyLogPages:
         return b""
 
     @app.route(
-        "/builders/<builder>/builds/<number:number>/steps/<step>/logs/", methods=["GET", "HEAD"]
+        "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs/",
+        methods=["GET", "HEAD"],
     )
     async def logs_page(self, request: IRequest, builder: str, number: int, step: str) -> bytes:
         step_status = await self._step(request, builder, number, step)
@@ -291,7 +323,7 @@ class LegacyLogPages:
             for entry in logs
         ]
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return listing(f"Logs of step {step} in build {builder} #{number}", items)
+        return page_set.listing(f"Logs of step {step} in build {builder} #{number}", items)
 
 
 class PagesListener:
@@ -300,8 +332,18 @@ class PagesListener:
     and stops listening, whatever the description becomes on reconfig.
     """
 
-    def __init__(self, pages: LegacyLogPages) -> None:
+    def __init__(
+        self,
+        pages: LegacyLogPages,
+        root: Callable[[], tuple[Resource, dict[str, Any]]] | None = None,
+    ) -> None:
+        """
+        @param root: makes the site's root resource and the attributes of
+            its C{Site} (a WebStatus serves more than the pages); without
+            it the root is the pages.
+        """
         self.pages = pages
+        self._root = root or (lambda: (pages.resource(), {}))
         self.description: str | None = None
         self.port: IListeningPort | None = None
 
@@ -314,7 +356,11 @@ class PagesListener:
             from twisted.internet import reactor
 
             endpoint = serverFromString(reactor, description)
-            self.port = await endpoint.listen(Site(self.pages.resource()))
+            root, attributes = self._root()
+            site = Site(root)
+            for name, value in attributes.items():
+                setattr(site, name, value)
+            self.port = await endpoint.listen(site)
             self.description = description
 
     async def stop(self) -> None:

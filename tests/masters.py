@@ -9,11 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import SUCCESS
-from buildbot.status.base import StatusReceiverMultiService
 from buildbot.test.util.integration import RunMasterBase
 from twisted.internet import defer, reactor, task
 
 import buildbot_logfile  # noqa: F401  (0.8 import paths)
+from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
 from buildbot_logfile.logfile import HEADER, STDERR, STDOUT
 from tests.support import master_config, merged, python_step  # noqa: F401  (re-exported)

@@ -6,10 +6,18 @@ import os
 import shutil
 import tempfile
 
+import treq
 from twisted.internet import defer, threads
 from twisted.trial.unittest import SkipTest
 
-from tests.masters import LiveLog, MasterTestCase, html_log_step, live_log_step, poll
+from tests.masters import (
+    LiveLog,
+    MasterTestCase,
+    html_log_step,
+    live_log_step,
+    poll,
+    python_step,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -164,3 +172,49 @@ class BrowserTests(MasterTestCase):
             if e["level"] == "SEVERE" and "legacy_logs" in e["message"]
         ]
         self.assertEqual(errors, [])
+
+    @defer.inlineCallbacks
+    def test_every_link_of_the_page_set_resolves(self) -> defer.Generator:
+        from selenium.webdriver.common.by import By
+
+        live = LiveLog()
+        yield self.start_master(
+            {
+                "b1": [python_step("emit", "print('done')"), live_log_step(live, "slow")],
+                "b/2": [python_step("emit", "print('other')")],
+            },
+            http=True,
+        )
+        self.addCleanup(lambda: None if live._end.called else live.end())
+        yield self.force("b/2")
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        yield live.opened
+        yield live.write(stdout="live line\n")
+        driver = yield self.driver()
+        pages = [self.pages + "/builders"]
+        seen_pages: set[str] = set()
+        checked: dict[str, int] = {}
+        while pages:
+            url = pages.pop(0)
+            if url in seen_pages:
+                continue
+            seen_pages.add(url)
+            yield self.call(driver.get, url)
+            yield poll(lambda: self.call(driver.find_elements, By.TAG_NAME, "h1"), url)
+            anchors = yield self.call(driver.find_elements, By.TAG_NAME, "a")
+            hrefs = yield defer.gatherResults([self.call(a.get_attribute, "href") for a in anchors])
+            for href in hrefs:
+                self.assertTrue(href.startswith(self.pages + "/builders"), (url, href))
+                if href not in checked:
+                    # HEAD: a live log's page would stream until the log ends.
+                    response = yield treq.head(href, persistent=False)
+                    checked[href] = response.code
+                if "/logs/" not in href:
+                    pages.append(href)
+        self.assertEqual({h: c for h, c in checked.items() if c != 200}, {})
+        # the builders, each builder, each build, each step; the logs linked
+        self.assertEqual(len(seen_pages), 1 + 2 + 2 + 5)
+        self.assertIn(self.pages + "/builders/b1/builds/1/steps/slow/logs/stdio/text", checked)
+        self.assertIn(self.pages + "/builders/b%2F2/builds/1/steps/emit/logs/stdio", checked)
+        live.end()

@@ -210,7 +210,11 @@ class PageTests(WebTestCase):
         self.assertEqual(response.code, 404)
         # a log whose name holds a "/" is linked by its slug, which resolves
         _, listing = yield self.get("/builders/b1/builds/1")
-        (link,) = [h for h in re.findall(rb'href="([^"]+)"', listing) if b"report" in h]
+        (link,) = [
+            h
+            for h in re.findall(rb'href="([^"]+)"', listing)
+            if b"report/logs/" in h and not h.endswith(b"/text")
+        ]
         response, body = yield self.get("/builders/b1/builds/" + link.decode())
         self.assertEqual((response.code, body), (200, b"<p>x</p>\n"))
 

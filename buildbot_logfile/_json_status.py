@@ -1,0 +1,295 @@
+"""
+0.8's JSON status (C{/json/...} on a C{WebStatus} port): builders, builds,
+steps, logs, slaves, changes and the project, in the shapes of the status
+objects' C{asDict()}, with 0.8's query arguments: C{select} (repeatable;
+build numbers may be negative, counting from the newest), C{as_text=1}
+(indented, as text/plain) and C{compact=1}.
+
+Work per request is bounded: at most L{MAX_SELECT} selected items and
+L{ALL_BUILDS} builds for C{builds/_all}, L{RECENT_CHANGES} changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from buildbot.www.authz import Forbidden
+from klein import Klein
+from twisted.web.iweb import IRequest
+
+from buildbot_logfile._authz import AnonymousAuthorizer
+from buildbot_logfile.status import BuilderStatus, BuildStatus, LegacyChange
+
+MAX_SELECT = 50
+ALL_BUILDS = 100
+RECENT_CHANGES = 50
+
+
+class _NotFound(Exception):
+    """What a JSON path names does not exist."""
+
+
+def _flag(request: IRequest, name: bytes) -> bool | None:
+    values = request.args.get(name)
+    if not values:
+        return None
+    return values[-1].lower() in (b"1", b"true", b"yes", b"on")
+
+
+class JsonStatus:
+    """
+    The C{/json} resources, as a Klein app.  C{get_status} returns the 0.8
+    C{Status} (None while the master has no running C{LegacyStatus});
+    C{authorize} asks the master's authz, as for the pages.
+    """
+
+    app = Klein()
+
+    def __init__(self, get_status: Callable[[], Any], authorize: AnonymousAuthorizer) -> None:
+        self.get_status = get_status
+        self.authorize = authorize
+
+    def resource(self) -> Any:
+        return self.app.resource()
+
+    @app.handle_errors(_NotFound)
+    def not_found(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(404)
+        return self._answer(request, {"error": f"Not available: {failure.value.args[0]}"})
+
+    @app.handle_errors(Forbidden)
+    def forbidden(self, request: IRequest, failure: Any) -> bytes:
+        request.setResponseCode(403)
+        return self._answer(request, {"error": "You may not view this."})
+
+    def _status(self) -> Any:
+        status = self.get_status()
+        if status is None:
+            raise _NotFound("the status (reporters.LegacyStatus is not running)")
+        return status
+
+    @staticmethod
+    def _answer(request: IRequest, data: Any) -> bytes:
+        """0.8's rendering: compact unless as text, text/plain when as_text."""
+        as_text = bool(_flag(request, b"as_text"))
+        compact = _flag(request, b"compact")
+        if compact is None:
+            compact = not as_text
+        if compact:
+            body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+        else:
+            body = json.dumps(data, sort_keys=True, indent=2, default=str)
+        kind = b"text/plain" if as_text else b"application/json"
+        request.setHeader(b"content-type", kind + b"; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        return body.encode() + b"\n"
+
+    @staticmethod
+    def _selected(request: IRequest) -> list[str] | None:
+        values = request.args.get(b"select")
+        if values is None:
+            return None
+        return [v.decode("utf-8", "replace") for v in values[:MAX_SELECT]]
+
+    def _builder(self, name: str) -> BuilderStatus:
+        status = self._status()
+        if name not in status.getBuilderNames():
+            raise _NotFound(f"builder {name!r}")
+        return status.getBuilder(name)
+
+    @staticmethod
+    def _build(builder: BuilderStatus, number: str) -> BuildStatus:
+        try:
+            n = int(number)
+        except ValueError:
+            raise _NotFound(f"build {number!r}") from None
+        build = builder.getBuild(n) if -(2**31) < n < 2**63 else None
+        if build is None:
+            raise _NotFound(f"build {number!r} of {builder.name!r}")
+        return build
+
+    # The resources
+
+    @app.route("/", methods=["GET"])
+    async def root(self, request: IRequest) -> bytes:
+        await self.authorize(request, ("builders",))
+        status = self._status()
+        return self._answer(
+            request,
+            {
+                "builders": self._builders(status, None),
+                "project": self._project(status),
+                "slaves": self._slaves(status, None),
+            },
+        )
+
+    @app.route("/project", methods=["GET"])
+    async def project(self, request: IRequest) -> bytes:
+        return self._answer(request, self._project(self._status()))
+
+    @staticmethod
+    def _project(status: Any) -> dict[str, Any]:
+        return {
+            "title": status.getTitle(),
+            "titleURL": status.getTitleURL(),
+            "buildbotURL": status.getBuildbotURL(),
+        }
+
+    @app.route("/builders", methods=["GET"])
+    async def builders(self, request: IRequest) -> bytes:
+        await self.authorize(request, ("builders",))
+        return self._answer(request, self._builders(self._status(), self._selected(request)))
+
+    @staticmethod
+    def _builders(status: Any, selected: list[str] | None) -> dict[str, Any]:
+        return _as_dicts(status.getBuilderNames(), selected, status.getBuilder)
+
+    @app.route("/builders/<path:builder>", methods=["GET"])
+    async def builder(self, request: IRequest, builder: str) -> bytes:
+        found = self._builder(builder)
+        await self.authorize(request, ("builders", str(found.builderid)))
+        return self._answer(request, found.asDict())
+
+    @app.route("/builders/<path:builder>/builds", methods=["GET"])
+    async def builds(self, request: IRequest, builder: str) -> bytes:
+        found = self._builder(builder)
+        await self.authorize(request, ("builders", str(found.builderid), "builds"))
+        answer = {}
+        for number in self._selected(request) or []:
+            try:
+                answer[number] = self._build(found, number).asDict()
+            except _NotFound:
+                continue  # 0.8 left out what it could not find
+        return self._answer(request, answer)
+
+    @app.route("/builders/<path:builder>/builds/_all", methods=["GET"])
+    async def all_builds(self, request: IRequest, builder: str) -> bytes:
+        found = self._builder(builder)
+        await self.authorize(request, ("builders", str(found.builderid), "builds"))
+        answer = {}
+        for n in range(-1, -ALL_BUILDS - 1, -1):
+            build = found.getBuild(n)
+            if build is None:
+                break
+            answer[str(build.getNumber())] = build.asDict()
+        return self._answer(request, answer)
+
+    @app.route("/builders/<path:builder>/builds/<number>", methods=["GET"])
+    async def build(self, request: IRequest, builder: str, number: str) -> bytes:
+        found = self._builder(builder)
+        build = self._build(found, number)
+        await self.authorize(
+            request, ("builders", str(found.builderid), "builds", str(build.getNumber()))
+        )
+        return self._answer(request, build.asDict())
+
+    @app.route("/builders/<path:builder>/builds/<number>/steps", methods=["GET"])
+    async def steps(self, request: IRequest, builder: str, number: str) -> bytes:
+        build = await self._viewable_build(request, builder, number)
+        selected = self._selected(request)
+        return self._answer(
+            request,
+            {
+                s.getName(): s.asDict()
+                for s in build.getSteps()
+                if selected is None or s.getName() in selected
+            },
+        )
+
+    @app.route("/builders/<path:builder>/builds/<number>/steps/<path:step>", methods=["GET"])
+    async def step(self, request: IRequest, builder: str, number: str, step: str) -> bytes:
+        build = await self._viewable_build(request, builder, number)
+        found = build.getStep(step)
+        if found is None:
+            raise _NotFound(f"step {step!r}")
+        return self._answer(request, found.asDict())
+
+    @app.route("/builders/<path:builder>/builds/<number>/steps/<path:step>/logs", methods=["GET"])
+    async def logs(self, request: IRequest, builder: str, number: str, step: str) -> bytes:
+        build = await self._viewable_build(request, builder, number)
+        found = build.getStep(step)
+        if found is None:
+            raise _NotFound(f"step {step!r}")
+        return self._answer(request, {lf.getName(): lf.asDict() for lf in found.getLogs()})
+
+    @app.route(
+        "/builders/<path:builder>/builds/<number>/steps/<path:step>/logs/<log>", methods=["GET"]
+    )
+    async def log(self, request: IRequest, builder: str, number: str, step: str, log: str) -> bytes:
+        build = await self._viewable_build(request, builder, number)
+        found = build.getStep(step)
+        logs = {lf.getName(): lf for lf in found.getLogs()} if found is not None else {}
+        if log not in logs:
+            raise _NotFound(f"log {log!r} of step {step!r}")
+        return self._answer(request, logs[log].asDict())
+
+    async def _viewable_build(self, request: IRequest, builder: str, number: str) -> BuildStatus:
+        found = self._builder(builder)
+        build = self._build(found, number)
+        await self.authorize(
+            request, ("builders", str(found.builderid), "builds", str(build.getNumber()), "steps")
+        )
+        return build
+
+    @app.route("/builders/<path:builder>/slaves", methods=["GET"])
+    async def builder_slaves(self, request: IRequest, builder: str) -> bytes:
+        found = self._builder(builder)
+        await self.authorize(request, ("workers",))
+        return self._answer(request, {s.getName(): s.asDict() for s in found.getSlaves()})
+
+    @app.route("/slaves", methods=["GET"])
+    async def slaves(self, request: IRequest) -> bytes:
+        await self.authorize(request, ("workers",))
+        return self._answer(request, self._slaves(self._status(), self._selected(request)))
+
+    @staticmethod
+    def _slaves(status: Any, selected: list[str] | None) -> dict[str, Any]:
+        return _as_dicts(status.getSlaveNames(), selected, status.getSlave)
+
+    @app.route("/slaves/<slave>", methods=["GET"])
+    async def slave(self, request: IRequest, slave: str) -> bytes:
+        await self.authorize(request, ("workers",))
+        status = self._status()
+        if slave not in status.getSlaveNames():
+            raise _NotFound(f"slave {slave!r}")
+        return self._answer(request, status.getSlave(slave).asDict())
+
+    @app.route("/changes", methods=["GET"])
+    async def changes(self, request: IRequest) -> bytes:
+        await self.authorize(request, ("changes",))
+        data = self._status().master.data
+        selected = self._selected(request)
+        if selected is None:
+            found = await data.get(("changes",), order=["-changeid"], limit=RECENT_CHANGES)
+        else:
+            found = [await self._change_data(data, n) for n in selected]
+        return self._answer(request, _changes(found))
+
+    @app.route("/changes/<number>", methods=["GET"])
+    async def change(self, request: IRequest, number: str) -> bytes:
+        await self.authorize(request, ("changes",))
+        found = await self._change_data(self._status().master.data, number)
+        if found is None:
+            raise _NotFound(f"change {number!r}")
+        return self._answer(request, LegacyChange.from_data(found).asDict())
+
+    @staticmethod
+    async def _change_data(data: Any, number: str) -> Mapping[str, Any] | None:
+        if not number.isascii() or not number.isdigit() or len(number) > 18:
+            return None
+        found: Mapping[str, Any] | None = await data.get(("changes", int(number)))
+        return found
+
+
+def _as_dicts(
+    names: list[str], selected: list[str] | None, get: Callable[[str], Any]
+) -> dict[str, Any]:
+    """By name, the C{asDict()} of each of C{names} (those C{selected}, if given)."""
+    chosen = names if selected is None else [n for n in selected if n in names]
+    return {name: get(name).asDict() for name in chosen}
+
+
+def _changes(found: list[Mapping[str, Any] | None]) -> dict[str, Any]:
+    return {str(c["changeid"]): LegacyChange.from_data(c).asDict() for c in found if c is not None}

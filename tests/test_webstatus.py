@@ -1,0 +1,231 @@
+"""
+0.8's WebStatus on a real master: its pages, 0.8-style add-ons mounted
+with putChild, 0.8's /json, and authz, over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import treq
+from buildbot.plugins import util
+from buildbot.process.results import FAILURE, SUCCESS, Results
+from twisted.internet import defer
+from twisted.web import resource
+
+import buildbot_logfile  # noqa: F401  (0.8's import paths)
+from tests.masters import MasterTestCase, Recorder, python_step
+
+# isort: off
+from buildbot.status.html import WebStatus
+from buildbot.status.web.authz import Authz
+from buildbot.status.web.base import HtmlResource, path_to_build, path_to_builder
+
+# isort: on
+
+
+class LastBuildBadge(resource.Resource):
+    """Written as 0.8 badge add-ons were: the last build of a builder, as text."""
+
+    isLeaf = True
+
+    def __init__(self, webstatus: Any) -> None:
+        resource.Resource.__init__(self)
+        self.webstatus = webstatus
+
+    def render_GET(self, request: Any) -> bytes:
+        name = request.args[b"builder"][0].decode()
+        build = self.webstatus.getStatus().getBuilder(name).getBuild(-1)
+        assert request.site.buildbot_service is self.webstatus
+        request.setHeader(b"content-type", b"text/plain")
+        return f"{name} #{build.getNumber()}: {Results[build.getResults()]}".encode()
+
+
+class Summary(HtmlResource):
+    """Written as 0.8 HtmlResource add-ons were: every builder's last build, linked."""
+
+    title = "Summary"
+
+    def content(self, request: Any, ctx: dict[str, Any]) -> str:
+        status = self.getStatus(request)
+        rows = []
+        for name in status.getBuilderNames():
+            builder = status.getBuilder(name)
+            build = builder.getLastFinishedBuild()
+            if build is None:
+                continue
+            rows.append(
+                f'<li><a href="{path_to_builder(request, builder)}">{name}</a>'
+                f' <a href="{path_to_build(request, build)}">#{build.getNumber()}</a>'
+                f" {Results[build.getResults()]}</li>"
+            )
+        return f"<html><title>{ctx['title']}</title><ul>{''.join(rows)}</ul></html>"
+
+
+class WebStatusTestCase(MasterTestCase):
+    @defer.inlineCallbacks
+    def start_webstatus(self, authz: Any = None, **master: Any) -> defer.Generator:
+        recorder = Recorder()
+        self.web = WebStatus(http_port="tcp:0:interface=127.0.0.1", authz=authz, allowForce=True)
+        self.web.putChild("badge", LastBuildBadge(self.web))
+        self.web.putChild(b"summary", Summary())
+        yield self.start_master(
+            {
+                "passes": [python_step("emit", "print('fine')")],
+                "fails": [python_step("emit", "import sys; print('bad'); sys.exit(1)")],
+            },
+            receivers=[recorder, self.web],
+            **master,
+        )
+        self.recorder = recorder
+        self.base = f"http://127.0.0.1:{self.web.port.getHost().port}"
+
+    @defer.inlineCallbacks
+    def two_builds_each(self) -> defer.Generator:
+        for n in (1, 2):
+            for builder in ("passes", "fails"):
+                yield self.force(builder)
+            yield self.recorder.wait_for_builds(2 * n)
+
+    @defer.inlineCallbacks
+    def get(self, path: str) -> defer.Generator:
+        response = yield treq.get(self.base + path, persistent=False)
+        body = yield treq.content(response)
+        return response, body
+
+    @defer.inlineCallbacks
+    def get_json(self, path: str) -> defer.Generator:
+        response, body = yield self.get(path)
+        self.assertEqual(response.code, 200, body)
+        return json.loads(body)
+
+
+class WebStatusTests(WebStatusTestCase):
+    @defer.inlineCallbacks
+    def test_add_ons_and_pages(self) -> defer.Generator:
+        yield self.start_webstatus()
+        yield self.two_builds_each()
+        response, body = yield self.get("/badge?builder=fails")
+        self.assertEqual((response.code, body), (200, b"fails #2: failure"))
+        response, body = yield self.get("/summary")
+        self.assertEqual(response.code, 200)
+        self.assertIn(b'<a href="./builders/passes">passes</a>', body)
+        self.assertIn(b'<a href="./builders/fails/builds/2">#2</a> failure', body)
+        self.assertIn(b"<title>Summary</title>", body)
+        # the same pages as LegacyStatus's own port
+        response, body = yield self.get("/builders/fails/builds/2/steps/emit/logs/stdio/text")
+        self.assertEqual((response.code, body), (200, b"bad\n"))
+        response, body = yield self.get("/builders/fails/builds/2")
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"failure", body)
+        response, _ = yield self.get("/builders/nope")
+        self.assertEqual(response.code, 404)
+        self.assertIs(self.web.getStatus(), self.legacy_status())
+
+    @defer.inlineCallbacks
+    def test_json_answers_as_the_data_api(self) -> defer.Generator:
+        yield self.start_webstatus()
+        yield self.two_builds_each()
+        data = self.master.data
+        builders = yield self.get_json("/json/builders")
+        self.assertEqual(sorted(builders), ["fails", "passes"])
+        self.assertEqual(builders["fails"]["state"], "idle")
+        selected = yield self.get_json("/json/builders?select=passes&select=nope")
+        self.assertEqual(list(selected), ["passes"])
+        for builder, results in (("passes", SUCCESS), ("fails", FAILURE)):
+            db_builds = yield data.get(("builders", builder, "builds"))
+            newest = max(db_builds, key=lambda b: b["number"])
+            last = yield self.get_json(f"/json/builders/{builder}/builds/-1")
+            self.assertEqual(
+                (last["number"], last["results"], last["builderName"]),
+                (newest["number"], results, builder),
+            )
+            self.assertEqual(
+                last["times"], [newest["started_at"].timestamp(), newest["complete_at"].timestamp()]
+            )
+            self.assertEqual([s["name"] for s in last["steps"]], ["worker_preparation", "emit"])
+            both = yield self.get_json(f"/json/builders/{builder}/builds?select=1&select=-1")
+            self.assertEqual(sorted(both), ["-1", "1"])
+            self.assertEqual(both["1"]["number"], 1)
+            every = yield self.get_json(f"/json/builders/{builder}/builds/_all")
+            self.assertEqual(sorted(every), sorted(str(b["number"]) for b in db_builds))
+        step = yield self.get_json("/json/builders/fails/builds/1/steps/emit")
+        db_step = yield data.get(("builders", "fails", "builds", 1, "steps", "emit"))
+        self.assertEqual(
+            (step["results"][0], step["step_number"], step["isFinished"]),
+            (db_step["results"], db_step["number"], True),
+        )
+        logs = yield self.get_json("/json/builders/fails/builds/1/steps/emit/logs")
+        self.assertEqual(list(logs), ["stdio"])
+        self.assertEqual(logs["stdio"]["step"], "emit")
+        slaves = yield self.get_json("/json/slaves")
+        workers = yield data.get(("workers",))
+        self.assertEqual(sorted(slaves), sorted(w["name"] for w in workers))
+        self.assertTrue(slaves["local1"]["connected"])
+        project = yield self.get_json("/json/project")
+        self.assertEqual(project["buildbotURL"], self.master.config.buildbotURL)
+        yield self.master.data.updates.addChange(
+            author="a", files=["f"], comments="c", revision="r1", codebase=""
+        )
+        (change,) = yield data.get(("changes",))
+        changes = yield self.get_json("/json/changes")
+        self.assertEqual(changes[str(change["changeid"])]["rev"], "r1")
+        one = yield self.get_json(f"/json/changes/{change['changeid']}")
+        self.assertEqual(one["who"], "a")
+        # 0.8's forms: compact by default; as_text indents, as text/plain
+        response, body = yield self.get("/json/project")
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["application/json; charset=utf-8"]
+        )
+        self.assertNotIn(b"\n  ", body)
+        response, body = yield self.get("/json/project?as_text=1")
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"]
+        )
+        self.assertIn(b'\n  "buildbotURL"', body)
+        response, body = yield self.get("/json/project?as_text=1&compact=1")
+        self.assertNotIn(b"\n  ", body)
+        for path in ("/json/builders/nope", "/json/builders/fails/builds/9",
+                     "/json/builders/fails/builds/x", "/json/changes/999", "/json/slaves/nope",
+                     "/json/builders/fails/builds/1/steps/nope"):  # fmt: skip
+            response, body = yield self.get(path)
+            self.assertEqual(response.code, 404, path)
+            self.assertIn(b"Not available", body)
+
+
+class WebStatusAuthzTests(WebStatusTestCase):
+    PATHS = (
+        "/badge?builder=passes",
+        "/summary",
+        "/json/builders",
+        "/json/builders/passes/builds/-1",
+        "/builders/passes/builds/1/steps/emit/logs/stdio/text",
+        "/builders",
+    )
+
+    @defer.inlineCallbacks
+    def check(self, expected: int) -> defer.Generator:
+        yield self.force("passes")
+        yield self.recorder.wait_for_builds(1)
+        for path in self.PATHS:
+            response, body = yield self.get(path)
+            self.assertEqual(response.code, expected, (path, body))
+            if expected == 403:
+                self.assertNotIn(b"fine", body)
+
+    @defer.inlineCallbacks
+    def test_the_masters_authz_refuses(self) -> defer.Generator:
+        authz = util.Authz(allowRules=[util.AnyEndpointMatcher(role="admins")], roleMatchers=[])
+        yield self.start_webstatus(www={"port": None, "authz": authz})
+        yield self.check(403)
+
+    @defer.inlineCallbacks
+    def test_the_masters_authz_allows(self) -> defer.Generator:
+        yield self.start_webstatus(www={"port": None, "authz": util.Authz()})
+        yield self.check(200)
+
+    @defer.inlineCallbacks
+    def test_an_08_authz_that_keeps_viewers_out(self) -> defer.Generator:
+        yield self.start_webstatus(authz=Authz(view=False, forceBuild=True))
+        yield self.check(403)
