@@ -71,6 +71,13 @@ class LogFile:
     it) until the channel changes or C{chunkSize} bytes are pending; then
     the run becomes a record.  Readers see the file plus the run.
 
+    The class is long because 0.8's contract is: some thirty public
+    methods and attributes that plugins call on one object.  What is not
+    that contract lives elsewhere (record format in L{_records}, the run in
+    L{_run}, the file in L{_spool}, paging in L{_text_index}, streaming in
+    L{_producer}); what stays here is each 0.8 method and the state they
+    share.
+
     @ivar length: bytes of text stored (the sum of the entries kept, not the
         size of the file).
     """

@@ -31,10 +31,15 @@ def extract_fixture(name: str, dest: str) -> str:
     return os.path.join(dest, name)
 
 
-def create_master_dir(path: str, compression: str = "bz2") -> str:
-    """A Buildbot 4 master's directory made by C{buildbot create-master}, SQLite in it."""
+def create_master_dir(path: str, compression: str = "bz2", db: str | None = None) -> str:
+    """
+    A Buildbot 4 master's directory made by C{buildbot create-master}, with
+    its database C{db} (an SQLAlchemy URL; SQLite in the directory if None)
+    created by C{buildbot upgrade-master}.
+    """
     buildbot = os.path.join(os.path.dirname(sys.executable), "buildbot")
     subprocess.run([buildbot, "create-master", "-q", path], check=True)
+    db = db or "sqlite:///state.sqlite"
     with open(os.path.join(path, "master.cfg"), "w") as f:
         f.write(
             textwrap.dedent(
@@ -51,12 +56,14 @@ def create_master_dir(path: str, compression: str = "bz2") -> str:
                     schedulers.ForceScheduler(name="force", builderNames=["builder"])
                 ]
                 c["protocols"] = {{"pb": {{"port": "tcp:0:interface=127.0.0.1"}}}}
-                c["db"] = {{"db_url": "sqlite:///state.sqlite"}}
+                c["db"] = {{"db_url": {db!r}}}
                 c["logCompressionMethod"] = {compression!r}
                 c["buildbotNetUsageData"] = None
                 """
             )
         )
+    if not db.startswith("sqlite:///state.sqlite"):
+        subprocess.run([buildbot, "upgrade-master", "-q", path], check=True, capture_output=True)
     return path
 
 
