@@ -6,6 +6,7 @@ written as 0.8 authors wrote them.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from typing import Any
@@ -636,3 +637,82 @@ class BuildSetSummaryTests(MasterTestCase):
         )
         self.assertIn("together", buildset["reason"])
         self.assertEqual((buildset["bsid"], buildset["results"]), (bsid, FAILURE))
+
+
+class JsonPush(StatusReceiverMultiService):
+    """
+    Written as 0.8.12's StatusPush/HttpStatusPush: every event as a packet
+    of the status objects' asDict(), serialised with json at once.
+    """
+
+    def __init__(self) -> None:
+        StatusReceiverMultiService.__init__(self)
+        self.packets: list[str] = []
+        self.done: defer.Deferred[None] = defer.Deferred()
+
+    def setServiceParent(self, parent: Any) -> Any:
+        d = StatusReceiverMultiService.setServiceParent(self, parent)
+        self.status = parent.getStatus()
+        self.status.subscribe(self)
+        return d
+
+    def push(self, event: str, **objs: Any) -> None:
+        payload = {name: obj.asDict() for name, obj in objs.items()}
+        self.packets.append(json.dumps({"event": event, "payload": payload}))
+
+    def builderAdded(self, name: str, builder: Any) -> Any:
+        self.push("builderAdded", builder=builder)
+        return self
+
+    def buildStarted(self, name: str, build: Any) -> Any:
+        self.push("buildStarted", build=build)
+        return self
+
+    def stepStarted(self, build: Any, step: Any) -> Any:
+        self.push("stepStarted", build=build, step=step)
+        return self
+
+    def logStarted(self, build: Any, step: Any, log: Any) -> None:
+        self.push("logStarted", build=build, step=step, log=log)
+
+    def stepFinished(self, build: Any, step: Any, results: Any) -> None:
+        self.push("stepFinished", build=build, step=step)
+
+    def buildFinished(self, name: str, build: Any, results: Any) -> None:
+        self.push("buildFinished", build=build)
+        self.done.callback(None)
+
+    def slaveConnected(self, name: str) -> None:
+        self.push("slaveConnected", slave=self.status.getSlave(name))
+
+    def changeAdded(self, change: Any) -> None:
+        self.push("changeAdded", change=change)
+
+    def requestSubmitted(self, request: Any) -> None:
+        self.push("requestSubmitted", request=request)
+
+
+class JsonPushTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_every_event_serialises_as_status_push_did(self) -> defer.Generator:
+        pusher = JsonPush()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[pusher])
+        yield self.force("b1")
+        yield pusher.done
+        packets = [json.loads(p) for p in pusher.packets]
+        events = [p["event"] for p in packets]
+        self.assertEqual(
+            [e for e in events if e != "slaveConnected"],
+            ["builderAdded", "requestSubmitted", "buildStarted",
+             "stepStarted", "stepFinished", "stepStarted", "logStarted", "stepFinished",
+             "buildFinished"],
+        )  # fmt: skip
+        finished = packets[-1]["payload"]["build"]
+        (db_build,) = yield self.master.data.get(("builders", "b1", "builds"))
+        self.assertEqual(
+            (finished["number"], finished["results"], finished["builderName"], finished["text"]),
+            (db_build["number"], db_build["results"], "b1", db_build["state_string"].split()),
+        )
+        self.assertEqual(finished["times"][0], db_build["started_at"].timestamp())
+        log = packets[events.index("logStarted")]["payload"]["log"]
+        self.assertEqual((log["name"], log["step"]), ("stdio", "emit"))
