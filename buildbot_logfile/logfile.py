@@ -98,6 +98,8 @@ class LogFile:
     _writer: _spool.SpoolWriter | None = None
     _run: RecordRun | None = None
     _compressing: defer.Deferred[None] | None = None
+    # The length of a log opened from its file, counted when first asked.
+    _stored_length: int | None = None
 
     def __init__(self, parent: Any, name: str, logfilename: str) -> None:
         """
@@ -521,8 +523,22 @@ class LogFile:
 
     @property
     def length(self) -> int:
-        """Bytes of text stored so far (after any truncation)."""
-        return self._run.merged + self._run.size if self._run is not None else 0
+        """
+        Bytes of text stored so far (after any truncation).  0.8 kept it in
+        the pickle; a log opened from its file counts its records once (0
+        if the file cannot be read, which marks the spool failed).
+        """
+        if self._run is not None:
+            return self._run.merged + self._run.size
+        if self._stored_length is None:
+            try:
+                with self.open_reader() as f:
+                    records = iter_records(f, 0, None, self.BUFFERSIZE, self.getFilename())
+                    self._stored_length = sum(len(data) for _, data, _ in records)
+            except _spool.READ_ERRORS as e:
+                self.mark_spool_failed(e)
+                return 0
+        return self._stored_length
 
     @property
     def logMaxSize(self) -> int | None:

@@ -809,3 +809,17 @@ def test_settings_are_read_when_used(ops: list, own_limits: bool) -> None:
         if own_limits:
             ops = [op for op in ops if op[0] != "config"]
         assert merged(list(lf.getChunks())) == expected_08(ops, None, None)
+
+
+def test_a_log_opened_from_its_file_knows_its_length(tmp_path: Path) -> None:
+    lf = new_log(tmp_path)
+    lf.addHeader("cmd\n")
+    lf.addStdout("h\u00e9llo\n" * 3000)
+    lf.addStderr("err\n")
+    lf.finish()
+    again = LogFile.open_finished(lf.step, "stdio", lf.filename)
+    assert again.length == lf.length == len("cmd\n") + len("h\u00e9llo\n".encode()) * 3000 + 4
+    (tmp_path / "bad").write_bytes(b"3:0ab,3:2hh;")
+    damaged = LogFile.open_finished(make_step(tmp_path), "stdio", "bad")
+    assert damaged.length == 0
+    assert not damaged.spooled
