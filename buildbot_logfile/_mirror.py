@@ -80,6 +80,9 @@ class LogMirror:
         self.type = logtype
         self.filename = step.build.logfile_name_for(logid, step.name, name)
         self.lock = defer.DeferredLock()
+        # While MirrorRegistry.open loads it (its LogFile may be a rebuild
+        # under way, not a live log).
+        self.loading = False
         self.logfile: LogFile | None = None
         self.lines = 0
         # The most lines any event has announced: one read covers every
@@ -299,10 +302,23 @@ class MirrorRegistry:
         if self._closed:
             raise RuntimeError("the log mirrors are closed")
         mirror = self.find_or_create(step, log_data)
+        live = mirror.logfile
+        if live is not None and not live.isFinished() and not mirror.loading:
+            # A live log needs no database read and no turn on the lock
+            # (which it would hold up for the appends queued behind it, a
+            # page at a time): what load would do, it does now.  Entries
+            # added later reach the page's producer as it follows the log.
+            # Not a log that a load is rebuilding: that one is not whole.
+            live.check_spool()
+            return mirror
 
         async def load() -> None:
-            progress = await self.master.data.get(("logs", mirror.logid))
-            await mirror.load(progress["num_lines"], progress["complete"])
+            mirror.loading = True
+            try:
+                progress = await self.master.data.get(("logs", mirror.logid))
+                await mirror.load(progress["num_lines"], progress["complete"])
+            finally:
+                mirror.loading = False
 
         await mirror.lock.run(lambda: defer.ensureDeferred(load()))
         self._retire_if_finished(mirror)

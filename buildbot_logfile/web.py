@@ -35,6 +35,7 @@ from buildbot_logfile._consumers import (
     raw_html,
 )
 from buildbot_logfile._lookup import LogSource, OpenLog
+from buildbot_logfile._lru import LRU
 from buildbot_logfile._render import PAGE_FOOTER, page_header, quote
 from buildbot_logfile.logfile import HTMLLogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
@@ -49,6 +50,9 @@ LIVE_CACHE = "no-cache"
 START_LIMIT = 1024 * 1024
 # The finished builds a builder's page lists.
 RECENT_BUILDS = 20
+
+# Logs of running steps whose location a page keeps (see LegacyLogPages).
+RUNNING_LOGS_CACHE_SIZE = 1024
 
 # On every answer: no guessing a type from log text, no framing elsewhere.
 _SAFETY_HEADERS = {
@@ -118,6 +122,15 @@ class LegacyLogPages:
     def __init__(self, get_source: Any, authorize: AnonymousAuthorizer | WwwUserAuthorizer) -> None:
         self.get_source = get_source
         self.authorize = authorize
+        # Logs of running steps, as located: while a step runs its logs
+        # keep their id, name, slug and type, and a page opened on a live
+        # log then asks the database nothing (a thousand readers arriving
+        # would otherwise queue their queries behind the build's appends).
+        # Only the step object that was located is trusted, so a step that
+        # finished or a new source looks again.
+        self._running_logs: LRU[tuple[str, int, str, str], tuple[BuildStepStatus, Any]] = LRU(
+            RUNNING_LOGS_CACHE_SIZE
+        )
 
     def resource(self) -> Resource:
         return guarded(self.app.resource())
@@ -190,7 +203,11 @@ class LegacyLogPages:
         build_path = ("builders", str(step.build.builder.builderid), "builds", str(number))
         steps_path: DataPath = (*build_path, "steps", str(step.number), "logs")
         source = self._source()
-        found = await source.locate_log(builder, number, step_name, log_name)
+        found = self._running_logs.get(path)
+        if found is None or found[0] is not step or step.isFinished():
+            found = await source.locate_log(builder, number, step_name, log_name)
+            if found is not None and found[0] is step and not step.isFinished():
+                self._running_logs.put(path, found)
         if found is None:
             what = f"log {log_name!r} in step {step_name!r} of build {builder} #{number}"
             raise await self._missing(request, what, steps_path)
