@@ -6,7 +6,7 @@ twisted.web request, as HTML or text, with the request's backpressure.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from twisted.internet import defer
 from twisted.web.iweb import IRequest
@@ -15,6 +15,9 @@ from buildbot_logfile._producer import LogFileProducer
 from buildbot_logfile._render import AnsiHTMLRenderer
 from buildbot_logfile.logfile import STDERR, STDOUT
 
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
 
 class RequestConsumer:
     """
@@ -22,19 +25,46 @@ class RequestConsumer:
     producer with the request and renders each chunk into it.  L{done}
     fires when the log has been sent whole, or is cancelled (stopping the
     producer) when the client goes away.
+
+    Writes reach the request at most every L{WRITE_INTERVAL}: the first
+    after a quiet spell at once, those that follow it closely bundled
+    into one.  Each write to a client costs the reactor a send and two
+    changes of its poll set, and a log that grows in many small appends
+    costs that per append and per client: with a thousand clients
+    following one log, the reactor would spend its time on them and
+    answer new clients late.  A bundle holds at most L{WRITE_BYTES}; what
+    a producer writes is bounded as before, since it is held back by the
+    request, not by this.
     """
 
+    WRITE_INTERVAL = 0.1
+    WRITE_BYTES = 64 * 1024
+
     def __init__(
-        self, request: IRequest, render: Callable[[int, str], bytes], trailer: bytes = b""
+        self,
+        request: IRequest,
+        render: Callable[[int, str], bytes],
+        trailer: bytes = b"",
+        clock: IReactorTime | None = None,
     ) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast("IReactorTime", reactor)
         # A twisted.web request: also an IConsumer, which IRequest does not say.
         self.request: Any = request
         self.render = render
         self.trailer = trailer
         self.producer: LogFileProducer | None = None
         self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
+        self._clock = clock
+        self._bundle: list[bytes] = []
+        self._bundle_bytes = 0
+        self._last_write = float("-inf")
+        self._due: IDelayedCall | None = None
 
     def _cancel(self, _: defer.Deferred[None]) -> None:
+        self._drop_bundle()
         if self.producer is not None:
             self.producer.stopProducing()
 
@@ -43,19 +73,55 @@ class RequestConsumer:
         self.request.registerProducer(producer, streaming)
 
     def unregisterProducer(self) -> None:
+        self._flush()
         self.request.unregisterProducer()
         self.producer = None
 
     def writeChunk(self, chunk: tuple[int, str]) -> None:
         data = self.render(*chunk)
         if data:
-            self.request.write(data)
+            self._write(data)
 
     def finish(self) -> None:
+        self._flush()
         if self.trailer:
             self.request.write(self.trailer)
         if not self.done.called:
             self.done.callback(None)
+
+    def _write(self, data: bytes) -> None:
+        """Write C{data} now, or bundled with what follows (see L{WRITE_INTERVAL})."""
+        now = self._clock.seconds()
+        if not self._bundle and now >= self._last_write + self.WRITE_INTERVAL:
+            self._last_write = now
+            self.request.write(data)
+            return
+        self._bundle.append(data)
+        self._bundle_bytes += len(data)
+        if self._bundle_bytes >= self.WRITE_BYTES:
+            self._flush()
+        elif self._due is None:
+            wait = max(0.0, self._last_write + self.WRITE_INTERVAL - now)
+            self._due = self._clock.callLater(wait, self._flush)
+
+    def _flush(self) -> None:
+        """Write the bundle, if any."""
+        if self._due is not None:
+            if self._due.active():
+                self._due.cancel()
+            self._due = None
+        if self._bundle:
+            data = b"".join(self._bundle)
+            self._bundle, self._bundle_bytes = [], 0
+            self._last_write = self._clock.seconds()
+            self.request.write(data)
+
+    def _drop_bundle(self) -> None:
+        """The client is gone: nothing more goes to it."""
+        if self._due is not None and self._due.active():
+            self._due.cancel()
+        self._due = None
+        self._bundle, self._bundle_bytes = [], 0
 
     def abort(self, reason: Exception) -> None:
         """
@@ -63,6 +129,7 @@ class RequestConsumer:
         been.  Before the first byte that is a 503; after it, the
         connection is dropped, so the client sees an unfinished answer.
         """
+        self._flush()  # what the client was due to get, it gets
         request = self.request
         if request.startedWriting:
             # Klein finishes the answer when done fires: it must not.  It
@@ -86,13 +153,13 @@ def _text_only(channel: int, text: str) -> bytes:
 class TextRequestConsumer(RequestConsumer):
     """The text page's consumer: stdout and stderr, as UTF-8 bytes."""
 
-    def __init__(self, request: IRequest) -> None:
-        super().__init__(request, _text_only)
+    def __init__(self, request: IRequest, clock: IReactorTime | None = None) -> None:
+        super().__init__(request, _text_only, clock=clock)
 
     def write_encoded(self, channel: int, data: bytes) -> None:
         """Phase one's records, as bytes: the spool file holds UTF-8 already."""
         if channel in (STDOUT, STDERR) and data:
-            self.request.write(data)
+            self._write(data)
 
 
 def html_renderer() -> Callable[[int, str], bytes]:

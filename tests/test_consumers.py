@@ -1,0 +1,68 @@
+"""The pages' consumer: what it writes to the request, and when."""
+
+from __future__ import annotations
+
+from twisted.internet.task import Clock
+from twisted.web.test.requesthelper import DummyRequest
+
+from buildbot_logfile._consumers import RequestConsumer, TextRequestConsumer
+from buildbot_logfile.logfile import HEADER, STDERR, STDOUT
+
+INTERVAL = RequestConsumer.WRITE_INTERVAL
+
+
+def text_consumer() -> tuple[Clock, DummyRequest, TextRequestConsumer]:
+    clock = Clock()
+    request = DummyRequest([b""])
+    return clock, request, TextRequestConsumer(request, clock)
+
+
+def test_writes_that_follow_closely_go_out_together_after_the_interval() -> None:
+    clock, request, consumer = text_consumer()
+    consumer.writeChunk((STDOUT, "a"))
+    assert request.written == [b"a"]  # the first write, at once
+    consumer.writeChunk((STDERR, "b"))
+    consumer.writeChunk((HEADER, "not on the text page"))
+    consumer.write_encoded(STDOUT, b"c")
+    clock.advance(INTERVAL / 2)
+    assert request.written == [b"a"]
+    clock.advance(INTERVAL / 2)
+    assert request.written == [b"a", b"bc"]
+    assert clock.getDelayedCalls() == []
+    clock.advance(INTERVAL)
+    consumer.writeChunk((STDOUT, "d"))  # after a quiet interval: at once
+    assert request.written == [b"a", b"bc", b"d"]
+
+
+def test_a_bundle_of_write_bytes_goes_out_at_once() -> None:
+    clock, request, consumer = text_consumer()
+    consumer.writeChunk((STDOUT, "a"))
+    consumer.writeChunk((STDOUT, "b"))
+    consumer.write_encoded(STDOUT, b"c" * RequestConsumer.WRITE_BYTES)
+    assert request.written == [b"a", b"b" + b"c" * RequestConsumer.WRITE_BYTES]
+    assert clock.getDelayedCalls() == []
+
+
+def test_finish_and_unregister_write_the_bundle_first() -> None:
+    clock = Clock()
+    request = DummyRequest([b""])
+    html = RequestConsumer(request, lambda channel, text: text.encode(), b"</pre>", clock)
+    html.writeChunk((STDOUT, "a"))
+    html.writeChunk((STDOUT, "b"))
+    html.unregisterProducer()
+    assert request.written == [b"a", b"b"]
+    html.writeChunk((STDOUT, "c"))
+    html.finish()
+    assert request.written == [b"a", b"b", b"c", b"</pre>"]
+    assert html.done.called
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_client_that_goes_away_gets_nothing_more() -> None:
+    clock, request, consumer = text_consumer()
+    consumer.writeChunk((STDOUT, "a"))
+    consumer.writeChunk((STDOUT, "b"))
+    consumer.done.cancel()
+    clock.advance(INTERVAL)
+    assert request.written == [b"a"]
+    assert clock.getDelayedCalls() == []
