@@ -6,6 +6,8 @@ SQL.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +21,55 @@ from twisted.python.threadpool import ThreadPool
 # Database chunks (each at most 64 KiB of lines) read per query: one batch
 # holds the reactor for a few milliseconds, and queries stay few.
 BATCH_CHUNKS = 16
+# The durations of this many of the latest reads are kept for ReadStats.
+READ_DURATIONS_KEPT = 10000
+
+
+class ReadStats:
+    """
+    How many log reads the bridge ran and how long they took (in the
+    database thread: the query, fetching its rows and decompressing them),
+    so that an operator can see what the bridge costs the database: logged
+    when the service stops, and readable meanwhile as
+    C{LogReader.stats}.  Cheap enough to be always on: a few operations
+    per read, under a lock only the reads take.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reads = 0
+        self.seconds = 0.0  # all reads' durations added up
+        self.first: float | None = None  # when the first read started (time.time())
+        self.last: float | None = None  # when the latest one ended
+        self._durations: deque[float] = deque(maxlen=READ_DURATIONS_KEPT)
+
+    def add(self, started: float, duration: float) -> None:
+        with self._lock:
+            self.reads += 1
+            self.seconds += duration
+            if self.first is None:
+                self.first = started
+            self.last = started + duration
+            self._durations.append(duration)
+
+    def percentile(self, fraction: float) -> float:
+        """A percentile of the latest reads' durations (0.0 before any)."""
+        with self._lock:
+            ordered = sorted(self._durations)
+        if not ordered:
+            return 0.0
+        return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+    def summary(self) -> str:
+        """One line: the reads, their rate while there were any, and their durations."""
+        span = (self.last or 0.0) - (self.first or 0.0)
+        rate = self.reads / span if span > 0 else 0.0
+        return (
+            f"{self.reads} log reads in {span:.1f} s ({rate:.1f}/s),"
+            f" {self.seconds:.2f} s reading; duration p50 {self.percentile(0.5) * 1000:.1f} ms"
+            f" p99 {self.percentile(0.99) * 1000:.1f} ms"
+            f" max {max(self._durations, default=0.0) * 1000:.1f} ms"
+        )
 
 
 class _DaemonThreadPool(ThreadPool):
@@ -48,6 +99,7 @@ class LogReader:
         self._conn: Any = None
         self._threads: ThreadPool | None = None
         self._closed = False
+        self.stats = ReadStats()
         engine = master.db.pool.engine
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._engine = sa.create_engine(engine.url, poolclass=NullPool)
@@ -138,6 +190,13 @@ class LogReader:
         )
 
         def read(conn: Any) -> str:
+            started = time.time()
+            try:
+                return read_rows(conn)
+            finally:
+                self.stats.add(started, time.time() - started)
+
+        def read_rows(conn: Any) -> str:
             parts = []
             following = first
             for row in conn.execute(query):
@@ -199,6 +258,7 @@ class LogReader:
     async def close(self) -> None:
         """Close the connection and stop the thread; reads fail from now on."""
         self._closed = True
+        log.msg(f"LegacyStatus: {self.stats.summary()}")
         if self._threads is not None:
             pool, self._threads = self._threads, None
             await threads.deferToThreadPool(self.master.reactor, pool, self._disconnect)

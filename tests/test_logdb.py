@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
-from buildbot_logfile._logdb import LogReader
+from buildbot_logfile._logdb import LogReader, ReadStats
 
 
 class LogReaderTests(unittest.TestCase):
@@ -84,3 +84,20 @@ class LogReaderTests(unittest.TestCase):
         # ...rather than falling back to the master's pool, which is
         # stopping too.
         yield self.assertFailure(self.reader.do(lambda conn: None), RuntimeError)
+
+
+def test_read_stats_count_rate_and_percentiles() -> None:
+    stats = ReadStats()
+    assert stats.percentile(0.99) == 0.0
+    # 100 reads, one every 0.1 s, of 1..100 ms
+    for i in range(100):
+        stats.add(1000.0 + i * 0.1, (i + 1) / 1000)
+    assert stats.reads == 100
+    assert stats.first == 1000.0
+    assert abs(stats.last - (1000.0 + 99 * 0.1 + 0.1)) < 1e-9
+    assert stats.percentile(0.5) == 0.051
+    assert stats.percentile(0.99) == 0.1
+    assert stats.summary() == (
+        "100 log reads in 10.0 s (10.0/s), 5.05 s reading;"
+        " duration p50 51.0 ms p99 100.0 ms max 100.0 ms"
+    )
