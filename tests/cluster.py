@@ -6,7 +6,9 @@ message queue, and one real worker, connected to master A only.
 
 Both masters run C{reporters.LegacyStatus} with a L{JsonRecorder} (see
 L{tests.cluster_receiver}), which writes every 0.8 event to
-C{<basedir>/events.jsonl}, and serve the old pages on a port of their own.
+C{<basedir>/events.jsonl}, and serve the old pages on a port of their own
+(unless the cluster is made with C{legacy_status=False}: the anchor of
+benchmarks/bench_cluster.py).
 Both configure the same builders; the worker is configured on both (a
 builder needs its workers configured) but connects to A, so A runs every
 build and B only hears of it.
@@ -124,13 +126,15 @@ c["builders"] = [
     for name in {builders!r}
 ]
 c["schedulers"] = {schedulers}
-c["services"] = [
+c["services"] = {services}
+"""
+
+LEGACY_STATUS = """[
     reporters.LegacyStatus(
         receivers=[JsonRecorder({events!r})],
         http_port="tcp:{legacy_port}:interface=127.0.0.1",
     )
-]
-"""
+]"""
 
 CROSSBAR_CONFIG = {
     "version": 2,
@@ -569,8 +573,11 @@ class Master(Daemon):
             builders=self.builders,
             # Schedulers run on one master: A's, which the tests force through.
             schedulers=f"[{scheduler.format(self.builders)}]" if self.www else "[]",
-            events=EVENTS,
-            legacy_port=self.legacy_port,
+            services=(
+                LEGACY_STATUS.format(events=EVENTS, legacy_port=self.legacy_port)
+                if self.cluster.legacy_status
+                else "[]"
+            ),
         )
         with open(os.path.join(self.basedir, "master.cfg"), "w", encoding="utf-8") as f:
             f.write(config)
@@ -589,12 +596,24 @@ class Master(Daemon):
             raise AssertionError(f"{e}\ntwistd.log:\n{self.log_tail()}") from e
         pid = wait_for(self.pid, f"{self}'s twistd.pid")
         try:
-            wait_for(
-                lambda: any(e["event"] == "mqReady" and e.get("pid") == pid for e in self.events()),
-                f"{self}'s receivers to be subscribed to the message queue",
-            )
+            if self.cluster.legacy_status:
+                wait_for(
+                    lambda: any(
+                        e["event"] == "mqReady" and e.get("pid") == pid for e in self.events()
+                    ),
+                    f"{self}'s receivers to be subscribed to the message queue",
+                )
+            else:
+                wait_for(self.active, f"{self} to be active in the database")
         except AssertionError as e:
             raise AssertionError(f"{e}\ntwistd.log:\n{self.log_tail()}") from e
+
+    def active(self) -> bool:
+        """Whether the database lists this master as active (it has started)."""
+        rows = self.cluster.query(
+            "SELECT active FROM masters WHERE name LIKE %s", "%" + self.basedir
+        )
+        return bool(rows and rows[0][0])
 
     def reconfig(self, builders: list[str]) -> None:
         """Blocking: run C{builders} from now on (C{buildbot reconfig})."""
@@ -700,7 +719,10 @@ class Build:
 class Cluster:
     """PostgreSQL, crossbar, masters A and B, and a worker on A: see the module's docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, legacy_status: bool = True) -> None:
+        # Without LegacyStatus (for the benchmark's anchor) the masters run
+        # neither the bridge nor a receiver: nothing records events.
+        self.legacy_status = legacy_status
         self.basedir = tempfile.mkdtemp(prefix="buildbot-cluster-")
         # The postgres user must reach its data directory.
         os.chmod(self.basedir, 0o711)

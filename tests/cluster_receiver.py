@@ -7,7 +7,8 @@ master's basedir, where the test reads it.
 Each line holds C{event} and, where they apply, C{builder}, C{build} (the
 build number), C{step}, C{log}, C{channel} and C{text}; build and step
 events also hold what their status objects answer (times, results, text,
-worker, reason), so that a field the bridge reads wrongly shows up.  A
+worker, reason), so that a field the bridge reads wrongly shows up;
+C{logChunk} lines hold C{received}, the C{time.time()} it came at.  A
 status object that raises while being described is recorded as a
 C{receiverError} event instead of being lost in the master's log.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from typing import Any
 
@@ -158,6 +160,8 @@ class JsonRecorder(StatusReceiverMultiService):
                 "log": log.getName(),
                 "channel": channel,
                 "text": text,
+                # When it came: benchmarks/bench_cluster.py times delivery.
+                "received": time.time(),
             },
         )
 

@@ -1,0 +1,222 @@
+"""
+LegacyStatus on a real cluster (tests/cluster.py): PostgreSQL, a crossbar
+router, masters A and B started with `buildbot start`, one worker on A.
+
+ - Overhead: one build writing BUILD_MB of stdout on A, in a cluster
+   without LegacyStatus (the anchor) and in one with it on both masters;
+   the ratio of the build's wall times (from writing its output to the
+   build complete in the database), the best of ROUNDS builds each.
+ - Delay from A's database to each master's receiver: a trigger on
+   logchunks notes when each chunk was inserted (PostgreSQL's clock, the
+   machine's); the receivers note when each logChunk came, and the number
+   that starts its first line says which chunk it is.
+ - The bridge's log reads on PostgreSQL under two builds at once (both
+   builders, CONCURRENT_MB each), on each master: reads per second and
+   their p99, as LogReader counts them and logs them when the master
+   stops (the masters are restarted before, so the figures are of these
+   builds alone).
+
+Targets: wall time ratio <= 1.05.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# tests.cluster imports buildbot.test, which makes every warning an error
+# in this process: what warns on import (passlib's use of crypt, under
+# buildbot.master) is imported before it, and the filters are reset after.
+import buildbot.master  # noqa: F401
+
+from tests.cluster import Build, Cluster, Master, unavailable, wait_for
+
+warnings.resetwarnings()
+
+BUILD_MB = 50
+# Builds of BUILD_MB per configuration; the fastest counts.
+ROUNDS = 2
+CONCURRENT_MB = 15
+LINE_BYTES = 100  # "<8-digit number> " + text + newline
+# The step's output goes out in commands of this many lines each.
+LINES_PER_COMMAND = 640
+BUILD_TIMEOUT = 300.0
+READS = re.compile(
+    r"LegacyStatus: (\d+) log reads in ([\d.]+) s \(([\d.]+)/s\), ([\d.]+) s reading;"
+    r" duration p50 ([\d.]+) ms p99 ([\d.]+) ms max ([\d.]+) ms"
+)
+
+CHUNK_TIMES = """
+CREATE TABLE bench_chunk_times (
+    logid integer, first_line integer, last_line integer, at double precision);
+CREATE FUNCTION bench_note_chunk() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO bench_chunk_times
+        VALUES (NEW.logid, NEW.first_line, NEW.last_line, extract(epoch FROM clock_timestamp()));
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER bench_note_chunk AFTER INSERT ON logchunks
+    FOR EACH ROW EXECUTE FUNCTION bench_note_chunk();
+"""
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def start_cluster(legacy_status: bool) -> Cluster:
+    cluster = Cluster(legacy_status=legacy_status)
+    cluster.start()
+    cluster.query(CHUNK_TIMES + "SELECT 1")
+    return cluster
+
+
+def write_output(build: Build, megabytes: int) -> None:
+    """The build's C{live} step writes C{megabytes} of numbered lines, then ends."""
+    total = megabytes * 1024 * 1024 // LINE_BYTES
+    filler = "x" * (LINE_BYTES - 10)
+    commands = []
+    for first in range(0, total, LINES_PER_COMMAND):
+        text = "".join(
+            f"{i:08d} {filler}\n" for i in range(first, min(total, first + LINES_PER_COMMAND))
+        )
+        commands.append(json.dumps(["o", text]))
+    commands.append(json.dumps(["end", 0]))
+    with open(build.control.path, "w", encoding="utf-8") as f:
+        f.write("\n".join(commands) + "\n")
+
+
+def run_builds(cluster: Cluster, builders: list[str], megabytes: int) -> tuple[list[Build], float]:
+    """Builds of C{builders} at once; their seconds from writing their output to all complete."""
+    builds = [cluster.force(builder) for builder in builders]
+    started = time.monotonic()
+    for build in builds:
+        write_output(build, megabytes)
+    for build in builds:
+        wait_for(lambda b=build: cluster.build_complete(b), f"{build} to end", BUILD_TIMEOUT)
+    return builds, time.monotonic() - started
+
+
+def delays(cluster: Cluster, master: Master, build: Build) -> list[float]:
+    """For each logChunk of C{build}'s live log on C{master}: received - its chunk's insert."""
+    found = cluster.log_row(build, "live", "stdio")
+    assert found is not None
+    logid = found[0]
+    # The rows appendLog inserted, in order (compressing a finished log
+    # inserts rows again, later).
+    first_lines: list[int] = []
+    inserted: list[float] = []
+    expected = 0
+    for first_line, last_line, at in cluster.query(
+        "SELECT first_line, last_line, at FROM bench_chunk_times WHERE logid = %s ORDER BY at",
+        logid,
+    ):
+        if first_line == expected:
+            first_lines.append(first_line)
+            inserted.append(at)
+            expected = last_line + 1
+    # Database line of the output's line 0 (header lines come before it).
+    offset = cluster.db_content(build).split("\n").index(f"o{0:08d} " + "x" * (LINE_BYTES - 10))
+    samples = []
+    for e in master.events():
+        if (
+            e["event"] == "logChunk"
+            and e.get("build") == build.number
+            and e["builder"] == build.builder
+            and e["step"] == "live"
+            and e["channel"] == 0
+            and e["text"][:8].isdigit()
+        ):
+            line = int(e["text"][:8]) + offset
+            samples.append(e["received"] - inserted[bisect.bisect_right(first_lines, line) - 1])
+    return samples
+
+
+def restart_masters(cluster: Cluster) -> None:
+    """Both masters stopped and started again, the worker back on A."""
+    for master in (cluster.b, cluster.a):
+        master.stop()
+    for master in (cluster.a, cluster.b):
+        master.start()
+    wait_for(cluster.worker_connected, "the worker to connect to master A again")
+
+
+def read_figures(master: Master) -> tuple[float, ...]:
+    """What the master's LogReader logged as it stopped last."""
+    with open(Path(master.basedir, "twistd.log"), encoding="utf-8", errors="replace") as f:
+        found = READS.findall(f.read())
+    assert found, f"{master} logged no log read figures"
+    return tuple(float(x) for x in found[-1])
+
+
+def main() -> None:
+    why = unavailable()
+    if why is not None:
+        sys.exit(f"bench_cluster: cannot run: {why}")
+
+    cluster = start_cluster(legacy_status=False)
+    try:
+        without = min(run_builds(cluster, ["b1"], BUILD_MB)[1] for _ in range(ROUNDS))
+    finally:
+        cluster.stop()
+
+    cluster = start_cluster(legacy_status=True)
+    try:
+        (build,), with_legacy = run_builds(cluster, ["b1"], BUILD_MB)
+        for _ in range(ROUNDS - 1):
+            with_legacy = min(with_legacy, run_builds(cluster, ["b1"], BUILD_MB)[1])
+        # every byte reached B before its delays count
+        wait_for(
+            lambda: any(
+                e["event"] == "buildFinished" and e.get("build") == build.number
+                for e in cluster.b.events()
+            ),
+            "B's receiver to hear the build finish",
+            BUILD_TIMEOUT,
+        )
+        on_a = delays(cluster, cluster.a, build)
+        on_b = delays(cluster, cluster.b, build)
+        restart_masters(cluster)
+        _, concurrent = run_builds(cluster, ["b1", "b2"], CONCURRENT_MB)
+        cluster.b.stop()
+        cluster.a.stop()
+        reads = {m.name: read_figures(m) for m in (cluster.a, cluster.b)}
+    finally:
+        cluster.stop()
+
+    ms = 1000
+    print(
+        f"bench_cluster: PostgreSQL, crossbar, two masters; a build of {BUILD_MB} MB of stdout"
+        " on master A"
+    )
+    print(
+        f"  best of {ROUNDS}: without LegacyStatus {without:.2f} s"
+        f"   with it on both masters {with_legacy:.2f} s"
+        f"   ratio {with_legacy / without:.2f}x  (target <= 1.05x)"
+    )
+    for name, samples in (("A (the build's master)", on_a), ("B (the other master)", on_b)):
+        print(
+            f"  A's database -> receiver on {name}: p50 {statistics.median(samples) * ms:.0f} ms"
+            f"  p99 {percentile(samples, 0.99) * ms:.0f} ms over {len(samples)} chunks"
+        )
+    print(
+        f"  two builds of {CONCURRENT_MB} MB at once: {concurrent:.2f} s; the bridge's log reads:"
+    )
+    for name, (count, span, rate, _, p50, p99, slowest) in reads.items():
+        print(
+            f"    master {name}: {count:.0f} reads in {span:.1f} s, {rate:.1f}/s;"
+            f" duration p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {slowest:.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
