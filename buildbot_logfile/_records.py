@@ -143,6 +143,11 @@ class ChunkDecoder:
             out.append((channel, text))
         return out
 
+    @property
+    def holding(self) -> bool:
+        """Whether the start of a character waits for the bytes that end it."""
+        return bool(self._decoder.getstate()[0])
+
     def flush(self) -> list[tuple[int, str]]:
         """What is left: a partial character at the end, as U+FFFD."""
         rest = self._decoder.decode(b"", True)

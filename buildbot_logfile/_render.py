@@ -90,6 +90,15 @@ class AnsiHTMLRenderer:
     def __init__(self) -> None:
         self._codes: dict[int, list[str]] = {}
 
+    def open_tag(self, channel: int) -> bytes:
+        """
+        The C{<span>} that text of C{channel} with no escape sequence and
+        nothing to escape goes in, in the colours in force: such text
+        (most of a log) can be wrapped as the bytes it is.
+        """
+        kind = ChunkTypes[channel] if channel < len(ChunkTypes) else "stdout"
+        return self._open_tag(kind, self._codes.setdefault(channel, [])).encode()
+
     def render(self, channel: int, text: str) -> str:
         kind = ChunkTypes[channel] if channel < len(ChunkTypes) else "stdout"
         codes = self._codes.setdefault(channel, [])
@@ -106,11 +115,15 @@ class AnsiHTMLRenderer:
         return "".join(out)
 
     @staticmethod
-    def _span(kind: str, codes: list[str], text: str) -> str:
+    def _open_tag(kind: str, codes: list[str]) -> str:
+        classes = " ".join([kind] + [f"ansi{c}" for c in codes])
+        return f'<span class="{classes}">'
+
+    @classmethod
+    def _span(cls, kind: str, codes: list[str], text: str) -> str:
         if not text:
             return ""
-        classes = " ".join([kind] + [f"ansi{c}" for c in codes])
-        return f'<span class="{classes}">{escape_text(text)}</span>'
+        return f"{cls._open_tag(kind, codes)}{escape_text(text)}</span>"
 
     @staticmethod
     def _apply(codes: list[str], params: str) -> None:

@@ -25,6 +25,13 @@ from twisted.python import log
 
 from buildbot_logfile._records import LogFileFormatError, iter_records
 
+try:
+    # ISA-L's gzip reader inflates two to five times faster than zlib's,
+    # which bounds how fast a compressed log's page can go.
+    from isal.igzip import GzipFile as GzipReader
+except ImportError:  # pragma: no cover - isal is a dependency; zlib still reads
+    from gzip import GzipFile as GzipReader  # type: ignore[assignment]
+
 # Compression methods whose files 0.8 can read back; any other configured
 # method (zstd, lz4, br, raw) leaves the spool file uncompressed, because a
 # spool file must stay readable by 0.8 tools.
@@ -329,19 +336,28 @@ def existing_spool(path: str) -> str | None:
     return None
 
 
+def open_spool_file(path: str) -> tuple[io.FileIO, str]:
+    """
+    The file a finished log at C{path} lives in, opened as it is on disk
+    (compressed or not), never through a link, and its path (the suffix
+    says how it is compressed).
+    """
+    found = existing_spool(path)
+    if found is None:
+        raise SpoolUnavailable(f"{path}: no spool file")
+    return io.FileIO(os.open(found, os.O_RDONLY | _NOFOLLOW | _CLOEXEC), "r"), found
+
+
 def open_spool(path: str) -> IO[bytes]:
     """
     A finished spool file for reading, never through a link; compressed
     files read transparently.
     """
-    found = existing_spool(path)
-    if found is None:
-        raise SpoolUnavailable(f"{path}: no spool file")
-    raw = io.FileIO(os.open(found, os.O_RDONLY | _NOFOLLOW | _CLOEXEC), "r")
+    raw, found = open_spool_file(path)
     if found.endswith(".bz2"):
         return cast(IO[bytes], bz2.BZ2File(raw, "rb"))
     if found.endswith(".gz"):
-        return cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
+        return cast(IO[bytes], GzipReader(fileobj=raw, mode="rb"))
     return raw
 
 

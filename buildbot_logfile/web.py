@@ -26,6 +26,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from werkzeug.routing import BaseConverter
 
+from buildbot_logfile import _finished
 from buildbot_logfile import _page_set as page_set
 from buildbot_logfile._authz import AnonymousAuthorizer, DataPath, WwwUserAuthorizer
 from buildbot_logfile._consumers import (
@@ -225,9 +226,15 @@ class LegacyLogPages:
         return opened
 
     @staticmethod
-    def _stream(request: IRequest, opened: OpenLog, consumer: RequestConsumer) -> Any:
+    def _stream(
+        request: IRequest, opened: OpenLog, consumer: RequestConsumer, html: bool = False
+    ) -> Any:
         if request.method == b"HEAD":
             return b""
+        # A finished log's page is made off the reactor thread (_finished).
+        served = _finished.serve(request, opened, consumer, html)
+        if served is not None:
+            return served
         opened.stream(consumer)
         return consumer.done
 
@@ -249,7 +256,7 @@ class LegacyLogPages:
         if request.method != b"HEAD":
             request.write(page_header(f"{quote(log_name)}/text", live=not lf.isFinished()))
         consumer = RequestConsumer(request, html_renderer(), PAGE_FOOTER)
-        return self._stream(request, opened, consumer)
+        return self._stream(request, opened, consumer, html=True)
 
     @app.route(
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs/<log_name>/text",
