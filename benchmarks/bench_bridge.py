@@ -22,11 +22,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from buildbot.status.base import StatusReceiverMultiService
 from twisted.internet import defer, task
 
 from benchmarks.realmaster import master_config, python_step, run_build, start_master, stop_master
 from buildbot_logfile import LegacyStatus
+from buildbot_logfile.base import StatusReceiverMultiService
 
 ROUNDS = 5
 WRITE_20MB = (

@@ -37,7 +37,7 @@ class RequestConsumer:
     request, not by this.
     """
 
-    WRITE_INTERVAL = 0.1
+    WRITE_INTERVAL = 0.05
     WRITE_BYTES = 64 * 1024
 
     def __init__(

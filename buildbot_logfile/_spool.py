@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bz2
 import ctypes
-import gzip
 import io
 import os
 import stat
@@ -27,10 +26,15 @@ from buildbot_logfile._records import LogFileFormatError, iter_records
 
 try:
     # ISA-L's gzip reader inflates two to five times faster than zlib's,
-    # which bounds how fast a compressed log's page can go.
+    # which bounds how fast a compressed log's page can go; its writer
+    # deflates a log ten times faster than zlib's level 9, for a file a few
+    # per cent larger (a master compresses every log it mirrors, on the
+    # cores its builds use).  Both are plain gzip, as 0.8 read and wrote.
     from isal.igzip import GzipFile as GzipReader
+    from isal.igzip import GzipFile as GzipWriter
 except ImportError:  # pragma: no cover - isal is a dependency; zlib still reads
     from gzip import GzipFile as GzipReader  # type: ignore[assignment]
+    from gzip import GzipFile as GzipWriter  # type: ignore[assignment]
 
 # Compression methods whose files 0.8 can read back; any other configured
 # method (zstd, lz4, br, raw) leaves the spool file uncompressed, because a
@@ -403,7 +407,7 @@ def compress_spool(path: str, method: str | None) -> defer.Deferred[None]:
         return defer.succeed(None)
     compressed = path + suffix + ".tmp"
     opener: Callable[[str, str], IO[bytes]] = (
-        bz2.BZ2File if suffix == ".bz2" else gzip.GzipFile  # type: ignore[assignment]
+        bz2.BZ2File if suffix == ".bz2" else GzipWriter  # type: ignore[assignment]
     )
 
     def compress() -> None:
