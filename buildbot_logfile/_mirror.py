@@ -95,6 +95,10 @@ class LogMirror:
         # The spool file of the finished log as this mirror left it, to
         # notice one that was changed or removed since.
         self._spool_stat: os.stat_result | None = None
+        # The compression of the finished spool, while it runs, and loads
+        # waiting for it.
+        self._compressing: defer.Deferred[Any] | None = None
+        self._compression_waiters: list[defer.Deferred[None]] = []
 
     @property
     def path(self) -> str:
@@ -167,6 +171,10 @@ class LogMirror:
         if lf is not None and not lf.isFinished():
             lf.check_spool()  # if it fails, the log goes on from the database
             return
+        if self._compressing is not None:
+            waiter: defer.Deferred[None] = defer.Deferred()
+            self._compression_waiters.append(waiter)
+            await waiter
         if lf is not None and self._spool_unchanged():
             return
         if (
@@ -236,7 +244,19 @@ class LogMirror:
         self._note_spool()
         compressing = lf.compressLog().addCallback(self._note_spool)
         compressing.addErrback(lambda f: log.err(f, f"while compressing {lf.getFilename()}"))
+        if not compressing.called:
+            # Until the compressed file is noted, a load would take the
+            # swap for a change and open the log a second time.
+            self._compressing = compressing
+            compressing.addBoth(self._compressed)
         self._progressed()
+
+    def _compressed(self, result: object) -> object:
+        self._compressing = None
+        waiters, self._compression_waiters = self._compression_waiters, []
+        for d in waiters:
+            d.callback(None)
+        return result
 
     async def _catch_up_html(self, num_lines: int, complete: bool) -> bool:
         if not complete or self.logfile is not None:
