@@ -30,11 +30,17 @@ try:
     # deflates a log ten times faster than zlib's level 9, for a file a few
     # per cent larger (a master compresses every log it mirrors, on the
     # cores its builds use).  Both are plain gzip, as 0.8 read and wrote.
+    from isal import isal_zlib
     from isal.igzip import GzipFile as GzipReader
     from isal.igzip import GzipFile as GzipWriter
+
+    # What ISA-L raises for a damaged stream: not a zlib.error.
+    _INFLATE_ERRORS: tuple[type[Exception], ...] = (cast("type[Exception]", isal_zlib.error),)
 except ImportError:  # pragma: no cover - isal is a dependency; zlib still reads
     from gzip import GzipFile as GzipReader  # type: ignore[assignment]
     from gzip import GzipFile as GzipWriter  # type: ignore[assignment]
+
+    _INFLATE_ERRORS = ()
 
 # Compression methods whose files 0.8 can read back; any other configured
 # method (zstd, lz4, br, raw) leaves the spool file uncompressed, because a
@@ -48,9 +54,15 @@ _MAX_PIECES = 1024
 _Pieces = list[Union[bytes, memoryview]]
 
 # What reading a damaged spool file can raise: a bad record, a bad
-# compressed stream (gzip and bz2 raise OSError, EOFError or zlib.error),
-# or the file system.
-READ_ERRORS = (LogFileFormatError, OSError, EOFError, zlib.error)
+# compressed stream (gzip and bz2 raise OSError, EOFError or zlib.error;
+# ISA-L's reader its own error), or the file system.
+READ_ERRORS: tuple[type[Exception], ...] = (
+    LogFileFormatError,
+    OSError,
+    EOFError,
+    zlib.error,
+    *_INFLATE_ERRORS,
+)
 
 
 class SpoolUnavailable(OSError):

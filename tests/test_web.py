@@ -6,6 +6,7 @@ import gc
 import random
 import re
 import textwrap
+from typing import Any
 
 import treq
 from buildbot.plugins import util
@@ -254,9 +255,14 @@ class RecordingClient(Protocol):
         self.received += data
 
 
-def live_producers() -> list[LogFileProducer]:
+def live_producers(master: Any) -> list[LogFileProducer]:
+    """The producers following logs of C{master} (not those an earlier test left)."""
     gc.collect()
-    return [p for p in gc.get_objects() if isinstance(p, LogFileProducer) and p.subscribed]
+    return [
+        p
+        for p in gc.get_objects()
+        if isinstance(p, LogFileProducer) and p.subscribed and p.logfile.master is master
+    ]
 
 
 class LiveTests(WebTestCase):
@@ -305,9 +311,9 @@ class LiveTests(WebTestCase):
             b"GET /builders/b1/builds/1/steps/slow/logs/stdio HTTP/1.1\r\nHost: x\r\n\r\n"
         )
         yield poll(lambda: b"line 0" in client.received, "the page's first line")
-        self.assertEqual(len(live_producers()), 1)
+        self.assertEqual(len(live_producers(self.master)), 1)
         client.transport.loseConnection()
-        yield poll(lambda: not live_producers(), "the producer to stop")
+        yield poll(lambda: not live_producers(self.master), "the producer to stop")
         yield live.write(stdout="line 1\n")  # goes nowhere, breaks nothing
         live.end()
         yield self.recorder.wait_for_builds(1)
