@@ -823,3 +823,15 @@ def test_a_log_opened_from_its_file_knows_its_length(tmp_path: Path) -> None:
     damaged = LogFile.open_finished(make_step(tmp_path), "stdio", "bad")
     assert damaged.length == 0
     assert not damaged.spooled
+
+
+def test_a_gz_spool_whose_deflate_stream_is_damaged_is_a_failed_spool(tmp_path: Path) -> None:
+    data = b"".join(b"%d:0line %d\n," % (len(b"line %d\n" % i) + 1, i) for i in range(2000))
+    damaged = bytearray(gzip.compress(data))
+    damaged[40:56] = b"\xff" * 16  # inside the first deflate block
+    (tmp_path / "f.gz").write_bytes(bytes(damaged))
+    lf = LogFile.open_finished(make_step(tmp_path), "stdio", "f")
+    with pytest.raises(_spool.READ_ERRORS):
+        lf.text_bytes(0, 100)
+    assert not lf.spooled
+    assert lf.length == 0
