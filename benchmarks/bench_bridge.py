@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twisted.internet import defer, task
 
+from benchmarks.figures import FollowingReceiver, percentile
 from benchmarks.realmaster import master_config, python_step, run_build, start_master, stop_master
 from buildbot_logfile import LegacyStatus
-from buildbot_logfile.base import StatusReceiverMultiService
 
 ROUNDS = 5
 WRITE_20MB = (
@@ -34,7 +34,7 @@ WRITE_20MB = (
 )
 
 
-class LatencyRecorder(StatusReceiverMultiService):
+class LatencyRecorder(FollowingReceiver):
     """Subscribed to every log; matches delivered lines to appendLog calls."""
 
     def __init__(self) -> None:
@@ -48,14 +48,6 @@ class LatencyRecorder(StatusReceiverMultiService):
         # how long the master's own appendLog took (its database writes)
         self.stored: list[float] = []
         self.finished: list[defer.Deferred[None]] = []
-
-    def setServiceParent(self, parent: Any) -> Any:
-        d = super().setServiceParent(parent)
-        parent.getStatus().subscribe(self)
-        return d
-
-    def builderAdded(self, name: str, builder: Any) -> Any:
-        return self
 
     buildStarted = stepStarted = logStarted = lambda self, *args: self
 
@@ -128,11 +120,6 @@ async def timed_build(master: Any, recorder: LatencyRecorder | None) -> float:
     return time.perf_counter() - start
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 async def main(reactor: Any) -> None:
     # Both masters run side by side and take turns, so that drift in the
     # machine's speed falls on both alike; the figure is the median of the
@@ -163,24 +150,26 @@ async def main(reactor: Any) -> None:
     )
     print(
         f"  appendLog called -> logChunk over {len(latencies)} appends: "
-        f"p50 {percentile(latencies, 50) * 1000:.1f} ms"
-        f"   p99 {percentile(latencies, 99) * 1000:.1f} ms"
+        f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms"
+        f"   p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
         f"  (target p99 <= 100 ms)"
     )
     stored = recorder.stored
     print(
         f"    the master's own appendLog (queued behind earlier appends, then stored): "
-        f"p50 {percentile(stored, 50) * 1000:.1f} ms   p99 {percentile(stored, 99) * 1000:.1f} ms"
+        f"p50 {percentile(stored, 0.5) * 1000:.1f} ms"
+        f"   p99 {percentile(stored, 0.99) * 1000:.1f} ms"
     )
     stored = plain_recorder.stored
     print(
         f"    the same without LegacyStatus: "
-        f"p50 {percentile(stored, 50) * 1000:.1f} ms   p99 {percentile(stored, 99) * 1000:.1f} ms"
+        f"p50 {percentile(stored, 0.5) * 1000:.1f} ms"
+        f"   p99 {percentile(stored, 0.99) * 1000:.1f} ms"
     )
     after = recorder.after_store
     print(
         f"    appendLog returned -> logChunk (the bridge's part): "
-        f"p50 {percentile(after, 50) * 1000:.1f} ms   p99 {percentile(after, 99) * 1000:.1f} ms"
+        f"p50 {percentile(after, 0.5) * 1000:.1f} ms   p99 {percentile(after, 0.99) * 1000:.1f} ms"
     )
 
 

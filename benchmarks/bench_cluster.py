@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # buildbot.master) is imported before it, and the filters are reset after.
 import buildbot.master  # noqa: F401
 
+from benchmarks.figures import percentile
 from tests.cluster import Build, Cluster, Master, unavailable, wait_for
 
 warnings.resetwarnings()
@@ -66,11 +67,6 @@ END $$ LANGUAGE plpgsql;
 CREATE TRIGGER bench_note_chunk AFTER INSERT ON logchunks
     FOR EACH ROW EXECUTE FUNCTION bench_note_chunk();
 """
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
 def start_cluster(legacy_status: bool) -> Cluster:

@@ -43,9 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twisted.internet import defer, protocol, task
 
+from benchmarks.figures import FollowingReceiver, percentile, rss
 from benchmarks.realmaster import master_config, python_step, start_master, stop_master
 from buildbot_logfile import LegacyStatus
-from buildbot_logfile.base import StatusReceiverMultiService
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = 1000
@@ -62,26 +62,13 @@ LINE_BYTES = 100
 LAG_PROBE = 0.01
 
 
-def rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
-
-
 def tick_lines(tick: int) -> str:
     """TICK_LINES stdout lines of LINE_BYTES, each starting with the tick's number."""
     line = f"o{tick:07d} " + "y" * (LINE_BYTES - 9) + "\n"
     return line * TICK_LINES
 
 
-class TailReceiver(StatusReceiverMultiService):
+class TailReceiver(FollowingReceiver):
     """A 0.8 receiver subscribed down to logChunk: hashes the text of the log it follows."""
 
     def __init__(self, log_name: str) -> None:
@@ -89,14 +76,6 @@ class TailReceiver(StatusReceiverMultiService):
         self.log_name = log_name
         self.digest = hashlib.sha256()
         self.size = 0
-
-    def setServiceParent(self, parent: Any) -> Any:
-        d = super().setServiceParent(parent)
-        parent.getStatus().subscribe(self)
-        return d
-
-    def builderAdded(self, name: str, builder: Any) -> Any:
-        return self
 
     def buildStarted(self, builderName: str, build: Any) -> Any:
         return self

@@ -37,6 +37,7 @@ from twisted.internet import defer, task, utils
 from twisted.web.server import Site
 from twisted.web.static import File
 
+from benchmarks.figures import rss
 from benchmarks.realmaster import (
     master_config,
     python_step,
@@ -51,14 +52,6 @@ FANOUT_CLIENTS = 100
 FANOUT_SECONDS = 10
 STALL_MB = 200
 LINE = "x" * 89 + "\n"  # 90 bytes; one DB line each
-
-
-def rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 async def sleep(reactor: Any, seconds: float) -> None:
