@@ -131,6 +131,17 @@ class FaultTestCase(MasterTestCase):
         self.assertEqual(finished, [("buildFinished", builder, number, 0)])
 
     @defer.inlineCallbacks
+    def stream_live_text(self) -> defer.Generator:
+        """The text page of b1 #1's live log, as it arrives: its parts, and the end of it."""
+        received: list[bytes] = []
+        response = yield treq.get(
+            self.pages + "/builders/b1/builds/1/steps/live/logs/stdio/text",
+            unbuffered=True,
+            persistent=False,
+        )
+        return received, treq.collect(response, received.append)
+
+    @defer.inlineCallbacks
     def first_answer(self, path: str) -> defer.Generator:
         """C{(code, body)}, or C{("cut", None)} for an answer that ended unfinished."""
         try:
@@ -152,13 +163,7 @@ class SpoolFaultTests(FaultTestCase):
         lf = yield poll(
             lambda: self.legacy_status().getLogFile("b1", 1, "live", "stdio"), "the log"
         )
-        received: list[bytes] = []
-        response = yield treq.get(
-            self.pages + "/builders/b1/builds/1/steps/live/logs/stdio/text",
-            unbuffered=True,
-            persistent=False,
-        )
-        collected = treq.collect(response, received.append)
+        received, collected = yield self.stream_live_text()
         yield poll(lambda: b"".join(received) == b"first\n", "the first line on the page")
         os.unlink(lf.getFilename())
         for i in range(50):
@@ -198,13 +203,7 @@ class SpoolFaultTests(FaultTestCase):
         block = "".join(f"{i:07d} " + "x" * 92 + "\n" for i in range(5000))  # 500 kB
         yield live.write(stdout=block)
         yield poll(lambda: self.legacy_status().getLogFile("b1", 1, "live", "stdio"), "the log")
-        received: list[bytes] = []
-        response = yield treq.get(
-            self.pages + "/builders/b1/builds/1/steps/live/logs/stdio/text",
-            unbuffered=True,
-            persistent=False,
-        )
-        collected = treq.collect(response, received.append)
+        received, collected = yield self.stream_live_text()
         for _ in range(10):  # 5 MB through a 2 MB file system
             yield live.write(stdout=block)
         live.end()
