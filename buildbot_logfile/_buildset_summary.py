@@ -29,6 +29,9 @@ class BuildSetSummaryNotifierMixin:
     """
 
     _buildset_consumer: Any = None
+    # Subscribed, or being subscribed: the message queue answers later
+    # (over WAMP), and an unsubscribe meanwhile must still win.
+    _summary_wanted = False
 
     def _summary_status(self) -> Any:
         return getattr(self, "master_status", None) or getattr(self, "parent", None)
@@ -36,15 +39,21 @@ class BuildSetSummaryNotifierMixin:
     @defer.inlineCallbacks
     def summarySubscribe(self) -> Any:
         """Start hearing of finished buildsets."""
-        if self._buildset_consumer is not None:
+        if self._summary_wanted:
             return
+        self._summary_wanted = True
         master = self._summary_status().master
-        self._buildset_consumer = yield master.mq.startConsuming(
+        consumer = yield master.mq.startConsuming(
             self._buildset_completed, ("buildsets", None, "complete")
         )
+        if self._summary_wanted and self._buildset_consumer is None:
+            self._buildset_consumer = consumer
+        else:  # unsubscribed meanwhile, or subscribed again already
+            consumer.stopConsuming()
 
     def summaryUnsubscribe(self) -> None:
         """Hear of no more buildsets."""
+        self._summary_wanted = False
         consumer, self._buildset_consumer = self._buildset_consumer, None
         if consumer is not None:
             consumer.stopConsuming()

@@ -115,6 +115,11 @@ class EventFeed:
             await state.queue.run(lambda: None)
         while self._running:
             await defer.DeferredList(list(self._running))
+        # Receivers of builds still running hear no more ETA updates.
+        for build in self.running_builds():
+            build.stop_updates()
+            for step in build.getSteps():
+                step.stop_updates()
 
     def running_builds(self) -> list[BuildStatus]:
         """The builds this feed follows, in the order they started."""
@@ -228,8 +233,13 @@ class EventFeed:
             return
         build = BuildStatus(builder, msg["number"], msg["buildid"])
         await build.refresh(msg)
-        expected = await load_expectations(self.master.data, builder.builderid)
-        build.expected_duration, build.expected_steps = expected
+        try:
+            expected = await load_expectations(self.master.data, builder.builderid)
+        except Exception:
+            # An estimate is no reason to drop the build.
+            log.err(None, f"LegacyStatus: no ETA for {builder.name} #{build.number}")
+        else:
+            build.expected_duration, build.expected_steps = expected
         state.status = build
         builder.build_started(build)
         for w in list(builder.watchers):

@@ -15,10 +15,8 @@ Nothing holds more than a chunk and a record of text.
 from __future__ import annotations
 
 import bz2
-import gzip
 import os
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -26,6 +24,7 @@ from typing import IO
 from buildbot.db.logs import LogsConnectorComponent
 from buildbot.util.lineboundaries import LineBoundaryFinder
 
+from buildbot_logfile import _spool
 from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, iter_records
 
 STREAM_OF_CHANNEL = {0: "o", 1: "e", 2: "h"}
@@ -80,7 +79,7 @@ def _open(path: str) -> IO[bytes]:
     if path.endswith((".bz2", ".bz2.tmp")):
         return bz2.open(path, "rb")
     if path.endswith((".gz", ".gz.tmp")):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return _spool.open_gzip(path)
     return open(path, "rb")
 
 
@@ -98,7 +97,7 @@ def read_chunks(path: str) -> Iterator[tuple[int, str]]:
     except LogFileFormatError as e:
         yield from decoder.flush()
         raise LogReadError(f"{e.reason} at byte {e.offset}") from e
-    except (OSError, EOFError, zlib.error) as e:
+    except _spool.READ_ERRORS as e:  # a broken compressed stream, the file system
         yield from decoder.flush()
         raise LogReadError(f"{type(e).__name__}: {e}") from e
     yield from decoder.flush()

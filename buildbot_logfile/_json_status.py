@@ -93,7 +93,13 @@ class JsonStatus:
             return None
         return [v.decode("utf-8", "replace") for v in values[:MAX_SELECT]]
 
-    def _builder(self, name: str) -> BuilderStatus:
+    async def _builder(self, request: IRequest, name: str) -> BuilderStatus:
+        """
+        A builder by name.  Whether it exists is told only to those who may
+        view builders: as the pages do, a 404 must tell nothing to someone
+        who would get a 403.
+        """
+        await self.authorize(request, ("builders",))
         status = self._status()
         if name not in status.getBuilderNames():
             raise _NotFound(f"builder {name!r}")
@@ -127,6 +133,7 @@ class JsonStatus:
 
     @app.route("/project", methods=["GET"])
     async def project(self, request: IRequest) -> bytes:
+        await self.authorize(request, ("builders",))
         return self._answer(request, self._project(self._status()))
 
     @staticmethod
@@ -148,13 +155,13 @@ class JsonStatus:
 
     @app.route("/builders/<path:builder>", methods=["GET"])
     async def builder(self, request: IRequest, builder: str) -> bytes:
-        found = self._builder(builder)
+        found = await self._builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid)))
         return self._answer(request, found.asDict())
 
     @app.route("/builders/<path:builder>/builds", methods=["GET"])
     async def builds(self, request: IRequest, builder: str) -> bytes:
-        found = self._builder(builder)
+        found = await self._builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid), "builds"))
         answer = {}
         for number in self._selected(request) or []:
@@ -166,7 +173,7 @@ class JsonStatus:
 
     @app.route("/builders/<path:builder>/builds/_all", methods=["GET"])
     async def all_builds(self, request: IRequest, builder: str) -> bytes:
-        found = self._builder(builder)
+        found = await self._builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid), "builds"))
         answer = {}
         for n in range(-1, -ALL_BUILDS - 1, -1):
@@ -178,11 +185,7 @@ class JsonStatus:
 
     @app.route("/builders/<path:builder>/builds/<number>", methods=["GET"])
     async def build(self, request: IRequest, builder: str, number: str) -> bytes:
-        found = self._builder(builder)
-        build = self._build(found, number)
-        await self.authorize(
-            request, ("builders", str(found.builderid), "builds", str(build.getNumber()))
-        )
+        build = await self._viewable_build(request, builder, number, ())
         return self._answer(request, build.asDict())
 
     @app.route("/builders/<path:builder>/builds/<number>/steps", methods=["GET"])
@@ -225,17 +228,23 @@ class JsonStatus:
             raise _NotFound(f"log {log!r} of step {step!r}")
         return self._answer(request, logs[log].asDict())
 
-    async def _viewable_build(self, request: IRequest, builder: str, number: str) -> BuildStatus:
-        found = self._builder(builder)
+    async def _viewable_build(
+        self, request: IRequest, builder: str, number: str, below: tuple[str, ...] = ("steps",)
+    ) -> BuildStatus:
+        """
+        A build by number (its 404 only for those who may view the
+        builder's builds), if this request may view C{below} it.
+        """
+        found = await self._builder(request, builder)
+        builds = ("builders", str(found.builderid), "builds")
+        await self.authorize(request, builds)
         build = self._build(found, number)
-        await self.authorize(
-            request, ("builders", str(found.builderid), "builds", str(build.getNumber()), "steps")
-        )
+        await self.authorize(request, (*builds, str(build.getNumber()), *below))
         return build
 
     @app.route("/builders/<path:builder>/slaves", methods=["GET"])
     async def builder_slaves(self, request: IRequest, builder: str) -> bytes:
-        found = self._builder(builder)
+        found = await self._builder(request, builder)
         await self.authorize(request, ("workers",))
         return self._answer(request, {s.getName(): s.asDict() for s in found.getSlaves()})
 

@@ -110,12 +110,18 @@ def builder_page(
 
 
 def _log_links(prefix: str, logs: Sequence[Mapping[str, Any]]) -> str:
+    """Links to each log's page and text page, C{prefix} leading to the step's C{logs/}."""
     # Linked by slug: a log's name may hold a "/", a slug may not.
     return " ".join(
-        f'<a href="{prefix}logs/{quote(entry["slug"])}">{html.escape(entry["name"])}</a>'
-        f' (<a href="{prefix}logs/{quote(entry["slug"])}/text">text</a>)'
+        f'<a href="{prefix}{quote(entry["slug"])}">{html.escape(entry["name"])}</a>'
+        f' (<a href="{prefix}{quote(entry["slug"])}/text">text</a>)'
         for entry in logs
     )
+
+
+def logs_page(title: str, logs: Sequence[Mapping[str, Any]]) -> bytes:
+    """C{.../steps/S/logs/}: the step's logs."""
+    return listing(title, (f"<li>{_log_links('', [entry])}</li>" for entry in logs))
 
 
 def build_page(build: BuildStatus, logs_of: Mapping[int, Sequence[Mapping[str, Any]]]) -> bytes:
@@ -139,7 +145,7 @@ def build_page(build: BuildStatus, logs_of: Mapping[int, Sequence[Mapping[str, A
     rows = []
     for step in build.getSteps():
         step_result = _result_name(step.getResults()[0], step.isFinished())
-        prefix = f"{number}/steps/{quote(step.name)}/"
+        prefix = f"{number}/steps/{quote(step.name)}/logs/"
         rows.append(
             "<tr>"
             + _cell(f'<a href="{number}/steps/{quote(step.name)}">{html.escape(step.name)}</a>')
@@ -192,7 +198,7 @@ def step_page(step: BuildStepStatus, logs: Sequence[Mapping[str, Any]]) -> bytes
         f"<p>Started: {_when(started)}; finished: {_when(finished)}</p>",
         "<h2>Logs</h2>",
         "<ul>",
-        *(f"<li>{_log_links(f'{quote(step.name)}/', [entry])}</li>" for entry in logs),
+        *(f"<li>{_log_links(f'{quote(step.name)}/logs/', [entry])}</li>" for entry in logs),
         "</ul>",
     ]
     urls = step.getURLs()

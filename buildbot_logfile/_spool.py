@@ -364,6 +364,11 @@ def open_spool_file(path: str) -> tuple[io.FileIO, str]:
     return io.FileIO(os.open(found, os.O_RDONLY | _NOFOLLOW | _CLOEXEC), "r"), found
 
 
+def open_gzip(path: str) -> IO[bytes]:
+    """A gzip file for reading, through the fastest reader there is."""
+    return cast(IO[bytes], GzipReader(path, "rb"))
+
+
 def open_spool(path: str) -> IO[bytes]:
     """
     A finished spool file for reading, never through a link; compressed

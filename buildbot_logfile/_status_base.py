@@ -93,6 +93,13 @@ class Watched:
         if loop is not None and loop.running:
             loop.stop()
 
+    def stop_updates(self) -> None:
+        """No more periodic updates to anyone (the service is stopping)."""
+        for loop in self._updates.values():
+            if loop.running:
+                loop.stop()
+        self._updates.clear()
+
     def isFinished(self) -> bool:
         return self._finished
 
@@ -109,10 +116,7 @@ class Watched:
         if self._finished:
             return
         self._finished = True
-        for loop in self._updates.values():
-            if loop.running:
-                loop.stop()
-        self._updates.clear()
+        self.stop_updates()
         waiters, self._finish_waiters = self._finish_waiters, []
         for d in waiters:
             d.callback(self)

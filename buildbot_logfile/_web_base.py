@@ -136,5 +136,5 @@ class HtmlResource(resource.Resource):
                 request.write(b"This page failed; the master's log says why.\n")
                 request.finish()
 
-        d.addCallbacks(done, failed)
+        d.addCallback(done).addErrback(failed)
         return server.NOT_DONE_YET

@@ -87,24 +87,40 @@ class _AddOn(resource.Resource):
 
     def render(self, request: IRequest) -> Any:
         d = defer.ensureDeferred(self.authorize(request, ("builders",)))
+        closed: list[object] = []
+        request.notifyFinish().addBoth(closed.append)  # type: ignore[attr-defined]
 
         def allowed(_: Any) -> None:
+            if closed:
+                return
             # The add-on's own tree, from where this mount point left it.
             child = resource.getChildForRequest(self.addon, request)
             body = child.render(request)
             if body is not server.NOT_DONE_YET:
-                request.write(body)
+                # 0.8's add-ons, written for Python 2, returned str.
+                request.write(body.encode() if isinstance(body, str) else body)
                 request.finish()
 
         def refused(failure: Any) -> None:
             failure.trap(Forbidden)
+            if closed:
+                return
             request.setResponseCode(403)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             request.write(b"You may not view this.\n")
             request.finish()
 
-        d.addCallbacks(allowed, refused)
-        d.addErrback(lambda f: log.err(f, "WebStatus: an add-on failed"))
+        def failed(failure: Any) -> None:
+            if closed or request.startedWriting:  # type: ignore[attr-defined]
+                log.err(failure, "WebStatus: an add-on failed")
+                if not closed:
+                    # Unfinished, as it is: the client must not take it for whole.
+                    request.loseConnection()  # type: ignore[attr-defined]
+            else:
+                # Twisted's answer to a resource that raised: logged, a 500.
+                request.processingFailed(failure)  # type: ignore[attr-defined]
+
+        d.addCallback(allowed).addErrback(refused).addErrback(failed)
         return server.NOT_DONE_YET
 
 

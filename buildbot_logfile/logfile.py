@@ -525,8 +525,9 @@ class LogFile:
     def length(self) -> int:
         """
         Bytes of text stored so far (after any truncation).  0.8 kept it in
-        the pickle; a log opened from its file counts its records once (0
-        if the file cannot be read, which marks the spool failed).
+        the pickle; a log opened from its file counts its records once, at
+        the first ask, reading the file at once as 0.8's synchronous API
+        did (0 if the file cannot be read, which marks the spool failed).
         """
         if self._run is not None:
             return self._run.merged + self._run.size

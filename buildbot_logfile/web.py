@@ -10,7 +10,6 @@ whose spool is gone is rebuilt from the database, or served from it.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Callable
 from typing import Any
@@ -341,13 +340,8 @@ class LegacyLogPages:
             "steps", str(step_status.number), "logs",
         ))  # fmt: skip
         logs = await self._source().step_logs(step_status)
-        items = [
-            f'<li><a href="{quote(entry["slug"])}">{html.escape(entry["name"])}</a>'
-            f' (<a href="{quote(entry["slug"])}/text">text</a>)</li>'
-            for entry in logs
-        ]
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page_set.listing(f"Logs of step {step} in build {builder} #{number}", items)
+        return page_set.logs_page(f"Logs of step {step} in build {builder} #{number}", logs)
 
 
 class PagesListener:

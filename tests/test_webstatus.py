@@ -63,6 +63,22 @@ class Summary(HtmlResource):
         return f"<html><title>{ctx['title']}</title><ul>{''.join(rows)}</ul></html>"
 
 
+class Py2Style(resource.Resource):
+    """An add-on as 0.8 wrote them under Python 2: render returns a str."""
+
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> Any:
+        return "plain str"
+
+
+class Broken(resource.Resource):
+    isLeaf = True
+
+    def render_GET(self, request: Any) -> Any:
+        raise ValueError("an add-on with a bug")
+
+
 class WebStatusTestCase(MasterTestCase):
     @defer.inlineCallbacks
     def start_webstatus(self, authz: Any = None, **master: Any) -> defer.Generator:
@@ -70,6 +86,8 @@ class WebStatusTestCase(MasterTestCase):
         self.web = WebStatus(http_port="tcp:0:interface=127.0.0.1", authz=authz, allowForce=True)
         self.web.putChild("badge", LastBuildBadge(self.web))
         self.web.putChild(b"summary", Summary())
+        self.web.putChild("py2", Py2Style())
+        self.web.putChild("broken", Broken())
         yield self.start_master(
             {
                 "passes": [python_step("emit", "print('fine')")],
@@ -121,6 +139,12 @@ class WebStatusTests(WebStatusTestCase):
         self.assertIn(b"failure", body)
         response, _ = yield self.get("/builders/nope")
         self.assertEqual(response.code, 404)
+        response, body = yield self.get("/py2")
+        self.assertEqual((response.code, body), (200, b"plain str"))
+        response, body = yield self.get("/broken")
+        self.assertEqual(response.code, 500)  # the add-on's bug, answered, not a hang
+        self.assertNotIn(b"an add-on with a bug", body)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertIs(self.web.getStatus(), self.legacy_status())
 
     @defer.inlineCallbacks
@@ -219,6 +243,11 @@ class WebStatusAuthzTests(WebStatusTestCase):
         authz = util.Authz(allowRules=[util.AnyEndpointMatcher(role="admins")], roleMatchers=[])
         yield self.start_webstatus(www={"port": None, "authz": authz})
         yield self.check(403)
+        # what does not exist answers as what does: nothing to learn
+        for path in ("/json/project", "/json/builders/nope", "/json/builders/passes/builds/99",
+                     "/json/builders/nope/builds/1/steps"):  # fmt: skip
+            response, _ = yield self.get(path)
+            self.assertEqual(response.code, 403, path)
 
     @defer.inlineCallbacks
     def test_the_masters_authz_allows(self) -> defer.Generator:
