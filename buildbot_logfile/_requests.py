@@ -16,7 +16,7 @@ from twisted.internet import defer
 from buildbot_logfile._changes import LegacyChange, SourceStamp
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._lru import LRU
-from buildbot_logfile._status_base import epoch
+from buildbot_logfile._status_base import Finishes, epoch
 
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
@@ -84,19 +84,20 @@ class BuildRequestStatus:
         return defer.succeed(self.asDict())
 
 
-class BuildSetStatus:
+class BuildSetStatus(Finishes):
     """0.8's C{BuildSetStatus}: the builds asked for together."""
 
     def __init__(self, status: Any, buildset: Mapping[str, Any]) -> None:
+        super().__init__()
         self.status = status
         self.bsid = buildset["bsid"]
         self.reason = buildset.get("reason") or ""
         self.submitted_at = epoch(buildset.get("submitted_at"))
         self.results: int | None = buildset.get("results")
-        self.complete = bool(buildset.get("complete"))
         self.requests: list[BuildRequestStatus] = []
         self.sourcestamps: list[SourceStamp] = []
-        self._waiters: list[defer.Deferred[Any]] = []
+        if buildset.get("complete"):
+            self.mark_finished()
 
     def getID(self) -> int:
         return int(self.bsid)
@@ -107,9 +108,6 @@ class BuildSetStatus:
     def getResults(self) -> int | None:
         return self.results
 
-    def isFinished(self) -> bool:
-        return self.complete
-
     def getSourceStamps(self) -> list[SourceStamp]:
         return list(self.sourcestamps)
 
@@ -119,19 +117,9 @@ class BuildSetStatus:
     def getBuildRequests(self) -> defer.Deferred[list[BuildRequestStatus]]:
         return defer.succeed(list(self.requests))
 
-    def waitUntilFinished(self) -> defer.Deferred[Any]:
-        if self.complete:
-            return defer.succeed(self)
-        d: defer.Deferred[Any] = defer.Deferred()
-        self._waiters.append(d)
-        return d
-
     def finished(self, results: int | None) -> None:
-        self.complete = True
         self.results = results
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            d.callback(self)
+        self.mark_finished()
 
     def asDict(self) -> dict[str, Any]:
         return {
@@ -139,7 +127,7 @@ class BuildSetStatus:
             "reason": self.reason,
             "submittedAt": self.submitted_at,
             "results": self.results,
-            "complete": self.complete,
+            "complete": self.isFinished(),
             "sourceStamps": [ss.asDict() for ss in self.sourcestamps],
         }
 

@@ -61,13 +61,40 @@ def words(state_string: str | None) -> list[str]:
     return state_string.split() if state_string else []
 
 
-class Watched:
+class Finishes:
+    """Something that finishes once, as 0.8's C{waitUntilFinished} saw it."""
+
+    def __init__(self) -> None:
+        self._finished = False
+        self._finish_waiters: list[defer.Deferred[Any]] = []
+
+    def isFinished(self) -> bool:
+        return self._finished
+
+    def waitUntilFinished(self) -> defer.Deferred[Any]:
+        """A Deferred that fires with this object once it is finished."""
+        if self._finished:
+            return defer.succeed(self)
+        d: defer.Deferred[Any] = defer.Deferred()
+        self._finish_waiters.append(d)
+        return d
+
+    def mark_finished(self) -> None:
+        """Finished from now on: those waiting are told."""
+        if self._finished:
+            return
+        self._finished = True
+        waiters, self._finish_waiters = self._finish_waiters, []
+        for d in waiters:
+            d.callback(self)
+
+
+class Watched(Finishes):
     """Something receivers subscribe to, that finishes once."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.watchers: list[Any] = []
-        self._finished = False
-        self._finish_waiters: list[defer.Deferred[Any]] = []
         # Periodic updates (0.8's ETA updates) by receiver.
         self._updates: dict[int, task.LoopingCall] = {}
 
@@ -100,23 +127,8 @@ class Watched:
                 loop.stop()
         self._updates.clear()
 
-    def isFinished(self) -> bool:
-        return self._finished
-
-    def waitUntilFinished(self) -> defer.Deferred[Any]:
-        """A Deferred that fires with this object once it is finished."""
-        if self._finished:
-            return defer.succeed(self)
-        d: defer.Deferred[Any] = defer.Deferred()
-        self._finish_waiters.append(d)
-        return d
-
     def mark_finished(self) -> None:
-        """Finished from now on: those waiting are told."""
-        if self._finished:
-            return
-        self._finished = True
-        self.stop_updates()
-        waiters, self._finish_waiters = self._finish_waiters, []
-        for d in waiters:
-            d.callback(self)
+        """Finished from now on: no more periodic updates, and those waiting are told."""
+        if not self._finished:
+            self.stop_updates()
+        super().mark_finished()
