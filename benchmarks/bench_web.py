@@ -11,7 +11,8 @@ The log pages against their anchors, on real masters in this process.
    Buildbot's own /api/v2/logs/<id>/raw_inline.
  - The reactor while CONCURRENT clients fetch the finished log's text
    page at once (one curl, parallel): the longest gap between two ticks
-   of a 1 ms heartbeat, i.e. the longest the reactor was held.
+   of a 1 ms heartbeat, i.e. the longest the reactor was held; and the
+   same for static.File serving its copy, the anchor.
  - Memory: a client that stops reading while 200 MB are appended; growth
    of this process's RSS.
 
@@ -205,6 +206,7 @@ async def finished_log_figures(bench: Bench, method: str, www_port: int) -> dict
                 f"http://127.0.0.1:{www_port}/api/v2/logs/{logid[0]['logid']}/raw_inline"
             )
             figures["hold"], figures["hold_took"] = await longest_hold(bench, page + "/text")
+            figures["static_hold"], figures["static_took"] = await longest_hold(bench, static_url)
     finally:
         await listener.stopListening()
     return figures
@@ -288,6 +290,10 @@ async def main(reactor: Any) -> None:
     print(
         f"  {CONCURRENT} concurrent text fetches of the finished log: {gz['hold_took']:.1f} s;"
         f" longest reactor hold {gz['hold'] * 1000:.1f} ms  (target: a few ms)"
+    )
+    print(
+        f"  {CONCURRENT} concurrent fetches of static.File's copy: {gz['static_took']:.1f} s;"
+        f" longest reactor hold {gz['static_hold'] * 1000:.1f} ms"
     )
     print(
         f"  a client that stopped reading while {STALL_MB} MB were appended: RSS grew"

@@ -1,30 +1,36 @@
 """
-The pages of a finished log, made off the reactor thread.
+The pages of a finished log, sent the way twisted.web.static.File sends
+a file.
 
-A finished log's spool file no longer changes, so its page needs none of
-L{LogFileProducer}'s care for a writer: a pool thread reads the file in
-large blocks, inflates it (C{_spool.GzipReader}), parses the records and
-makes the page's bytes -- the text page copies the stdout and stderr
-records out as they are on disk; the HTML page wraps text that holds
-nothing to escape in its span as bytes, and renders the rest as the live
-page does.  The reactor only writes each block: its turn per block costs
-the same however the log is compressed or coloured.
+A finished log's spool no longer changes, so its page needs none of
+L{LogFileProducer}'s care for a writer.  L{FinishedPage} is a pull
+producer, like static.File's: each time the request wants more, it reads
+one block of the spool (inflating it, if compressed) into a buffer it
+keeps, and writes the page bytes of the block's whole records -- the
+text page copies the stdout and stderr records out as they are on disk;
+the HTML page wraps text that needs no decoding in its span as bytes,
+and renders the rest as the live page does.
 
-One block is read ahead while the client takes the one before, so reading
-and sending overlap on two cores; no more, so a client holds at most two
-blocks and the transport's buffer, whatever the log's size.
+Why on the reactor thread, one block per turn: a turn costs one block's
+read, inflate and copies, about what static.File's turn costs (ISA-L
+inflates a block in a fraction of a millisecond).  A pool thread that
+read and made the page ahead, as this module did before, cost the
+process a third more CPU on the benchmark's two cores -- thread
+handoffs and the GIL -- while the client took the other core.  Why one
+buffer for every block: a fresh buffer per block costs the kernel a page
+fault per 4 KiB, which made the page take half as long again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from twisted.internet import defer, threads
+from twisted.internet import defer
 from twisted.python import log
 
 from buildbot_logfile import _spool
-from buildbot_logfile._records import ChunkDecoder, iter_records
+from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, split_records
 from buildbot_logfile._render import AnsiHTMLRenderer
 from buildbot_logfile.logfile import STDERR, STDOUT, HTMLLogFile
 
@@ -32,119 +38,149 @@ if TYPE_CHECKING:
     from buildbot_logfile._consumers import RequestConsumer
     from buildbot_logfile._lookup import OpenLog
 
-# Bytes of records a thread turn reads: large enough that the reactor's
-# turn per block (one write) is noise, small enough for a hundred clients.
-BLOCK = 1024 * 1024
+# Bytes of records a turn reads: as static.File, a few of its 64 KiB
+# reads, so that a turn's fixed cost is noise and its hold stays well
+# under a millisecond.
+BLOCK = 256 * 1024
 # The HTML page puts at most this much text in one span, as the live
 # producer's runs do (LogFileProducer.RUN_BYTES).
 SPAN_BYTES = 256 * 1024
 
 _TEXT_CHANNELS = (STDOUT, STDERR)
 _SPAN_END = b"</span>"
+_Records = list[tuple[int, int, int]]
 
 
-class PageBlocks:
+class _Readable(Protocol):
+    """What a spool opens as: a file, or a gzip or bz2 reader over one."""
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class SpoolBlocks:
     """
-    A finished log's page body, block by block; used by one thread at a
-    time.  C{renderer} None makes the text page (stdout and stderr as
-    they are), else the HTML page's spans.
+    A finished spool's whole records, one block at a time, read into one
+    buffer that every block reuses (grown for a record larger than it).
     """
 
-    def __init__(self, path: str, renderer: AnsiHTMLRenderer | None) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.renderer = renderer
-        self._decoder = ChunkDecoder()
-        self._file: IO[bytes] | None = None
-        self._records: Iterator[tuple[int, memoryview, int]] | None = None
-        self._ended = False
-        self._run: list[memoryview] = []
-        self._run_channel = self._run_size = 0
+        self._file: _Readable | None = None
+        self._buffer = bytearray(BLOCK)
+        self._cut = (0, 0)  # where the record the last block cut starts and ends
+        self._offset = 0  # the file offset of the buffer's start, for errors
+        self._need = 0  # what the cut record needs, when its length is known
 
-    def next_block(self) -> bytes:
-        """The next block of the body, C{b""} at its end.  Raises C{_spool.READ_ERRORS}."""
-        if self._ended:
-            return b""
-        if self._records is None:
-            self._file = _spool.open_spool(self.path)
-            self._records = iter_records(self._file, 0, None, BLOCK, self.path, strict=True)
-        # A block of records may hold no text for the page (headers only).
-        while True:
-            if self.renderer is None:
-                block = self._text_block(self._records)
-            else:
-                block = self._html_block(self._records, self.renderer)
-            if block or self._ended:
-                return block
+    def read(self) -> tuple[memoryview, _Records] | None:
+        """
+        The next block: a view of the buffer and the C{(channel, start,
+        stop)} of each record's text in it; None at the end of the file.
+        The view is good until the next read.  Raises C{_spool.READ_ERRORS}.
+        """
+        if self._file is None:
+            self._file = cast(_Readable, _spool.open_spool(self.path))
+        # The record the last block cut moves to the buffer's start (the
+        # caller is done with the last view), into a larger buffer if it
+        # needs one.
+        start, end = self._cut
+        cut = self._buffer[start:end]
+        if self._need > len(self._buffer):
+            self._buffer = bytearray(self._need)
+        buffer = self._buffer
+        buffer[: len(cut)] = cut
+        with memoryview(buffer) as room:
+            got = self._file.readinto(room[len(cut) :])
+        if not got:
+            if cut:
+                raise LogFileFormatError(self.path, self._offset, "record runs past the end")
+            return None
+        end = len(cut) + got
+        split = split_records(buffer, 0, end, self.path, self._offset)
+        if split.error is not None:
+            raise split.error
+        self._cut, self._need = (split.pos, end), split.need
+        self._offset += split.pos
+        return memoryview(buffer), split.records
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
-        self._file = self._records = None
-        self._ended = True
+            self._file = None
 
-    def _text_block(self, records: Iterator[tuple[int, memoryview, int]]) -> bytes:
-        pieces: list[memoryview] = []
-        size = 0
-        for channel, data, _ in records:
-            if channel in _TEXT_CHANNELS:
-                pieces.append(data)
-            size += len(data)
-            if size >= BLOCK:
-                break
-        else:
-            self._ended = True
-        return b"".join(pieces)
 
-    def _html_block(
-        self, records: Iterator[tuple[int, memoryview, int]], renderer: AnsiHTMLRenderer
-    ) -> bytes:
-        # A run of one channel's records becomes a span; the run carries
-        # over from block to block, so the spans do not depend on BLOCK.
+class TextBody:
+    """The text page: stdout and stderr as they are on disk."""
+
+    def block(self, view: memoryview, records: _Records) -> bytes:
+        return b"".join(
+            [view[start:stop] for channel, start, stop in records if channel in _TEXT_CHANNELS]
+        )
+
+    def end(self) -> bytes:
+        return b""
+
+
+class HTMLBody:
+    """
+    The HTML page's spans: a run of one channel's records becomes a span
+    (at most L{SPAN_BYTES} of text), as the live page's runs do.  A run
+    carries over from block to block, so the page does not depend on
+    L{BLOCK}.
+    """
+
+    def __init__(self) -> None:
+        self._renderer = AnsiHTMLRenderer()
+        self._decoder = ChunkDecoder()
+        self._run: list[bytes | memoryview] = []
+        self._run_channel = self._run_size = 0
+
+    def block(self, view: memoryview, records: _Records) -> bytes:
         out: list[bytes | memoryview] = []
-        size = 0
-        for channel, data, _ in records:
+        for channel, start, stop in records:
             if self._run and (channel != self._run_channel or self._run_size >= SPAN_BYTES):
-                size += self._end_run(out, renderer)
-            self._run.append(data)
+                self._end_run(out)
+            self._run.append(view[start:stop])
             self._run_channel = channel
-            self._run_size += len(data)
-            if size >= BLOCK:
-                return b"".join(out)
-        self._end_run(out, renderer)
-        for channel, text in self._decoder.flush():
-            out.append(renderer.render(channel, text).encode())
-        self._ended = True
+            self._run_size += stop - start
+        # The rest of the run outlives the buffer it was read into.
+        self._run = [b"".join(self._run)] if self._run else []
         return b"".join(out)
 
-    def _end_run(self, out: list[bytes | memoryview], renderer: AnsiHTMLRenderer) -> int:
-        """Append the run's spans to C{out}; the run's size."""
-        data, channel, size = b"".join(self._run), self._run_channel, self._run_size
+    def end(self) -> bytes:
+        out: list[bytes | memoryview] = []
+        self._end_run(out)
+        for channel, text in self._decoder.flush():
+            out.append(self._renderer.render(channel, text).encode())
+        return b"".join(out)
+
+    def _end_run(self, out: list[bytes | memoryview]) -> None:
+        data, channel = b"".join(self._run), self._run_channel
         self._run, self._run_size = [], 0
         if not data:
-            return 0
-        if (
-            data.isascii()
-            and not self._decoder.holding
-            and b"\x1b" not in data
-            and b"&" not in data
-            and b"<" not in data
-            and b">" not in data
-        ):
-            # Nothing to decode, parse or escape (escape_text's three
-            # characters): the span wraps the bytes as they are.
-            out += [renderer.open_tag(channel), data, _SPAN_END]
-            return size
+            return
+        if data.isascii() and not self._decoder.holding and b"\x1b" not in data:
+            # Nothing to decode and no colours: escape_text's three
+            # characters, escaped as bytes, and the span wraps them.
+            if b"&" in data:
+                data = data.replace(b"&", b"&amp;")
+            if b"<" in data:
+                data = data.replace(b"<", b"&lt;")
+            if b">" in data:
+                data = data.replace(b">", b"&gt;")
+            out += [self._renderer.open_tag(channel), data, _SPAN_END]
+            return
         for chunk_channel, text in self._decoder.decode(channel, data):
-            out.append(renderer.render(chunk_channel, text).encode())
-        return size
+            out.append(self._renderer.render(chunk_channel, text).encode())
 
 
 class FinishedPage:
     """
     Sends a finished log's page body (then C{trailer}) to a twisted.web
-    request, as a streaming producer registered with it: the request
-    pauses it while the client is behind and stops it when the client
-    goes.  L{done} fires once all is written; cancelling it stops.
+    request, as a pull producer registered with it: the request asks for
+    a block whenever it has sent the last one, and stops it when the
+    client goes.  L{done} fires once all is written; cancelling it stops.
 
     If the spool fails before the first block is written, the log is
     marked so and C{fallback} is called: it streams the page another way
@@ -154,43 +190,49 @@ class FinishedPage:
     def __init__(
         self,
         request: Any,
-        blocks: PageBlocks,
+        blocks: SpoolBlocks,
+        body: TextBody | HTMLBody,
         trailer: bytes,
         fail: Callable[[Exception], None],
         fallback: Callable[[], defer.Deferred[None]],
     ) -> None:
         self.request = request
         self.blocks = blocks
+        self.body = body
         self.trailer = trailer
         self._fail = fail
         self._fallback = fallback
         self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
-        self.paused = False
         self._stopped = False
-        self._reading = False
-        self._held: bytes | None = None
         self._wrote = False
         self._instead: defer.Deferred[None] | None = None
 
     def start(self) -> defer.Deferred[None]:
-        self.request.registerProducer(self, True)
-        self._read_ahead()
+        self.request.registerProducer(self, False)
         return self.done
 
-    def pauseProducing(self) -> None:
-        self.paused = True
-
     def resumeProducing(self) -> None:
-        self.paused = False
-        held, self._held = self._held, None
-        if held is not None:
-            self._deliver(held)
+        if self._stopped:
+            return
+        try:
+            block = self.blocks.read()
+            data = self.body.end() + self.trailer if block is None else self.body.block(*block)
+        except _spool.READ_ERRORS as e:
+            self._failed(e)
+            return
+        except Exception:
+            log.err(None, f"while reading {self.blocks.path} for a page")
+            self._failed(None)
+            return
+        if data:
+            self._wrote = True
+            self.request.write(data)
+        if block is None:
+            self._finish()
 
     def stopProducing(self) -> None:
         self._stopped = True
-        self._held = None
-        if not self._reading:
-            self.blocks.close()
+        self.blocks.close()
 
     def _cancel(self, _: defer.Deferred[None]) -> None:
         if self._instead is not None:
@@ -198,54 +240,19 @@ class FinishedPage:
         else:
             self.stopProducing()
 
-    def _read_ahead(self) -> None:
-        if self._reading or self._held is not None or self._stopped:
-            return
-        self._reading = True
-        threads.deferToThread(self.blocks.next_block).addCallbacks(self._got, self._failed)
-
-    def _got(self, block: bytes) -> None:
-        self._reading = False
-        if self._stopped:
-            self.blocks.close()
-        elif self.paused:
-            self._held = block
-        else:
-            self._deliver(block)
-
-    def _deliver(self, block: bytes) -> None:
-        if not block:
-            self._end()
-            return
-        self._wrote = True
-        self.request.write(block)
-        # Even when the write paused this producer: the next block is made
-        # while the transport sends this one.
-        self._read_ahead()
-
-    def _end(self) -> None:
-        self._stopped = True
-        self.blocks.close()
+    def _finish(self) -> None:
+        self.stopProducing()
         self.request.unregisterProducer()
-        if self.trailer:
-            self.request.write(self.trailer)
-        if not self.done.called:
-            self.done.callback(None)
+        self.done.callback(None)
 
-    def _failed(self, failure: Any) -> None:
-        self._reading = False
-        self.blocks.close()
-        if self._stopped:
-            return
-        self._stopped = True
+    def _failed(self, error: Exception | None) -> None:
+        self.stopProducing()
         self.request.unregisterProducer()
-        if not failure.check(*_spool.READ_ERRORS):
-            log.err(failure, f"while reading {self.blocks.path} for a page")
-        else:
-            self._fail(failure.value)
-        if self._wrote:
-            # Part of the page is out: the client must see it unfinished.
-            # Klein cancels done once the connection is gone.
+        if error is not None:
+            self._fail(error)
+        if self._wrote or error is None:
+            # Part of the page may be out: the client must see it
+            # unfinished.  Klein cancels done once the connection is gone.
             self.request.loseConnection()
             return
         self._instead = self._fallback()
@@ -254,10 +261,10 @@ class FinishedPage:
 
 def serve(request: Any, opened: OpenLog, consumer: RequestConsumer, html: bool) -> Any:
     """
-    Send the page of a finished log whose spool holds it off the reactor
-    thread; C{consumer} is the page's consumer, for its trailer and for
-    streaming another way if the spool fails.  None if the log is not
-    one of those: the caller streams it itself.
+    Send the page of a finished log whose spool holds it; C{consumer} is
+    the page's consumer, for its trailer and for streaming another way if
+    the spool fails.  None if the log is not one of those: the caller
+    streams it itself.
     """
     lf = opened.logfile
     if lf is None or not lf.isFinished() or not lf.spooled or isinstance(lf, HTMLLogFile):
@@ -267,5 +274,13 @@ def serve(request: Any, opened: OpenLog, consumer: RequestConsumer, html: bool) 
         opened.stream(consumer)
         return consumer.done
 
-    blocks = PageBlocks(lf.getFilename(), AnsiHTMLRenderer() if html else None)
-    return FinishedPage(request, blocks, consumer.trailer, lf.mark_spool_failed, fallback).start()
+    body = HTMLBody() if html else TextBody()
+    page = FinishedPage(
+        request,
+        SpoolBlocks(lf.getFilename()),
+        body,
+        consumer.trailer,
+        lf.mark_spool_failed,
+        fallback,
+    )
+    return page.start()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, NamedTuple
 
 # A record's length prefix longer than this cannot come from a sane file.
 _MAX_LENGTH_DIGITS = 12
@@ -48,6 +48,54 @@ def char_boundary(data: bytes | bytearray, end: int) -> int:
     return end if (data[i] & 0xC0) == 0x80 else i
 
 
+class Split(NamedTuple):
+    """What L{split_records} found."""
+
+    # (channel, start, stop) of each whole record's text
+    records: list[tuple[int, int, int]]
+    # where the whole records end: the start of a record cut short, or end
+    pos: int
+    # bytes the cut record needs from pos; 0 while its length is unknown
+    need: int
+    # a damaged record at pos; the records before it are good
+    error: LogFileFormatError | None = None
+
+
+def split_records(buf: bytes | bytearray, pos: int, end: int, filename: str, offset: int) -> Split:
+    """
+    The whole records in C{buf[pos:end]}; C{offset} is the file offset of
+    C{buf[0]}, for errors.  Records before a damaged one are still given,
+    as 0.8's reader gave them, and the error with them.
+    """
+    records: list[tuple[int, int, int]] = []
+    add, find = records.append, buf.find  # a log has a record per 10 KB or less
+
+    def damaged(reason: str) -> Split:
+        return Split(records, pos, 0, LogFileFormatError(filename, offset + pos, reason))
+
+    while True:
+        prefix_end = pos + _MAX_LENGTH_DIGITS + 1
+        colon = find(b":", pos, prefix_end if prefix_end < end else end)
+        if colon < 0:
+            rest = buf[pos : min(end, prefix_end)]
+            if rest and (len(rest) > _MAX_LENGTH_DIGITS or not rest.isdigit()):
+                return damaged("no length prefix")
+            return Split(records, pos, 0)
+        digits = buf[pos:colon]
+        if not digits.isdigit() or digits[0] == ZERO:
+            return damaged(f"bad length {bytes(digits)!r}")
+        stop = colon + 1 + int(digits)
+        if stop >= end:
+            return Split(records, pos, stop + 1 - pos)
+        channel = buf[colon + 1] - ZERO
+        if not 0 <= channel <= 9:
+            return damaged("channel is not a digit")
+        if buf[stop] != COMMA:
+            return damaged("record not terminated by ','")
+        add((channel, colon + 2, stop))
+        pos = stop + 1
+
+
 def iter_records(
     f: IO[bytes],
     offset: int,
@@ -70,32 +118,15 @@ def iter_records(
     """
     buf = b""
     start = offset  # file offset of buf[0]
-    need = 0  # bytes of buf the record at its head needs, when known
     eof = False
     while True:
-        pos = 0
         view = memoryview(buf)
-        while True:
-            colon = buf.find(b":", pos, pos + _MAX_LENGTH_DIGITS + 1)
-            if colon < 0:
-                rest = buf[pos : pos + _MAX_LENGTH_DIGITS + 1]
-                if rest and (len(rest) > _MAX_LENGTH_DIGITS or not rest.isdigit()):
-                    raise LogFileFormatError(filename, start + pos, "no length prefix")
-                break
-            digits = buf[pos:colon]
-            if not digits.isdigit() or digits.startswith(b"0"):
-                raise LogFileFormatError(filename, start + pos, f"bad length {digits!r}")
-            stop = colon + 1 + int(digits)
-            if stop >= len(buf):
-                need = stop + 1 - pos
-                break
-            channel = buf[colon + 1] - ZERO
-            if not 0 <= channel <= 9:
-                raise LogFileFormatError(filename, start + pos, "channel is not a digit")
-            if buf[stop] != COMMA:
-                raise LogFileFormatError(filename, start + pos, "record not terminated by ','")
-            yield channel, view[colon + 2 : stop], start + stop + 1
-            pos = stop + 1
+        split = split_records(buf, 0, len(buf), filename, start)
+        for channel, text_start, stop in split.records:
+            yield channel, view[text_start:stop], start + stop + 1
+        if split.error is not None:
+            raise split.error
+        pos, need = split.pos, split.need
         buf = buf[pos:]
         start += pos
         if eof:
@@ -115,7 +146,6 @@ def iter_records(
             more = f.read(want)
         eof = not more
         buf += more
-        need = 0
 
 
 class ChunkDecoder:
