@@ -17,6 +17,9 @@ from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 
 # Finished builds kept in memory for lookups.
 FINISHED_BUILDS_CACHE_SIZE = 64
+# The log lists of finished steps kept in memory: final once every log is
+# complete, and asked for by every page of one of the step's logs.
+FINISHED_STEP_LOGS_CACHE_SIZE = 256
 
 LogData = Mapping[str, Any]
 
@@ -63,6 +66,7 @@ class Lookup:
         # (builderid, number) -> buildid of the builds ever cached: a few
         # integers a build.
         self._by_number: dict[tuple[int, int], int] = {}
+        self._finished_step_logs: LRU[int, list[LogData]] = LRU(FINISHED_STEP_LOGS_CACHE_SIZE)
 
     def remember(self, build: BuildStatus) -> None:
         """A finished build the feed followed: lookups use the same objects."""
@@ -96,7 +100,7 @@ class Lookup:
         builder = await self.builders.named(builder_name)
         if builder is None:
             return None
-        build = builder.running_build(number)
+        build = builder.running_build(number) or self.cached_build(builder.builderid, number)
         if build is None:
             build = await self._load_build(builder, number)
         return build
@@ -122,7 +126,13 @@ class Lookup:
 
     async def step_logs(self, step: BuildStepStatus) -> list[LogData]:
         """The data API's description of a step's logs, in order."""
-        return list(await self.master.data.get(("steps", step.stepid, "logs")) or [])
+        cached = self._finished_step_logs.get(step.stepid)
+        if cached is not None:
+            return list(cached)
+        logs = list(await self.master.data.get(("steps", step.stepid, "logs")) or [])
+        if step.isFinished() and all(log_data["complete"] for log_data in logs):
+            self._finished_step_logs.put(step.stepid, list(logs))
+        return logs
 
     async def get_logfile(
         self, builder_name: str, number: int, step_name: str, log_name: str
