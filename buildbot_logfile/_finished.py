@@ -3,22 +3,29 @@ The pages of a finished log, sent the way twisted.web.static.File sends
 a file.
 
 A finished log's spool no longer changes, so its page needs none of
-L{LogFileProducer}'s care for a writer.  L{FinishedPage} is a pull
-producer, like static.File's: each time the request wants more, it reads
-one block of the spool (inflating it, if compressed) into a buffer it
-keeps, and writes the page bytes of the block's whole records -- the
-text page copies the stdout and stderr records out as they are on disk;
-the HTML page wraps text that needs no decoding in its span as bytes,
-and renders the rest as the live page does.
+L{LogFileProducer}'s care for a writer.  L{FinishedPage} reads the spool
+a block at a time, as static.File reads a file, into a buffer it keeps
+(inflating as it reads, if the spool is compressed), and writes the page
+bytes of each block's whole records -- the text page copies the stdout
+and stderr records out as they are on disk; the HTML page wraps text
+that needs no decoding in its span as bytes, and renders the rest as the
+live page does.
 
-Why on the reactor thread, one block per turn: a turn costs one block's
-read, inflate and copies, about what static.File's turn costs (ISA-L
-inflates a block in a fraction of a millisecond).  A pool thread that
-read and made the page ahead, as this module did before, cost the
-process a third more CPU on the benchmark's two cores -- thread
-handoffs and the GIL -- while the client took the other core.  Why one
-buffer for every block: a fresh buffer per block costs the kernel a page
-fault per 4 KiB, which made the page take half as long again.
+Measured on the benchmark's two cores, while the client takes the
+other one (bench_web):
+ - On the reactor thread: a block costs its read, inflate and copies,
+   about what static.File's turn costs (ISA-L inflates 64 KiB in a few
+   dozen microseconds).  A pool thread that read ahead, as this module
+   once did, or that inflated one buffer while the reactor sent the
+   other, cost a fifth to a third more CPU -- handoffs and the GIL --
+   and the page was no faster.
+ - One buffer for every block: a fresh buffer per block cost the kernel
+   a page fault per 4 KiB, and the page half as long again.
+ - A streaming producer that writes until the request pauses it, at
+   most L{TURN_BYTES} a turn: static.File's pull producer runs in the
+   global cooperator, whose ticks take up to 10 ms of the reactor
+   across its clients; this holds the reactor as long as static.File
+   does with a hundred clients, and sends a page as fast.
 """
 
 from __future__ import annotations
@@ -35,13 +42,16 @@ from buildbot_logfile._render import AnsiHTMLRenderer
 from buildbot_logfile.logfile import STDERR, STDOUT, HTMLLogFile
 
 if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
     from buildbot_logfile._consumers import RequestConsumer
     from buildbot_logfile._lookup import OpenLog
 
-# Bytes of records a turn reads: as static.File, a few of its 64 KiB
-# reads, so that a turn's fixed cost is noise and its hold stays well
-# under a millisecond.
-BLOCK = 256 * 1024
+# Bytes of records a read takes, as static.File's reads.
+BLOCK = 64 * 1024
+# At most this much is read in one turn of the reactor, however little of
+# it is page (a stretch of header records): then the page yields.
+TURN_BYTES = 256 * 1024
 # The HTML page puts at most this much text in one span, as the live
 # producer's runs do (LogFileProducer.RUN_BYTES).
 SPAN_BYTES = 256 * 1024
@@ -69,6 +79,7 @@ class SpoolBlocks:
         self.path = path
         self._file: _Readable | None = None
         self._buffer = bytearray(BLOCK)
+        self.size = 0  # bytes the last block read
         self._cut = (0, 0)  # where the record the last block cut starts and ends
         self._offset = 0  # the file offset of the buffer's start, for errors
         self._need = 0  # what the cut record needs, when its length is known
@@ -92,6 +103,7 @@ class SpoolBlocks:
         buffer[: len(cut)] = cut
         with memoryview(buffer) as room:
             got = self._file.readinto(room[len(cut) :])
+        self.size = got
         if not got:
             if cut:
                 raise LogFileFormatError(self.path, self._offset, "record runs past the end")
@@ -178,8 +190,8 @@ class HTMLBody:
 class FinishedPage:
     """
     Sends a finished log's page body (then C{trailer}) to a twisted.web
-    request, as a pull producer registered with it: the request asks for
-    a block whenever it has sent the last one, and stops it when the
+    request, as a streaming producer registered with it: it writes until
+    the request pauses it (its client is behind), and stops when the
     client goes.  L{done} fires once all is written; cancelling it stops.
 
     If the spool fails before the first block is written, the log is
@@ -195,25 +207,58 @@ class FinishedPage:
         trailer: bytes,
         fail: Callable[[Exception], None],
         fallback: Callable[[], defer.Deferred[None]],
+        clock: IReactorTime | None = None,
     ) -> None:
+        if clock is None:
+            from twisted.internet import reactor
+
+            clock = cast("IReactorTime", reactor)
         self.request = request
         self.blocks = blocks
         self.body = body
         self.trailer = trailer
         self._fail = fail
         self._fallback = fallback
+        self._clock = clock
         self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
+        self.paused = False
         self._stopped = False
         self._wrote = False
+        self._next_turn: IDelayedCall | None = None
         self._instead: defer.Deferred[None] | None = None
 
     def start(self) -> defer.Deferred[None]:
-        self.request.registerProducer(self, False)
+        self.request.registerProducer(self, True)
+        self._turn()
         return self.done
 
+    def pauseProducing(self) -> None:
+        self.paused = True
+
     def resumeProducing(self) -> None:
-        if self._stopped:
-            return
+        self.paused = False
+        if self._next_turn is None:
+            self._turn()
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        if self._next_turn is not None:
+            self._next_turn.cancel()
+            self._next_turn = None
+        self.blocks.close()
+
+    def _turn(self) -> None:
+        """Write blocks until paused, or yield the reactor after TURN_BYTES."""
+        self._next_turn = None
+        read = 0
+        while not (self.paused or self._stopped):
+            if read >= TURN_BYTES:
+                self._next_turn = self._clock.callLater(0, self._turn)
+                return
+            self._write_block()
+            read += self.blocks.size
+
+    def _write_block(self) -> None:
         try:
             block = self.blocks.read()
             data = self.body.end() + self.trailer if block is None else self.body.block(*block)
@@ -229,10 +274,6 @@ class FinishedPage:
             self.request.write(data)
         if block is None:
             self._finish()
-
-    def stopProducing(self) -> None:
-        self._stopped = True
-        self.blocks.close()
 
     def _cancel(self, _: defer.Deferred[None]) -> None:
         if self._instead is not None:

@@ -70,9 +70,11 @@ class FinishedPageTests(MasterTestCase):
     def count_blocks(self) -> list[int]:
         """
         Small blocks, the records of each noted: many blocks per page, and
-        proof the page came from the spool.
+        proof the page came from the spool; and small turns, so that pages
+        also go on after yielding the reactor.
         """
         self.patch(_finished, "BLOCK", 200)
+        self.patch(_finished, "TURN_BYTES", 600)
         blocks: list[int] = []
         read = _finished.SpoolBlocks.read
 
