@@ -86,8 +86,9 @@ class SpoolBlocks:
 
     def read(self) -> tuple[memoryview, _Records] | None:
         """
-        The next block: a view of the buffer and the C{(channel, start,
-        stop)} of each record's text in it; None at the end of the file.
+        The next block: a view of its whole records in the buffer and the
+        C{(channel, start, stop)} of each one's text; None at the end of
+        the file.
         The view is good until the next read.  Raises C{_spool.READ_ERRORS}.
         """
         if self._file is None:
@@ -114,7 +115,7 @@ class SpoolBlocks:
             raise split.error
         self._cut, self._need = (split.pos, end), split.need
         self._offset += split.pos
-        return memoryview(buffer), split.records
+        return memoryview(buffer)[: split.pos], split.records
 
     def close(self) -> None:
         if self._file is not None:
@@ -140,24 +141,39 @@ class HTMLBody:
     (at most L{SPAN_BYTES} of text), as the live page's runs do.  A run
     carries over from block to block, so the page does not depend on
     L{BLOCK}.
+
+    Each block is copied out of the reader's buffer once, so that a run
+    can hold views of it from block to block, and looked at once: in a
+    block of ASCII with no escape sequence and nothing to escape (most of
+    a log) every run is wrapped in its span as the bytes it is.
     """
 
     def __init__(self) -> None:
         self._renderer = AnsiHTMLRenderer()
         self._decoder = ChunkDecoder()
-        self._run: list[bytes | memoryview] = []
+        self._run: list[memoryview] = []
         self._run_channel = self._run_size = 0
+        self._run_plain = True  # every block of the run was plain
 
     def block(self, view: memoryview, records: _Records) -> bytes:
+        data = view.tobytes()
+        # Record framing is digits, ':' and ',': the text decides.
+        plain = (
+            data.isascii()
+            and b"\x1b" not in data
+            and b"&" not in data
+            and b"<" not in data
+            and b">" not in data
+        )
+        block = memoryview(data)
         out: list[bytes | memoryview] = []
         for channel, start, stop in records:
             if self._run and (channel != self._run_channel or self._run_size >= SPAN_BYTES):
                 self._end_run(out)
-            self._run.append(view[start:stop])
+            self._run.append(block[start:stop])
             self._run_channel = channel
             self._run_size += stop - start
-        # The rest of the run outlives the buffer it was read into.
-        self._run = [b"".join(self._run)] if self._run else []
+            self._run_plain = self._run_plain and plain
         return b"".join(out)
 
     def end(self) -> bytes:
@@ -168,10 +184,13 @@ class HTMLBody:
         return b"".join(out)
 
     def _end_run(self, out: list[bytes | memoryview]) -> None:
-        data, channel = b"".join(self._run), self._run_channel
-        self._run, self._run_size = [], 0
-        if not data:
+        run, size, channel, plain = self._run, self._run_size, self._run_channel, self._run_plain
+        self._run, self._run_size, self._run_plain = [], 0, True
+        if plain and not self._decoder.holding:
+            if size:
+                out += [self._renderer.open_tag(channel), *run, _SPAN_END]
             return
+        data = b"".join(run)
         if data.isascii() and not self._decoder.holding and b"\x1b" not in data:
             # Nothing to decode and no colours: escape_text's three
             # characters, escaped as bytes, and the span wraps them.
