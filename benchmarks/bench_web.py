@@ -11,6 +11,8 @@ The log pages against their anchors, on real masters in this process.
    page and the HTML page against twisted.web.static.File serving the
    same text bytes, and on the default master the text page against
    Buildbot's own /api/v2/logs/<id>/raw_inline.
+ - The same pages fetched by a gzip client (curl --compressed): the
+   encoded page kept beside the spool, made by the first such fetch.
  - The reactor while CONCURRENT clients fetch the finished log's text
    page at once (one curl, parallel): the longest gap between two ticks
    of a 1 ms heartbeat, i.e. the longest the reactor was held; and the
@@ -61,15 +63,37 @@ async def sleep(reactor: Any, seconds: float) -> None:
     await task.deferLater(reactor, seconds, lambda: None)
 
 
-async def curl_seconds(url: str, output: str = "/dev/null") -> float:
-    out = await utils.getProcessOutput(
-        "/usr/bin/curl",
-        ["-s", "-o", output, "-w", "%{time_total} %{http_code}", url],
-        env=os.environ,
-    )
-    seconds, code = out.decode().split()
+# A URL starting with this is fetched as a gzip client (curl --compressed).
+GZIP = "gzip:"
+
+
+async def curl(url: str, output: str = "/dev/null") -> tuple[float, int, str]:
+    """Seconds, bytes received and the Content-Encoding of one fetch."""
+    args = ["-s", "-o", output, "-w", "%{time_total} %{http_code} %{size_download} "]
+    if url.startswith(GZIP):
+        url = url[len(GZIP) :]
+        args += ["--compressed", "-w", "%header{content-encoding}"]
+    out = await utils.getProcessOutput("/usr/bin/curl", [*args, url], env=os.environ)
+    seconds, code, size, *encoding = out.decode().split()
     assert code == "200", (url, code)
-    return float(seconds)
+    return float(seconds), int(size), "".join(encoding)
+
+
+async def curl_seconds(url: str, output: str = "/dev/null") -> float:
+    return (await curl(url, output))[0]
+
+
+async def encoded(bench: Bench, url: str, output: str) -> int:
+    """
+    Fetch C{url} as a gzip client until it comes encoded (the first asks
+    for it to be made); the bytes it took.
+    """
+    for _ in range(600):
+        _, size, encoding = await curl(GZIP + url, output)
+        if encoding == "gzip":
+            return size
+        await sleep(bench.reactor, 0.05)
+    raise RuntimeError(f"{url} never came gzip-encoded")
 
 
 ROUNDS = 7
@@ -181,6 +205,9 @@ async def longest_hold(bench: Bench, url: str) -> tuple[float, float]:
         "--parallel-max",
         str(CONCURRENT),
     ]
+    if url.startswith(GZIP):
+        url = url[len(GZIP) :]
+        args.append("--compressed")
     for _ in range(CONCURRENT):
         args += ["-o", "/dev/null", url]
     started = time.monotonic()
@@ -203,10 +230,22 @@ async def finished_log_figures(bench: Bench, method: str, www_port: int) -> dict
         got = Path(static_dir, "got.txt")
         await curl_seconds(page + "/text", str(got))
         assert got.read_bytes() == text, "the text page is not the log's text"
+        gzip_bytes = await encoded(bench, page + "/text", str(got))
+        assert got.read_bytes() == text, "the encoded text page is not the log's text"
+        await encoded(bench, page, "/dev/null")
         figures: dict[str, Any] = {
             "size_mb": len(text) / 2**20,
             "records": _spool.existing_spool(lf.getFilename()),
-            **await best_of_rounds({"static": static_url, "text": page + "/text", "html": page}),
+            "gzip_mb": gzip_bytes / 2**20,
+            **await best_of_rounds(
+                {
+                    "static": static_url,
+                    "text": page + "/text",
+                    "html": page,
+                    "gzip_text": GZIP + page + "/text",
+                    "gzip_html": GZIP + page,
+                }
+            ),
         }
         if method == "gz":
             logid = await bench.master.data.get(("builds", 1, "steps", "emit", "logs"))
@@ -215,6 +254,9 @@ async def finished_log_figures(bench: Bench, method: str, www_port: int) -> dict
             )
             figures["hold"], figures["hold_took"] = await longest_hold(bench, page + "/text")
             figures["static_hold"], figures["static_took"] = await longest_hold(bench, static_url)
+            figures["gzip_hold"], figures["gzip_took"] = await longest_hold(
+                bench, GZIP + page + "/text"
+            )
     finally:
         await listener.stopListening()
     return figures
@@ -291,6 +333,11 @@ async def main(reactor: Any) -> None:
             f"    static.File {big['static']:.3f} s   HTML page {big['html']:.3f} s"
             f"   ratio {big['static'] / big['html']:.2f}x  (target >= 0.50x)"
         )
+        print(
+            f"    gzip clients (curl --compressed), {big['gzip_mb']:.1f} MB sent for the text:"
+            f" text page {big['gzip_text']:.3f} s  ratio {big['static'] / big['gzip_text']:.2f}x;"
+            f" HTML page {big['gzip_html']:.3f} s  ratio {big['static'] / big['gzip_html']:.2f}x"
+        )
     print(
         f"  raw_inline  {gz['raw_inline']:.3f} s   text page {gz['text']:.3f} s"
         f"   text is {gz['raw_inline'] / gz['text']:.0f}x faster  (target >= 50x)"
@@ -302,6 +349,10 @@ async def main(reactor: Any) -> None:
     print(
         f"  {CONCURRENT} concurrent fetches of static.File's copy: {gz['static_took']:.1f} s;"
         f" longest reactor hold {gz['static_hold'] * 1000:.1f} ms"
+    )
+    print(
+        f"  {CONCURRENT} concurrent gzip clients of the text page: {gz['gzip_took']:.1f} s;"
+        f" longest reactor hold {gz['gzip_hold'] * 1000:.1f} ms"
     )
     print(
         f"  a client that stopped reading while {STALL_MB} MB were appended: RSS grew"

@@ -47,6 +47,10 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib still reads
 # spool file must stay readable by 0.8 tools.
 COMPRESSION_SUFFIXES = {"bz2": ".bz2", "gz": ".gz"}
 
+# The gzip-encoded pages that _encoded keeps beside a finished log's
+# spool: a new spool of that name takes them away.
+ENCODED_PAGE_SUFFIXES = {"text": ".text.gz", "html": ".html.gz"}
+
 # One write takes at most this many records (IOV_MAX on Linux, macOS and
 # the BSDs).
 _MAX_PIECES = 1024
@@ -318,7 +322,7 @@ def _create(path: str) -> int:
     What stands there (a file, a link) is replaced, never written
     through, and the builder's directory must not be a link either.  A
     compressed spool of an earlier log of that name goes: readers prefer
-    it to the plain file.
+    it to the plain file; and so do its encoded pages.
     """
     directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
@@ -329,7 +333,7 @@ def _create(path: str) -> int:
             os.unlink(path)
     except FileNotFoundError:
         pass
-    for suffix in COMPRESSION_SUFFIXES.values():
+    for suffix in (*COMPRESSION_SUFFIXES.values(), *ENCODED_PAGE_SUFFIXES.values()):
         try:
             os.unlink(path + suffix)
         except FileNotFoundError:
@@ -352,6 +356,11 @@ def existing_spool(path: str) -> str | None:
     return None
 
 
+def open_no_link(path: str) -> int:
+    """A regular file opened for reading, never through a link."""
+    return os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+
+
 def open_spool_file(path: str) -> tuple[io.FileIO, str]:
     """
     The file a finished log at C{path} lives in, opened as it is on disk
@@ -361,12 +370,17 @@ def open_spool_file(path: str) -> tuple[io.FileIO, str]:
     found = existing_spool(path)
     if found is None:
         raise SpoolUnavailable(f"{path}: no spool file")
-    return io.FileIO(os.open(found, os.O_RDONLY | _NOFOLLOW | _CLOEXEC), "r"), found
+    return io.FileIO(open_no_link(found), "r"), found
 
 
 def open_gzip(path: str) -> IO[bytes]:
     """A gzip file for reading, through the fastest reader there is."""
     return cast(IO[bytes], GzipReader(path, "rb"))
+
+
+def gzip_writer(fileobj: IO[bytes]) -> IO[bytes]:
+    """A gzip file writing to C{fileobj}, through the fastest writer there is."""
+    return cast(IO[bytes], GzipWriter(fileobj=fileobj, mode="wb"))
 
 
 def open_spool(path: str) -> IO[bytes]:

@@ -34,6 +34,7 @@ from buildbot_logfile._consumers import (
     html_renderer,
     raw_html,
 )
+from buildbot_logfile._encoded import EncodedPages, FileSender, accepts_gzip
 from buildbot_logfile._lookup import LogSource, OpenLog
 from buildbot_logfile._lru import LRU
 from buildbot_logfile._render import PAGE_FOOTER, page_header, quote
@@ -131,6 +132,7 @@ class LegacyLogPages:
         self._running_logs: LRU[tuple[str, int, str, str], tuple[BuildStepStatus, Any]] = LRU(
             RUNNING_LOGS_CACHE_SIZE
         )
+        self.encoded = EncodedPages()
 
     def resource(self) -> Resource:
         return guarded(self.app.resource())
@@ -220,9 +222,36 @@ class LegacyLogPages:
         if opened.logfile.isFinished():
             private = b"private, " if self.authorize.restricted() else b""
             request.setHeader(b"cache-control", private + FINISHED_CACHE.encode())
+            request.setHeader(b"vary", b"accept-encoding")
         else:
             request.setHeader(b"cache-control", LIVE_CACHE.encode())
         return opened
+
+    def _encoded(
+        self, request: IRequest, opened: OpenLog, page: str, head: bytes, trailer: bytes
+    ) -> Any:
+        """
+        The answer to a client that accepts gzip, for a finished log: its
+        encoded C{page} (see L{_encoded}), when it is ready, else None (and
+        it is made for the next client).
+        """
+        lf = opened.logfile
+        assert lf is not None
+        if not (
+            lf.isFinished() and lf.spooled and accepts_gzip(request.getHeader(b"accept-encoding"))
+        ):
+            return None
+        ready = self.encoded.open(lf.getFilename(), page)
+        if ready is None:
+            self.encoded.make(lf.getFilename(), page, head, trailer)
+            return None
+        f, size = ready
+        request.setHeader(b"content-encoding", b"gzip")
+        request.setHeader(b"content-length", str(size).encode())
+        if request.method == b"HEAD":
+            f.close()
+            return b""
+        return FileSender(request, f).start()
 
     @staticmethod
     def _stream(
@@ -252,8 +281,12 @@ class LegacyLogPages:
             # Build-made HTML must not run script on the master's origin.
             request.setHeader(b"content-security-policy", b"sandbox")
             return self._stream(request, opened, RequestConsumer(request, raw_html))
+        head = page_header(f"{quote(log_name)}/text", live=not lf.isFinished())
+        encoded = self._encoded(request, opened, "html", head, PAGE_FOOTER)
+        if encoded is not None:
+            return encoded
         if request.method != b"HEAD":
-            request.write(page_header(f"{quote(log_name)}/text", live=not lf.isFinished()))
+            request.write(head)
         consumer = RequestConsumer(request, html_renderer(), PAGE_FOOTER)
         return self._stream(request, opened, consumer, html=True)
 
@@ -268,6 +301,9 @@ class LegacyLogPages:
         opened = await self._log(request, path, b"text/plain; charset=utf-8")
         start = request.args.get(b"start")
         if start is None:
+            encoded = self._encoded(request, opened, "text", b"", b"")
+            if encoded is not None:
+                return encoded
             return self._stream(request, opened, TextRequestConsumer(request))
         if not re.fullmatch(rb"[0-9]{1,19}", start[0]):
             request.setResponseCode(400)

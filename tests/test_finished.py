@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import textwrap
 
 import treq
-from twisted.internet import defer
+from twisted.internet import defer, reactor
+from twisted.web import client
+from twisted.web.http_headers import Headers
 
 from buildbot_logfile import _finished, _spool
 from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, page_header
@@ -30,7 +33,9 @@ EMIT = textwrap.dedent(
 PATH = "/builders/b1/builds/1/steps/emit/logs/stdio"
 
 
-class FinishedPageTests(MasterTestCase):
+class FinishedLogCase(MasterTestCase):
+    """A finished log on a real master, and what its pages must hold."""
+
     @defer.inlineCallbacks
     def finished_log(self, compression: str):
         """A finished log whose spool is compressed as C{compression} says; its LogFile."""
@@ -87,6 +92,8 @@ class FinishedPageTests(MasterTestCase):
         self.patch(_finished.SpoolBlocks, "read", noted)
         return blocks
 
+
+class FinishedPageTests(FinishedLogCase):
     @defer.inlineCallbacks
     def check_pages(self, compression: str):
         yield self.finished_log(compression)
@@ -135,3 +142,94 @@ class FinishedPageTests(MasterTestCase):
         response, body = yield self.get(PATH + "/text")
         self.assertEqual((response.code, body), (200, text))
         self.assertFalse(lf.spooled)
+
+
+class EncodedPageTests(FinishedLogCase):
+    """Gzip clients get a finished log's page as a gzip file made once beside the spool."""
+
+    @defer.inlineCallbacks
+    def get_gzip(self, path: str, method: str = "GET", accept: str = "gzip, deflate"):
+        """The answer as sent, to a client that says C{accept} (treq would decode it)."""
+        agent = client.Agent(reactor)
+        headers = Headers({"Accept-Encoding": [accept]})
+        response = yield agent.request(method.encode(), (self.pages + path).encode(), headers)
+        body = yield client.readBody(response)
+        return response, body
+
+    @defer.inlineCallbacks
+    def encoded(self, path: str):
+        """Ask as a gzip client until the page comes encoded; the answer."""
+
+        @defer.inlineCallbacks
+        def ask():
+            response, body = yield self.get_gzip(path)
+            self.assertEqual(response.code, 200)
+            if response.headers.getRawHeaders("content-encoding") == ["gzip"]:
+                return response, body
+            return None
+
+        answer = yield poll(ask, "the encoded page")
+        return answer
+
+    @defer.inlineCallbacks
+    def test_gzip_clients_get_the_page_encoded(self):
+        lf = yield self.finished_log("gz")
+        text, html = yield self.expected()
+        response, body = yield self.get_gzip(PATH + "/text")
+        # The first gets the plain page while the encoded one is made.
+        self.assertEqual((response.code, body), (200, text))
+        self.assertIsNone(response.headers.getRawHeaders("content-encoding"))
+        self.assertEqual(response.headers.getRawHeaders("vary"), ["accept-encoding"])
+        for path, page in ((PATH + "/text", text), (PATH, html)):
+            response, body = yield self.encoded(path)
+            self.assertEqual(gzip.decompress(body), page)
+            self.assertEqual(response.length, len(body))  # Content-Length
+            self.assertEqual(response.headers.getRawHeaders("vary"), ["accept-encoding"])
+            self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
+        self.assertTrue(os.path.isfile(lf.getFilename() + ".text.gz"))
+        response, body = yield self.get_gzip(PATH + "/text", method="HEAD")
+        self.assertEqual(response.headers.getRawHeaders("content-encoding"), ["gzip"])
+        self.assertEqual(body, b"")
+        for refused in ("gzip;q=0, identity", "identity", "br", "*;q=0"):
+            response, body = yield self.get_gzip(PATH + "/text", accept=refused)
+            self.assertEqual((response.code, body), (200, text), refused)
+            self.assertIsNone(response.headers.getRawHeaders("content-encoding"), refused)
+
+    @defer.inlineCallbacks
+    def test_encoded_page_follows_its_spool(self):
+        """A spool that changed (rebuilt, compressed) since: the page is made again."""
+        lf = yield self.finished_log("raw")
+        text, _ = yield self.expected()
+        yield self.encoded(PATH + "/text")
+        spool = _spool.existing_spool(lf.getFilename())
+        os.utime(spool, ns=(0, os.stat(spool).st_mtime_ns + 10**9))
+        response, body = yield self.get_gzip(PATH + "/text")
+        self.assertEqual((body, response.headers.getRawHeaders("content-encoding")), (text, None))
+        response, body = yield self.encoded(PATH + "/text")
+        self.assertEqual(gzip.decompress(body), text)
+
+    @defer.inlineCallbacks
+    def test_files_this_master_did_not_write_are_not_sent(self):
+        """
+        An encoded page left by an earlier run is made again; one replaced
+        by a link is replaced in turn, and what the link led to is untouched.
+        """
+        lf = yield self.finished_log("gz")
+        text, _ = yield self.expected()
+        target = lf.getFilename() + ".text.gz"
+        with open(target, "wb") as f:
+            f.write(gzip.compress(b"left by an earlier run\n"))
+        response, body = yield self.encoded(PATH + "/text")
+        self.assertEqual(gzip.decompress(body), text)
+        outside = self.mktemp()
+        with open(outside, "wb") as f:
+            f.write(gzip.compress(b"secret\n"))
+        os.unlink(target)
+        os.symlink(os.path.abspath(outside), target)
+        response, body = yield self.get_gzip(PATH + "/text")
+        self.assertEqual((body, response.headers.getRawHeaders("content-encoding")), (text, None))
+        response, body = yield self.encoded(PATH + "/text")
+        self.assertEqual(gzip.decompress(body), text)
+        self.assertFalse(os.path.islink(target))
+        with open(outside, "rb") as f:
+            self.assertEqual(gzip.decompress(f.read()), b"secret\n")
