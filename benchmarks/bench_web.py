@@ -69,10 +69,16 @@ GZIP = "gzip:"
 
 async def curl(url: str, output: str = "/dev/null") -> tuple[float, int, str]:
     """Seconds, bytes received and the Content-Encoding of one fetch."""
-    args = ["-s", "-o", output, "-w", "%{time_total} %{http_code} %{size_download} "]
+    args = [
+        "-s",
+        "-o",
+        output,
+        "-w",
+        "%{time_total} %{http_code} %{size_download} %header{content-encoding}",
+    ]
     if url.startswith(GZIP):
         url = url[len(GZIP) :]
-        args += ["--compressed", "-w", "%header{content-encoding}"]
+        args.append("--compressed")
     out = await utils.getProcessOutput("/usr/bin/curl", [*args, url], env=os.environ)
     seconds, code, size, *encoding = out.decode().split()
     assert code == "200", (url, code)
