@@ -31,7 +31,7 @@ from twisted.internet import defer, threads
 from twisted.python import log
 
 from buildbot_logfile import _spool
-from buildbot_logfile._finished import HTMLBody, SpoolBlocks, TextBody
+from buildbot_logfile._finished import HTMLBody, SlicedProducer, SpoolBlocks, TextBody
 from buildbot_logfile._lru import LRU
 
 # Encoded pages this process wrote and remembers; one forgotten is made
@@ -181,25 +181,14 @@ def _write(
         blocks.close()
 
 
-class FileSender:
-    """
-    Sends an open file to a twisted.web request, a block a turn, as
-    static.File does (a pull producer); L{done} fires once it is all
-    written, and cancelling it stops.
-    """
+class FileSender(SlicedProducer):
+    """Sends an open file to a twisted.web request, a block a step, as static.File does."""
 
     def __init__(self, request: Any, f: Any) -> None:
-        self.request = request
+        super().__init__(request)
         self.file = f
-        self.done: defer.Deferred[None] = defer.Deferred(lambda _: self.stopProducing())
 
-    def start(self) -> defer.Deferred[None]:
-        self.request.registerProducer(self, False)
-        return self.done
-
-    def resumeProducing(self) -> None:
-        if self.file.closed:
-            return
+    def step(self) -> None:
         try:
             data = self.file.read(SEND_BYTES)
         except OSError as e:
@@ -216,5 +205,5 @@ class FileSender:
         self.request.unregisterProducer()
         self.done.callback(None)
 
-    def stopProducing(self) -> None:
+    def close(self) -> None:
         self.file.close()

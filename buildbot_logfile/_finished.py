@@ -21,19 +21,20 @@ other one (bench_web):
    and the page was no faster.
  - One buffer for every block: a fresh buffer per block cost the kernel
    a page fault per 4 KiB, and the page half as long again.
- - A streaming producer that writes until the request pauses it, at
-   most L{TURN_BYTES} a turn: static.File's pull producer runs in the
-   global cooperator, whose ticks take up to 10 ms of the reactor
-   across its clients; this holds the reactor as long as static.File
-   does with a hundred clients, and sends a page as fast.
+ - Every finished page is a task of one cooperator whose turns take at
+   most L{SLICE_SECONDS} of the reactor, all pages together: a hundred
+   clients share a slice instead of taking a turn each in one round of
+   the reactor (static.File's pages share Twisted's global cooperator,
+   whose turns take up to 10 ms).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.python import log
 
 from buildbot_logfile import _spool
@@ -42,16 +43,14 @@ from buildbot_logfile._render import AnsiHTMLRenderer
 from buildbot_logfile.logfile import STDERR, STDOUT, HTMLLogFile
 
 if TYPE_CHECKING:
-    from twisted.internet.interfaces import IDelayedCall, IReactorTime
-
     from buildbot_logfile._consumers import RequestConsumer
     from buildbot_logfile._lookup import OpenLog
 
 # Bytes of records a read takes, as static.File's reads.
 BLOCK = 64 * 1024
-# At most this much is read in one turn of the reactor, however little of
-# it is page (a stretch of header records): then the page yields.
-TURN_BYTES = 256 * 1024
+# The reactor's time that all finished pages together take in one turn,
+# however much of what they read is page (not a stretch of headers).
+SLICE_SECONDS = 0.002
 # The HTML page puts at most this much text in one span, as the live
 # producer's runs do (LogFileProducer.RUN_BYTES).
 SPAN_BYTES = 256 * 1024
@@ -79,7 +78,6 @@ class SpoolBlocks:
         self.path = path
         self._file: _Readable | None = None
         self._buffer = bytearray(BLOCK)
-        self.size = 0  # bytes the last block read
         self._cut = (0, 0)  # where the record the last block cut starts and ends
         self._offset = 0  # the file offset of the buffer's start, for errors
         self._need = 0  # what the cut record needs, when its length is known
@@ -104,7 +102,6 @@ class SpoolBlocks:
         buffer[: len(cut)] = cut
         with memoryview(buffer) as room:
             got = self._file.readinto(room[len(cut) :])
-        self.size = got
         if not got:
             if cut:
                 raise LogFileFormatError(self.path, self._offset, "record runs past the end")
@@ -206,12 +203,64 @@ class HTMLBody:
             out.append(self._renderer.render(chunk_channel, text).encode())
 
 
-class FinishedPage:
+class SlicedProducer:
+    """
+    A streaming producer registered with a twisted.web request, whose
+    steps (L{step}) run in the finished pages' cooperator: it goes on
+    until the request pauses it (its client is behind) and stops when
+    the client goes.  L{done} fires once all is written (L{step} fires
+    it); cancelling it stops.
+    """
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
+        self.paused = False
+        self._stopped = False
+        self._task: task.CooperativeTask | None = None
+
+    def start(self) -> defer.Deferred[None]:
+        self.request.registerProducer(self, True)
+        self._task = _pages.cooperate(self._steps())
+        return self.done
+
+    def pauseProducing(self) -> None:
+        if not self.paused and self._task is not None:
+            self._task.pause()
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        if self.paused and self._task is not None:
+            self._task.resume()
+        self.paused = False
+
+    def stopProducing(self) -> None:
+        self._stopped = True
+        running, self._task = self._task, None
+        if running is not None:
+            running.stop()
+        self.close()
+
+    def step(self) -> None:
+        """Write the next block, or end."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Let go of what is read from; called once stopped."""
+
+    def _steps(self) -> Iterator[None]:
+        while not self._stopped:
+            self.step()
+            yield None
+
+    def _cancel(self, _: defer.Deferred[None]) -> None:
+        self.stopProducing()
+
+
+class FinishedPage(SlicedProducer):
     """
     Sends a finished log's page body (then C{trailer}) to a twisted.web
-    request, as a streaming producer registered with it: it writes until
-    the request pauses it (its client is behind), and stops when the
-    client goes.  L{done} fires once all is written; cancelling it stops.
+    request.
 
     If the spool fails before the first block is written, the log is
     marked so and C{fallback} is called: it streams the page another way
@@ -226,58 +275,20 @@ class FinishedPage:
         trailer: bytes,
         fail: Callable[[Exception], None],
         fallback: Callable[[], defer.Deferred[None]],
-        clock: IReactorTime | None = None,
     ) -> None:
-        if clock is None:
-            from twisted.internet import reactor
-
-            clock = cast("IReactorTime", reactor)
-        self.request = request
+        super().__init__(request)
         self.blocks = blocks
         self.body = body
         self.trailer = trailer
         self._fail = fail
         self._fallback = fallback
-        self._clock = clock
-        self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
-        self.paused = False
-        self._stopped = False
         self._wrote = False
-        self._next_turn: IDelayedCall | None = None
         self._instead: defer.Deferred[None] | None = None
 
-    def start(self) -> defer.Deferred[None]:
-        self.request.registerProducer(self, True)
-        self._turn()
-        return self.done
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        if self._next_turn is None:
-            self._turn()
-
-    def stopProducing(self) -> None:
-        self._stopped = True
-        if self._next_turn is not None:
-            self._next_turn.cancel()
-            self._next_turn = None
+    def close(self) -> None:
         self.blocks.close()
 
-    def _turn(self) -> None:
-        """Write blocks until paused, or yield the reactor after TURN_BYTES."""
-        self._next_turn = None
-        read = 0
-        while not (self.paused or self._stopped):
-            if read >= TURN_BYTES:
-                self._next_turn = self._clock.callLater(0, self._turn)
-                return
-            self._write_block()
-            read += self.blocks.size
-
-    def _write_block(self) -> None:
+    def step(self) -> None:
         try:
             block = self.blocks.read()
             data = self.body.end() + self.trailer if block is None else self.body.block(*block)
@@ -317,6 +328,15 @@ class FinishedPage:
             return
         self._instead = self._fallback()
         self._instead.chainDeferred(self.done)
+
+
+def _slice() -> Callable[[], bool]:
+    end = time.monotonic() + SLICE_SECONDS
+    return lambda: time.monotonic() >= end
+
+
+# The cooperator of every finished page (see the module's docstring).
+_pages = task.Cooperator(terminationPredicateFactory=_slice)
 
 
 def serve(request: Any, opened: OpenLog, consumer: RequestConsumer, html: bool) -> Any:

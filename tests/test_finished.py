@@ -75,11 +75,11 @@ class FinishedLogCase(MasterTestCase):
     def count_blocks(self) -> list[int]:
         """
         Small blocks, the records of each noted: many blocks per page, and
-        proof the page came from the spool; and small turns, so that pages
-        also go on after yielding the reactor.
+        proof the page came from the spool; and a block a turn of the
+        reactor, so that pages go on from turn to turn.
         """
         self.patch(_finished, "BLOCK", 200)
-        self.patch(_finished, "TURN_BYTES", 600)
+        self.patch(_finished, "SLICE_SECONDS", 0)
         blocks: list[int] = []
         read = _finished.SpoolBlocks.read
 
