@@ -37,18 +37,22 @@ from buildbot_logfile._lru import LRU
 # Encoded pages this process wrote and remembers; one forgotten is made
 # again when next asked for.
 REMEMBERED = 4096
+# Pages are made one at a time, in the reactor's thread pool, which the
+# master's own work shares; at most this many wait their turn (a client
+# of another, while they do, gets it plain and asks again next time).
+WAITING = 16
 # Bytes a turn of the sender reads and writes, as static.File's.
 SEND_BYTES = 64 * 1024
 
-_CODING = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*q\s*=\s*([0-9.]+))?\s*")
+_CODING = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*[qQ]\s*=\s*([0-9.]+))?\s*")
 
 
-def accepts_gzip(accept_encoding: bytes | None) -> bool:
-    """Whether an C{Accept-Encoding} header accepts gzip (RFC 9110, 12.5.3)."""
+def accepts_gzip(accept_encoding: list[bytes] | None) -> bool:
+    """Whether a request's C{Accept-Encoding} lines accept gzip (RFC 9110, 12.5.3)."""
     if not accept_encoding:
         return False
     qualities: dict[str, float] = {}
-    for item in accept_encoding.decode("latin-1").split(","):
+    for item in b",".join(accept_encoding).decode("latin-1").split(","):
         match = _CODING.fullmatch(item)
         if match is None:
             continue
@@ -84,13 +88,20 @@ def _spool_identity(spool: str) -> tuple[str, _Identity] | None:
 
 
 class EncodedPages:
-    """The encoded pages of one page set: which are ready, which are being made."""
+    """
+    The encoded pages of a process (every page set of every master in
+    it: they are files): which are ready, which are being made, and
+    which could not be made from the spool as it is.
+    """
 
     def __init__(self) -> None:
         # encoded file -> (the spool it was made from, and its identity;
         # the encoded file's identity)
         self._written: LRU[str, tuple[tuple[str, _Identity], _Identity]] = LRU(REMEMBERED)
+        # encoded file -> the spool it could not be made from
+        self._failed: LRU[str, tuple[str, _Identity]] = LRU(REMEMBERED)
         self._making: dict[str, defer.Deferred[None]] = {}
+        self._turns = defer.DeferredSemaphore(1)
 
     @staticmethod
     def path(spool: str, page: str) -> str:
@@ -126,14 +137,18 @@ class EncodedPages:
         if making is not None:
             return making
         source = _spool_identity(spool)
-        if source is None:
+        if source is None or self._failed.get(target) == source or len(self._making) > WAITING:
             return defer.succeed(None)
         body = HTMLBody() if page == "html" else TextBody()
+
+        def write() -> defer.Deferred[_Identity]:
+            return threads.deferToThread(_write, spool, target, body.block, body.end, head, trailer)
 
         def made(identity: _Identity) -> None:
             self._written.put(target, (source, identity))
 
         def failed(failure: Any) -> None:
+            self._failed.put(target, source)
             if failure.check(*_spool.READ_ERRORS):
                 log.msg(f"could not make {target}: {failure.getErrorMessage()}")
             else:
@@ -143,10 +158,10 @@ class EncodedPages:
             del self._making[target]
             return result
 
-        d = threads.deferToThread(_write, spool, target, body.block, body.end, head, trailer)
+        d = self._turns.run(write)
         making = cast("defer.Deferred[None]", d.addCallbacks(made, failed))
-        making.addBoth(done)
         self._making[target] = making
+        making.addBoth(done)
         return making
 
 
@@ -169,8 +184,11 @@ def _write(
                 out.write(block(*records))
             out.write(end() + trailer)
         os.chmod(temporary, 0o644)
+        # The identity of the file written (the name is this call's alone
+        # until the rename), not of whatever the target is after it.
+        identity = _Identity.of(os.lstat(temporary))
         os.replace(temporary, target)
-        return _Identity.of(os.lstat(target))
+        return identity
     except BaseException:
         try:
             os.unlink(temporary)
@@ -184,16 +202,17 @@ def _write(
 class FileSender(SlicedProducer):
     """Sends an open file to a twisted.web request, a block a step, as static.File does."""
 
-    def __init__(self, request: Any, f: Any) -> None:
+    def __init__(self, request: Any, f: Any, path: str) -> None:
         super().__init__(request)
         self.file = f
+        self.path = path
 
     def step(self) -> None:
         try:
             data = self.file.read(SEND_BYTES)
         except OSError as e:
             # The length is promised: the client must see the answer cut.
-            log.msg(f"while sending {self.file.name}: {e}")
+            log.msg(f"while sending {self.path}: {e}")
             self.stopProducing()
             self.request.unregisterProducer()
             self.request.loseConnection()
@@ -207,3 +226,7 @@ class FileSender(SlicedProducer):
 
     def close(self) -> None:
         self.file.close()
+
+
+# The encoded pages of this process.
+PAGES = EncodedPages()

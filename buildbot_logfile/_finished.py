@@ -81,6 +81,7 @@ class SpoolBlocks:
         self._cut = (0, 0)  # where the record the last block cut starts and ends
         self._offset = 0  # the file offset of the buffer's start, for errors
         self._need = 0  # what the cut record needs, when its length is known
+        self._damage: LogFileFormatError | None = None  # after the records before it
 
     def read(self) -> tuple[memoryview, _Records] | None:
         """
@@ -89,15 +90,18 @@ class SpoolBlocks:
         the file.
         The view is good until the next read.  Raises C{_spool.READ_ERRORS}.
         """
+        if self._damage is not None:
+            raise self._damage
         if self._file is None:
             self._file = cast(_Readable, _spool.open_spool(self.path))
         # The record the last block cut moves to the buffer's start (the
         # caller is done with the last view), into a larger buffer if it
-        # needs one.
+        # needs one: twice as large, not as large as its length says, so
+        # that a damaged length meets the end of the file first.
         start, end = self._cut
         cut = self._buffer[start:end]
         if self._need > len(self._buffer):
-            self._buffer = bytearray(self._need)
+            self._buffer = bytearray(min(self._need, 2 * len(self._buffer)))
         buffer = self._buffer
         buffer[: len(cut)] = cut
         with memoryview(buffer) as room:
@@ -109,7 +113,9 @@ class SpoolBlocks:
         end = len(cut) + got
         split = split_records(buffer, 0, end, self.path, self._offset)
         if split.error is not None:
-            raise split.error
+            if not split.records:
+                raise split.error
+            self._damage = split.error  # the good records first, as 0.8 gave them
         self._cut, self._need = (split.pos, end), split.need
         self._offset += split.pos
         return memoryview(buffer)[: split.pos], split.records
@@ -197,7 +203,8 @@ class HTMLBody:
                 data = data.replace(b"<", b"&lt;")
             if b">" in data:
                 data = data.replace(b">", b"&gt;")
-            out += [self._renderer.open_tag(channel), data, _SPAN_END]
+            if data:
+                out += [self._renderer.open_tag(channel), data, _SPAN_END]
             return
         for chunk_channel, text in self._decoder.decode(channel, data):
             out.append(self._renderer.render(chunk_channel, text).encode())
@@ -264,7 +271,8 @@ class FinishedPage(SlicedProducer):
 
     If the spool fails before the first block is written, the log is
     marked so and C{fallback} is called: it streams the page another way
-    (from the database) and returns a Deferred that L{done} follows.
+    (from the database) and returns a Deferred that L{done} follows.  So
+    does anything else that fails then (logged, the spool not marked).
     """
 
     def __init__(
@@ -293,11 +301,11 @@ class FinishedPage(SlicedProducer):
             block = self.blocks.read()
             data = self.body.end() + self.trailer if block is None else self.body.block(*block)
         except _spool.READ_ERRORS as e:
-            self._failed(e)
+            self._failed(e, damaged=True)
             return
-        except Exception:
+        except Exception as e:
             log.err(None, f"while reading {self.blocks.path} for a page")
-            self._failed(None)
+            self._failed(e, damaged=False)
             return
         if data:
             self._wrote = True
@@ -316,12 +324,12 @@ class FinishedPage(SlicedProducer):
         self.request.unregisterProducer()
         self.done.callback(None)
 
-    def _failed(self, error: Exception | None) -> None:
+    def _failed(self, error: Exception, damaged: bool) -> None:
         self.stopProducing()
         self.request.unregisterProducer()
-        if error is not None:
+        if damaged:
             self._fail(error)
-        if self._wrote or error is None:
+        if self._wrote:
             # Part of the page may be out: the client must see it
             # unfinished.  Klein cancels done once the connection is gone.
             self.request.loseConnection()

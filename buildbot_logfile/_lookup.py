@@ -129,8 +129,10 @@ class Lookup:
         cached = self._finished_step_logs.get(step.stepid)
         if cached is not None:
             return list(cached)
+        # Finished before the question: a log added as it finished is in the answer.
+        finished = step.isFinished()
         logs = list(await self.master.data.get(("steps", step.stepid, "logs")) or [])
-        if step.isFinished() and all(log_data["complete"] for log_data in logs):
+        if finished and all(log_data["complete"] for log_data in logs):
             self._finished_step_logs.put(step.stepid, list(logs))
         return logs
 

@@ -137,7 +137,10 @@ def iter_records(
                 # this, a reader would wait for bytes that never come.
                 raise LogFileFormatError(filename, start, "file ends before what was written")
             return
-        want = max(buffersize, need - len(buf))
+        # A record longer than the buffer: read up to twice what is held,
+        # not what its length says, so that a damaged length meets the end
+        # of the file before it sets aside that much memory.
+        want = max(buffersize, min(need - len(buf), max(len(buf), buffersize)))
         if end is not None:
             want = min(want, end - start - len(buf))
         more = b""

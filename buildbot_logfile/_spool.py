@@ -48,8 +48,10 @@ except ImportError:  # pragma: no cover - isal is a dependency; zlib still reads
 COMPRESSION_SUFFIXES = {"bz2": ".bz2", "gz": ".gz"}
 
 # The gzip-encoded pages that _encoded keeps beside a finished log's
-# spool: a new spool of that name takes them away.
-ENCODED_PAGE_SUFFIXES = {"text": ".text.gz", "html": ".html.gz"}
+# spool: a new spool of that name takes them away.  No spool's name holds
+# "@" (0.8's names keep letters, digits, "_", "." and "-"), so no log's
+# spool can be taken for another's page.
+ENCODED_PAGE_SUFFIXES = {"text": "@text.gz", "html": "@html.gz"}
 
 # One write takes at most this many records (IOV_MAX on Linux, macOS and
 # the BSDs).
@@ -357,8 +359,16 @@ def existing_spool(path: str) -> str | None:
 
 
 def open_no_link(path: str) -> int:
-    """A regular file opened for reading, never through a link."""
-    return os.open(path, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+    """
+    A regular file opened for reading, never through a link, and never
+    waiting on what is no file (opening a FIFO put in its place would
+    block until something writes to it).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SpoolUnavailable(f"{path}: not a regular file")
+    return fd
 
 
 def open_spool_file(path: str) -> tuple[io.FileIO, str]:

@@ -25,7 +25,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from werkzeug.routing import BaseConverter
 
-from buildbot_logfile import _finished
+from buildbot_logfile import _encoded, _finished
 from buildbot_logfile import _page_set as page_set
 from buildbot_logfile._authz import AnonymousAuthorizer, DataPath, WwwUserAuthorizer
 from buildbot_logfile._consumers import (
@@ -34,7 +34,6 @@ from buildbot_logfile._consumers import (
     html_renderer,
     raw_html,
 )
-from buildbot_logfile._encoded import EncodedPages, FileSender, accepts_gzip
 from buildbot_logfile._lookup import LogSource, OpenLog
 from buildbot_logfile._lru import LRU
 from buildbot_logfile._render import PAGE_FOOTER, page_header, quote
@@ -132,7 +131,7 @@ class LegacyLogPages:
         self._running_logs: LRU[tuple[str, int, str, str], tuple[BuildStepStatus, Any]] = LRU(
             RUNNING_LOGS_CACHE_SIZE
         )
-        self.encoded = EncodedPages()
+        self.encoded = _encoded.PAGES
 
     def resource(self) -> Resource:
         return guarded(self.app.resource())
@@ -237,9 +236,8 @@ class LegacyLogPages:
         """
         lf = opened.logfile
         assert lf is not None
-        if not (
-            lf.isFinished() and lf.spooled and accepts_gzip(request.getHeader(b"accept-encoding"))
-        ):
+        accepted = request.requestHeaders.getRawHeaders(b"accept-encoding")
+        if not (lf.isFinished() and lf.spooled and _encoded.accepts_gzip(accepted)):
             return None
         ready = self.encoded.open(lf.getFilename(), page)
         if ready is None:
@@ -251,7 +249,7 @@ class LegacyLogPages:
         if request.method == b"HEAD":
             f.close()
             return b""
-        return FileSender(request, f).start()
+        return _encoded.FileSender(request, f, self.encoded.path(lf.getFilename(), page)).start()
 
     @staticmethod
     def _stream(
