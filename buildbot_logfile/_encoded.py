@@ -6,9 +6,12 @@ A client that accepts C{gzip} (browsers, python-requests, curl
 --compressed) gets the page as a gzip file sent as it is: a tenth of the
 bytes for a typical log, and the master only copies a file, where it
 otherwise inflates the spool and cuts its records for every fetch.  The
-file (C{<spool>.text.gz} or C{<spool>.html.gz}) is made in a pool
+file (C{<spool>@text.gz} or C{<spool>@html.gz}) is made in a pool
 thread the first time such a client asks, from the spool, while that
-client gets the plain answer; the next get the file.
+client gets the plain answer; the next get the file.  Measured on a
+49 MB log (bench_web): 4.8 MB sent, and a hundred such clients hold the
+reactor no longer than static.File's do; on localhost the client's own
+inflating makes the fetch no faster than the plain page.
 
 The spool is a cache of the database and this file a cache of the
 spool: a file is sent only if this process wrote it, it is still the
