@@ -257,7 +257,7 @@ class LegacyLogPages:
     ) -> Any:
         if request.method == b"HEAD":
             return b""
-        # A finished log's page is made off the reactor thread (_finished).
+        # A finished log's page is read from its spool as a file is (_finished).
         served = _finished.serve(request, opened, consumer, html)
         if served is not None:
             return served
