@@ -24,6 +24,7 @@ replaced, never followed.
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import tempfile
@@ -178,6 +179,9 @@ def _write(
 ) -> _Identity:
     """Write the page gzip-encoded to a new file renamed into C{target}; its identity."""
     directory, name = os.path.split(target)
+    # What a make that a crash cut short left (makes are one at a time).
+    for left in glob.glob(os.path.join(glob.escape(directory), glob.escape(f".{name}.") + "*.tmp")):
+        os.unlink(left)
     fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     blocks = SpoolBlocks(spool)
     try:

@@ -237,8 +237,13 @@ class EncodedPageTests(FinishedLogCase):
         target = lf.getFilename() + "@text.gz"
         with open(target, "wb") as f:
             f.write(gzip.compress(b"left by an earlier run\n"))
+        # What an earlier run's make left when it crashed mid-write.
+        cut_short = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.x1.tmp")
+        with open(cut_short, "wb") as f:
+            f.write(b"\x1f\x8b")
         response, body = yield self.encoded(PATH + "/text")
         self.assertEqual(gzip.decompress(body), text)
+        self.assertFalse(os.path.exists(cut_short))
         outside = self.mktemp()
         with open(outside, "wb") as f:
             f.write(gzip.compress(b"secret\n"))
