@@ -220,16 +220,12 @@ class FileSender(SlicedProducer):
         except OSError as e:
             # The length is promised: the client must see the answer cut.
             log.msg(f"while sending {self.path}: {e}")
-            self.stopProducing()
-            self.request.unregisterProducer()
-            self.request.loseConnection()
+            self.cut_short()
             return
         if data:
             self.request.write(data)
             return
-        self.stopProducing()
-        self.request.unregisterProducer()
-        self.done.callback(None)
+        self.finish()
 
     def close(self) -> None:
         self.file.close()

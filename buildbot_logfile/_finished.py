@@ -255,6 +255,28 @@ class SlicedProducer:
     def close(self) -> None:
         """Let go of what is read from; called once stopped."""
 
+    def finish(self) -> None:
+        """All is written: stop, and fire L{done}."""
+        self.stopProducing()
+        self.request.unregisterProducer()
+        self.done.callback(None)
+
+    def give_up(self) -> None:
+        """
+        Stop where this is: the request is the caller's to answer, unless
+        it is already under way (L{cut_short}).
+        """
+        self.stopProducing()
+        self.request.unregisterProducer()
+
+    def cut_short(self) -> None:
+        """
+        Give up after part of the answer is out: the client must see it
+        unfinished.  Klein cancels L{done} once the connection is gone.
+        """
+        self.give_up()
+        self.request.loseConnection()
+
     def _steps(self) -> Iterator[None]:
         while not self._stopped:
             self.step()
@@ -311,7 +333,7 @@ class FinishedPage(SlicedProducer):
             self._wrote = True
             self.request.write(data)
         if block is None:
-            self._finish()
+            self.finish()
 
     def _cancel(self, _: defer.Deferred[None]) -> None:
         if self._instead is not None:
@@ -319,21 +341,13 @@ class FinishedPage(SlicedProducer):
         else:
             self.stopProducing()
 
-    def _finish(self) -> None:
-        self.stopProducing()
-        self.request.unregisterProducer()
-        self.done.callback(None)
-
     def _failed(self, error: Exception, damaged: bool) -> None:
-        self.stopProducing()
-        self.request.unregisterProducer()
         if damaged:
             self._fail(error)
         if self._wrote:
-            # Part of the page may be out: the client must see it
-            # unfinished.  Klein cancels done once the connection is gone.
-            self.request.loseConnection()
+            self.cut_short()
             return
+        self.give_up()
         self._instead = self._fallback()
         self._instead.chainDeferred(self.done)
 
