@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from buildbot.util import now
 from twisted.internet import defer
 
 from buildbot_logfile._delivery import deliver
@@ -15,12 +16,39 @@ if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
 
 
+class Event:
+    """
+    0.8's C{buildbot.status.event.Event}: something that happened to a
+    builder outside its builds, as words (C{["connect", "worker1"]}).
+    A point event has C{finished} 0, as in 0.8.
+    """
+
+    started: float | None = None
+    finished: float | None = None
+    text: list[str] = []
+
+    def getTimes(self) -> tuple[float | None, float | None]:
+        return (self.started, self.finished)
+
+    def getText(self) -> list[str]:
+        return self.text
+
+    def getLogs(self) -> list[Any]:
+        return []
+
+    def finish(self) -> None:
+        self.finished = now()
+
+
 class BuilderStatus(Watched):
     """
     One builder, with its spool directory (C{basedir}).  C{status} is the
     0.8 C{Status} (L{LegacyStatus}); it finds builds the builder no longer
     runs (see L{getBuild}).
     """
+
+    # How many events getEvent keeps, as 0.8's default eventHorizon.
+    eventHorizon = 50
 
     def __init__(self, status: Any, name: str, builderid: int, tags: list[str]) -> None:
         super().__init__()
@@ -32,6 +60,7 @@ class BuilderStatus(Watched):
         self.basedir = os.path.join(status.spool_dir, builder_dirname(name))
         self._current: dict[int, BuildStatus] = {}
         self._state: str | None = None
+        self.events: list[Event] = []
 
     @classmethod
     def from_data(cls, status: Any, builder: Mapping[str, Any]) -> BuilderStatus:
@@ -98,6 +127,29 @@ class BuilderStatus(Watched):
 
     def getBuildByNumber(self, number: int) -> BuildStatus | None:
         return self.getBuild(number) if number >= 0 else None
+
+    def getEvent(self, number: int) -> Event | None:
+        """
+        Event C{number} of the builder's event list (negative: from the
+        newest), or None: the workers connecting and leaving, as 0.8
+        before 0.8.9 listed them (0.8.9 to 0.8.12 always answered None).
+        Buildbot 4 keeps no such list: it holds what this service saw, the
+        last L{eventHorizon}.
+        """
+        try:
+            return self.events[number]
+        except IndexError:
+            return None
+
+    def addPointEvent(self, text: list[str] | None = None) -> Event:
+        """Add an event that happened now, as 0.8 did."""
+        event = Event()
+        event.started = self.master.reactor.seconds()
+        event.finished = 0
+        event.text = list(text or [])
+        self.events.append(event)
+        del self.events[: -self.eventHorizon]
+        return event
 
     def getLastFinishedBuild(self) -> BuildStatus | None:
         """The newest build that finished."""

@@ -27,6 +27,26 @@ ALL_BUILDS = 100
 RECENT_CHANGES = 50
 
 
+_EMPTY: tuple[Any, ...] = ("", False, None, [], {}, ())
+
+
+def FilterOut(data: Any) -> Any:
+    """
+    0.8's C{FilterOut}: a copy of C{data} without the dict entries whose
+    value is empty (C{""}, C{None}, C{[]}, C{{}}, C{()}) or false, which in
+    0.8's comparison includes C{0}: a result of C{SUCCESS} goes too.  A
+    list is kept whole unless all it holds is empty, and then is C{None};
+    tuples become lists.
+    """
+    if isinstance(data, (list, tuple)):
+        items = [FilterOut(item) for item in data]
+        return items if any(item not in _EMPTY for item in items) else None
+    if isinstance(data, dict):
+        pairs = ((key, FilterOut(value)) for key, value in data.items())
+        return {key: value for key, value in pairs if value not in _EMPTY}
+    return data
+
+
 class _NotFound(Exception):
     """What a JSON path names does not exist."""
 
@@ -138,11 +158,7 @@ class JsonStatus:
 
     @staticmethod
     def _project(status: Any) -> dict[str, Any]:
-        return {
-            "title": status.getTitle(),
-            "titleURL": status.getTitleURL(),
-            "buildbotURL": status.getBuildbotURL(),
-        }
+        return dict(status.asDict())
 
     @app.route("/builders", methods=["GET"])
     async def builders(self, request: IRequest) -> bytes:

@@ -122,17 +122,24 @@ class Workers:
         """An mq event about a worker: 0.8's slave events, and builders' states."""
         slave = self.by_name.get(worker["name"])
         was = (slave.connected, slave.paused) if slave is not None else (False, False)
+        builderids = set(slave.builderids) if slave is not None else set()
         slave = self._update(worker)
+        builderids |= slave.builderids
         events = []
         if slave.connected != was[0]:
             events.append("slaveConnected" if slave.connected else "slaveDisconnected")
+            for builder in self.status.builders.running.values():
+                if builder.builderid in builderids:
+                    builder.addPointEvent(
+                        ["connect" if slave.connected else "disconnect", slave.name]
+                    )
         if slave.paused != was[1]:
             events.append("slavePaused" if slave.paused else "slaveUnpaused")
         for name in events:
             for w in list(self.status.watchers):
                 deliver(w, name, slave.name)
         for builder in self.status.builders.running.values():
-            if builder.builderid in slave.builderids:
+            if builder.builderid in builderids:
                 builder.announce_state()
 
     def of_builder(self, builderid: int) -> list[SlaveStatus]:

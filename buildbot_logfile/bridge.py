@@ -270,10 +270,39 @@ class LegacyStatus(service.BuildbotService):
     def getTitleURL(self) -> str:
         return str(self.master.config.titleURL)
 
+    def asDict(self) -> dict[str, Any]:
+        """As 0.8's JSON status gave the project."""
+        return {
+            "title": self.getTitle(),
+            "titleURL": self.getTitleURL(),
+            "buildbotURL": self.getBuildbotURL(),
+        }
+
     @property
     def basedir(self) -> str:
         """0.8's C{Status.basedir}: the master's."""
         return str(self.master.basedir)
+
+    @property
+    def db(self) -> Any:
+        """
+        0.8.4's C{BuildMaster.db}, which receivers whose parent was the
+        master used: Buildbot 4's C{DBConnector}, whose components
+        (C{changes}, C{buildsets}, C{buildrequests}, ...) kept most of their
+        0.8 method names; their answers are Buildbot 4's (dataclasses that
+        still answer C{d["key"]}, with a deprecation warning).
+        """
+        return self.master.db
+
+    @property
+    def caches(self) -> Any:
+        """0.8.4's C{BuildMaster.caches}: Buildbot 4's, with 0.8's C{get_cache(name, miss_fn)}."""
+        return self.master.caches
+
+    @property
+    def status(self) -> LegacyStatus:
+        """0.8's C{BuildMaster.status}, for receivers whose parent was the master."""
+        return self
 
     @property
     def botmaster(self) -> Any:

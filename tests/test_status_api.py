@@ -423,6 +423,11 @@ class WorkerTests(MasterTestCase):
         ]))  # fmt: skip
         builder = status.getBuilder("b1")
         self.assertEqual((builder.slavenames, builder.getState()[0]), (["local1"], "idle"))
+        # The builder's event list, as 0.8 before 0.8.9 kept it.
+        connect = builder.getEvent(-1)
+        self.assertEqual((connect.getText(), connect.getTimes()[1]), (["connect", "local1"], 0))
+        self.assertGreaterEqual(connect.getTimes()[0], slave.lastMessageReceived())
+        self.assertEqual((builder.getEvent(0), builder.getEvent(1)), (connect, None))
         with self.assertRaises(KeyError):
             status.getSlave("nope")
         yield self.master.data.updates.set_worker_paused(worker["workerid"], True, "maintenance")
@@ -434,7 +439,54 @@ class WorkerTests(MasterTestCase):
         yield poll(lambda: ("slaveDisconnected", "local1") in slaves.seen, "the disconnection")
         self.assertFalse(slave.isConnected())
         self.assertEqual(builder.getState()[0], "offline")
+        self.assertEqual(
+            [builder.getEvent(-2), builder.getEvent(-1).getText()],
+            [connect, ["disconnect", "local1"]],
+        )
         self.assertEqual(slaves.seen[-1], ("builderChangedState", "b1", "offline"))
+
+
+class MasterAsParent(StatusReceiverMultiService):
+    """
+    Written as 0.8.4-era receivers were, whose parent was the BuildMaster:
+    they asked it for C{db} and C{caches} and read the dicts they gave.
+    """
+
+    def __init__(self) -> None:
+        StatusReceiverMultiService.__init__(self)
+        self.reasons: dict[int, str] = {}
+        self.done: defer.Deferred[None] = defer.Deferred()
+
+    def startService(self) -> None:
+        StatusReceiverMultiService.startService(self)
+        self.buildsets = self.parent.caches.get_cache(
+            "Buildsets", self.parent.db.buildsets.getBuildset
+        )
+        self.parent.status.subscribe(self)
+
+    def builderAdded(self, name: str, builder: Any) -> Any:
+        return self
+
+    @defer.inlineCallbacks
+    def requestSubmitted(self, request: Any) -> Any:
+        bsid = yield request.getBsid()  # a Deferred, in 0.8.x
+        bsdict = yield self.buildsets.get(bsid)
+        self.reasons[bsid] = bsdict["reason"]
+        self.done.callback(None)
+
+
+class MasterAsParentTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_receivers_of_0_8_4_reach_db_and_caches_through_their_parent(
+        self,
+    ) -> defer.Generator:
+        receiver = MasterAsParent()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[receiver])
+        self.assertIs(receiver.parent.db, self.master.db)
+        yield self.force("b1")
+        yield receiver.done
+        (buildset,) = yield self.master.data.get(("buildsets",))
+        self.assertEqual(receiver.reasons, {buildset["bsid"]: buildset["reason"]})
 
 
 class Requests(Snapshots):
