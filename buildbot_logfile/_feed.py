@@ -247,6 +247,7 @@ class EventFeed:
             subscribe_returned(
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
             )
+        self.requests.build_started(build)
 
     def _queue_catch_up(self, state: _BuildState, build: _Message) -> defer.Deferred[Any]:
         return self._run_logged(self._catch_up_build(state, build))

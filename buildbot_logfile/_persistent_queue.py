@@ -28,6 +28,8 @@ from typing import Any
 from twisted.python import log
 from zope.interface import Interface, implementer
 
+from buildbot_logfile._import08_pickles import text as py2_text
+
 
 def ReadFile(path: str) -> bytes:
     with open(path, "rb") as f:
@@ -55,10 +57,7 @@ class _PlainDataUnpickler(pickle.Unpickler):
 def _text(value: Any) -> Any:
     """Python 2's byte strings as C{str} (UTF-8, else Latin-1), all through C{value}."""
     if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value.decode("latin-1")
+        return py2_text(value)
     if isinstance(value, dict):
         return {_text(k): _text(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

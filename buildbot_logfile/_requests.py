@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from buildbot.data import resultspec
+from buildbot.util.twisted import async_to_deferred
 from twisted.internet import defer
+from twisted.python import log
 
 from buildbot_logfile._changes import LegacyChange, SourceStamp
 from buildbot_logfile._delivery import deliver
@@ -21,6 +23,10 @@ from buildbot_logfile._status_base import Finishes, epoch
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
     from buildbot_logfile._builder_status import BuilderStatus
+
+
+def _number(build: Mapping[str, Any]) -> int:
+    return int(build["number"])
 
 
 class BuildRequestStatus:
@@ -57,19 +63,34 @@ class BuildRequestStatus:
     def getBuildProperties(self) -> defer.Deferred[dict[str, Any]]:
         return defer.succeed(dict(self.properties))
 
-    def getBuilds(self) -> defer.Deferred[list[BuildStatus]]:
-        """The builds that ran (or run) for this request."""
-        return defer.succeed(
-            [b for b in self.builder.getCurrentBuilds() if b.buildrequestid == self.brid]
-        )
+    @async_to_deferred
+    async def getBuilds(self) -> list[BuildStatus]:
+        """The builds that ran (or run) for this request, oldest first."""
+        found = await self.status.master.data.get(("buildrequests", self.brid, "builds"))
+        builds = (self.builder.getBuild(b["number"]) for b in sorted(found or [], key=_number))
+        return [b for b in builds if b is not None]
 
     def subscribe(self, observer: Any) -> None:
-        """0.8 told observers of each build started for the request; accepted, not told."""
+        """
+        Call C{observer(build)} for each build started for this request, as
+        0.8 did: those that started already, then each new one (a request
+        whose build was interrupted gets another).
+        """
         self.watchers.append(observer)
+        watch = self.status.requests.observe(self.brid, observer)
+
+        def tell(builds: list[BuildStatus]) -> None:
+            for build in builds:
+                watch.tell(build)
+
+        self.getBuilds().addCallback(tell).addErrback(
+            log.err, f"LegacyStatus: the builds of build request {self.brid}"
+        )
 
     def unsubscribe(self, observer: Any) -> None:
         if observer in self.watchers:
             self.watchers.remove(observer)
+        self.status.requests.unobserve(self.brid, observer)
 
     def asDict(self) -> dict[str, Any]:
         """As 0.8's JSON status gave it."""
@@ -132,6 +153,24 @@ class BuildSetStatus(Finishes):
         }
 
 
+class _RequestObserver:
+    """
+    One C{BuildRequestStatus.subscribe} observer: told of each build once,
+    whether it heard of it from the database (a build that started before)
+    or from the build's start.
+    """
+
+    def __init__(self, observer: Any) -> None:
+        self.observer = observer
+        self.active = True
+        self.told: set[int] = set()
+
+    def tell(self, build: BuildStatus) -> None:
+        if self.active and build.buildid not in self.told:
+            self.told.add(build.buildid)
+            deliver(self.observer, "__call__", build)
+
+
 class Requests:
     """
     The build requests and buildsets not complete yet, from the database at
@@ -144,6 +183,8 @@ class Requests:
         self.pending: dict[int, BuildRequestStatus] = {}
         self._left: LRU[int, BuildRequestStatus] = LRU(256)
         self.buildsets: dict[int, BuildSetStatus] = {}
+        # BuildRequestStatus observers, by request: told of each build started for it.
+        self.observers: dict[int, list[_RequestObserver]] = {}
 
     @property
     def data(self) -> Any:
@@ -195,6 +236,26 @@ class Requests:
         legacy = LegacyChange.from_data(change)
         for w in list(self.status.watchers):
             deliver(w, "changeAdded", legacy)
+
+    def observe(self, brid: int, observer: Any) -> _RequestObserver:
+        watch = _RequestObserver(observer)
+        self.observers.setdefault(brid, []).append(watch)
+        return watch
+
+    def unobserve(self, brid: int, observer: Any) -> None:
+        watches = self.observers.get(brid, [])
+        for watch in [w for w in watches if w.observer == observer]:
+            watch.active = False
+            watches.remove(watch)
+        if not watches:
+            self.observers.pop(brid, None)
+
+    def build_started(self, build: BuildStatus) -> None:
+        """Tell the observers of the build's request (0.8's C{BuildRequestStatus.subscribe})."""
+        if build.buildrequestid is None:
+            return
+        for watch in list(self.observers.get(build.buildrequestid, [])):
+            watch.tell(build)
 
     def of_builder(self, builder: BuilderStatus) -> list[BuildRequestStatus]:
         return sorted(

@@ -139,6 +139,38 @@ def _web_authz() -> dict[str, Any]:
     return {"Authz": Authz}
 
 
+def _status_push() -> dict[str, Any]:
+    from buildbot_logfile._status_push import HttpStatusPush, StatusPush
+
+    return {"StatusPush": StatusPush, "HttpStatusPush": HttpStatusPush}
+
+
+def _persistent_queue() -> dict[str, Any]:
+    from buildbot_logfile import _persistent_queue
+
+    names = ("IQueue", "MemoryQueue", "DiskQueue", "PersistentQueue", "IndexedQueue",
+             "ToIndexedQueue", "ReadFile", "WriteFile")  # fmt: skip
+    return {name: getattr(_persistent_queue, name) for name in names}
+
+
+def _status_json() -> dict[str, Any]:
+    from buildbot_logfile._json_status import FilterOut
+
+    return {"FilterOut": FilterOut}
+
+
+def _event() -> dict[str, Any]:
+    from buildbot_logfile._builder_status import Event
+
+    return {"Event": Event}
+
+
+def _client() -> dict[str, Any]:
+    from buildbot_logfile import _pb_status
+
+    return {name: getattr(_pb_status, name) for name in _pb_status.__all__}
+
+
 def _logfile() -> dict[str, Any]:
     from buildbot_logfile import logfile
 
@@ -158,11 +190,16 @@ MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "buildbot.status.master": ("0.8 Status", _master),
     "buildbot.status.results": ("0.8 build results", _results),
     "buildbot.status.logfile": ("0.8 step logs", _logfile),
+    "buildbot.status.client": ("0.8 PB status listener", _client),
+    "buildbot.status.event": ("0.8 builder events", _event),
+    "buildbot.status.status_push": ("0.8 status push", _status_push),
+    "buildbot.status.persistent_queue": ("0.8 status push queues", _persistent_queue),
     "buildbot.sourcestamp": ("0.8 source stamps", _sourcestamp),
     "buildbot.status.html": ("0.8 web status", _html),
     "buildbot.status.web": ("0.8 web status pages", _package),
     "buildbot.status.web.base": ("0.8 web status resources", _web_base),
     "buildbot.status.web.authz": ("0.8 web status authorization", _web_authz),
+    "buildbot.status.web.status_json": ("0.8 JSON status", _status_json),
 }
 _PACKAGES = ("buildbot.status", "buildbot.status.web")
 

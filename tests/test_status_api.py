@@ -553,6 +553,50 @@ class RequestTests(MasterTestCase):
         self.assertEqual(builder.getPendingBuilds(), [])
 
 
+class RequestFollower(StatusReceiverMultiService):
+    """As 0.8 plugins followed a request: subscribe to it, hear of each build for it."""
+
+    def __init__(self) -> None:
+        StatusReceiverMultiService.__init__(self)
+        self.requests: list[Any] = []
+        self.builds: list[Any] = []
+
+    def setServiceParent(self, parent: Any) -> Any:
+        d = StatusReceiverMultiService.setServiceParent(self, parent)
+        parent.getStatus().subscribe(self)
+        return d
+
+    def builderAdded(self, name: str, builder: Any) -> Any:
+        return self
+
+    def requestSubmitted(self, request: Any) -> None:
+        self.requests.append(request)
+        request.subscribe(self.builds.append)
+
+
+class RequestObserverTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_request_tells_its_observers_of_its_builds(self) -> defer.Generator:
+        follower = RequestFollower()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[follower])
+        yield self.force("b1")
+        yield poll(lambda: follower.builds, "the build of the request")
+        ((request,), (build,)) = (follower.requests, follower.builds)
+        (db_build,) = yield self.master.data.get(("builders", "b1", "builds"))
+        self.assertEqual(
+            (build.getNumber(), build.getBuilder().getName(), build.buildrequestid),
+            (db_build["number"], "b1", request.brid),
+        )
+        yield build.waitUntilFinished()
+        # One that subscribes late hears of the builds that ran.
+        late: list[Any] = []
+        request.subscribe(late.append)
+        yield poll(lambda: late, "the finished build, to a late observer")
+        self.assertEqual([b.getNumber() for b in late], [db_build["number"]])
+        self.assertEqual([b.getNumber() for b in (yield request.getBuilds())], [db_build["number"]])
+        self.assertEqual(len(follower.builds), 1)
+
+
 class Gated(BuildStep):
     """A step that runs until the test lets it end (one gate per run)."""
 
