@@ -108,10 +108,15 @@ def subscribe_returned(
     """
     if not returned:
         return
-    if isinstance(returned, tuple):
-        receiver, interval = returned
-        subscribe(receiver, interval)
-    else:
-        receiver = returned
-        subscribe(receiver)
+    try:
+        if isinstance(returned, tuple):
+            receiver, interval = returned
+            subscribe(receiver, interval)
+        else:
+            receiver = returned
+            subscribe(receiver)
+    except Exception:
+        # Whatever one receiver returned, the others still hear the event.
+        log.err(None, f"a status receiver returned {returned!r}, which cannot subscribe; ignored")
+        return
     finished.addCallback(lambda _: unsubscribe(receiver))

@@ -15,6 +15,7 @@ or the other receivers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -64,6 +65,8 @@ MODES = ("builders", "builds", "steps", "logs", "full")
 # A client that leaves this many events unanswered is not keeping up: the
 # master would hold every event for it, so it is disconnected instead.
 MAX_UNANSWERED = 10_000
+# Nor may the log text waiting for it (characters) grow past this.
+MAX_UNANSWERED_BYTES = 32 * 1024 * 1024
 
 # PB refuses a string of more UTF-8 bytes than this, on either side, and
 # drops the connection over one it receives.
@@ -137,8 +140,9 @@ class _Events:
     so that nothing a client does reaches the master.  A client that went
     away is forgotten (C{on_gone}); one whose remote method failed is
     logged, once per method, and kept, as in 0.8 (a client need not have a
-    method for every event); one that leaves L{MAX_UNANSWERED} events
-    unanswered is disconnected and forgotten.
+    method for every event); one that leaves L{MAX_UNANSWERED} events, or
+    L{MAX_UNANSWERED_BYTES} of log text, unanswered is disconnected and
+    forgotten.
     """
 
     def __init__(self, target: Any, on_gone: Callable[[], None]) -> None:
@@ -147,6 +151,7 @@ class _Events:
         self.name = _describe(target)
         self.gone = False
         self.unanswered = 0
+        self.unanswered_bytes = 0
         self._failed: set[str] = set()
 
     def send(self, method: str, *args: Any) -> None:
@@ -161,14 +166,19 @@ class _Events:
             # Raised while encoding: no client can take this one event.
             twlog.msg(f"{self.name}: {method} could not be sent ({e!r}); skipped")
             return
+        size = sum(len(a) for a in args if isinstance(a, str))
         self.unanswered += 1
-        d.addBoth(self._answered, method)
-        if self.unanswered > MAX_UNANSWERED:
-            self._lost(f"it left {MAX_UNANSWERED} events unanswered")
+        self.unanswered_bytes += size
+        d.addBoth(self._answered, method, size)
+        if self.unanswered > MAX_UNANSWERED or self.unanswered_bytes > MAX_UNANSWERED_BYTES:
+            self._lost(
+                f"it left {self.unanswered} events ({self.unanswered_bytes} characters) unanswered"
+            )
             self.disconnect()
 
-    def _answered(self, result: Any, method: str) -> None:
+    def _answered(self, result: Any, method: str, size: int) -> None:
         self.unanswered -= 1
+        self.unanswered_bytes -= size
         if not isinstance(result, Failure) or self.gone:
             return
         if not isinstance(result, pb.CopiedFailure) and isinstance(result.value, _GONE):
@@ -713,6 +723,12 @@ class StatusClientPerspective(StatusReceiverBase, NewCredPerspective):
             raise pb.Error(f"unknown subscription mode {mode!r}: one of {', '.join(MODES)}")
         if target is None:
             raise pb.Error("subscribe needs a target to send the events to")
+        if interval is not None and (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not math.isfinite(interval)
+        ):
+            raise pb.Error(f"the interval is a number of seconds or None, not {interval!r}")
         self._forget()
         self.client = target
         self.subscribed = mode
@@ -909,6 +925,11 @@ class PBListener(StatusReceiverMultiService):
         user, passwd = self.cred
         master = self.getStatus().master
         portstr = _listening_portstr(self.port, master.config.protocols)
+        if "interface=127." not in portstr and "interface=\\:\\:1" not in portstr:
+            twlog.msg(
+                f"PBListener: status clients may log in from other hosts on {portstr!r},"
+                f" as {self.cred[0]!r}"
+            )
         self.registration = yield master.pbmanager.register(
             portstr, user, passwd, self._new_perspective
         )
@@ -929,11 +950,29 @@ class PBListener(StatusReceiverMultiService):
         return perspective
 
 
+def _port_number(portstr: str | int) -> str | None:
+    """The TCP port a strports string (or a bare number) names, or None."""
+    text = str(portstr)
+    if ":" not in text:
+        return text
+    kind, *parts = text.split(":")
+    if kind not in ("tcp", "tcp6"):
+        return None
+    for part in parts:
+        key, equals, value = part.partition("=")
+        if not equals:
+            return part
+        if key == "port":
+            return value
+    return None
+
+
 def _listening_portstr(port: str | int, protocols: dict[str, Any]) -> str:
     """Where a C{PBListener} given C{port} listens: see L{PBListener}."""
     if isinstance(port, str) and ":" in port:
         return port
     workers = (protocols.get("pb") or {}).get("port")
-    if workers is not None and str(workers).removeprefix("tcp:") == str(port):
-        return f"tcp:{port}"
+    if workers is not None and _port_number(workers) == str(port):
+        # The string the workers' port was registered under, as the PB manager keys it.
+        return str(workers) if ":" in str(workers) else f"tcp:{workers}"
     return f"tcp:{port}:interface=127.0.0.1"

@@ -185,11 +185,20 @@ class DiskQueue:
         path = self._file(item_id)
         try:
             item = self.unpickleFn(ReadFile(path))
+        except FileNotFoundError:
+            log.msg(f"DiskQueue: {path} is gone; skipped")
+            return False, None
         except Exception as e:
             log.msg(f"DiskQueue: setting {path} aside as {path}.bad, it cannot be read: {e}")
-            os.replace(path, path + ".bad")
+            try:
+                os.replace(path, path + ".bad")
+            except OSError as moving:
+                log.msg(f"DiskQueue: {path} stays where it is: {moving}")
             return False, None
-        os.remove(path)
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
         return True, item
 
     def _write(self, item_id: int, item: Any) -> None:
@@ -257,11 +266,11 @@ class PersistentQueue:
                 raise ValueError("PersistentQueue needs a secondaryQueue or a path")
             secondaryQueue = DiskQueue(path)
         self.secondaryQueue = secondaryQueue
-        # What a restart left on disk comes back to memory if it fits there.
-        if self.secondaryQueue.nbItems() < self.primaryQueue.maxItems():
-            self.primaryQueue.insertBackChunk(
-                self.secondaryQueue.popChunk(self.primaryQueue.maxItems())
-            )
+        # The oldest of what a restart left on disk come back to memory (new
+        # items follow the rest on disk, so the order holds), and the disk
+        # queue is back within its bound.
+        room = self.primaryQueue.maxItems() - self.primaryQueue.nbItems()
+        self.primaryQueue.insertBackChunk(self.secondaryQueue.popChunk(room))
 
     def pushItem(self, item: Any) -> Any:
         # Once items are on disk, new ones follow them there, or the order breaks.

@@ -224,6 +224,10 @@ class Requests:
             gone = self.pending.pop(brid, None)
             if gone is not None:
                 self._left.put(brid, gone)
+            if kind == "complete":
+                # No build starts for a complete request: its observers are done.
+                for watch in self.observers.pop(brid, []):
+                    watch.active = False
         elif kind == "cancel":
             cancelled = self.pending.pop(brid, None) or self._left.get(brid)
             if cancelled is not None:

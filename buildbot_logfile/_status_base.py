@@ -6,6 +6,7 @@ API's values as 0.8 spelled them.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -89,6 +90,10 @@ class Finishes:
             d.callback(self)
 
 
+# Updates more often than this would keep the reactor busy for nothing.
+MIN_UPDATE_INTERVAL = 0.01
+
+
 class Watched(Finishes):
     """Something receivers subscribe to, that finishes once."""
 
@@ -107,10 +112,20 @@ class Watched(Finishes):
     def _every(
         self, receiver: Any, interval: float, clock: Any, update: Callable[[], None]
     ) -> None:
-        """Call C{update} every C{interval} seconds until finished or unsubscribed."""
+        """
+        Call C{update} every C{interval} seconds (at least L{MIN_UPDATE_INTERVAL})
+        until finished or unsubscribed; no interval (None, 0) means no updates.
+        """
+        if interval is not None and (
+            isinstance(interval, bool)
+            or not isinstance(interval, (int, float))
+            or not math.isfinite(interval)
+        ):
+            raise ValueError(f"an update interval is a number of seconds, not {interval!r}")
         self._stop_updates(receiver)
         if self._finished or not interval or interval <= 0:
             return
+        interval = max(interval, MIN_UPDATE_INTERVAL)
         loop = self._updates[id(receiver)] = task.LoopingCall(update)
         loop.clock = clock
         loop.start(interval, now=False)

@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode, urlparse
 
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.python import log
-from twisted.web.client import Agent, FileBodyProducer, readBody
+from twisted.web.client import Agent, FileBodyProducer, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 
 from buildbot_logfile._json_status import FilterOut
@@ -63,6 +64,8 @@ class StatusPush(StatusReceiverMultiService):
         "retryDelay",
         "blackList",
     )
+    # How long a push may take, and a stopping master waits for the last ones (seconds).
+    timeout = 60
 
     def __init__(
         self,
@@ -152,12 +155,15 @@ class StatusPush(StatusReceiverMultiService):
         if self.task is not None and self.task.active():
             self.task.cancel()
         self.task = None
+        # A push cut short by the deadline puts its packets back; the rest are saved.
+        reactor = self._master().reactor
+        deadline = reactor.seconds() + self.timeout
         if self._pushing is not None:
-            yield self._pushing
+            yield self._by(self._pushing, deadline)
         while self.wasLastPushSuccessful() and self.queue.nbItems():
             left = self.queue.nbItems()
-            yield self._push_now()
-            if self.queue.nbItems() >= left:
+            yield self._by(self._push_now(), deadline)
+            if self.queue.nbItems() >= left or reactor.seconds() >= deadline:
                 break
         try:
             self.queue.save()
@@ -165,6 +171,12 @@ class StatusPush(StatusReceiverMultiService):
         except OSError as e:
             log.msg(f"{self.__class__.__name__}: {self.queue.nbItems()} packets not saved: {e}")
         yield StatusReceiverMultiService.stopService(self)
+
+    def _by(self, pushing: defer.Deferred[Any], deadline: float) -> defer.Deferred[Any]:
+        """C{pushing}, cancelled if it runs past C{deadline}; never failing."""
+        reactor = self._master().reactor
+        pushing.addTimeout(max(0.0, deadline - reactor.seconds()), reactor)
+        return pushing.addErrback(lambda f: log.msg(f"{self.__class__.__name__}: {f.value!r}"))
 
     # Pushing
 
@@ -328,7 +340,6 @@ class HttpStatusPush(StatusPush):
         "maxHttpRequestSize",
         "extra_post_params",
     )
-    timeout = 60
 
     def __init__(
         self,
@@ -349,9 +360,8 @@ class HttpStatusPush(StatusPush):
         self.maxHttpRequestSize = maxHttpRequestSize
         self.extra_post_params = dict(extra_post_params or {})
         self.lastPushWasSuccessful = True
-        host = urlparse(serverUrl).hostname
-        if not host:
-            raise ValueError(f"HttpStatusPush: {serverUrl!r} is not an http(s) URL")
+        self._folder = ""
+        host = _checked_host(serverUrl)
         path = None if maxDiskItems == 0 else f"events_{host}"
         StatusPush.__init__(
             self,
@@ -366,16 +376,30 @@ class HttpStatusPush(StatusPush):
         # (0.8's master ran there); what a previous run left is sent first.
         if self.path is not None and not isinstance(self.queue.queue, PersistentQueue):
             memory = self.queue.queue
-            where = os.path.join(self._master().basedir, self.path)
+            where = os.path.realpath(os.path.join(self._master().basedir, self.path))
             try:
+                if where in _FOLDERS_IN_USE:
+                    raise OSError(
+                        f"another HttpStatusPush to {self.serverUrl!r} keeps its queue there"
+                    )
                 disk = DiskQueue(where, maxItems=self.maxDiskItems)
+                queue = PersistentQueue(primaryQueue=memory, secondaryQueue=disk)
             except OSError as e:
                 # The master runs on; only a restart would lose what is queued.
                 log.msg(f"HttpStatusPush: packets are kept in memory only, not in {where}: {e}")
                 self.path = None
             else:
-                self.queue = IndexedQueue(PersistentQueue(primaryQueue=memory, secondaryQueue=disk))
+                _FOLDERS_IN_USE.add(where)
+                self._folder = where
+                self.queue = IndexedQueue(queue)
         return StatusPush.startService(self)
+
+    @defer.inlineCallbacks
+    def stopService(self) -> Any:
+        try:
+            yield StatusPush.stopService(self)
+        finally:
+            _FOLDERS_IN_USE.discard(self._folder)
 
     def wasLastPushSuccessful(self) -> bool:
         return self.lastPushWasSuccessful
@@ -388,10 +412,11 @@ class HttpStatusPush(StatusPush):
         size = self.chunkSize if self.wasLastPushSuccessful() else 1
         while True:
             items = self.queue.popChunk(size)
+            # default=str: a packet a plugin pushed with something JSON lacks still goes.
             if self.debug:
-                packets = json.dumps(items, indent=2, sort_keys=True)
+                packets = json.dumps(items, indent=2, sort_keys=True, default=str)
             else:
-                packets = json.dumps(items, separators=(",", ":"))
+                packets = json.dumps(items, separators=(",", ":"), default=str)
             data = urlencode({"packets": packets, **self.extra_post_params}).encode("ascii")
             if not self.maxHttpRequestSize or len(data) < self.maxHttpRequestSize:
                 return data, items
@@ -414,6 +439,26 @@ class HttpStatusPush(StatusPush):
         if not items:
             return
         reactor = self._master().reactor
+        try:
+            # One deadline for connecting, sending, and reading the whole answer.
+            exchange = self._post(data)
+            exchange.addTimeout(self.timeout, reactor)
+            yield exchange
+        except Exception as e:
+            log.msg(f"Failed to push {len(items)} events to {self.serverUrl}: {e!r}")
+            dropped = self.queue.insertBackChunk(items)
+            if dropped:
+                ids = ", ".join(str(p.get("id")) for p in dropped)
+                log.msg(f"HttpStatusPush: queue full, packets {ids} dropped")
+            self.lastPushWasSuccessful = False
+            return
+        log.msg(f"Sent {len(items)} events to {self.serverUrl}")
+        self.state["last_id_pushed"] = items[-1]["id"]
+        self.lastPushWasSuccessful = True
+
+    @defer.inlineCallbacks
+    def _post(self, data: bytes) -> Any:
+        reactor = self._master().reactor
         agent = Agent(reactor, connectTimeout=self.timeout)
         headers = Headers(
             {
@@ -422,21 +467,56 @@ class HttpStatusPush(StatusPush):
             }
         )
         body = FileBodyProducer(io.BytesIO(data))
-        request = agent.request(b"POST", self.serverUrl.encode("utf-8"), headers, body)
-        request.addTimeout(self.timeout, reactor)
-        try:
-            response = yield request
-            yield readBody(response)
-            if not 200 <= response.code < 300:
-                raise _Refused(f"HTTP {response.code} {response.phrase.decode('latin-1')}")
-        except Exception as e:
-            log.msg(f"Failed to push {len(items)} events to {self.serverUrl}: {e}")
-            self.queue.insertBackChunk(items)
-            self.lastPushWasSuccessful = False
+        response = yield agent.request(b"POST", self.serverUrl.encode("ascii"), headers, body)
+        drain = _Drain()
+        response.deliverBody(drain)
+        yield drain.done
+        if not 200 <= response.code < 300:
+            raise _Refused(f"HTTP {response.code} {response.phrase.decode('latin-1')}")
+
+
+# The disk queues of the running HttpStatusPushes: two in one folder would
+# overwrite each other's packets (0.8 named the folder by host alone).
+_FOLDERS_IN_USE: set[str] = set()
+
+
+def _checked_host(url: str) -> str:
+    """The host of an http(s) URL Twisted can request, or a clear error."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"HttpStatusPush: {url!r} is not an http(s) URL")
+    if not url.isascii() or any(c.isspace() for c in url):
+        raise ValueError(
+            f"HttpStatusPush: {url!r} must be ASCII without spaces (quote it; IDNA for the host)"
+        )
+    return parsed.hostname
+
+
+class _Drain(protocol.Protocol):
+    """
+    Reads an answer's body and drops it.  Cancelling C{done} closes the
+    connection: C{readBody}'s cancel cannot reach it through an Agent's
+    response, and a server that stalls mid-body would hold it forever.
+    """
+
+    def __init__(self) -> None:
+        self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
+
+    def _cancel(self, done: defer.Deferred[None]) -> None:
+        if self.transport is not None:
+            # An Agent's response gives its body protocol the connection as a producer.
+            self.transport.stopProducing()  # type: ignore[attr-defined]
+
+    def dataReceived(self, data: bytes) -> None:
+        pass
+
+    def connectionLost(self, reason: Any = protocol.connectionDone) -> None:
+        if self.done.called:
             return
-        log.msg(f"Sent {len(items)} events to {self.serverUrl}")
-        self.state["last_id_pushed"] = items[-1]["id"]
-        self.lastPushWasSuccessful = True
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self.done.callback(None)
+        else:
+            self.done.errback(reason)
 
 
 class _Refused(Exception):

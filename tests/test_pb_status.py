@@ -475,6 +475,9 @@ def test_the_08_import_path() -> None:
         # 0.8 shared the workers' port; any other number stays on loopback.
         (9989, {"pb": {"port": 9989}}, "tcp:9989"),
         (9989, {"pb": {"port": "tcp:9989"}}, "tcp:9989"),
+        (9989, {"pb": {"port": "tcp:9989:interface=0.0.0.0"}}, "tcp:9989:interface=0.0.0.0"),
+        (9989, {"pb": {"port": "tcp:port=9989"}}, "tcp:port=9989"),
+        ("9989", {"pb": {"port": "9989"}}, "tcp:9989"),
         ("9988", {"pb": {"port": 9989}}, "tcp:9988:interface=127.0.0.1"),
         (9988, {}, "tcp:9988:interface=127.0.0.1"),
         ("tcp:9988", {}, "tcp:9988"),
@@ -508,6 +511,15 @@ def test_a_client_that_does_not_keep_up_is_dropped(monkeypatch: Any) -> None:
     for _ in range(10):
         events.send("logChunk", "text")
     assert (target.calls, gone, target.lost) == (6, [True], 1)
+
+
+def test_a_client_that_leaves_much_text_unanswered_is_dropped(monkeypatch: Any) -> None:
+    monkeypatch.setattr(_pb_status, "MAX_UNANSWERED_BYTES", 1000)
+    target, gone = _Unanswering(), []
+    events = _pb_status._Events(target, lambda: gone.append(True))
+    for _ in range(3):
+        events.send("logChunk", "x" * 400)
+    assert (target.calls, gone, target.lost) == (3, [True], 1)
 
 
 class _Answering(_Unanswering):

@@ -46,9 +46,10 @@ class PushServer(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, refuse: int = 0) -> None:
+    def __init__(self, refuse: int = 0, stall: int = 0) -> None:
         super().__init__()
         self.refuse = refuse
+        self.stall = stall
         self.posts: list[Post] = []
         self.accepted: list[dict[str, Any]] = []
 
@@ -61,6 +62,12 @@ class PushServer(resource.Resource):
             packets=json.loads(form["packets"][0]),
         )
         self.posts.append(post)
+        if self.stall:
+            # The headers, then a body that never comes.
+            self.stall -= 1
+            request.setHeader(b"content-length", b"100")
+            request.write(b"partial")
+            return server.NOT_DONE_YET
         if self.refuse:
             self.refuse -= 1
             request.setResponseCode(503)
@@ -76,8 +83,8 @@ class PushServer(resource.Resource):
 
 
 class StatusPushTests(MasterTestCase):
-    def serve(self, refuse: int = 0) -> tuple[PushServer, str]:
-        push_server = PushServer(refuse)
+    def serve(self, refuse: int = 0, stall: int = 0) -> tuple[PushServer, str]:
+        push_server = PushServer(refuse, stall)
         port = reactor.listenTCP(0, server.Site(push_server), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         return push_server, f"http://127.0.0.1:{port.getHost().port}/push"
@@ -148,6 +155,41 @@ class StatusPushTests(MasterTestCase):
         # After a refusal, packets go one at a time until one gets through.
         self.assertEqual(refused[1:], [1, 1])
         self.assertEqual(len(push_server.posts[3].packets), 1)
+
+    @defer.inlineCallbacks
+    def test_a_server_that_stalls_mid_answer_gets_the_packets_again(self) -> defer.Generator:
+        push_server, url = self.serve(stall=2)
+        pusher = HttpStatusPush(url, bufferDelay=0.01, retryDelay=0.01)
+        pusher.timeout = 0.5
+        yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, receivers=[pusher])
+        yield self.force("b1")
+        yield poll(lambda: push_server.has("buildFinished"), "the buildFinished packet")
+        packets = push_server.accepted
+        self.assertEqual([p["id"] for p in packets], list(range(1, len(packets) + 1)))
+        self.assertEqual([len(p.packets) for p in push_server.posts[1:3]], [1, 1])
+        # A stop does not wait on a stalled push longer than the timeout.
+        push_server.stall = 10**6
+        pusher.push("late", note="x")
+        yield self.reconfig(services=[])
+        self.assertNotIn("late", push_server.events())
+
+    @defer.inlineCallbacks
+    def test_two_pushers_to_one_host_keep_apart(self) -> defer.Generator:
+        first_server, first_url = self.serve()
+        second_server, second_url = self.serve()
+        pushers = [HttpStatusPush(url, bufferDelay=0.01) for url in (first_url, second_url)]
+        yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, receivers=pushers)
+        yield self.force("b1")
+        for push_server in (first_server, second_server):
+            yield poll(lambda s=push_server: s.has("buildFinished"), "buildFinished")
+            ids = [p["id"] for p in push_server.accepted]
+            self.assertEqual(ids, list(range(1, len(ids) + 1)))
+        self.assertEqual(first_server.events(), second_server.events())
+
+    def test_a_url_twisted_cannot_request_is_a_clear_error(self) -> None:
+        for url in ("http://dashb\u00f6ard.example/push", "http://x/a b", "ftp://x/", "x"):
+            with self.assertRaises(ValueError):
+                HttpStatusPush(url)
 
     @defer.inlineCallbacks
     def test_bodies_split_to_fit_and_a_packet_too_large_dropped(self) -> defer.Generator:
@@ -249,6 +291,19 @@ class QueueTests(unittest.TestCase):
         queue.save()
         again = PersistentQueue(MemoryQueue(maxItems=2), DiskQueue(path, maxItems=3))
         self.assertEqual(again.popChunk(10), [2, 3, 4, 5, 6])
+
+    def test_saves_and_reloads_keep_the_bound(self) -> None:
+        path = self.mktemp()
+        pushed = 0
+        for _ in range(20):
+            queue = PersistentQueue(MemoryQueue(maxItems=10), DiskQueue(path, maxItems=100))
+            for _ in range(30):
+                queue.pushItem(pushed)
+                pushed += 1
+            queue.save()
+        again = PersistentQueue(MemoryQueue(maxItems=10), DiskQueue(path, maxItems=100))
+        # The newest 110 at most (the bound of both), in order.
+        self.assertEqual(again.popChunk(1000), list(range(pushed - 110, pushed)))
 
 
 class UnwritableQueueTests(MasterTestCase):
