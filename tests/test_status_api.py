@@ -597,6 +597,34 @@ class RequestObserverTests(MasterTestCase):
         self.assertEqual(len(follower.builds), 1)
 
 
+class BadInterval(StatusReceiverMultiService):
+    """Returns an interval that is not a number of seconds."""
+
+    def setServiceParent(self, parent: Any) -> Any:
+        d = StatusReceiverMultiService.setServiceParent(self, parent)
+        parent.getStatus().subscribe(self)
+        return d
+
+    def builderAdded(self, name: str, builder: Any) -> Any:
+        return self
+
+    def buildStarted(self, name: str, build: Any) -> Any:
+        return (self, "5")
+
+
+class BadReturnTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_bad_return_value_stops_no_other_receiver(self) -> defer.Generator:
+        recorder = Recorder()
+        yield self.start_master(
+            {"b1": [python_step("emit", "print(1)")]}, receivers=[BadInterval(), recorder]
+        )
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        self.assertIn(("buildStarted", "b1", 1), [e[:3] for e in recorder.events])
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
 class Gated(BuildStep):
     """A step that runs until the test lets it end (one gate per run)."""
 
