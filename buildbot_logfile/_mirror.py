@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 STREAM_CHANNELS = {"o": STDOUT, "e": STDERR, "h": HEADER}
 
 # A line of a stream log is its stream letter, its text and a newline; a
-# run of lines of one stream becomes one chunk.  The last alternative takes
-# anything else as stdout, so no byte from the database is dropped.
-_STREAM_RUN = re.compile(r"(?:o[^\n]*\n)+|(?:e[^\n]*\n)+|(?:h[^\n]*\n)+|[^\n]*\n?")
+# run of lines of one stream becomes one chunk, and ends where a line of
+# another letter starts.  (re finds the newline of that search quickly,
+# where matching each line's text would walk it character by character.)
+_RUN_END = {prefix: re.compile("\n[^%s]" % prefix) for prefix in STREAM_CHANNELS}
 
 # Finished logs kept in memory for lookups.
 FINISHED_CACHE_SIZE = 64
@@ -47,17 +48,24 @@ def chunks_of(logtype: str, text: str) -> list[tuple[int, str]]:
 
 
 def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
-    """C{(channel, text)} chunks of a stream log's raw lines."""
-    for match in _STREAM_RUN.finditer(text):
-        run = match.group()
-        if not run:
-            continue
-        prefix = run[0]
+    """
+    C{(channel, text)} chunks of a stream log's raw lines.  A line with no
+    stream letter is taken whole as stdout, so no byte from the database
+    is dropped.
+    """
+    pos, size = 0, len(text)
+    while pos < size:
+        prefix = text[pos]
         channel = STREAM_CHANNELS.get(prefix)
         if channel is None:
-            yield STDOUT, run
+            end = text.find("\n", pos) + 1 or size
+            yield STDOUT, text[pos:end]
         else:
-            yield channel, run[1:].replace("\n" + prefix, "\n")
+            found = _RUN_END[prefix].search(text, pos)
+            end = found.start() + 1 if found else size
+            if end > pos + 1:  # not a last line cut short to its letter
+                yield channel, text[pos + 1 : end].replace("\n" + prefix, "\n")
+        pos = end
 
 
 class LogMirror:

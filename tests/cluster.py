@@ -131,7 +131,7 @@ c["services"] = {services}
 
 LEGACY_STATUS = """[
     reporters.LegacyStatus(
-        receivers=[JsonRecorder({events!r})],
+        receivers=[JsonRecorder({events!r}, text_head={text_head!r})],
         http_port="tcp:{legacy_port}:interface=127.0.0.1",
     )
 ]"""
@@ -574,7 +574,11 @@ class Master(Daemon):
             # Schedulers run on one master: A's, which the tests force through.
             schedulers=f"[{scheduler.format(self.builders)}]" if self.www else "[]",
             services=(
-                LEGACY_STATUS.format(events=EVENTS, legacy_port=self.legacy_port)
+                LEGACY_STATUS.format(
+                    events=EVENTS,
+                    legacy_port=self.legacy_port,
+                    text_head=self.cluster.text_head,
+                )
                 if self.cluster.legacy_status
                 else "[]"
             ),
@@ -719,10 +723,12 @@ class Build:
 class Cluster:
     """PostgreSQL, crossbar, masters A and B, and a worker on A: see the module's docstring."""
 
-    def __init__(self, legacy_status: bool = True) -> None:
+    def __init__(self, legacy_status: bool = True, text_head: int | None = None) -> None:
         # Without LegacyStatus (for the benchmark's anchor) the masters run
         # neither the bridge nor a receiver: nothing records events.
         self.legacy_status = legacy_status
+        # The receivers record this much of each logChunk's text (all if None).
+        self.text_head = text_head
         self.basedir = tempfile.mkdtemp(prefix="buildbot-cluster-")
         # The postgres user must reach its data directory.
         os.chmod(self.basedir, 0o711)
