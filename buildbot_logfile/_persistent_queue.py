@@ -205,12 +205,14 @@ class DiskQueue:
         WriteFile(self._file(item_id), self.pickleFn(item))
 
     def pushItem(self, item: Any) -> Any:
-        dropped = None
+        dropped, lost = None, 0
         while self._ids and len(self._ids) >= self._maxItems:
             ok, oldest = self._read(self._ids.popleft())
             if ok:
+                lost += dropped is not None
                 dropped = oldest
-                break
+        if lost:
+            log.msg(f"DiskQueue: {self.path} is full; {lost} items dropped")
         item_id = self._ids[-1] + 1 if self._ids else 1
         self._write(item_id, item)
         self._ids.append(item_id)
@@ -266,11 +268,13 @@ class PersistentQueue:
                 raise ValueError("PersistentQueue needs a secondaryQueue or a path")
             secondaryQueue = DiskQueue(path)
         self.secondaryQueue = secondaryQueue
-        # The oldest of what a restart left on disk come back to memory (new
-        # items follow the rest on disk, so the order holds), and the disk
-        # queue is back within its bound.
+        # What a restart left on disk stays there until it is sent (a crash
+        # loses none of it), but for what is over the disk's bound: the
+        # memory the last run saved there, which comes back to memory.
         room = self.primaryQueue.maxItems() - self.primaryQueue.nbItems()
-        self.primaryQueue.insertBackChunk(self.secondaryQueue.popChunk(room))
+        excess = self.secondaryQueue.nbItems() - self.secondaryQueue.maxItems()
+        if excess > 0 and room > 0:
+            self.primaryQueue.insertBackChunk(self.secondaryQueue.popChunk(min(excess, room)))
 
     def pushItem(self, item: Any) -> Any:
         # Once items are on disk, new ones follow them there, or the order breaks.

@@ -305,6 +305,18 @@ class QueueTests(unittest.TestCase):
         # The newest 110 at most (the bound of both), in order.
         self.assertEqual(again.popChunk(1000), list(range(pushed - 110, pushed)))
 
+    def test_what_a_restart_left_stays_on_disk_until_sent(self) -> None:
+        path = self.mktemp()
+        queue = PersistentQueue(MemoryQueue(maxItems=10), DiskQueue(path, maxItems=100))
+        for i in range(50):
+            queue.pushItem(i)
+        queue.save()
+        again = PersistentQueue(MemoryQueue(maxItems=10), DiskQueue(path, maxItems=100))
+        # A crash now would lose nothing: every item still has its file.
+        self.assertEqual(len(os.listdir(path)), 50)
+        self.assertEqual(again.popChunk(5), [0, 1, 2, 3, 4])
+        self.assertEqual(len(os.listdir(path)), 45)
+
 
 class UnwritableQueueTests(MasterTestCase):
     @defer.inlineCallbacks
