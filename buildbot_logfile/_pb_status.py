@@ -67,6 +67,8 @@ MODES = ("builders", "builds", "steps", "logs", "full")
 MAX_UNANSWERED = 10_000
 # Nor may the log text waiting for it (characters) grow past this.
 MAX_UNANSWERED_BYTES = 32 * 1024 * 1024
+# One getChunks answer holds at most this much text (it is built in memory).
+MAX_CHUNKS_ANSWER = 64 * 1024 * 1024
 
 # PB refuses a string of more UTF-8 bytes than this, on either side, and
 # drops the connection over one it receives.
@@ -578,17 +580,29 @@ class RemoteLog(_Remote):
         The stdout and stderr text.  PB carries a string of at most 640 KiB:
         a longer text raises L{TooLarge}, and C{getChunks} reads it.
         """
+        self._not_over(4 * _MAX_STRING)
         return _fits(self.l.getText())
 
     def remote_getTextWithHeaders(self) -> str:
         """All of the text, headers included; as L{remote_getText} for its size."""
+        self._not_over(4 * _MAX_STRING)
         return _fits(self.l.getTextWithHeaders())
+
+    def _not_over(self, limit: int) -> None:
+        # Before reading: a log of a gigabyte must not be read into memory to say so.
+        if self.l.length > limit:
+            raise TooLarge(f"the log holds {self.l.length} bytes of text: read it with getChunks")
 
     def remote_getChunks(self) -> list[tuple[int, str]]:
         """
         The log as C{(channel, text)} chunks, each small enough for PB (a
         long run of one channel comes in several).
         """
+        if self.l.length > MAX_CHUNKS_ANSWER:
+            raise TooLarge(
+                f"the log holds {self.l.length} bytes of text; one answer carries at most"
+                f" {MAX_CHUNKS_ANSWER}: read its text page instead"
+            )
         chunks = [
             (channel, piece)
             for channel, text in self.l.getChunks()

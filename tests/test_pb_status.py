@@ -431,6 +431,9 @@ class PBStatusTests(MasterTestCase):
         yield self.assertFailure(log.callRemote("getText"), pb.Error)
         chunks = yield log.callRemote("getChunks")
         self.assertEqual(merged([tuple(c) for c in chunks]), db_chunks("s", content))
+        # A log too large for one answer is refused before it is read.
+        self.patch(_pb_status, "MAX_CHUNKS_ANSWER", 1000)
+        yield self.assertFailure(log.callRemote("getChunks"), pb.Error)
 
     @defer.inlineCallbacks
     def test_stopping_the_listener_ends_its_clients_and_its_port(self) -> defer.Generator:
