@@ -211,7 +211,10 @@ class ClusterTestCase(unittest.TestCase):
 
         def what() -> str:
             got = outline(self.events(master, build, since))
-            return f"{event} {fields} of {build} on {master}; its receivers got only {got}"
+            return (
+                f"{event} {fields} of {build} on {master}; its receivers got only {got};"
+                f" the end of its log:\n{master.log_tail(40)}"
+            )
 
         return until(found, what, timeout=timeout)
 
@@ -508,7 +511,7 @@ class RestartTests(ClusterTestCase):
         yield self.db_has_written(build)
 
         # From where the build stands: the build, its live step and log...
-        yield self.wait_for_event(self.b, build, "buildStarted", since=since, timeout=20)
+        yield self.wait_for_event(self.b, build, "buildStarted", since=since)
         yield self.wait_for_event(self.b, build, "logStarted", since=since, step="live")
         # ... the log's text so far, from the database, then live.
         yield self.wait_for_same_text(self.b, build, since)
