@@ -170,7 +170,13 @@ class LegacyStatus(service.BuildbotService):
         self._feed = EventFeed(
             self.master, self.builders, self.workers, self.requests, mirrors, lookup.remember
         )
+        # A master starts a service before it configures it: the receivers
+        # must be there before the feed announces running builds to them.
+        if not self.configured:
+            await self.configureService()
         await self.requests.load()
+        # The feed's subscriptions come before those receivers make as they
+        # start (the cluster tests' readiness probe relies on that order).
         await self._feed.start()
         await super().startService()
         await self.builders.load()

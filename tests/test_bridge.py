@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import textwrap
+from typing import Any
 
 from twisted.internet import defer
 
 from buildbot_logfile.archiver import LogChunkArchiver
+from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
 from buildbot_logfile.logfile import STDERR, STDOUT
 from tests.masters import (
@@ -45,6 +47,19 @@ BURST = textwrap.dedent(
     sys.stderr.write("done\n")
     """
 )
+
+
+class SubscribesAtStart(Recorder):
+    """A receiver that subscribes as it starts, not as it is given its parent."""
+
+    def setServiceParent(self, parent: Any) -> Any:
+        return StatusReceiverMultiService.setServiceParent(self, parent)
+
+    def startService(self) -> Any:
+        d = StatusReceiverMultiService.startService(self)
+        self.status = self.parent.getStatus()
+        self.status.subscribe(self)
+        return d
 
 
 class CascadeTests(MasterTestCase):
@@ -360,8 +375,8 @@ class LiveTests(MasterTestCase):
         yield self.force("b1")
         yield live.opened
         yield live.write(stdout="before 1\nbefore 2\n")
-        late = Recorder("late")
-        yield self.reconfig(services=[LegacyStatus(receivers=[late])])
+        late, at_start = Recorder("late"), SubscribesAtStart("at start")
+        yield self.reconfig(services=[LegacyStatus(receivers=[late, at_start])])
         lf = yield self.legacy_status().getLogFile("b1", 1, "live", "stdio")
         self.assertFalse(lf.isFinished())
         self.assertEqual(lf.getText(), "before 1\nbefore 2\n")
@@ -398,6 +413,10 @@ class LiveTests(MasterTestCase):
             ],
         )
         self.assertEqual(merged(late.chunks[key]), db_chunks("s", content))
+        # One that subscribes as it starts (as StatusPush does) hears the same.
+        yield at_start.wait_for_builds(1)
+        self.assertEqual(at_start.events, late.events)
+        self.assertEqual(merged(at_start.chunks[key]), db_chunks("s", content))
 
     @defer.inlineCallbacks
     def test_stopping_the_service_ends_live_logs_and_streams(self) -> defer.Generator:
