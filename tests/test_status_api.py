@@ -553,13 +553,8 @@ class RequestTests(MasterTestCase):
         self.assertEqual(builder.getPendingBuilds(), [])
 
 
-class RequestFollower(StatusReceiverMultiService):
-    """As 0.8 plugins followed a request: subscribe to it, hear of each build for it."""
-
-    def __init__(self) -> None:
-        StatusReceiverMultiService.__init__(self)
-        self.requests: list[Any] = []
-        self.builds: list[Any] = []
+class Following(StatusReceiverMultiService):
+    """Subscribes as it is given its parent, and follows every builder."""
 
     def setServiceParent(self, parent: Any) -> Any:
         d = StatusReceiverMultiService.setServiceParent(self, parent)
@@ -568,6 +563,15 @@ class RequestFollower(StatusReceiverMultiService):
 
     def builderAdded(self, name: str, builder: Any) -> Any:
         return self
+
+
+class RequestFollower(Following):
+    """As 0.8 plugins followed a request: subscribe to it, hear of each build for it."""
+
+    def __init__(self) -> None:
+        Following.__init__(self)
+        self.requests: list[Any] = []
+        self.builds: list[Any] = []
 
     def requestSubmitted(self, request: Any) -> None:
         self.requests.append(request)
@@ -597,16 +601,8 @@ class RequestObserverTests(MasterTestCase):
         self.assertEqual(len(follower.builds), 1)
 
 
-class BadInterval(StatusReceiverMultiService):
+class BadInterval(Following):
     """Returns an interval that is not a number of seconds."""
-
-    def setServiceParent(self, parent: Any) -> Any:
-        d = StatusReceiverMultiService.setServiceParent(self, parent)
-        parent.getStatus().subscribe(self)
-        return d
-
-    def builderAdded(self, name: str, builder: Any) -> Any:
-        return self
 
     def buildStarted(self, name: str, build: Any) -> Any:
         return (self, "5")
