@@ -15,7 +15,6 @@ or the other receivers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -30,6 +29,7 @@ from zope.interface import Interface
 
 from buildbot_logfile._builder_status import Event
 from buildbot_logfile._changes import LegacyChange
+from buildbot_logfile._status_base import checked_interval
 from buildbot_logfile.base import StatusReceiverBase, StatusReceiverMultiService
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import (
@@ -737,12 +737,10 @@ class StatusClientPerspective(StatusReceiverBase, NewCredPerspective):
             raise pb.Error(f"unknown subscription mode {mode!r}: one of {', '.join(MODES)}")
         if target is None:
             raise pb.Error("subscribe needs a target to send the events to")
-        if interval is not None and (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not math.isfinite(interval)
-        ):
-            raise pb.Error(f"the interval is a number of seconds or None, not {interval!r}")
+        try:
+            checked_interval(interval)
+        except ValueError as e:
+            raise pb.Error(str(e)) from None
         self._forget()
         self.client = target
         self.subscribed = mode

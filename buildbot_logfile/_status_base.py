@@ -94,6 +94,17 @@ class Finishes:
 MIN_UPDATE_INTERVAL = 0.01
 
 
+def checked_interval(interval: Any) -> float | None:
+    """A receiver's update interval: None, or a finite number of seconds (else ValueError)."""
+    if interval is not None and (
+        isinstance(interval, bool)
+        or not isinstance(interval, (int, float))
+        or not math.isfinite(interval)
+    ):
+        raise ValueError(f"an update interval is a number of seconds or None, not {interval!r}")
+    return interval
+
+
 class Watched(Finishes):
     """Something receivers subscribe to, that finishes once."""
 
@@ -116,12 +127,7 @@ class Watched(Finishes):
         Call C{update} every C{interval} seconds (at least L{MIN_UPDATE_INTERVAL})
         until finished or unsubscribed; no interval (None, 0) means no updates.
         """
-        if interval is not None and (
-            isinstance(interval, bool)
-            or not isinstance(interval, (int, float))
-            or not math.isfinite(interval)
-        ):
-            raise ValueError(f"an update interval is a number of seconds, not {interval!r}")
+        checked_interval(interval)
         self._stop_updates(receiver)
         if self._finished or not interval or interval <= 0:
             return

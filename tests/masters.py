@@ -21,6 +21,27 @@ from tests.support import master_config, merged, python_step  # noqa: F401  (re-
 CHANNEL_OF_PREFIX = {"o": STDOUT, "e": STDERR, "h": HEADER}
 
 
+class Waiters:
+    """Deferreds that fire once their check holds, asked after each event (L{check})."""
+
+    def __init__(self) -> None:
+        self._waiters: list[tuple[Callable[[], bool], defer.Deferred[None]]] = []
+
+    def wait_until(self, check: Callable[[], bool]) -> defer.Deferred[None]:
+        d: defer.Deferred[None] = defer.Deferred()
+        if check():
+            d.callback(None)
+        else:
+            self._waiters.append((check, d))
+        return d
+
+    def check(self) -> None:
+        for check, d in list(self._waiters):
+            if check():
+                self._waiters.remove((check, d))
+                d.callback(None)
+
+
 class Recorder(StatusReceiverMultiService):
     """A 0.8-style receiver that records every event it is given, in order."""
 
@@ -32,7 +53,7 @@ class Recorder(StatusReceiverMultiService):
         self.events: list[tuple[Any, ...]] = []
         self.chunks: dict[tuple[int, str, str], list[tuple[int, str]]] = {}
         self.finished_builds = 0
-        self._waiters: list[tuple[Callable[[], bool], defer.Deferred[None]]] = []
+        self._waiting = Waiters()
 
     def __repr__(self) -> str:
         return f"<Recorder {self.label}>"
@@ -46,19 +67,11 @@ class Recorder(StatusReceiverMultiService):
     def _record(self, *event: Any) -> None:
         if event:
             self.events.append(event)
-        for check, d in list(self._waiters):
-            if check():
-                self._waiters.remove((check, d))
-                d.callback(None)
+        self._waiting.check()
 
     def wait_until(self, check: Callable[[], bool]) -> defer.Deferred[None]:
         """Fires once C{check()} holds after an event (or now)."""
-        d: defer.Deferred[None] = defer.Deferred()
-        if check():
-            d.callback(None)
-        else:
-            self._waiters.append((check, d))
-        return d
+        return self._waiting.wait_until(check)
 
     def wait_for_builds(self, count: int) -> defer.Deferred[None]:
         return self.wait_until(lambda: self.finished_builds >= count)

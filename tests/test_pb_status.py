@@ -34,6 +34,7 @@ from tests.masters import (
     LiveLog,
     MasterTestCase,
     Recorder,
+    Waiters,
     db_chunks,
     db_text,
     live_log_step,
@@ -84,15 +85,10 @@ class Client(pb.Referenceable):
         self.events: list[tuple[Any, ...]] = []
         self.chunks: list[tuple[int, str]] = []
         self.last: dict[str, dict[str, Any]] = {}
-        self._waiters: list[tuple[Callable[[], bool], defer.Deferred[None]]] = []
+        self._waiting = Waiters()
 
     def wait_until(self, check: Callable[[], bool]) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        if check():
-            d.callback(None)
-        else:
-            self._waiters.append((check, d))
-        return d
+        return self._waiting.wait_until(check)
 
     def saw(self, kind: str) -> bool:
         return any(e[0] == kind for e in self.events)
@@ -119,10 +115,7 @@ class Client(pb.Referenceable):
             self.chunks.append((named["channel"], named["text"]))
         if not (kind == "logChunk" and self.events and self.events[-1] == entry):
             self.events.append(entry)
-        for check, d in list(self._waiters):
-            if check():
-                self._waiters.remove((check, d))
-                d.callback(None)
+        self._waiting.check()
 
     def remote_builderAdded(self, *args: Any) -> None:
         self._event("builderAdded", *args)
