@@ -35,7 +35,7 @@ from twisted.internet import defer, threads
 from twisted.python import log
 
 from buildbot_logfile import _spool
-from buildbot_logfile._finished import HTMLBody, SlicedProducer, SpoolBlocks, TextBody
+from buildbot_logfile._finished import BIG_BLOCK, HTMLBody, SlicedProducer, SpoolBlocks, TextBody
 from buildbot_logfile._lru import LRU
 
 # Encoded pages this process wrote and remembers; one forgotten is made
@@ -45,9 +45,6 @@ REMEMBERED = 4096
 # master's own work shares; at most this many wait their turn (a client
 # of another, while they do, gets it plain and asks again next time).
 WAITING = 16
-# Bytes a turn of the sender reads and writes, as static.File's.
-SEND_BYTES = 64 * 1024
-
 _CODING = re.compile(r"\s*([^\s;,]+)\s*(?:;\s*[qQ]\s*=\s*([0-9.]+))?\s*")
 
 
@@ -183,7 +180,7 @@ def _write(
     for left in glob.glob(os.path.join(glob.escape(directory), glob.escape(f".{name}.") + "*.tmp")):
         os.unlink(left)
     fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    blocks = SpoolBlocks(spool)
+    blocks = SpoolBlocks(spool, BIG_BLOCK)
     try:
         with os.fdopen(fd, "wb") as raw, _spool.gzip_writer(raw) as out:
             out.write(head)
@@ -207,7 +204,7 @@ def _write(
 
 
 class FileSender(SlicedProducer):
-    """Sends an open file to a twisted.web request, a block a step, as static.File does."""
+    """Sends an open file to a twisted.web request, a block a step."""
 
     def __init__(self, request: Any, f: Any, path: str) -> None:
         super().__init__(request)
@@ -216,7 +213,7 @@ class FileSender(SlicedProducer):
 
     def step(self) -> None:
         try:
-            data = self.file.read(SEND_BYTES)
+            data = self.file.read(self.block)
         except OSError as e:
             # The length is promised: the client must see the answer cut.
             log.msg(f"while sending {self.path}: {e}")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import socket
 import textwrap
 
-from twisted.internet import defer, reactor
+from twisted.internet import defer, reactor, task
 from twisted.web import client
 from twisted.web.http_headers import Headers
 
@@ -84,6 +85,7 @@ class FinishedLogCase(MasterTestCase):
         reactor, so that pages go on from turn to turn.
         """
         self.patch(_finished, "BLOCK", 200)
+        self.patch(_finished, "BIG_BLOCK", 200)
         self.patch(_finished, "SLICE_SECONDS", 0)
         blocks: list[int] = []
         read = _finished.SpoolBlocks.read
@@ -130,6 +132,53 @@ class FinishedPageTests(FinishedLogCase):
         return self.check_pages("raw")
 
     @defer.inlineCallbacks
+    def test_few_pages_at_a_time_send_large_blocks(self):
+        """
+        One page at a time (BIG_PAGES) reads and sends large blocks, the
+        others small ones; each page is whole, and every page, finished or
+        left by its client, gives its turn back.  The page's client being
+        on this machine, its transport sends a large block at once while
+        the page is sent.
+        """
+        yield self.finished_log("gz")
+        text, html = yield self.expected()
+        self.count_blocks()
+        self.patch(_finished, "BIG_BLOCK", 1000)
+        self.patch(_finished, "BIG_PAGES", 1)
+        self.patch(_finished, "BLOCK_SIZES", _finished._BlockSizes())
+        # The pages start together: none takes a turn before all three are there.
+        held = task.Cooperator(started=False)
+        self.patch(_finished, "_pages", held)
+        started = []
+        start = _finished.FinishedPage.start
+
+        def noted_start(page: _finished.FinishedPage) -> defer.Deferred[None]:
+            started.append(page)
+            return start(page)
+
+        self.patch(_finished.FinishedPage, "start", noted_start)
+        gets = [self.get(PATH + "/text"), self.get(PATH), self.get(PATH + "/text")]
+        yield poll(lambda: len(started) == 3, "three pages started")
+        held.start()
+        answers = yield defer.gatherResults(gets)
+        self.assertEqual([body for _, body in answers], [text, html, text])
+        self.assertEqual(sorted(page.block for page in started), [200, 200, 1000])
+        self.assertEqual(_finished.BLOCK_SIZES.big, 0)
+
+        # A client that goes before its page has taken a turn.
+        self.patch(_finished, "_pages", task.Cooperator(started=False))
+        self.patch(_finished, "BIG_BLOCK", 256 * 1024)
+        leaving = socket.create_connection(("127.0.0.1", int(self.pages.rsplit(":", 1)[1])))
+        leaving.sendall(f"GET {PATH}/text HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        yield poll(lambda: len(started) == 4, "the fourth page started")
+        transport = started[3].request.transport
+        self.assertEqual((started[3].block, _finished.BLOCK_SIZES.big), (256 * 1024, 1))
+        self.assertEqual(transport.SEND_LIMIT, 256 * 1024)
+        leaving.close()
+        yield poll(lambda: _finished.BLOCK_SIZES.big == 0, "the left page's turn given back")
+        self.assertNotIn("SEND_LIMIT", vars(transport))
+
+    @defer.inlineCallbacks
     def test_damaged_length_is_served_from_the_database(self):
         """
         A length prefix, damaged in place, that promises more than the file
@@ -147,6 +196,7 @@ class FinishedPageTests(FinishedLogCase):
         response, body = yield self.get(PATH + "/text")
         self.assertEqual((response.code, body), (200, text))
         self.assertFalse(lf.spooled)
+        self.assertEqual(_finished.BLOCK_SIZES.big, 0)
 
     @defer.inlineCallbacks
     def test_spool_damaged_in_place_is_served_from_the_database(self):
@@ -166,6 +216,7 @@ class FinishedPageTests(FinishedLogCase):
         response, body = yield self.get(PATH + "/text")
         self.assertEqual((response.code, body), (200, text))
         self.assertFalse(lf.spooled)
+        self.assertEqual(_finished.BLOCK_SIZES.big, 0)
 
 
 class EncodedPageTests(FinishedLogCase):
@@ -212,6 +263,7 @@ class EncodedPageTests(FinishedLogCase):
             response, body = yield self.get_gzip(PATH + "/text", accept=refused)
             self.assertEqual((response.code, body), (200, text), refused)
             self.assertIsNone(response.headers.getRawHeaders("content-encoding"), refused)
+        self.assertEqual(_finished.BLOCK_SIZES.big, 0)
 
     @defer.inlineCallbacks
     def test_encoded_page_follows_its_spool(self):

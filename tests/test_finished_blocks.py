@@ -12,6 +12,7 @@ import tempfile
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
 from buildbot_logfile import _finished
 from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, encode_record, iter_records
@@ -131,3 +132,22 @@ def test_a_damaged_length_meets_the_end_of_the_file(tmp_path: str) -> None:
         blocks.read()
     assert len(blocks._buffer) == 2 * _finished.BLOCK
     blocks.close()
+
+
+@pytest.mark.parametrize(
+    ("peer", "here"),
+    [
+        (IPv4Address("TCP", "127.0.0.1", 5000), True),
+        (IPv4Address("TCP", "127.3.2.1", 5000), True),
+        (IPv6Address("TCP", "::1", 5000), True),
+        (IPv6Address("TCP", "::ffff:127.0.0.1", 5000), True),
+        (UNIXAddress(b"/run/master.sock"), True),
+        (IPv4Address("TCP", "192.0.2.7", 5000), False),
+        (IPv6Address("TCP", "2001:db8::1", 5000), False),
+        (IPv6Address("TCP", "fe80::1%eth0", 5000), False),
+        (IPv4Address("TCP", "not an address", 5000), False),
+    ],
+)
+def test_which_clients_get_a_block_a_send(peer: object, here: bool) -> None:
+    """Only a client on the master's machine: elsewhere a large send limit costs copies."""
+    assert _finished._on_this_machine(peer) is here
