@@ -240,6 +240,9 @@ class _BlockSizes:
         self.big -= 1
 
 
+BLOCK_SIZES = _BlockSizes()
+
+
 def _on_this_machine(peer: object) -> bool:
     """Whether a connection's peer is on the master's machine (loopback or a UNIX socket)."""
     if isinstance(peer, UNIXAddress):
@@ -253,9 +256,6 @@ def _on_this_machine(peer: object) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback
-
-
-BLOCK_SIZES = _BlockSizes()
 
 
 class SlicedProducer:
