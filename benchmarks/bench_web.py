@@ -221,11 +221,6 @@ async def longest_hold(bench: Bench, url: str) -> Hold:
         last[0] = now
         largest[0] = max(largest[0], rss())
 
-    http.Request.requestReceived = noted  # type: ignore[method-assign]
-
-    heartbeat = task.LoopingCall(tick)
-    heartbeat.clock = bench.reactor
-    heartbeat.start(0.001)
     args = [
         "-s",
         "--no-progress-meter",
@@ -239,11 +234,17 @@ async def longest_hold(bench: Bench, url: str) -> Hold:
         args.append("--compressed")
     for _ in range(CONCURRENT):
         args += ["-o", "/dev/null", url]
+    heartbeat = task.LoopingCall(tick)
+    heartbeat.clock = bench.reactor
+    http.Request.requestReceived = noted  # type: ignore[method-assign]
+    heartbeat.start(0.001)
     started = time.monotonic()
-    await utils.getProcessOutput("/usr/bin/curl", args, env=os.environ)
-    took = time.monotonic() - started
-    heartbeat.stop()
-    http.Request.requestReceived = received  # type: ignore[method-assign]
+    try:
+        await utils.getProcessOutput("/usr/bin/curl", args, env=os.environ)
+    finally:
+        took = time.monotonic() - started
+        heartbeat.stop()
+        http.Request.requestReceived = received  # type: ignore[method-assign]
     assert len(arrived) == CONCURRENT, len(arrived)
     sending = [gap for start, gap in gaps if start >= arrived[-1]]
     return Hold(
