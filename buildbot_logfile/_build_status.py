@@ -46,6 +46,8 @@ class BuildStatus(Watched):
         self.workername: str | None = None
         self.buildsetid: int | None = None
         self.buildrequestid: int | None = None
+        # The master that runs it.
+        self.masterid: int | None = None
         # What this build is expected to take (see _build_data.load_expectations).
         self.expected_duration: float | None = None
         self.expected_steps: dict[str, float] = {}
@@ -65,6 +67,7 @@ class BuildStatus(Watched):
         self.sourcestamps = list(data.sourcestamps)
         self.buildsetid = data.buildsetid
         self.buildrequestid = build.get("buildrequestid")
+        self.masterid = build.get("masterid")
         self.started = epoch(build.get("started_at"))
         self.finished = epoch(build.get("complete_at"))
         self.results = build.get("results")

@@ -17,6 +17,7 @@ from buildbot.data import resultspec
 from twisted.internet import defer
 from twisted.python import log
 
+from buildbot_logfile import _appends
 from buildbot_logfile._build_data import load_expectations
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._delivery import deliver, subscribe_returned
@@ -25,13 +26,6 @@ from buildbot_logfile._requests import Requests
 from buildbot_logfile._workers import Workers
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
-
-# The least time between two reads of one log's appends (see
-# EventFeed._append_soon).  Each read is a query and the decompression of
-# its chunks; a cluster's masters each read every log.  Every 20 ms, two
-# masters on one 2-core machine slowed a 50 MB build by a fifth; every
-# 50 ms by 1%, with logChunk still at p99 ~60 ms after appendLog.
-APPEND_INTERVAL = 0.05
 
 _Message = Mapping[str, Any]
 
@@ -74,12 +68,14 @@ class EventFeed:
         self._consumers: list[Any] = []
         self._builds: dict[int, _BuildState] = {}
         self._step_builds: dict[int, int] = {}
-        self._appends_due: dict[int, Any] = {}
+        # Reads put off: logid -> (the delayed call, the read).
+        self._appends_due: dict[int, tuple[Any, Callable[[], None]]] = {}
         # Work outside the build queues (builders, logs of builds that
         # started before this service), awaited by stop().
         self._running: set[defer.Deferred[Any]] = set()
 
     async def start(self) -> None:
+        self.mirrors.appends.start(self._appended)
         mq = self.master.mq
         self._consumers = [
             await mq.startConsuming(self._on_builder, ("builders", None, None)),
@@ -89,7 +85,9 @@ class EventFeed:
             await mq.startConsuming(self._on_change, ("changes", None, None)),
             await mq.startConsuming(self._on_build, ("builds", None, None)),
             await mq.startConsuming(self._on_step, ("steps", None, None)),
-            await mq.startConsuming(self._on_log, ("logs", None, None)),
+            # Appends are heard log by log (see _appends).
+            await mq.startConsuming(self._on_log, ("logs", None, "new")),
+            await mq.startConsuming(self._on_log, ("logs", None, "finished")),
             await mq.startConsuming(self._on_properties, ("builds", None, "properties", "update")),
         ]
         # Builds running already (a master restarted, a reconfig that adds
@@ -108,9 +106,12 @@ class EventFeed:
         consumers, self._consumers = self._consumers, []
         for consumer in consumers:
             await defer.maybeDeferred(consumer.stopConsuming)
-        for call in self._appends_due.values():
+        await self.mirrors.appends.stop()
+        # Reads put off (see _append_soon) run now: a receiver hears every
+        # line before the log's end.
+        for call, read in list(self._appends_due.values()):
             call.cancel()
-        self._appends_due.clear()
+            read()
         for state in list(self._builds.values()):
             await state.queue.run(lambda: None)
         while self._running:
@@ -171,15 +172,24 @@ class EventFeed:
             # mirrored only once a lookup asked for them.
             if mirror is not None:
                 self._run_logged(self.mirrors.sync(mirror, msg["num_lines"], msg["complete"]))
-        elif key[2] == "append" and mirror is not None:
-            self._append_soon(buildid, mirror, msg)
         else:
             self._in_build(buildid, self._log_event, msg)
 
-    def _append_soon(self, buildid: int, mirror: LogMirror, msg: _Message) -> None:
+    def _appended(self, mirror: LogMirror, num_lines: int) -> None:
+        """A live log has C{num_lines} lines (see L{LogAppends})."""
+        self.mirrors.announce(mirror.logid, num_lines)
+        if num_lines <= mirror.lines:
+            return  # read already (the first look at a log that a read caught up)
+        buildid = mirror.step.build.buildid
+        if buildid in self._builds:
+            self._append_soon(buildid, mirror)
+        else:
+            self._run_logged(self.mirrors.sync(mirror, num_lines, False))
+
+    def _append_soon(self, buildid: int, mirror: LogMirror) -> None:
         """
         Read appended lines now, or, if this log was read less than
-        L{APPEND_INTERVAL} ago, once that interval is over, taking every
+        L{_appends.APPEND_INTERVAL} ago, once that interval is over, taking every
         append that came meanwhile.  Each read waits behind the master's own
         writes on SQLite's one database thread: a burst of appends read one
         by one slows the build down, while a quiet log is read at once.
@@ -191,13 +201,21 @@ class EventFeed:
         def read() -> None:
             self._appends_due.pop(mirror.logid, None)
             mirror.last_read = self.master.reactor.seconds()
+            msg = {
+                "logid": mirror.logid,
+                "stepid": mirror.step.stepid,
+                "name": mirror.name,
+                "type": mirror.type,
+                "num_lines": mirror.announced,
+                "complete": False,
+            }
             self._in_build(buildid, self._log_event, msg)
 
-        wait = mirror.last_read + APPEND_INTERVAL - now
+        wait = mirror.last_read + _appends.APPEND_INTERVAL - now
         if wait <= 0:
             read()
         else:
-            self._appends_due[mirror.logid] = self.master.reactor.callLater(wait, read)
+            self._appends_due[mirror.logid] = (self.master.reactor.callLater(wait, read), read)
 
     def _run_logged(self, coro: Coroutine[Any, Any, Any]) -> defer.Deferred[Any]:
         d = defer.ensureDeferred(coro).addErrback(

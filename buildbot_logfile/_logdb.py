@@ -25,6 +25,29 @@ BATCH_CHUNKS = 16
 READ_DURATIONS_KEPT = 10000
 
 
+def stored_as_appended(master: Any, first: int, last: int, text: str) -> bool:
+    """
+    Whether the database holds lines C{first..last} of a log exactly as
+    the C{text} that Buildbot's C{appendLog} was given and stored under
+    those numbers: one line for each newline, and none cut, checked
+    against 4.3's C{LogsConnectorComponent.appendLog}, which cuts a line
+    of more than C{MAX_CHUNK_SIZE} bytes, newline included.  A line of at
+    most a quarter of that many characters cannot be cut (UTF-8 needs at
+    most 4 bytes a character); the check steps from the last newline of
+    one such span to the next, so it costs a few searches in C per chunk.
+    """
+    if not text.endswith("\n") or text.count("\n") != last - first + 1:
+        return False
+    span = master.db.logs.MAX_CHUNK_SIZE // 4
+    pos, size = 0, len(text)
+    while pos < size:
+        newline = text.rfind("\n", pos, pos + span)
+        if newline < 0:
+            return False
+        pos = newline + 1
+    return True
+
+
 class ReadStats:
     """
     How many log reads the bridge ran and how long they took (in the

@@ -23,6 +23,7 @@ from twisted.application.service import IService
 from twisted.internet import defer
 
 from buildbot_logfile import _shims
+from buildbot_logfile._appends import LogAppends
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._feed import EventFeed
 from buildbot_logfile._history import History, history_logfiles
@@ -164,7 +165,7 @@ class LegacyStatus(service.BuildbotService):
     @async_to_deferred
     async def startService(self) -> None:
         reader = self._reader = LogReader(self.master)
-        mirrors = self._mirrors = MirrorRegistry(self.master, reader)
+        mirrors = self._mirrors = MirrorRegistry(self.master, reader, LogAppends(self.master))
         lookup = Lookup(self.master, self.builders, mirrors)
         self._history = History(reader, lookup)
         self._feed = EventFeed(

@@ -1,0 +1,274 @@
+"""
+How the bridge hears that a live log has new lines.
+
+A log of one of this master's own builds is heard from the master's own
+C{appendLog} calls, with the lines in hand (L{LocalAppends}): the bridge
+then neither reads back from the database what the master has just
+written there, nor takes the C{append} message of every chunk off the
+message queue.  Over a WAMP router each of those costs the build's master
+about as much as the other (bench_cluster), and that master is the one the
+build waits for.  A log of another master's build is heard from the
+message queue while it is quiet, and looked at in the database while it
+is busy (L{_RemoteLog}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IDelayedCall
+from twisted.python import log
+
+from buildbot_logfile._logdb import stored_as_appended
+
+if TYPE_CHECKING:
+    from buildbot_logfile._mirror import LogMirror
+
+# Takes a log's first and last new line numbers and their text.
+Appended = Callable[[int, int, str], None]
+
+# The least time between two reads of one log's new lines (see
+# EventFeed._append_soon), and between two looks at a busy log of another
+# master.  Each read of another master's log is a query and the
+# decompression of its chunks.  Every 20 ms, two masters on one 2-core
+# machine slowed a 50 MB build by a fifth; every 50 ms by 1%, with logChunk
+# still at p99 ~60 ms after appendLog.
+APPEND_INTERVAL = 0.05
+
+
+class LocalAppends:
+    """
+    This master's C{appendLog} data-API update, watched: the follower of a
+    log is handed the lines of each append once the database has them,
+    with the numbers they were stored under.  A follower that raises is
+    logged; the append itself never fails for it.
+    """
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+        self._followers: dict[int, Appended] = {}
+        self._updates: Any = None
+        self._original: Any = None
+
+    def start(self) -> None:
+        updates = self.master.data.updates
+        self._updates, self._original = updates, updates.appendLog
+        updates.appendLog = self._append_log
+
+    def stop(self) -> None:
+        """
+        Hand nothing more to anyone.  The master's own method is put back
+        unless something wrapped it since; then this one passes calls
+        through.
+        """
+        self._followers.clear()
+        if self._updates is not None and self._updates.appendLog == self._append_log:
+            self._updates.appendLog = self._original
+        self._updates = None
+
+    def follow(self, logid: int, appended: Appended) -> None:
+        self._followers[logid] = appended
+
+    def unfollow(self, logid: int) -> None:
+        self._followers.pop(logid, None)
+
+    def _append_log(self, logid: int, content: str) -> defer.Deferred[Any]:
+        d = defer.maybeDeferred(self._original, logid, content)
+        d.addCallback(self._appended, logid, content)
+        return d
+
+    def _appended(self, lines: Any, logid: int, content: str) -> Any:
+        # appendLog gives the numbers of the first and last line it
+        # stored, or None for a log that is not in the database.
+        appended = self._followers.get(logid)
+        if appended is not None and lines is not None:
+            try:
+                appended(lines[0], lines[1], content)
+            except Exception:
+                log.err(None, f"LegacyStatus: while taking the lines appended to log {logid}")
+        return lines
+
+
+class LogAppends:
+    """
+    Watches each live log that the bridge mirrors and tells C{on_append}
+    (given to L{start}) of the lines it has: C{on_append(mirror,
+    num_lines)}, in order, for every append from the time the watch
+    begins, and once more as it begins, from the database, for the
+    appends that came before.
+    """
+
+    def __init__(self, master: Any) -> None:
+        self.master = master
+        self._local = LocalAppends(master)
+        self._on_append: Callable[[LogMirror, int], None] | None = None
+        self._watched: set[int] = set()
+        self._remote: dict[int, _RemoteLog] = {}
+        # Subscriptions, unsubscriptions and first looks under way.
+        self._pending: set[defer.Deferred[Any]] = set()
+
+    def start(self, on_append: Callable[[LogMirror, int], None]) -> None:
+        self._on_append = on_append
+        self._local.start()
+
+    async def stop(self) -> None:
+        """Stop every watch; nothing is told from here on."""
+        self._on_append = None
+        self._local.stop()
+        for logid in list(self._watched):
+            self.unwatch(logid)
+        while self._pending:
+            await defer.DeferredList(list(self._pending))
+
+    def watch(self, mirror: LogMirror, local: bool) -> None:
+        """
+        Follow a live log: one of this master's builds (C{local}) through
+        its appends, another master's through the message queue.
+        """
+        if self._on_append is None or mirror.logid in self._watched:
+            return
+        self._watched.add(mirror.logid)
+        if local:
+            self._local.follow(mirror.logid, partial(self._appended_here, mirror))
+            self.track(self._first_look(mirror))
+        else:
+            remote = self._remote[mirror.logid] = _RemoteLog(self, mirror)
+            self.track(remote.listen())
+
+    def unwatch(self, logid: int) -> None:
+        if logid not in self._watched:
+            return
+        self._watched.discard(logid)
+        self._local.unfollow(logid)
+        remote = self._remote.pop(logid, None)
+        if remote is not None:
+            remote.stop()
+
+    def _appended_here(self, mirror: LogMirror, first: int, last: int, text: str) -> None:
+        if stored_as_appended(self.master, first, last, text):
+            mirror.hold(first, last, text)
+        self.heard(mirror, last + 1)
+
+    async def _first_look(self, mirror: LogMirror) -> None:
+        """The lines appended before the watch began, from the database."""
+        await self.look(mirror)
+
+    async def look(self, mirror: LogMirror) -> Any:
+        """The log as the database has it now (None if gone), its lines heard."""
+        found = await self.master.data.get(("logs", mirror.logid))
+        if found is not None and mirror.logid in self._watched:
+            self.heard(mirror, found["num_lines"])
+        return found
+
+    def heard(self, mirror: LogMirror, num_lines: int) -> None:
+        if self._on_append is not None:
+            self._on_append(mirror, num_lines)
+
+    def track(self, work: Any) -> None:
+        """Log C{work}'s failure; L{stop} waits for it."""
+        d = defer.ensureDeferred(work).addErrback(
+            lambda f: log.err(f, "LegacyStatus: while watching a log's appends")
+        )
+        if not d.called:
+            self._pending.add(d)
+            d.addBoth(lambda result: self._pending.discard(d))
+
+
+class _RemoteLog:
+    """
+    One live log of another master's build.  While it is quiet, its
+    C{append} messages say when it has new lines; once one came, it is
+    looked at in the database every L{APPEND_INTERVAL} instead, for as long
+    as each look finds new lines, and its messages are not taken: a busy
+    log sends several in that time, and each costs its receiver (autobahn
+    decoding it, Buildbot dispatching it) about as much as one look.
+    """
+
+    def __init__(self, appends: LogAppends, mirror: LogMirror) -> None:
+        self.appends = appends
+        self.mirror = mirror
+        self.lines = 0  # the most lines heard of
+        # Ends the subscription to the log's messages, while there is one.
+        self._unsubscribe: Callable[[], Any] | None = None
+        self._next_look: IDelayedCall | None = None
+        self._busy = False
+        self._stopped = False
+
+    async def listen(self) -> None:
+        """
+        Take the log's messages, then look once: appends from before the
+        router had the subscription are heard too.  Buildbot's
+        C{startConsuming} on a WAMP router returns before the router has
+        it, so there the subscription is made with the master's WAMP
+        connection itself, which returns once it has.
+        """
+        self._busy = False
+        master = self.appends.master
+        key = ("logs", str(self.mirror.logid), "append")
+        if master.config.mq.get("type") == "wamp":
+            from autobahn.wamp.exception import TransportLost
+            from buildbot.mq.wamp import WampMQ
+
+            subscription = await master.wamp.subscribe(self._message, WampMQ.messageTopic(key))
+
+            async def unsubscribe() -> None:
+                try:
+                    await subscription.unsubscribe()
+                except TransportLost:
+                    pass  # the router is gone, and the subscription with it
+
+        else:
+            consumer = await master.mq.startConsuming(lambda _, msg: self._message(msg), key)
+            unsubscribe = consumer.stopConsuming
+        if self._stopped or self._busy:
+            await defer.maybeDeferred(unsubscribe)
+            return
+        self._unsubscribe = unsubscribe
+        await self._look()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._next_look is not None and self._next_look.active():
+            self._next_look.cancel()
+        self._stop_consuming()
+
+    def _message(self, msg: Any) -> None:
+        self._heard(msg["num_lines"])
+        if not self._busy and not self._stopped:
+            self._busy = True
+            self._stop_consuming()
+            self._look_soon()
+
+    def _stop_consuming(self) -> None:
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            self.appends.track(defer.maybeDeferred(unsubscribe))
+
+    def _look_soon(self) -> None:
+        reactor = self.appends.master.reactor
+        self._next_look = reactor.callLater(
+            APPEND_INTERVAL, lambda: self.appends.track(self._busy_look())
+        )
+
+    async def _busy_look(self) -> None:
+        before = self.lines
+        found = await self._look()
+        if self._stopped or found is None or found["complete"]:
+            return
+        if self.lines > before:
+            self._look_soon()
+        else:
+            await self.listen()  # quiet again
+
+    async def _look(self) -> Any:
+        found = await self.appends.look(self.mirror)
+        if found is not None:
+            self.lines = max(self.lines, found["num_lines"])
+        return found
+
+    def _heard(self, num_lines: int) -> None:
+        self.lines = max(self.lines, num_lines)
+        self.appends.heard(self.mirror, num_lines)

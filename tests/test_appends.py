@@ -1,0 +1,111 @@
+"""
+A master's own builds' logs: the bridge takes their lines from the master's
+appendLog calls, and reads from the database only what the database holds
+otherwise than it was given.
+"""
+
+from __future__ import annotations
+
+import random
+import string
+from typing import Any
+
+from twisted.internet import defer
+from twisted.python import log
+
+from buildbot_logfile import _appends, _mirror
+from tests.masters import LiveLog, MasterTestCase, db_chunks, live_log_step, merged
+
+KEY = (1, "live", "stdio")
+
+
+class LoggedReads:
+    """What LegacyStatus logs of its log reads as it stops."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        text = " ".join(str(part) for part in event.get("message") or ())
+        if "log reads in" in text:
+            self.lines.append(text)
+
+
+class AppendsTests(MasterTestCase):
+    def setUp(self) -> Any:
+        self.reads = LoggedReads()
+        log.addObserver(self.reads)
+        self.addCleanup(log.removeObserver, self.reads)
+        return super().setUp()
+
+    @defer.inlineCallbacks
+    def run_live_log(self, writes: list[str]) -> Any:
+        """
+        A build whose log gets C{writes} (stdout) one by one, each heard by
+        the receiver before the next; the log's lines as the database holds
+        them once the build is over, and the service stopped.
+        """
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]})
+        buildbot_append_log = self.master.data.rtypes.log.appendLog
+        yield self.force("b1")
+        yield live.opened
+        self.assertNotEqual(self.master.data.updates.appendLog, buildbot_append_log)
+        for text in writes:
+            yield live.write(stdout=text)
+            last_line = text.splitlines(True)[-1]
+            yield self.recorder.wait_until(
+                lambda last_line=last_line: self.recorder.text_of(*KEY).endswith(last_line)
+            )
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        _, content = yield self.db_log("b1", 1, "live", "stdio")
+        self.assertEqual(merged(self.recorder.chunks[KEY]), db_chunks("s", content))
+        yield self.reconfig(services=[])
+        # Buildbot's own method is back once the service is gone.
+        self.assertEqual(self.master.data.updates.appendLog, buildbot_append_log)
+        return content
+
+    @defer.inlineCallbacks
+    def test_this_masters_lines_need_no_database_read(self) -> defer.Generator:
+        writes = [f"line {i} of write {w}\n" * (w + 1) for w in range(6) for i in range(3)]
+        content = yield self.run_live_log(writes)
+        self.assertEqual(
+            content, "".join("o" + line for w in writes for line in w.splitlines(True))
+        )
+        (summary,) = self.reads.lines
+        self.assertTrue(summary.startswith("LegacyStatus: 0 log reads"), summary)
+
+    @defer.inlineCallbacks
+    def test_a_line_buildbot_cuts_is_read_from_the_database(self) -> defer.Generator:
+        # Random printable text does not compress below Buildbot's chunk
+        # limit (64 KiB), so Buildbot stores the line cut short.
+        noise = "".join(random.Random(1).choices(string.printable[:94], k=100_000))
+        writes = ["before\n", "a\n" + noise + "\nb\n", "after\n"]
+        content = yield self.run_live_log(writes)
+        stored = content.split("\n")[2]
+        self.assertTrue(noise.startswith(stored[1:]))
+        self.assertLess(len(stored), len(noise))
+        (summary,) = self.reads.lines
+        self.assertTrue(summary.startswith("LegacyStatus: 1 log reads"), summary)
+
+    @defer.inlineCallbacks
+    def test_a_mirror_past_its_limit_reads_from_the_database(self) -> defer.Generator:
+        self.patch(_mirror, "HELD_LIMIT", 1000)
+        # No read after the first until the log ends: the appends pile up.
+        self.patch(_appends, "APPEND_INTERVAL", 3600)
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]})
+        yield self.force("b1")
+        yield live.opened
+        writes = [f"{w:03d} " + "x" * 395 + "\n" for w in range(10)]
+        for text in writes:
+            yield live.write(stdout=text)
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        self.assertEqual(self.recorder.text_of(*KEY), "".join(writes))
+        _, content = yield self.db_log("b1", 1, "live", "stdio")
+        self.assertEqual(merged(self.recorder.chunks[KEY]), db_chunks("s", content))
+        yield self.reconfig(services=[])
+        (summary,) = self.reads.lines
+        self.assertFalse(summary.startswith("LegacyStatus: 0 log reads"), summary)
