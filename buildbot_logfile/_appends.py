@@ -37,6 +37,9 @@ Appended = Callable[[int, int, str], None]
 # machine slowed a 50 MB build by a fifth; every 50 ms by 1%, with logChunk
 # still at p99 ~60 ms after appendLog.
 APPEND_INTERVAL = 0.05
+# After a look or subscription that failed (the database or the router
+# away), the next look comes this much later.
+RETRY_INTERVAL = 1.0
 
 
 class LocalAppends:
@@ -107,6 +110,8 @@ class LogAppends:
         self._on_append: Callable[[LogMirror, int], None] | None = None
         self._watched: set[int] = set()
         self._remote: dict[int, _RemoteLog] = {}
+        # Appends of this master not told yet: logid -> (call, mirror, num_lines).
+        self._heard_soon: dict[int, tuple[IDelayedCall, LogMirror, int]] = {}
         # Subscriptions, unsubscriptions and first looks under way.
         self._pending: set[defer.Deferred[Any]] = set()
 
@@ -115,7 +120,10 @@ class LogAppends:
         self._local.start()
 
     async def stop(self) -> None:
-        """Stop every watch; nothing is told from here on."""
+        """Stop every watch; nothing is told from here on, but what was appended is."""
+        for call, mirror, num_lines in list(self._heard_soon.values()):
+            call.cancel()
+            self._heard_now(mirror, num_lines)
         self._on_append = None
         self._local.stop()
         for logid in list(self._watched):
@@ -150,7 +158,18 @@ class LogAppends:
     def _appended_here(self, mirror: LogMirror, first: int, last: int, text: str) -> None:
         if stored_as_appended(self.master, first, last, text):
             mirror.hold(first, last, text)
-        self.heard(mirror, last + 1)
+        # In a turn of its own: the receivers then run outside Buildbot's
+        # appendLog, as they did when a message brought the append, and a
+        # slow one does not hold the log's next append behind it.
+        earlier = self._heard_soon.pop(mirror.logid, None)
+        if earlier is not None:
+            earlier[0].cancel()
+        call = self.master.reactor.callLater(0, self._heard_now, mirror, last + 1)
+        self._heard_soon[mirror.logid] = (call, mirror, last + 1)
+
+    def _heard_now(self, mirror: LogMirror, num_lines: int) -> None:
+        self._heard_soon.pop(mirror.logid, None)
+        self.heard(mirror, num_lines)
 
     async def _first_look(self, mirror: LogMirror) -> None:
         """The lines appended before the watch began, from the database."""
@@ -206,8 +225,23 @@ class _RemoteLog:
         connection itself, which returns once it has.
         """
         self._busy = False
+        try:
+            unsubscribe = await self._subscribe(("logs", str(self.mirror.logid), "append"))
+        except Exception:
+            log.err(None, f"LegacyStatus: subscribing to log {self.mirror.logid}'s appends")
+            if not self._stopped:
+                self._busy = True  # looks, until one finds the log quiet
+                self._look_soon(RETRY_INTERVAL)
+            return
+        if self._stopped or self._busy:
+            await defer.maybeDeferred(unsubscribe)
+            return
+        self._unsubscribe = unsubscribe
+        await self._look()
+
+    async def _subscribe(self, key: tuple[str, ...]) -> Callable[[], Any]:
+        """Subscribe to the log's messages; what ends the subscription."""
         master = self.appends.master
-        key = ("logs", str(self.mirror.logid), "append")
         if master.config.mq.get("type") == "wamp":
             from autobahn.wamp.exception import TransportLost
             from buildbot.mq.wamp import WampMQ
@@ -220,14 +254,9 @@ class _RemoteLog:
                 except TransportLost:
                     pass  # the router is gone, and the subscription with it
 
-        else:
-            consumer = await master.mq.startConsuming(lambda _, msg: self._message(msg), key)
-            unsubscribe = consumer.stopConsuming
-        if self._stopped or self._busy:
-            await defer.maybeDeferred(unsubscribe)
-            return
-        self._unsubscribe = unsubscribe
-        await self._look()
+            return unsubscribe
+        consumer = await master.mq.startConsuming(lambda _, msg: self._message(msg), key)
+        return consumer.stopConsuming
 
     def stop(self) -> None:
         self._stopped = True
@@ -247,15 +276,19 @@ class _RemoteLog:
         if unsubscribe is not None:
             self.appends.track(defer.maybeDeferred(unsubscribe))
 
-    def _look_soon(self) -> None:
+    def _look_soon(self, delay: float = APPEND_INTERVAL) -> None:
         reactor = self.appends.master.reactor
-        self._next_look = reactor.callLater(
-            APPEND_INTERVAL, lambda: self.appends.track(self._busy_look())
-        )
+        self._next_look = reactor.callLater(delay, lambda: self.appends.track(self._busy_look()))
 
     async def _busy_look(self) -> None:
         before = self.lines
-        found = await self._look()
+        try:
+            found = await self._look()
+        except Exception:
+            log.err(None, f"LegacyStatus: looking at log {self.mirror.logid}")
+            if not self._stopped:
+                self._look_soon(RETRY_INTERVAL)
+            return
         if self._stopped or found is None or found["complete"]:
             return
         if self.lines > before:
