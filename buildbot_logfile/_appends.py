@@ -112,7 +112,7 @@ class LogAppends:
         self._remote: dict[int, _RemoteLog] = {}
         # Appends of this master not told yet: logid -> (call, mirror, num_lines).
         self._heard_soon: dict[int, tuple[IDelayedCall, LogMirror, int]] = {}
-        # Subscriptions, unsubscriptions and first looks under way.
+        # Subscriptions, unsubscriptions and looks under way.
         self._pending: set[defer.Deferred[Any]] = set()
 
     def start(self, on_append: Callable[[LogMirror, int], None]) -> None:
@@ -141,7 +141,7 @@ class LogAppends:
         self._watched.add(mirror.logid)
         if local:
             self._local.follow(mirror.logid, partial(self._appended_here, mirror))
-            self.track(self._first_look(mirror))
+            self.track(self.look(mirror))  # for appends from before the watch
         else:
             remote = self._remote[mirror.logid] = _RemoteLog(self, mirror)
             self.track(remote.listen())
@@ -170,10 +170,6 @@ class LogAppends:
     def _heard_now(self, mirror: LogMirror, num_lines: int) -> None:
         self._heard_soon.pop(mirror.logid, None)
         self.heard(mirror, num_lines)
-
-    async def _first_look(self, mirror: LogMirror) -> None:
-        """The lines appended before the watch began, from the database."""
-        await self.look(mirror)
 
     async def look(self, mirror: LogMirror) -> Any:
         """The log as the database has it now (None if gone), its lines heard."""

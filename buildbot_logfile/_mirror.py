@@ -410,9 +410,13 @@ class MirrorRegistry:
         """The one place a mirror moves from live to finished."""
         finished = mirror.logfile is not None and mirror.logfile.isFinished()
         if finished and self._live.pop(mirror.logid, None) is not None:
-            self.appends.unwatch(mirror.logid)
-            mirror.drop_held()
+            self._unwatch(mirror)
             self._finished.put(mirror.logid, mirror)
+
+    def _unwatch(self, mirror: LogMirror) -> None:
+        """A mirror that is no longer live hears no appends and holds no lines."""
+        self.appends.unwatch(mirror.logid)
+        mirror.drop_held()
 
     async def close(self) -> None:
         """
@@ -423,8 +427,7 @@ class MirrorRegistry:
         """
         self._closed = True
         for mirror in list(self._live.values()):
-            self.appends.unwatch(mirror.logid)
-            mirror.drop_held()
+            self._unwatch(mirror)
 
             def finish(mirror: LogMirror = mirror) -> None:
                 if mirror.logfile is not None and not mirror.logfile.isFinished():
