@@ -171,11 +171,14 @@ class LogAppends:
         self._heard_soon.pop(mirror.logid, None)
         self.heard(mirror, num_lines)
 
-    async def look(self, mirror: LogMirror) -> Any:
-        """The log as the database has it now (None if gone), its lines heard."""
-        found = await self.master.data.get(("logs", mirror.logid))
+    async def look(self, mirror: LogMirror) -> tuple[int, bool] | None:
+        """
+        The log's line count and whether it is complete, as the database
+        has them now (None if it is gone); its lines heard.
+        """
+        found = await mirror.reader.progress(mirror.logid)
         if found is not None and mirror.logid in self._watched:
-            self.heard(mirror, found["num_lines"])
+            self.heard(mirror, found[0])
         return found
 
     def heard(self, mirror: LogMirror, num_lines: int) -> None:
@@ -285,17 +288,17 @@ class _RemoteLog:
             if not self._stopped:
                 self._look_soon(RETRY_INTERVAL)
             return
-        if self._stopped or found is None or found["complete"]:
+        if self._stopped or found is None or found[1]:
             return
         if self.lines > before:
             self._look_soon()
         else:
             await self.listen()  # quiet again
 
-    async def _look(self) -> Any:
+    async def _look(self) -> tuple[int, bool] | None:
         found = await self.appends.look(self.mirror)
         if found is not None:
-            self.lines = max(self.lines, found["num_lines"])
+            self.lines = max(self.lines, found[0])
         return found
 
     def _heard(self, num_lines: int) -> None:
