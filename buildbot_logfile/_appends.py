@@ -181,6 +181,20 @@ class LogAppends:
             self.heard(mirror, found[0])
         return found
 
+    async def look_ahead(self, mirror: LogMirror, first: int) -> tuple[int, bool]:
+        """
+        Read the log's lines from line C{first} on, as far as one batch
+        goes, for the mirror to hold, and tell of them: the look at a busy
+        log, which then costs one statement, not a look and a read.  The
+        number of lines found, and whether more may follow at once.
+        """
+        text, more = await mirror.reader.read_ahead(mirror.logid, first)
+        count = text.count("\n")
+        if count and mirror.logid in self._watched:
+            mirror.hold(first, first + count - 1, text)
+            self.heard(mirror, first + count)
+        return count, more
+
     def heard(self, mirror: LogMirror, num_lines: int) -> None:
         if self._on_append is not None:
             self._on_append(mirror, num_lines)
@@ -198,11 +212,12 @@ class LogAppends:
 class _RemoteLog:
     """
     One live log of another master's build.  While it is quiet, its
-    C{append} messages say when it has new lines; once one came, it is
-    looked at in the database every L{APPEND_INTERVAL} instead, for as long
-    as each look finds new lines, and its messages are not taken: a busy
-    log sends several in that time, and each costs its receiver (autobahn
-    decoding it, Buildbot dispatching it) about as much as one look.
+    C{append} messages say when it has new lines; once one came, its new
+    lines are read from the database every L{APPEND_INTERVAL} instead, for
+    as long as each look finds some, and its messages are not taken: a
+    busy log sends several in that time, and each costs its receiver
+    (autobahn decoding it, Buildbot dispatching it) about as much as one
+    look.
     """
 
     def __init__(self, appends: LogAppends, mirror: LogMirror) -> None:
@@ -280,20 +295,21 @@ class _RemoteLog:
         self._next_look = reactor.callLater(delay, lambda: self.appends.track(self._busy_look()))
 
     async def _busy_look(self) -> None:
-        before = self.lines
+        first = max(self.lines, self.mirror.lines)
         try:
-            found = await self._look()
+            found, more = await self.appends.look_ahead(self.mirror, first)
         except Exception:
             log.err(None, f"LegacyStatus: looking at log {self.mirror.logid}")
             if not self._stopped:
                 self._look_soon(RETRY_INTERVAL)
             return
-        if self._stopped or found is None or found[1]:
+        if self._stopped:
             return
-        if self.lines > before:
-            self._look_soon()
+        self.lines = max(self.lines, first + found)
+        if found:
+            self._look_soon(0 if more else APPEND_INTERVAL)
         else:
-            await self.listen()  # quiet again
+            await self.listen()  # quiet again, or complete
 
     async def _look(self) -> tuple[int, bool] | None:
         found = await self.appends.look(self.mirror)

@@ -21,6 +21,8 @@ from twisted.python.threadpool import ThreadPool
 # Database chunks (each at most 64 KiB of lines) read per query: one batch
 # holds the reactor for a few milliseconds, and queries stay few.
 BATCH_CHUNKS = 16
+# A line number past any log's last (logchunks' line numbers are integers).
+LAST_LINE = 2**31 - 1
 # The durations of this many of the latest reads are kept for ReadStats.
 READ_DURATIONS_KEPT = 10000
 
@@ -159,7 +161,17 @@ class LogReader:
 
     def read_lines(self, logid: int, first: int, last: int) -> defer.Deferred[str]:
         """See L{_lines_reader}."""
-        return self.do(self._lines_reader(logid, first, last))
+        read = self._lines_reader(logid, first, last)
+        return self.do(lambda conn: read(conn)[0])
+
+    def read_ahead(self, logid: int, first: int) -> defer.Deferred[tuple[str, bool]]:
+        """
+        A log's lines from C{first} on, as many as one batch holds, and
+        whether the batch was full (more may follow): the look at a busy
+        log of another master, which finds its new lines and reads them
+        in one statement.
+        """
+        return self.do(self._lines_reader(logid, first, LAST_LINE))
 
     def progress(self, logid: int) -> defer.Deferred[tuple[int, bool] | None]:
         """
@@ -185,7 +197,9 @@ class LogReader:
 
     def read_lines_now(self, logid: int, first: int, last: int) -> str:
         """L{read_lines}, waited for here (see L{blocking})."""
-        return self.blocking(self._lines_reader(logid, first, last))
+        read = self._lines_reader(logid, first, last)
+        text: str = self.blocking(lambda conn: read(conn)[0])
+        return text
 
     def blocking(self, f: Callable[[Any], Any], timeout: float = 30.0) -> Any:
         """
@@ -223,10 +237,11 @@ class LogReader:
             raise value
         return value
 
-    def _lines_reader(self, logid: int, first: int, last: int) -> Callable[[Any], str]:
+    def _lines_reader(self, logid: int, first: int, last: int) -> Callable[[Any], tuple[str, bool]]:
         """
         Lines C{first..last} of a log (or those of its first L{BATCH_CHUNKS}
-        chunks), each ending in a newline: only lines that follow on from
+        chunks), each ending in a newline, and whether all L{BATCH_CHUNKS}
+        chunks were taken (more may follow): only lines that follow on from
         C{first} without a gap, since the caller counts what it gets as
         the lines after C{first} (a gap would shift every line after it).
 
@@ -245,19 +260,20 @@ class LogReader:
         query = self._chunks_query()
         values = {"logid": logid, "first": first, "last": last}
 
-        def read(conn: Any) -> str:
+        def read(conn: Any) -> tuple[str, bool]:
             started = time.time()
             try:
                 return read_rows(_one_statement(conn))
             finally:
                 self.stats.add(started, time.time() - started)
 
-        def read_rows(conn: Any) -> str:
-            parts = []
+        def read_rows(conn: Any) -> tuple[str, bool]:
+            parts: list[str] = []
             following = first
-            for row in conn.execute(query, values):
+            rows = conn.execute(query, values).all()
+            for row in rows:
                 if row.first_line > following:
-                    break
+                    return "".join(parts), False
                 following = row.last_line + 1
                 # Buildbot's own lookup: a codec that is not installed gives
                 # its clear error.
@@ -270,7 +286,7 @@ class LogReader:
                 start = max(first, row.first_line) - row.first_line
                 stop = min(last, row.last_line) - row.first_line + 1
                 parts.append("\n".join(lines[start:stop]) + "\n")
-            return "".join(parts)
+            return "".join(parts), len(rows) == BATCH_CHUNKS
 
         return read
 

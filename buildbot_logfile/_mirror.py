@@ -45,19 +45,36 @@ FINISHED_CACHE_SIZE = 64
 HELD_LIMIT = 16 * 1024 * 1024
 
 
-def chunks_of(logtype: str, text: str) -> list[tuple[int, str]]:
-    """The C{(channel, text)} chunks of lines of a log of this type read from the database."""
+def chunks_of(logtype: str, text: str, lines: int | None = None) -> list[tuple[int, str]]:
+    """
+    The C{(channel, text)} chunks of lines of a log of this type read from
+    the database (C{lines}: see L{stream_chunks}).
+    """
     if logtype == "s":
-        return list(stream_chunks(text))
+        return list(stream_chunks(text, lines))
     return [(STDERR if logtype == "h" else STDOUT, text)]
 
 
-def stream_chunks(text: str) -> Iterator[tuple[int, str]]:
+def stream_chunks(text: str, lines: int | None = None) -> Iterator[tuple[int, str]]:
     """
     C{(channel, text)} chunks of a stream log's raw lines.  A line with no
     stream letter is taken whole as stdout, so no byte from the database
     is dropped.
+
+    C{lines}, when the caller knows it, is how many lines C{text} holds,
+    each ending in a newline.  Then a text whose lines all have one stream
+    letter, as each of Buildbot's appends has, is taken by one split: the
+    split finds as many pieces as there are lines only if every line
+    after the first starts with the first one's letter.
     """
+    if lines and text[-1] == "\n":
+        prefix = text[0]
+        channel = STREAM_CHANNELS.get(prefix)
+        if channel is not None:
+            pieces = text[1:].split("\n" + prefix)
+            if len(pieces) == lines:
+                yield channel, "\n".join(pieces)
+                return
     pos, size = 0, len(text)
     while pos < size:
         prefix = text[pos]
@@ -126,15 +143,17 @@ class LogMirror:
         """Whether the mirror holds the whole log, complete in the database."""
         return self.logfile is not None and self.logfile.isFinished()
 
-    def chunks_of(self, text: str) -> list[tuple[int, str]]:
+    def chunks_of(self, text: str, lines: int | None = None) -> list[tuple[int, str]]:
         """The C{(channel, text)} chunks of lines read from the database."""
-        return chunks_of(self.type, text)
+        return chunks_of(self.type, text, lines)
 
     def hold(self, first: int, last: int, text: str) -> None:
         """
-        Keep lines C{first..last} that this master has just stored in the
-        database, for L{catch_up} to take instead of reading them back.
-        HTML logs are read whole once complete.
+        Keep lines C{first..last} as the database holds them, for
+        L{catch_up} to take instead of reading them: lines this master has
+        just stored there, or lines read ahead.  C{text} is exactly those
+        lines, each ending in a newline (the caller made sure).  HTML logs
+        are read whole once complete.
         """
         if self.type == "h" or last < self.lines:
             return
@@ -143,11 +162,12 @@ class LogMirror:
         self._held.append((first, last, text))
         self._held_size += len(text)
 
-    def _take_held(self, first: int, last: int) -> str:
+    def _take_held(self, first: int, last: int) -> tuple[str, int]:
         """
         The held appends that make up lines C{first..last}, or the first
-        of them, without a gap ("" if none), given up.  Those of lines
-        read from the database meanwhile are dropped.
+        of them, without a gap ("" if none), given up, and how many lines
+        they hold.  Those of lines read from the database meanwhile are
+        dropped.
         """
         taken = []
         following = first
@@ -160,7 +180,7 @@ class LogMirror:
             if start == following:
                 taken.append(text)
                 following = end + 1
-        return "".join(taken)
+        return "".join(taken), following - first
 
     def drop_held(self) -> None:
         self._held.clear()
@@ -278,14 +298,15 @@ class LogMirror:
             return False
         num_lines = max(num_lines, self.announced)
         while self.lines < num_lines:
-            text = self._take_held(self.lines, num_lines - 1) or await self.reader.read_lines(
-                self.logid, self.lines, num_lines - 1
-            )
-            count = text.count("\n")
+            # Held lines are counted already (see hold).
+            text, count = self._take_held(self.lines, num_lines - 1)
+            if not count:
+                text = await self.reader.read_lines(self.logid, self.lines, num_lines - 1)
+                count = text.count("\n")
             if not count:
                 log.msg(f"log {self.logid}: lines {self.lines}.. missing from the database")
                 break
-            for channel, chunk in self.chunks_of(text):
+            for channel, chunk in self.chunks_of(text, count):
                 lf.addEntry(channel, chunk)
             self.lines += count
             self._progressed()

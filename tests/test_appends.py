@@ -13,7 +13,7 @@ from typing import Any
 from twisted.internet import defer
 from twisted.python import log
 
-from buildbot_logfile import _appends, _mirror
+from buildbot_logfile import _appends, _logdb, _mirror
 from tests.masters import LiveLog, MasterTestCase, db_chunks, live_log_step, merged
 
 KEY = (1, "live", "stdio")
@@ -109,3 +109,31 @@ class AppendsTests(MasterTestCase):
         yield self.reconfig(services=[])
         (summary,) = self.reads.lines
         self.assertFalse(summary.startswith("LegacyStatus: 0 log reads"), summary)
+
+    @defer.inlineCallbacks
+    def test_a_look_ahead_reads_one_batch_of_new_lines(self) -> defer.Generator:
+        # How the bridge looks at a busy log of another master: the new
+        # lines come with the look, one batch at a time.
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]})
+        yield self.force("b1")
+        yield live.opened
+        writes = [f"write {w}\n" * (w + 1) for w in range(_logdb.BATCH_CHUNKS + 4)]
+        for text in writes:  # one chunk each
+            yield live.write(stdout=text)
+        log_data, content = yield self.db_log("b1", 1, "live", "stdio")
+        lines = content.splitlines(True)
+        reader = _logdb.LogReader(self.master)
+        self.addCleanup(reader.close)
+        # From the start: the first batch of chunks, and more to come.
+        text, more = yield reader.read_ahead(log_data["logid"], 0)
+        self.assertEqual(text, "".join(lines[: text.count("\n")]))
+        self.assertEqual(text.count("\n"), sum(range(1, _logdb.BATCH_CHUNKS + 1)))
+        self.assertTrue(more)
+        # From within the last chunk: the rest of the log, and no more.
+        text, more = yield reader.read_ahead(log_data["logid"], len(lines) - 5)
+        self.assertEqual((text, more), ("".join(lines[-5:]), False))
+        # From its end: nothing yet.
+        self.assertEqual((yield reader.read_ahead(log_data["logid"], len(lines))), ("", False))
+        live.end()
+        yield self.recorder.wait_for_builds(1)

@@ -44,6 +44,9 @@ def test_chunks_are_the_lines_runs(given_lines: list[tuple[str, str]], last_newl
     chunks = list(stream_chunks(text))
     assert _runs(chunks) == _runs(line_by_line(text))
     assert all(t for _, t in chunks)
+    if text.endswith("\n"):
+        # Told how many lines there are, as for lines held or read.
+        assert list(stream_chunks(text, text.count("\n"))) == chunks
 
 
 def _runs(chunks: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -56,6 +59,14 @@ def _runs(chunks: list[tuple[int, str]]) -> list[tuple[int, str]]:
         else:
             runs.append((channel, text))
     return runs
+
+
+@given(st.sampled_from("oeh"), st.lists(st.sampled_from(["", "x", "\u00e9", "o", "e"]), min_size=1))
+def test_lines_of_one_stream_told_their_number(prefix: str, bodies: list[str]) -> None:
+    text = "".join(prefix + body + "\n" for body in bodies)
+    assert list(stream_chunks(text, len(bodies))) == [
+        (CHANNELS[prefix], "".join(b + "\n" for b in bodies))
+    ]
 
 
 def test_a_run_of_one_stream_is_one_chunk() -> None:
