@@ -97,20 +97,6 @@ class ReadStats:
         )
 
 
-def _one_statement(conn: Any) -> Any:
-    """
-    The connection for a read that is one statement, which needs no
-    transaction: on PostgreSQL, without one, a read is one statement on the
-    server, not three (psycopg2's BEGIN, the SELECT, and the pool's
-    ROLLBACK as it takes the connection back).  Measured on a two-master
-    cluster (bench_cluster): the delay to receivers' p99 and the bridge's
-    cost to the build both fell.
-    """
-    if conn.dialect.name == "postgresql":
-        return conn.execution_options(isolation_level="AUTOCOMMIT")
-    return conn
-
-
 class _DaemonThreadPool(ThreadPool):
     """A pool whose thread never keeps a master's process alive."""
 
@@ -128,8 +114,18 @@ class LogReader:
     master's writes nor delay them (SQLite in WAL mode, Buildbot's setting,
     lets one connection read while another writes).  Between reads it holds
     no transaction, so checkpoints are never held back, and it runs them
-    itself (see L{_checkpoint}).  Other databases (and in-memory SQLite,
-    which one connection holds) use the master's pool.
+    itself (see L{_checkpoint}).
+
+    On PostgreSQL it does the same with a connection in autocommit: each
+    read is one statement on the server, not psycopg2's C{BEGIN}, the
+    C{SELECT} and the pool's C{ROLLBACK}.  Through the master's pool, each
+    read also took a connection out and gave it back, and putting it in
+    autocommit and back again cost the database thread as much as the
+    read itself (bench_cluster, on the master that mirrors another's
+    build).
+
+    Other databases (and in-memory SQLite, which one connection holds) use
+    the master's pool.
     """
 
     def __init__(self, master: Any) -> None:
@@ -144,6 +140,11 @@ class LogReader:
         engine = master.db.pool.engine
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._engine = sa.create_engine(engine.url, poolclass=NullPool)
+        elif engine.dialect.name == "postgresql":
+            self._engine = sa.create_engine(
+                engine.url, poolclass=NullPool, isolation_level="AUTOCOMMIT"
+            )
+        if self._engine is not None:
             self._threads = _DaemonThreadPool(
                 minthreads=1, maxthreads=1, name="LegacyStatusLogReader"
             )
@@ -190,7 +191,7 @@ class LogReader:
         query = self._progress_query
 
         def read(conn: Any) -> tuple[int, bool] | None:
-            row = _one_statement(conn).execute(query, {"logid": logid}).first()
+            row = conn.execute(query, {"logid": logid}).first()
             return None if row is None else (row.num_lines, bool(row.complete))
 
         return self.do(read)
@@ -263,7 +264,7 @@ class LogReader:
         def read(conn: Any) -> tuple[str, bool]:
             started = time.time()
             try:
-                return read_rows(_one_statement(conn))
+                return read_rows(conn)
             finally:
                 self.stats.add(started, time.time() - started)
 
@@ -324,7 +325,8 @@ class LogReader:
         finally:
             if self._conn is not None:
                 self._conn.rollback()
-        self._checkpoint()
+        if self._engine.dialect.name == "sqlite":
+            self._checkpoint()
         return result
 
     def _checkpoint(self) -> None:

@@ -1,8 +1,11 @@
-"""The bridge's own connection to an SQLite file database."""
+"""The bridge's own connection to an SQLite file or a PostgreSQL database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,6 +14,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from buildbot_logfile._logdb import LogReader, ReadStats
+from tests.cluster import Postgres, free_ports, unavailable
 
 
 class LogReaderTests(unittest.TestCase):
@@ -84,6 +88,87 @@ class LogReaderTests(unittest.TestCase):
         # ...rather than falling back to the master's pool, which is
         # stopping too.
         yield self.assertFailure(self.reader.do(lambda conn: None), RuntimeError)
+
+
+class PostgresLogReaderTests(unittest.TestCase):
+    """The bridge's own connection to a real PostgreSQL server, started for these tests."""
+
+    timeout = 60
+    postgres: Postgres | None = None
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        if unavailable() is None:
+            cls.basedir = tempfile.mkdtemp()
+            os.chmod(cls.basedir, 0o755)  # for the postgres user, when run as root
+            cls.postgres = Postgres(os.path.join(cls.basedir, "pg"), free_ports(1)[0])
+            try:
+                cls.postgres.start()
+            except BaseException:
+                cls.tearDownClass()
+                raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        postgres, cls.postgres = cls.postgres, None
+        if postgres is not None:
+            postgres.stop()
+            shutil.rmtree(cls.basedir, ignore_errors=True)
+
+    def setUp(self) -> None:
+        if self.postgres is None:
+            message = f"PostgreSQL tests need {unavailable()}"
+            if os.environ.get("CI"):
+                self.fail(message)
+            raise unittest.SkipTest(message)
+        engine = sa.create_engine(self.postgres.url)
+        master = SimpleNamespace(
+            db=SimpleNamespace(pool=SimpleNamespace(engine=engine)), reactor=reactor
+        )
+        self.reader = LogReader(master)
+        self.addCleanup(engine.dispose)
+        self.addCleanup(self.reader.close)
+
+    def state_of(self, pid: int) -> str:
+        """The server's state of the session C{pid}, seen from another connection."""
+        assert self.postgres is not None
+        with contextlib.closing(self.postgres.connect()) as conn:
+            cursor = conn.cursor()
+            cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,))
+            (state,) = cursor.fetchone()
+            return str(state)
+
+    @defer.inlineCallbacks
+    def test_one_connection_and_no_transaction_between_reads(self) -> defer.Generator:
+        def pid(conn: Any) -> int:
+            return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+        def nows(conn: Any) -> list[Any]:
+            return [conn.exec_driver_sql("SELECT now()").scalar() for _ in range(2)]
+
+        first = yield self.reader.do(pid)
+        self.assertEqual(self.state_of(first), "idle")  # not "idle in transaction"
+        self.assertEqual((yield self.reader.do(pid)), first)
+        # Each statement is a transaction of its own: within one, now() stands still.
+        a, b = yield self.reader.do(nows)
+        self.assertLess(a, b)
+        # None of the master's connections was taken.
+        self.assertEqual(self.reader.master.db.pool.engine.pool.checkedin(), 0)
+
+    @defer.inlineCallbacks
+    def test_a_lost_connection_fails_one_read_and_the_next_reconnects(self) -> defer.Generator:
+        def pid(conn: Any) -> int:
+            return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+
+        first = yield self.reader.do(pid)
+        assert self.postgres is not None
+        with contextlib.closing(self.postgres.connect()) as conn:
+            conn.autocommit = True
+            conn.cursor().execute("SELECT pg_terminate_backend(%s)", (first,))
+        yield self.assertFailure(self.reader.do(pid), sa.exc.OperationalError)
+        second = yield self.reader.do(pid)
+        self.assertNotEqual(second, first)
+        self.assertEqual(self.state_of(second), "idle")
 
 
 def test_read_stats_count_rate_and_percentiles() -> None:
