@@ -53,7 +53,7 @@ warnings.resetwarnings()
 
 BUILD_MB = 50
 # Rounds of one build of BUILD_MB in each cluster.
-ROUNDS = 6
+ROUNDS = 10
 # The receivers on both masters follow every log and note each logChunk's
 # arrival with this much of its text (its line number): writing every byte
 # as JSON, as the tests' receivers do, costs as much as the bridge itself.
