@@ -177,11 +177,11 @@ class LogReader:
     def progress(self, logid: int) -> defer.Deferred[tuple[int, bool] | None]:
         """
         A log's line count and whether it is complete, as the database has
-        them now (None for a log that is not in it): the bridge's looks at
-        a busy log of another master, many a second.  One statement, made
-        once; Buildbot's data API took a few times more of the reactor
-        for the same row.  Not counted in L{stats}, which counts reads of
-        lines.
+        them now (None for a log that is not in it): the bridge's look at a
+        log of another master each time it starts to listen to its
+        appends.  One statement, made once; Buildbot's data API took a few
+        times more of the reactor for the same row.  Not counted in
+        L{stats}, which counts reads of lines.
         """
         if self._progress_query is None:
             table = self.master.db.model.logs

@@ -67,7 +67,7 @@ def stream_chunks(text: str, lines: int | None = None) -> Iterator[tuple[int, st
     split finds as many pieces as there are lines only if every line
     after the first starts with the first one's letter.
     """
-    if lines and text[-1] == "\n":
+    if lines and text.endswith("\n"):
         prefix = text[0]
         channel = STREAM_CHANNELS.get(prefix)
         if channel is not None:
