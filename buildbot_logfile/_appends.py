@@ -171,14 +171,14 @@ class LogAppends:
         self._heard_soon.pop(mirror.logid, None)
         self.heard(mirror, num_lines)
 
-    async def look(self, mirror: LogMirror) -> tuple[int, bool] | None:
+    async def look(self, mirror: LogMirror) -> int | None:
         """
-        The log's line count and whether it is complete, as the database
-        has them now (None if it is gone); its lines heard.
+        The log's line count as the database has it now (None if it is
+        gone); its lines heard.
         """
-        found = await mirror.reader.progress(mirror.logid)
+        found = await mirror.reader.num_lines(mirror.logid)
         if found is not None and mirror.logid in self._watched:
-            self.heard(mirror, found[0])
+            self.heard(mirror, found)
         return found
 
     async def look_ahead(self, mirror: LogMirror, first: int) -> tuple[int, bool]:
@@ -311,11 +311,10 @@ class _RemoteLog:
         else:
             await self.listen()  # quiet again, or complete
 
-    async def _look(self) -> tuple[int, bool] | None:
+    async def _look(self) -> None:
         found = await self.appends.look(self.mirror)
         if found is not None:
-            self.lines = max(self.lines, found[0])
-        return found
+            self.lines = max(self.lines, found)
 
     def _heard(self, num_lines: int) -> None:
         self.lines = max(self.lines, num_lines)

@@ -133,7 +133,7 @@ class LogReader:
         self._engine: Any = None
         self._conn: Any = None
         self._query: Any = None
-        self._progress_query: Any = None
+        self._num_lines_query: Any = None
         self._threads: ThreadPool | None = None
         self._closed = False
         self.stats = ReadStats()
@@ -174,25 +174,24 @@ class LogReader:
         """
         return self.do(self._lines_reader(logid, first, LAST_LINE))
 
-    def progress(self, logid: int) -> defer.Deferred[tuple[int, bool] | None]:
+    def num_lines(self, logid: int) -> defer.Deferred[int | None]:
         """
-        A log's line count and whether it is complete, as the database has
-        them now (None for a log that is not in it): the bridge's look at a
-        log of another master each time it starts to listen to its
-        appends.  One statement, made once; Buildbot's data API took a few
-        times more of the reactor for the same row.  Not counted in
+        A log's line count as the database has it now (None for a log that
+        is not in it): the bridge's look at a log as it starts to watch
+        its appends.  One statement, made once; Buildbot's data API took a
+        few times more of the reactor for the same row.  Not counted in
         L{stats}, which counts reads of lines.
         """
-        if self._progress_query is None:
+        if self._num_lines_query is None:
             table = self.master.db.model.logs
-            self._progress_query = sa.select(table.c.num_lines, table.c.complete).where(
+            self._num_lines_query = sa.select(table.c.num_lines).where(
                 table.c.id == sa.bindparam("logid")
             )
-        query = self._progress_query
+        query = self._num_lines_query
 
-        def read(conn: Any) -> tuple[int, bool] | None:
-            row = conn.execute(query, {"logid": logid}).first()
-            return None if row is None else (row.num_lines, bool(row.complete))
+        def read(conn: Any) -> int | None:
+            found: int | None = conn.execute(query, {"logid": logid}).scalar()
+            return found
 
         return self.do(read)
 
