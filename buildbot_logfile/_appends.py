@@ -8,8 +8,9 @@ written there, nor takes the C{append} message of every chunk off the
 message queue.  Over a WAMP router each of those costs the build's master
 about as much as the other (bench_cluster), and that master is the one the
 build waits for.  A log of another master's build is heard from the
-message queue while it is quiet, and looked at in the database while it
-is busy (L{_RemoteLog}).
+message queue while it is quiet; while it is busy, its new lines are read
+from the database as they come, each read also the look that finds them
+(L{_RemoteLog}).
 """
 
 from __future__ import annotations
