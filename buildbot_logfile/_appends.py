@@ -122,9 +122,9 @@ class LogAppends:
 
     async def stop(self) -> None:
         """Stop every watch; nothing is told from here on, but what was appended is."""
-        for call, mirror, num_lines in list(self._heard_soon.values()):
+        for logid, (call, _, _) in list(self._heard_soon.items()):
             call.cancel()
-            self._heard_now(mirror, num_lines)
+            self._heard_now(logid)
         self._on_append = None
         self._local.stop()
         for logid in list(self._watched):
@@ -161,15 +161,14 @@ class LogAppends:
             mirror.hold(first, last, text)
         # In a turn of its own: the receivers then run outside Buildbot's
         # appendLog, as they did when a message brought the append, and a
-        # slow one does not hold the log's next append behind it.
-        earlier = self._heard_soon.pop(mirror.logid, None)
-        if earlier is not None:
-            earlier[0].cancel()
-        call = self.master.reactor.callLater(0, self._heard_now, mirror, last + 1)
+        # slow one does not hold the log's next append behind it.  Appends
+        # that come before that turn are told with it.
+        soon = self._heard_soon.get(mirror.logid)
+        call = soon[0] if soon else self.master.reactor.callLater(0, self._heard_now, mirror.logid)
         self._heard_soon[mirror.logid] = (call, mirror, last + 1)
 
-    def _heard_now(self, mirror: LogMirror, num_lines: int) -> None:
-        self._heard_soon.pop(mirror.logid, None)
+    def _heard_now(self, logid: int) -> None:
+        _, mirror, num_lines = self._heard_soon.pop(logid)
         self.heard(mirror, num_lines)
 
     async def look(self, mirror: LogMirror) -> int | None:

@@ -18,6 +18,17 @@ from twisted.internet import defer, threads
 from twisted.python import log
 from twisted.python.threadpool import ThreadPool
 
+try:
+    from isal.isal_zlib import decompress as _inflate
+except ImportError:  # pragma: no cover - isal is a dependency
+    from zlib import decompress as _inflate
+
+# Buildbot's C{gz} chunks are zlib streams (its C{GZipCompressor} is
+# C{zlib.compress}): ISA-L inflates them four times faster than zlib, in
+# the database thread of a master that mirrors another's build.  Other
+# methods go through Buildbot's own reader.
+_FAST_READERS: dict[str, Callable[[bytes], bytes]] = {"gz": _inflate}
+
 # Database chunks (each at most 64 KiB of lines) read per query: one batch
 # holds the reactor for a few milliseconds, and queries stay few.
 BATCH_CHUNKS = 16
@@ -251,7 +262,7 @@ class LogReader:
         a chunk holds lines C{first_line..last_line} joined by newlines,
         without the last one, compressed by the method its C{compressed}
         column names, decompressed here through Buildbot's own lookup
-        (C{_get_compressor}, 4.1 and later).  Buildbot's C{getLogLines}
+        (C{_get_compressor}, 4.1 and later; C{gz} by ISA-L).  Buildbot's C{getLogLines}
         hands each line to the reactor through a Deferred: for a 20 MB log
         that is seconds of reactor time taken from the build.  This reads
         and decompresses whole chunks in the database thread.
@@ -277,7 +288,9 @@ class LogReader:
                 following = row.last_line + 1
                 # Buildbot's own lookup: a codec that is not installed gives
                 # its clear error.
-                data = logs._get_compressor(row.compressed).read(row.content)
+                compressor = logs._get_compressor(row.compressed)
+                read_chunk = _FAST_READERS.get(getattr(compressor, "name", ""), compressor.read)
+                data = read_chunk(row.content)
                 text = data.decode("utf-8", "replace")
                 if first <= row.first_line and row.last_line <= last:
                     parts.append(text + "\n")

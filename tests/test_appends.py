@@ -10,6 +10,7 @@ import random
 import string
 from typing import Any
 
+import sqlalchemy as sa
 from twisted.internet import defer
 from twisted.python import log
 
@@ -109,6 +110,40 @@ class AppendsTests(MasterTestCase):
         yield self.reconfig(services=[])
         (summary,) = self.reads.lines
         self.assertFalse(summary.startswith("LegacyStatus: 0 log reads"), summary)
+
+    @defer.inlineCallbacks
+    def test_reads_chunks_of_every_compression_method(self) -> defer.Generator:
+        # Buildbot compresses each chunk by the method configured as it is
+        # appended; gz chunks are inflated by ISA-L, the others by Buildbot.
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]})
+        yield self.force("b1")
+        yield live.opened
+        for method in ("gz", "bz2", "raw", "gz"):
+            self.master.config.logCompressionMethod = method
+            yield live.write(stdout="".join(f"{method} line {n} \u00e9\n" for n in range(300)))
+        log_data, content = yield self.db_log("b1", 1, "live", "stdio")
+        chunks = self.master.db.model.logchunks
+        query = (
+            sa.select(chunks.c.compressed)
+            .where(chunks.c.logid == log_data["logid"])
+            .order_by(chunks.c.first_line)
+        )
+        compressed = yield self.master.db.pool.do(lambda conn: conn.execute(query).scalars().all())
+        reader = _logdb.LogReader(self.master)
+        self.addCleanup(reader.close)
+        lines = content.splitlines(True)
+        whole = yield reader.read_lines(log_data["logid"], 0, len(lines) - 1)
+        # Ranges that start and end within chunks of each method.
+        firsts = range(len(lines) - 1050, len(lines) - 299, 150)
+        parts = yield defer.gatherResults(
+            [reader.read_lines(log_data["logid"], first, first + 299) for first in firsts]
+        )
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        self.assertEqual(compressed[-4:], [1, 2, 0, 1])  # gz, bz2, raw, gz
+        self.assertEqual(whole, content)
+        self.assertEqual(parts, ["".join(lines[first : first + 300]) for first in firsts])
 
     @defer.inlineCallbacks
     def test_a_look_ahead_reads_one_batch_of_new_lines(self) -> defer.Generator:
