@@ -97,8 +97,11 @@ def wait_until_idle() -> None:
     """
     Until the machine is idle: a build's aftermath (Buildbot compressing
     the log's chunks in the database, the spool compressed) must not
-    fall in the next build's time.
+    fall in the next build's time.  Nor the kernel's writing back of what
+    it wrote (the spools, PostgreSQL's files), which it starts up to 30 s
+    later and which is no CPU time: that is written first.
     """
+    os.sync()
 
     def busy() -> int:
         with open("/proc/stat", encoding="ascii") as f:
