@@ -262,10 +262,11 @@ class LogReader:
         a chunk holds lines C{first_line..last_line} joined by newlines,
         without the last one, compressed by the method its C{compressed}
         column names, decompressed here through Buildbot's own lookup
-        (C{_get_compressor}, 4.1 and later; C{gz} by ISA-L).  Buildbot's C{getLogLines}
-        hands each line to the reactor through a Deferred: for a 20 MB log
-        that is seconds of reactor time taken from the build.  This reads
-        and decompresses whole chunks in the database thread.
+        (C{_get_compressor}, 4.1 and later; C{gz} by ISA-L).  Buildbot's
+        C{getLogLines} hands each line to the reactor through a Deferred:
+        for a 20 MB log that is seconds of reactor time taken from the
+        build.  This reads and decompresses whole chunks in the database
+        thread.
         """
         logs = self.master.db.logs
         query = self._chunks_query()
