@@ -173,8 +173,7 @@ class LogReader:
 
     def read_lines(self, logid: int, first: int, last: int) -> defer.Deferred[str]:
         """See L{_lines_reader}."""
-        read = self._lines_reader(logid, first, last)
-        return self.do(lambda conn: read(conn)[0])
+        return self.do(self._text_reader(logid, first, last))
 
     def read_ahead(self, logid: int, first: int) -> defer.Deferred[tuple[str, bool]]:
         """
@@ -208,8 +207,7 @@ class LogReader:
 
     def read_lines_now(self, logid: int, first: int, last: int) -> str:
         """L{read_lines}, waited for here (see L{blocking})."""
-        read = self._lines_reader(logid, first, last)
-        text: str = self.blocking(lambda conn: read(conn)[0])
+        text: str = self.blocking(self._text_reader(logid, first, last))
         return text
 
     def blocking(self, f: Callable[[Any], Any], timeout: float = 30.0) -> Any:
@@ -247,6 +245,11 @@ class LogReader:
         if not ok:
             raise value
         return value
+
+    def _text_reader(self, logid: int, first: int, last: int) -> Callable[[Any], str]:
+        """L{_lines_reader}'s read, giving the text only."""
+        read = self._lines_reader(logid, first, last)
+        return lambda conn: read(conn)[0]
 
     def _lines_reader(self, logid: int, first: int, last: int) -> Callable[[Any], tuple[str, bool]]:
         """
