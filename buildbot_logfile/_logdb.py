@@ -297,7 +297,7 @@ class LogReader:
                 data = read_chunk(row.content)
                 text = data.decode("utf-8", "replace")
                 if first <= row.first_line and row.last_line <= last:
-                    parts.append(text + "\n")
+                    parts += (text, "\n")  # copied once, by the join
                     continue
                 lines = text.split("\n")
                 start = max(first, row.first_line) - row.first_line

@@ -37,6 +37,10 @@ STREAM_CHANNELS = {"o": STDOUT, "e": STDERR, "h": HEADER}
 # another letter starts.  (re finds the newline of that search quickly,
 # where matching each line's text would walk it character by character.)
 _RUN_END = {prefix: re.compile("\n[^%s]" % prefix) for prefix in STREAM_CHANNELS}
+# The letters of a run's lines after its first, taken off with their
+# newline put back.  (re's sub takes two thirds of the time of split and
+# join here, and under half of str.replace's.)
+_NEXT_LETTERS = {prefix: re.compile("\n" + prefix) for prefix in STREAM_CHANNELS}
 
 # Finished logs kept in memory for lookups.
 FINISHED_CACHE_SIZE = 64
@@ -63,17 +67,17 @@ def stream_chunks(text: str, lines: int | None = None) -> Iterator[tuple[int, st
 
     C{lines}, when the caller knows it, is how many lines C{text} holds,
     each ending in a newline.  Then a text whose lines all have one stream
-    letter, as each of Buildbot's appends has, is taken by one split: the
-    split finds as many pieces as there are lines only if every line
-    after the first starts with the first one's letter.
+    letter, as each of Buildbot's appends has, is taken in one pass: it
+    takes as many letters as there are lines after the first only if
+    every one of them starts with the first one's letter.
     """
     if lines and text.endswith("\n"):
         prefix = text[0]
         channel = STREAM_CHANNELS.get(prefix)
         if channel is not None:
-            pieces = text[1:].split("\n" + prefix)
-            if len(pieces) == lines:
-                yield channel, "\n".join(pieces)
+            body, taken = _NEXT_LETTERS[prefix].subn("\n", text[1:])
+            if taken == lines - 1:
+                yield channel, body
                 return
     pos, size = 0, len(text)
     while pos < size:
@@ -86,8 +90,7 @@ def stream_chunks(text: str, lines: int | None = None) -> Iterator[tuple[int, st
             found = _RUN_END[prefix].search(text, pos)
             end = found.start() + 1 if found else size
             if end > pos + 1:  # not a last line cut short to its letter
-                # (split and join take half the time of str.replace here)
-                yield channel, "\n".join(text[pos + 1 : end].split("\n" + prefix))
+                yield channel, _NEXT_LETTERS[prefix].sub("\n", text[pos + 1 : end])
         pos = end
 
 
