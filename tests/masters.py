@@ -235,6 +235,19 @@ class MasterTestCase(RunMasterBase):
             self.pages = f"http://127.0.0.1:{self.legacy_status().http_listener.getHost().port}"
 
     @defer.inlineCallbacks
+    def start_live_build(self) -> Any:
+        """
+        A master (see L{start_master}) whose builder C{b1} is running build
+        1, its one step waiting with its stdio log open: the L{LiveLog}
+        that writes it.
+        """
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]})
+        yield self.force("b1")
+        yield live.opened
+        return live
+
+    @defer.inlineCallbacks
     def db_log(self, builder: str, number: int, step: str, log: str) -> Any:
         """
         The log's data-API description, and its lines as the database holds

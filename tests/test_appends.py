@@ -95,10 +95,7 @@ class AppendsTests(MasterTestCase):
         self.patch(_mirror, "HELD_LIMIT", 1000)
         # No read after the first until the log ends: the appends pile up.
         self.patch(_appends, "APPEND_INTERVAL", 3600)
-        live = LiveLog()
-        yield self.start_master({"b1": [live_log_step(live)]})
-        yield self.force("b1")
-        yield live.opened
+        live = yield self.start_live_build()
         writes = [f"{w:03d} " + "x" * 395 + "\n" for w in range(10)]
         for text in writes:
             yield live.write(stdout=text)
@@ -115,10 +112,7 @@ class AppendsTests(MasterTestCase):
     def test_reads_chunks_of_every_compression_method(self) -> defer.Generator:
         # Buildbot compresses each chunk by the method configured as it is
         # appended; gz chunks are inflated by ISA-L, the others by Buildbot.
-        live = LiveLog()
-        yield self.start_master({"b1": [live_log_step(live)]})
-        yield self.force("b1")
-        yield live.opened
+        live = yield self.start_live_build()
         for method in ("gz", "bz2", "raw", "gz"):
             self.master.config.logCompressionMethod = method
             yield live.write(stdout="".join(f"{method} line {n} \u00e9\n" for n in range(300)))
@@ -149,10 +143,7 @@ class AppendsTests(MasterTestCase):
     def test_a_look_ahead_reads_one_batch_of_new_lines(self) -> defer.Generator:
         # How the bridge looks at a busy log of another master: the new
         # lines come with the look, one batch at a time.
-        live = LiveLog()
-        yield self.start_master({"b1": [live_log_step(live)]})
-        yield self.force("b1")
-        yield live.opened
+        live = yield self.start_live_build()
         writes = [f"write {w}\n" * (w + 1) for w in range(_logdb.BATCH_CHUNKS + 4)]
         for text in writes:  # one chunk each
             yield live.write(stdout=text)

@@ -350,10 +350,7 @@ class RobustnessTests(MasterTestCase):
 class LiveTests(MasterTestCase):
     @defer.inlineCallbacks
     def test_chunks_arrive_while_the_log_is_written(self) -> defer.Generator:
-        live = LiveLog()
-        yield self.start_master({"b1": [live_log_step(live)]})
-        yield self.force("b1")
-        yield live.opened
+        live = yield self.start_live_build()
         key = (1, "live", "stdio")
         for i in range(5):
             yield live.write(stdout=f"tick {i}\n", stderr=f"tock {i}\n" if i % 2 else "")
@@ -420,10 +417,7 @@ class LiveTests(MasterTestCase):
 
     @defer.inlineCallbacks
     def test_stopping_the_service_ends_live_logs_and_streams(self) -> defer.Generator:
-        live = LiveLog()
-        yield self.start_master({"b1": [live_log_step(live)]})
-        yield self.force("b1")
-        yield live.opened
+        live = yield self.start_live_build()
         yield live.write(stdout="kept\n")
         lf = yield self.legacy_status().getLogFile("b1", 1, "live", "stdio")
         ended = lf.waitUntilFinished()
