@@ -10,7 +10,9 @@ about as much as the other (bench_cluster), and that master is the one the
 build waits for.  A log of another master's build is heard from the
 message queue while it is quiet; while it is busy, its new lines are read
 from the database as they come, each read also the look that finds them
-(L{_RemoteLog}).
+(L{_RemoteLog}).  So is a log of this master's whose C{appendLog} does not
+give back the numbers of the lines it stored: one that something wrapped
+before the bridge started, and that drops them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 
 # Takes a log's first and last new line numbers and their text.
 Appended = Callable[[int, int, str], None]
+# Told that an append of the log gave back no line numbers.
+Unnumbered = Callable[[], None]
 
 # The least time between two reads of one log's new lines (see
 # EventFeed._append_soon), and between two looks at a busy log of another
@@ -47,15 +51,17 @@ class LocalAppends:
     """
     This master's C{appendLog} data-API update, watched: the follower of a
     log is handed the lines of each append once the database has them,
-    with the numbers they were stored under.  A follower that raises is
-    logged; the append itself never fails for it.
+    with the numbers they were stored under.  If an append gives back no
+    numbers, the follower is told so, once, and followed no more.  A
+    follower that raises is logged; the append itself never fails for it.
     """
 
     def __init__(self, master: Any) -> None:
         self.master = master
-        self._followers: dict[int, Appended] = {}
+        self._followers: dict[int, tuple[Appended, Unnumbered]] = {}
         self._updates: Any = None
         self._original: Any = None
+        self._said_unnumbered = False
 
     def start(self) -> None:
         updates = self.master.data.updates
@@ -73,8 +79,8 @@ class LocalAppends:
             self._updates.appendLog = self._original
         self._updates = None
 
-    def follow(self, logid: int, appended: Appended) -> None:
-        self._followers[logid] = appended
+    def follow(self, logid: int, appended: Appended, unnumbered: Unnumbered) -> None:
+        self._followers[logid] = (appended, unnumbered)
 
     def unfollow(self, logid: int) -> None:
         self._followers.pop(logid, None)
@@ -85,15 +91,36 @@ class LocalAppends:
         return d
 
     def _appended(self, lines: Any, logid: int, content: str) -> Any:
-        # appendLog gives the numbers of the first and last line it
-        # stored, or None for a log that is not in the database.
-        appended = self._followers.get(logid)
-        if appended is not None and lines is not None:
-            try:
+        # Buildbot's appendLog gives the numbers of the first and last
+        # line it stored, or None for a log that is not in the database.
+        follower = self._followers.get(logid)
+        if follower is None:
+            return lines
+        appended, unnumbered = follower
+        try:
+            if _is_line_range(lines):
                 appended(lines[0], lines[1], content)
-            except Exception:
-                log.err(None, f"LegacyStatus: while taking the lines appended to log {logid}")
+            else:
+                del self._followers[logid]
+                if not self._said_unnumbered:
+                    self._said_unnumbered = True
+                    log.msg(
+                        f"LegacyStatus: appendLog gave back {lines!r}, not the numbers of the"
+                        " lines it stored (something wrapped it before LegacyStatus started);"
+                        " this master's logs are read from the database, as another master's"
+                    )
+                unnumbered()
+        except Exception:
+            log.err(None, f"LegacyStatus: while taking the lines appended to log {logid}")
         return lines
+
+
+def _is_line_range(lines: Any) -> bool:
+    return (
+        isinstance(lines, (tuple, list))
+        and len(lines) == 2
+        and all(isinstance(number, int) for number in lines)
+    )
 
 
 class LogAppends:
@@ -141,11 +168,18 @@ class LogAppends:
             return
         self._watched.add(mirror.logid)
         if local:
-            self._local.follow(mirror.logid, partial(self._appended_here, mirror))
+            self._local.follow(
+                mirror.logid,
+                partial(self._appended_here, mirror),
+                partial(self._listen_to, mirror),
+            )
             self.track(self.look(mirror))  # for appends from before the watch
         else:
-            remote = self._remote[mirror.logid] = _RemoteLog(self, mirror)
-            self.track(remote.listen())
+            self._listen_to(mirror)
+
+    def _listen_to(self, mirror: LogMirror) -> None:
+        remote = self._remote[mirror.logid] = _RemoteLog(self, mirror)
+        self.track(remote.listen())
 
     def unwatch(self, logid: int) -> None:
         if logid not in self._watched:
@@ -211,7 +245,8 @@ class LogAppends:
 
 class _RemoteLog:
     """
-    One live log of another master's build.  While it is quiet, its
+    One live log of another master's build (or of this master's, if its
+    appends give back no line numbers).  While it is quiet, its
     C{append} messages say when it has new lines; once one came, its new
     lines are read from the database every L{APPEND_INTERVAL} instead, for
     as long as each look finds some, and its messages are not taken: a

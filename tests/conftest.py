@@ -1,4 +1,6 @@
 import os
+import sys
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -22,3 +24,27 @@ def _scratch_cwd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.chdir(tmp_path_factory.mktemp("cwd"))
     yield
     os.chdir(cwd)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """
+    End the run even if a master outlived its test: one whose test timed
+    out keeps Buildbot's database threads, which are not daemons, and the
+    interpreter would wait for them for ever after reporting.
+    """
+    left = [
+        thread.name
+        for thread in threading.enumerate()
+        if thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+    ]
+    if left:
+        sys.stderr.write(f"threads left running: {', '.join(left)}; exiting without them\n")
+        sys.stderr.flush()
+        sys.stdout.flush()
+        exitstatus = getattr(config, "_blf_exitstatus", 1)
+        os._exit(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._blf_exitstatus = exitstatus  # type: ignore[attr-defined]

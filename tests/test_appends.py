@@ -8,47 +8,55 @@ from __future__ import annotations
 
 import random
 import string
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from twisted.internet import defer
 from twisted.python import log
 
-from buildbot_logfile import _appends, _logdb, _mirror
+from buildbot_logfile import LegacyStatus, _appends, _logdb, _mirror
 from tests.masters import LiveLog, MasterTestCase, db_chunks, live_log_step, merged
 
 KEY = (1, "live", "stdio")
 
 
-class LoggedReads:
-    """What LegacyStatus logs of its log reads as it stops."""
+class LoggedLines:
+    """The messages logged that hold C{phrase}."""
 
-    def __init__(self) -> None:
+    def __init__(self, phrase: str) -> None:
+        self.phrase = phrase
         self.lines: list[str] = []
 
     def __call__(self, event: dict[str, Any]) -> None:
         text = " ".join(str(part) for part in event.get("message") or ())
-        if "log reads in" in text:
+        if self.phrase in text:
             self.lines.append(text)
 
 
 class AppendsTests(MasterTestCase):
     def setUp(self) -> Any:
-        self.reads = LoggedReads()
+        # What LegacyStatus logs of its log reads as it stops.
+        self.reads = LoggedLines("log reads in")
         log.addObserver(self.reads)
         self.addCleanup(log.removeObserver, self.reads)
         return super().setUp()
 
     @defer.inlineCallbacks
-    def run_live_log(self, writes: list[str]) -> Any:
+    def run_live_log(self, writes: list[str], wrap: Callable[[Any], Any] | None = None) -> Any:
         """
         A build whose log gets C{writes} (stdout) one by one, each heard by
         the receiver before the next; the log's lines as the database holds
-        them once the build is over, and the service stopped.
+        them once the build is over, and the service stopped.  C{wrap}
+        wraps the master's C{appendLog} before the service starts.
         """
         live = LiveLog()
-        yield self.start_master({"b1": [live_log_step(live)]})
+        yield self.start_master({"b1": [live_log_step(live)]}, legacy=wrap is None)
         buildbot_append_log = self.master.data.rtypes.log.appendLog
+        if wrap is not None:
+            updates = self.master.data.updates
+            updates.appendLog = buildbot_append_log = wrap(updates.appendLog)
+            yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder])])
         yield self.force("b1")
         yield live.opened
         self.assertNotEqual(self.master.data.updates.appendLog, buildbot_append_log)
@@ -76,6 +84,32 @@ class AppendsTests(MasterTestCase):
         )
         (summary,) = self.reads.lines
         self.assertTrue(summary.startswith("LegacyStatus: 0 log reads"), summary)
+
+    @defer.inlineCallbacks
+    def test_an_append_log_wrapped_before_without_its_result(self) -> defer.Generator:
+        # Another plugin wrapped appendLog before LegacyStatus started, and
+        # its wrapper does not give the stored lines' numbers back: the
+        # bridge reads this master's lines from the database, as it does
+        # another master's, and says so once.
+        unnumbered = LoggedLines("not the numbers of the lines it stored")
+        log.addObserver(unnumbered)
+        self.addCleanup(log.removeObserver, unnumbered)
+
+        def drop_result(append_log: Any) -> Any:
+            def wrapped(logid: int, content: str) -> Any:
+                return defer.maybeDeferred(append_log, logid, content).addCallback(lambda _: None)
+
+            return wrapped
+
+        writes = [f"line {i} of write {w}\n" * (w + 1) for w in range(4) for i in range(3)]
+        content = yield self.run_live_log(writes, wrap=drop_result)
+        self.assertEqual(
+            content, "".join("o" + line for w in writes for line in w.splitlines(True))
+        )
+        (summary,) = self.reads.lines
+        self.assertFalse(summary.startswith("LegacyStatus: 0 log reads"), summary)
+        (said,) = unnumbered.lines
+        self.assertIn("gave back None", said)
 
     @defer.inlineCallbacks
     def test_a_line_buildbot_cuts_is_read_from_the_database(self) -> defer.Generator:
