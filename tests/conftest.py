@@ -26,6 +26,10 @@ def _scratch_cwd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     os.chdir(cwd)
 
 
+# The run's exit status, for pytest_unconfigure.
+_EXIT_STATUS = pytest.StashKey[int]()
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """
     End the run even if a master outlived its test: one whose test timed
@@ -41,10 +45,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stderr.write(f"threads left running: {', '.join(left)}; exiting without them\n")
         sys.stderr.flush()
         sys.stdout.flush()
-        exitstatus = getattr(config, "_blf_exitstatus", 1)
-        os._exit(int(exitstatus))
+        os._exit(config.stash.get(_EXIT_STATUS, 1))
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    session.config._blf_exitstatus = exitstatus  # type: ignore[attr-defined]
+    session.config.stash[_EXIT_STATUS] = int(exitstatus)
