@@ -245,12 +245,19 @@ class EventFeed:
     # Handlers: one build's events, one at a time
 
     async def _build_started(self, state: _BuildState, msg: _Message) -> None:
-        builder = await self.builders.by_id(msg["builderid"])
-        if builder is None:
+        try:
+            builder = await self.builders.by_id(msg["builderid"])
+            if builder is None:
+                del self._builds[state.buildid]
+                return
+            build = BuildStatus(builder, msg["number"], msg["buildid"])
+            await build.refresh(msg)
+        except Exception:
+            # Its receivers cannot hear of it, but its logs still stream to
+            # the pages that open them, as a build's that started before
+            # this service: those go by whether the feed tracks the build.
             del self._builds[state.buildid]
-            return
-        build = BuildStatus(builder, msg["number"], msg["buildid"])
-        await build.refresh(msg)
+            raise
         try:
             expected = await load_expectations(self.master.data, builder.builderid)
         except Exception:

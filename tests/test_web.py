@@ -13,7 +13,7 @@ from buildbot.plugins import util
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ClientCreator, Protocol
 
-from buildbot_logfile import web
+from buildbot_logfile import _build_status, web
 from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, page_header
 from buildbot_logfile.logfile import LogFileProducer
 from tests.masters import (
@@ -295,6 +295,56 @@ class LiveTests(WebTestCase):
         _, content = yield self.db_log("b1", 1, "slow", "stdio")
         self.assertEqual(b"".join(received), db_text(content).encode())
         self.assertEqual(db_text(content), expected)
+
+    @defer.inlineCallbacks
+    def test_a_live_log_of_a_build_whose_start_could_not_be_read(self) -> defer.Generator:
+        # The bridge failed to read build 1 as it started (the database
+        # away for a moment): receivers never hear of it, but its pages
+        # still stream it live and end with it, and the next build is
+        # heard as ever.
+        load_build_data = _build_status.load_build_data
+        failures = []
+
+        def failing_once(data: Any, build: Any) -> Any:
+            if not failures:
+                failures.append(build)
+                raise RuntimeError("the database is away")
+            return load_build_data(data, build)
+
+        self.patch(_build_status, "load_build_data", failing_once)
+        live = LiveLog()
+        yield self.start(
+            {"b1": [live_log_step(live, "slow")], "b2": [python_step("emit", "print('b2')")]}
+        )
+        yield self.force("b1")
+        yield live.opened
+        yield live.write(stdout="line 0\n")
+        path = "/builders/b1/builds/1/steps/slow/logs/stdio/text"
+        yield poll(
+            lambda: self.legacy_status().lookup.locate_log("b1", 1, "slow", "stdio"), "the log"
+        )
+        received: list[bytes] = []
+        response = yield treq.get(self.url(path), unbuffered=True, persistent=False)
+        collected = treq.collect(response, received.append)
+        expected = "line 0\n"
+        for i in range(1, 4):
+            yield live.write(stdout=f"line {i}\n")
+            expected += f"line {i}\n"
+            yield poll(lambda e=expected: b"".join(received) == e.encode(), f"line {i} on the page")
+        live.end()
+        yield collected
+        _, content = yield self.db_log("b1", 1, "slow", "stdio")
+        self.assertEqual(b"".join(received), db_text(content).encode())
+        self.assertEqual(len(failures), 1)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        yield self.force("b2")
+        yield self.recorder.wait_for_builds(1)
+        heard = {
+            (event[1], event[2])
+            for event in self.recorder.events
+            if event[0] in ("buildStarted", "buildFinished")
+        }
+        self.assertEqual(heard, {("b2", 1)})
 
     @defer.inlineCallbacks
     def test_a_client_that_disconnects_stops_its_producer(self) -> defer.Generator:
