@@ -266,6 +266,25 @@ def live_producers(master: Any) -> list[LogFileProducer]:
 
 
 class LiveTests(WebTestCase):
+    # The log of build 1's step "slow" on builder b1.
+    SLOW_LOG = "/builders/b1/builds/1/steps/slow/logs/stdio"
+
+    @defer.inlineCallbacks
+    def stream_slow_text(self) -> Any:
+        """
+        GET the text page of L{SLOW_LOG} once the bridge has the log: the
+        response, the list its body's parts go into as they come, and the
+        Deferred that fires as the body ends.
+        """
+        yield poll(
+            lambda: self.legacy_status().lookup.locate_log("b1", 1, "slow", "stdio"), "the log"
+        )
+        received: list[bytes] = []
+        response = yield treq.get(
+            self.url(self.SLOW_LOG + "/text"), unbuffered=True, persistent=False
+        )
+        return response, received, treq.collect(response, received.append)
+
     @defer.inlineCallbacks
     def test_live_text_arrives_while_the_log_is_written(self) -> defer.Generator:
         live = LiveLog()
@@ -273,16 +292,10 @@ class LiveTests(WebTestCase):
         yield self.force("b1")
         yield live.opened
         yield live.write(stdout="\x1b[32mline 0\x1b[0m\n")
-        path = "/builders/b1/builds/1/steps/slow/logs/stdio"
-        yield poll(
-            lambda: self.legacy_status().lookup.locate_log("b1", 1, "slow", "stdio"), "the log"
-        )
-        received = []
-        response = yield treq.get(self.url(path + "/text"), unbuffered=True, persistent=False)
+        response, received, collected = yield self.stream_slow_text()
         self.assertEqual(response.headers.getRawHeaders("cache-control"), ["no-cache"])
-        head = yield treq.head(self.url(path), persistent=False)
+        head = yield treq.head(self.url(self.SLOW_LOG), persistent=False)
         self.assertEqual(head.headers.getRawHeaders("cache-control"), ["no-cache"])
-        collected = treq.collect(response, received.append)
         expected = "\x1b[32mline 0\x1b[0m\n"
         for i in range(1, 6):
             line = f"line {i}\n"
@@ -319,13 +332,7 @@ class LiveTests(WebTestCase):
         yield self.force("b1")
         yield live.opened
         yield live.write(stdout="line 0\n")
-        path = "/builders/b1/builds/1/steps/slow/logs/stdio/text"
-        yield poll(
-            lambda: self.legacy_status().lookup.locate_log("b1", 1, "slow", "stdio"), "the log"
-        )
-        received: list[bytes] = []
-        response = yield treq.get(self.url(path), unbuffered=True, persistent=False)
-        collected = treq.collect(response, received.append)
+        _, received, collected = yield self.stream_slow_text()
         expected = "line 0\n"
         for i in range(1, 4):
             yield live.write(stdout=f"line {i}\n")
