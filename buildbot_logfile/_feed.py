@@ -253,9 +253,11 @@ class EventFeed:
             build = BuildStatus(builder, msg["number"], msg["buildid"])
             await build.refresh(msg)
         except Exception:
-            # Its receivers cannot hear of it, but its logs still stream to
-            # the pages that open them, as a build's that started before
-            # this service: those go by whether the feed tracks the build.
+            # Its receivers cannot hear of it, but its logs must still
+            # stream to the pages that open them: a build the feed does
+            # not track is mirrored straight from the database (see
+            # _on_log and _appended), as one that started before this
+            # service is.
             del self._builds[state.buildid]
             raise
         try:
