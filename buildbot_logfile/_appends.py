@@ -106,7 +106,7 @@ class LocalAppends:
                     self._said_unnumbered = True
                     log.msg(
                         f"LegacyStatus: appendLog gave back {lines!r}, not the numbers of the"
-                        " lines it stored (something wrapped it before LegacyStatus started);"
+                        " lines it stored (did something wrap it before LegacyStatus started?);"
                         " this master's logs are read from the database, as another master's"
                     )
                 unnumbered()
