@@ -129,7 +129,9 @@ class LogAppends:
     (given to L{start}) of the lines it has: C{on_append(mirror,
     num_lines)}, in order, for every append from the time the watch
     begins, and once more as it begins, from the database, for the
-    appends that came before.
+    appends that came before.  For this master's own logs it is called
+    inside Buildbot's C{appendLog}, whose next append waits for it: it
+    notes the lines and reads them later.
     """
 
     def __init__(self, master: Any) -> None:
@@ -138,8 +140,6 @@ class LogAppends:
         self._on_append: Callable[[LogMirror, int], None] | None = None
         self._watched: set[int] = set()
         self._remote: dict[int, _RemoteLog] = {}
-        # Appends of this master not told yet: logid -> (call, mirror, num_lines).
-        self._heard_soon: dict[int, tuple[IDelayedCall, LogMirror, int]] = {}
         # Subscriptions, unsubscriptions and looks under way.
         self._pending: set[defer.Deferred[Any]] = set()
 
@@ -148,10 +148,7 @@ class LogAppends:
         self._local.start()
 
     async def stop(self) -> None:
-        """Stop every watch; nothing is told from here on, but what was appended is."""
-        for logid, (call, _, _) in list(self._heard_soon.items()):
-            call.cancel()
-            self._heard_now(logid)
+        """Stop every watch; nothing is told from here on."""
         self._on_append = None
         self._local.stop()
         for logid in list(self._watched):
@@ -193,17 +190,7 @@ class LogAppends:
     def _appended_here(self, mirror: LogMirror, first: int, last: int, text: str) -> None:
         if stored_as_appended(self.master, first, last, text):
             mirror.hold(first, last, text)
-        # In a turn of its own: the receivers then run outside Buildbot's
-        # appendLog, as they did when a message brought the append, and a
-        # slow one does not hold the log's next append behind it.  Appends
-        # that come before that turn are told with it.
-        soon = self._heard_soon.get(mirror.logid)
-        call = soon[0] if soon else self.master.reactor.callLater(0, self._heard_now, mirror.logid)
-        self._heard_soon[mirror.logid] = (call, mirror, last + 1)
-
-    def _heard_now(self, logid: int) -> None:
-        _, mirror, num_lines = self._heard_soon.pop(logid)
-        self.heard(mirror, num_lines)
+        self.heard(mirror, last + 1)
 
     async def look(self, mirror: LogMirror) -> int | None:
         """

@@ -107,7 +107,7 @@ class EventFeed:
         for consumer in consumers:
             await defer.maybeDeferred(consumer.stopConsuming)
         await self.mirrors.appends.stop()
-        # Reads put off (see _append_soon) run now: a receiver hears every
+        # Reads put off (see _read_soon) run now: a receiver hears every
         # line before the log's end.
         for call, read in list(self._appends_due.values()):
             call.cancel()
@@ -176,31 +176,43 @@ class EventFeed:
             self._in_build(buildid, self._log_event, msg)
 
     def _appended(self, mirror: LogMirror, num_lines: int) -> None:
-        """A live log has C{num_lines} lines (see L{LogAppends})."""
-        self.mirrors.announce(mirror.logid, num_lines)
-        if num_lines <= mirror.lines:
-            return  # read already (the first look at a log that a read caught up)
-        buildid = mirror.step.build.buildid
-        if buildid in self._builds:
-            self._append_soon(buildid, mirror)
-        else:
-            self._run_logged(self.mirrors.sync(mirror, num_lines, False))
-
-    def _append_soon(self, buildid: int, mirror: LogMirror) -> None:
         """
-        Read appended lines now, or, if this log was read less than
-        L{_appends.APPEND_INTERVAL} ago, once that interval is over, taking every
-        append that came meanwhile.  Each read waits behind the master's own
-        writes on SQLite's one database thread: a burst of appends read one
-        by one slows the build down, while a quiet log is read at once.
+        A live log has C{num_lines} lines (see L{LogAppends}).  For this
+        master's own logs this is told inside Buildbot's C{appendLog}, so
+        it only notes them; the read comes later (L{_read_soon}).
+        """
+        self.mirrors.announce(mirror.logid, num_lines)
+        if num_lines > mirror.lines:  # else read already (a first look that a read caught up)
+            self._read_soon(mirror)
+
+    def _read_soon(self, mirror: LogMirror) -> None:
+        """
+        Read a live log's new lines in a turn of their own, at once if the
+        log was last read L{_appends.APPEND_INTERVAL} ago or more, or else
+        once that interval is over; either way the read takes every append
+        that came before it.
+
+        The turn: receivers run outside Buildbot's C{appendLog}, as they
+        did when a message brought the append, and a slow one does not
+        hold the log's next append behind it.  One delayed call per read,
+        not one per append, keeps the build's master from turning its
+        reactor for each append.  The interval: each read waits behind the
+        master's own writes on SQLite's one database thread, and a burst of
+        appends read one by one slows the build down.
         """
         if mirror.logid in self._appends_due:
             return
-        now = self.master.reactor.seconds()
+        reactor = self.master.reactor
 
         def read() -> None:
             self._appends_due.pop(mirror.logid, None)
-            mirror.last_read = self.master.reactor.seconds()
+            mirror.last_read = reactor.seconds()
+            buildid = mirror.step.build.buildid
+            if buildid not in self._builds:
+                # A build that started before this service, or whose start
+                # could not be read: no receiver hears of it.
+                self._run_logged(self.mirrors.sync(mirror, mirror.announced, False))
+                return
             msg = {
                 "logid": mirror.logid,
                 "stepid": mirror.step.stepid,
@@ -211,11 +223,8 @@ class EventFeed:
             }
             self._in_build(buildid, self._log_event, msg)
 
-        wait = mirror.last_read + _appends.APPEND_INTERVAL - now
-        if wait <= 0:
-            read()
-        else:
-            self._appends_due[mirror.logid] = (self.master.reactor.callLater(wait, read), read)
+        wait = max(0.0, mirror.last_read + _appends.APPEND_INTERVAL - reactor.seconds())
+        self._appends_due[mirror.logid] = (reactor.callLater(wait, read), read)
 
     def _run_logged(self, coro: Coroutine[Any, Any, Any]) -> defer.Deferred[Any]:
         d = defer.ensureDeferred(coro).addErrback(
