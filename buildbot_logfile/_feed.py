@@ -161,7 +161,8 @@ class EventFeed:
         self._in_build(int(key[1]), self._properties_updated, msg)
 
     def _on_step(self, key: tuple[str, ...], msg: _Message) -> None:
-        self._step_builds[msg["stepid"]] = msg["buildid"]
+        if msg["buildid"] in self._builds:
+            self._step_builds[msg["stepid"]] = msg["buildid"]
         self._in_build(msg["buildid"], self._step_event, key[2], msg)
 
     def _on_log(self, key: tuple[str, ...], msg: _Message) -> None:
@@ -257,7 +258,7 @@ class EventFeed:
         try:
             builder = await self.builders.by_id(msg["builderid"])
             if builder is None:
-                del self._builds[state.buildid]
+                self._forget(state.buildid)
                 return
             build = BuildStatus(builder, msg["number"], msg["buildid"])
             await build.refresh(msg)
@@ -265,9 +266,9 @@ class EventFeed:
             # Its receivers cannot hear of it, but its logs must still
             # stream to the pages that open them: a build the feed does
             # not track is mirrored straight from the database (see
-            # _on_log and _appended), as one that started before this
+            # _on_log and _read_soon), as one that started before this
             # service is.
-            del self._builds[state.buildid]
+            self._forget(state.buildid)
             raise
         try:
             expected = await load_expectations(self.master.data, builder.builderid)
@@ -284,6 +285,12 @@ class EventFeed:
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
             )
         self.requests.build_started(build)
+
+    def _forget(self, buildid: int) -> None:
+        """Track a build no more, nor the steps it started meanwhile."""
+        del self._builds[buildid]
+        for stepid in [s for s, b in self._step_builds.items() if b == buildid]:
+            del self._step_builds[stepid]
 
     def _queue_catch_up(self, state: _BuildState, build: _Message) -> defer.Deferred[Any]:
         return self._run_logged(self._catch_up_build(state, build))
