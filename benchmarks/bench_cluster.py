@@ -12,8 +12,10 @@ router, masters A and B started with `buildbot start`, one worker on A.
    same build), so each round's two builds run back to back, which one
    goes first alternating, and the figure is the median of the rounds'
    ratios; the rounds' range and the ratio of each cluster's fastest
-   build are printed beside it.  The receivers follow every log and note
-   when each chunk came.
+   build are printed beside it, and 90% bootstrap intervals of the median
+   and of the ratio of the summed times below it.  The receivers follow
+   every log and note when each chunk came; they flush what they note
+   with the next event that is not a logChunk.
  - Delay from A's database to each master's receiver: a trigger on
    logchunks notes when each chunk was inserted (PostgreSQL's clock, the
    machine's); the receivers note when each logChunk came, and the number
@@ -46,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # buildbot.master) is imported before it, and the filters are reset after.
 import buildbot.master  # noqa: F401
 
-from benchmarks.figures import percentile
+from benchmarks.figures import bootstrap_interval, percentile
 from tests.cluster import Build, Cluster, Master, unavailable, wait_for
 
 warnings.resetwarnings()
@@ -238,6 +240,13 @@ def main() -> None:
 
     ms = 1000
     ratios = sorted(with_legacy / without for without, with_legacy in rounds)
+    median_low, median_high = bootstrap_interval(
+        rounds, lambda some: statistics.median(w / o for o, w in some)
+    )
+    summed = sum(w for _, w in rounds) / sum(o for o, _ in rounds)
+    summed_low, summed_high = bootstrap_interval(
+        rounds, lambda some: sum(w for _, w in some) / sum(o for o, _ in some)
+    )
     fastest_without = min(without for without, _ in rounds)
     fastest_with = min(with_legacy for _, with_legacy in rounds)
     print(
@@ -254,6 +263,10 @@ def main() -> None:
         f" rounds {ratios[0]:.2f}x-{ratios[-1]:.2f}x;"
         f" fastest builds {fastest_with:.2f} s / {fastest_without:.2f} s ="
         f" {fastest_with / fastest_without:.2f}x"
+    )
+    print(
+        f"  90% bootstrap intervals: median {median_low:.2f}x-{median_high:.2f}x;"
+        f" ratio of the summed times {summed:.2f}x ({summed_low:.2f}x-{summed_high:.2f}x)"
     )
     for name, samples in (("A (the build's master)", on_a), ("B (the other master)", on_b)):
         print(

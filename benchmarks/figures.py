@@ -1,11 +1,13 @@
 """
 What the benchmarks measure with: this process's memory, percentiles,
-and a receiver that follows every builder.
+bootstrap intervals, and a receiver that follows every builder.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from buildbot_logfile.base import StatusReceiverMultiService
 
@@ -23,6 +25,27 @@ def percentile(values: list[float], fraction: float) -> float:
     """The value below which C{fraction} of C{values} lie (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+_Sample = TypeVar("_Sample")
+
+
+def bootstrap_interval(
+    samples: Sequence[_Sample],
+    statistic: Callable[[Sequence[_Sample]], float],
+    confidence: float = 0.9,
+    resamples: int = 2000,
+) -> tuple[float, float]:
+    """
+    The percentile bootstrap's interval for C{statistic} of C{samples}: how
+    far a figure of a few rounds could have landed elsewhere on a machine
+    whose speed wanders.  Seeded, so that one run's figures can be
+    recomputed from its rounds.
+    """
+    rng = random.Random(0)
+    estimates = sorted(statistic([rng.choice(samples) for _ in samples]) for _ in range(resamples))
+    tail = (1 - confidence) / 2
+    return percentile(estimates, tail), percentile(estimates, 1 - tail)
 
 
 class FollowingReceiver(StatusReceiverMultiService):
