@@ -36,7 +36,7 @@ Appended = Callable[[int, int, str], None]
 Unnumbered = Callable[[], None]
 
 # The least time between two reads of one log's new lines (see
-# EventFeed._append_soon), and between two looks at a busy log of another
+# EventFeed._read_soon), and between two looks at a busy log of another
 # master.  Each read of another master's log is a query and the
 # decompression of its chunks.  Every 20 ms, two masters on one 2-core
 # machine slowed a 50 MB build by a fifth; every 50 ms by 1%, with logChunk
