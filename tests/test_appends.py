@@ -197,3 +197,53 @@ class AppendsTests(MasterTestCase):
         self.assertEqual((yield reader.read_ahead(log_data["logid"], len(lines))), ("", False))
         live.end()
         yield self.recorder.wait_for_builds(1)
+
+    @defer.inlineCallbacks
+    def test_receivers_hear_appends_after_their_append_log(self) -> defer.Generator:
+        # A receiver's logChunk never runs in the callbacks of the
+        # appendLog that stored its lines (Buildbot's next append of the
+        # log waits for them), but in a turn of its own.  The window is
+        # marked by wrappers around the bridge's: one that Buildbot's
+        # result passes first, one that it passes last.
+        in_callbacks = [False]
+        heard_in_callbacks: list[str] = []
+
+        def mark(inside: bool) -> Callable[[Any], Any]:
+            def marked(result: Any) -> Any:
+                in_callbacks[0] = inside
+                return result
+
+            return marked
+
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]}, legacy=False)
+        updates = self.master.data.updates
+        buildbot_append_log = updates.appendLog
+        updates.appendLog = lambda logid, content: defer.maybeDeferred(
+            buildbot_append_log, logid, content
+        ).addBoth(mark(True))
+        yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder])])
+        bridged = updates.appendLog
+        updates.appendLog = lambda logid, content: bridged(logid, content).addBoth(mark(False))
+        log_chunk = self.recorder.logChunk
+
+        def noting_log_chunk(*args: Any) -> Any:
+            if in_callbacks[0]:
+                heard_in_callbacks.append(args[-1])
+            return log_chunk(*args)
+
+        self.recorder.logChunk = noting_log_chunk  # type: ignore[method-assign]
+        yield self.force("b1")
+        yield live.opened
+        writes = [f"line {i} of write {w}\n" for w in range(8) for i in range(w + 1)]
+        for text in writes:
+            yield live.write(stdout=text)
+            yield self.recorder.wait_until(
+                lambda text=text: self.recorder.text_of(*KEY).endswith(text)
+            )
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        self.assertEqual(self.recorder.text_of(*KEY), "".join(writes))
+        self.assertEqual(heard_in_callbacks, [])
+        # The service, stopping with the master, then puts back what it wrapped.
+        updates.appendLog = bridged
