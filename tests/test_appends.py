@@ -43,12 +43,18 @@ class AppendsTests(MasterTestCase):
         return super().setUp()
 
     @defer.inlineCallbacks
-    def run_live_log(self, writes: list[str], wrap: Callable[[Any], Any] | None = None) -> Any:
+    def run_live_log(
+        self,
+        writes: list[str],
+        wrap: Callable[[Any], Any] | None = None,
+        wrap_bridged: Callable[[Any], Any] | None = None,
+    ) -> Any:
         """
         A build whose log gets C{writes} (stdout) one by one, each heard by
         the receiver before the next; the log's lines as the database holds
         them once the build is over, and the service stopped.  C{wrap}
-        wraps the master's C{appendLog} before the service starts.
+        wraps the master's C{appendLog} before the service starts,
+        C{wrap_bridged} the bridge's once it has (until it stops).
         """
         live = LiveLog()
         yield self.start_master({"b1": [live_log_step(live)]}, legacy=wrap is None)
@@ -57,9 +63,12 @@ class AppendsTests(MasterTestCase):
             updates = self.master.data.updates
             updates.appendLog = buildbot_append_log = wrap(updates.appendLog)
             yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder])])
+        bridged = self.master.data.updates.appendLog
+        self.assertNotEqual(bridged, buildbot_append_log)
+        if wrap_bridged is not None:
+            self.master.data.updates.appendLog = wrap_bridged(bridged)
         yield self.force("b1")
         yield live.opened
-        self.assertNotEqual(self.master.data.updates.appendLog, buildbot_append_log)
         for text in writes:
             yield live.write(stdout=text)
             last_line = text.splitlines(True)[-1]
@@ -70,6 +79,7 @@ class AppendsTests(MasterTestCase):
         yield self.recorder.wait_for_builds(1)
         _, content = yield self.db_log("b1", 1, "live", "stdio")
         self.assertEqual(merged(self.recorder.chunks[KEY]), db_chunks("s", content))
+        self.master.data.updates.appendLog = bridged
         yield self.reconfig(services=[])
         # Buildbot's own method is back once the service is gone.
         self.assertEqual(self.master.data.updates.appendLog, buildbot_append_log)
@@ -208,42 +218,30 @@ class AppendsTests(MasterTestCase):
         in_callbacks = [False]
         heard_in_callbacks: list[str] = []
 
-        def mark(inside: bool) -> Callable[[Any], Any]:
-            def marked(result: Any) -> Any:
-                in_callbacks[0] = inside
-                return result
+        def marking(inside: bool) -> Callable[[Any], Any]:
+            def wrap(append_log: Any) -> Any:
+                def marked(result: Any) -> Any:
+                    in_callbacks[0] = inside
+                    return result
 
-            return marked
+                return lambda logid, content: defer.maybeDeferred(
+                    append_log, logid, content
+                ).addBoth(marked)
 
-        live = LiveLog()
-        yield self.start_master({"b1": [live_log_step(live)]}, legacy=False)
-        updates = self.master.data.updates
-        buildbot_append_log = updates.appendLog
-        updates.appendLog = lambda logid, content: defer.maybeDeferred(
-            buildbot_append_log, logid, content
-        ).addBoth(mark(True))
-        yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder])])
-        bridged = updates.appendLog
-        updates.appendLog = lambda logid, content: bridged(logid, content).addBoth(mark(False))
-        log_chunk = self.recorder.logChunk
+            return wrap
 
-        def noting_log_chunk(*args: Any) -> Any:
-            if in_callbacks[0]:
-                heard_in_callbacks.append(args[-1])
-            return log_chunk(*args)
+        def noting_log_chunks(bridged: Any) -> Any:
+            log_chunk = self.recorder.logChunk
 
-        self.recorder.logChunk = noting_log_chunk  # type: ignore[method-assign]
-        yield self.force("b1")
-        yield live.opened
+            def noting_log_chunk(*args: Any) -> Any:
+                if in_callbacks[0]:
+                    heard_in_callbacks.append(args[-1])
+                return log_chunk(*args)
+
+            self.recorder.logChunk = noting_log_chunk  # type: ignore[method-assign]
+            return marking(False)(bridged)
+
         writes = [f"line {i} of write {w}\n" for w in range(8) for i in range(w + 1)]
-        for text in writes:
-            yield live.write(stdout=text)
-            yield self.recorder.wait_until(
-                lambda text=text: self.recorder.text_of(*KEY).endswith(text)
-            )
-        live.end()
-        yield self.recorder.wait_for_builds(1)
+        yield self.run_live_log(writes, wrap=marking(True), wrap_bridged=noting_log_chunks)
         self.assertEqual(self.recorder.text_of(*KEY), "".join(writes))
         self.assertEqual(heard_in_callbacks, [])
-        # The service, stopping with the master, then puts back what it wrapped.
-        updates.appendLog = bridged
