@@ -77,7 +77,10 @@ class TailClient:
         if err:
             self.end(f"connect: {errno.errorcode.get(err, err)}")
             return
-        self.sock.sendall(self.request)  # a few dozen bytes: the buffer takes them
+        try:
+            self.sock.sendall(self.request)  # a few dozen bytes: the buffer takes them
+        except OSError as e:
+            self.end(f"send: {e}")
 
     def received(self, data: bytes, now: float) -> None:
         if self._head is not None:
