@@ -7,12 +7,13 @@ a buildset has finished.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Any
 
 from buildbot.data import resultspec
 from twisted.internet import defer
 from twisted.python import log
+
+from buildbot_logfile._status_base import as_datetime
 
 
 class BuildSetSummaryNotifierMixin:
@@ -96,18 +97,13 @@ class BuildSetSummaryNotifierMixin:
 def _as_08_buildset(buildset: dict[str, Any]) -> dict[str, Any]:
     """A data-API buildset as 0.8's database gave it (C{bsdict})."""
 
-    def when(value: Any) -> datetime | None:
-        if value is None or isinstance(value, datetime):
-            return value
-        return datetime.fromtimestamp(value, timezone.utc)
-
     return {
         "bsid": buildset["bsid"],
         "external_idstring": buildset.get("external_idstring"),
         "reason": buildset.get("reason"),
-        "submitted_at": when(buildset.get("submitted_at")),
+        "submitted_at": as_datetime(buildset.get("submitted_at")),
         "complete": bool(buildset.get("complete")),
-        "complete_at": when(buildset.get("complete_at")),
+        "complete_at": as_datetime(buildset.get("complete_at")),
         "results": buildset.get("results"),
         "sourcestamps": buildset.get("sourcestamps") or [],
     }

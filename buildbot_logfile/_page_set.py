@@ -16,6 +16,7 @@ from typing import Any
 from buildbot.process.results import Results
 
 from buildbot_logfile._render import quote
+from buildbot_logfile._status_base import epoch
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 
 STYLE = """
@@ -49,10 +50,6 @@ def _when(seconds: float | None) -> str:
     if seconds is None:
         return ""
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _epoch(value: Any) -> float | None:
-    return value.timestamp() if isinstance(value, datetime) else value
 
 
 def _cell(text: str, css: str = "") -> str:
@@ -102,7 +99,7 @@ def builder_page(
             + _cell(f'<a href="{link}/builds/{b["number"]}">#{b["number"]}</a>')
             + _cell(html.escape(result), result)
             + _cell(html.escape(b.get("state_string") or ""))
-            + _cell(_when(_epoch(b.get("started_at"))))
+            + _cell(_when(epoch(b.get("started_at"))))
             + "</tr>"
         )
     body.append(_table(["Build", "Result", "Text", "Started"], rows) if rows else "<p>None.</p>")

@@ -9,7 +9,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from twisted.internet import defer, task
@@ -52,6 +52,16 @@ def epoch(value: datetime | float | None) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
     return float(value)
+
+
+def as_datetime(value: datetime | float | None) -> datetime | None:
+    """
+    A data-API time as a C{datetime} (UTC when it came as a number): for
+    what 0.8 gave as one, whichever form the message queue brought.
+    """
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromtimestamp(value, timezone.utc)
 
 
 def words(state_string: str | None) -> list[str]:
