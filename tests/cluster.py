@@ -2,7 +2,8 @@
 A real Buildbot cluster for the multi-master tests: a throwaway PostgreSQL
 cluster, a crossbar WAMP router, two masters (A and B) started with
 C{buildbot start} in processes of their own, sharing the database and the
-message queue, and one real worker, connected to master A only.
+message queue, and one real worker, connected to master A only (and, for
+the tests of builds on both masters, a second one on master B).
 
 Both masters run C{reporters.LegacyStatus} with a L{JsonRecorder} (see
 L{tests.cluster_receiver}), which writes every 0.8 event to
@@ -11,7 +12,8 @@ C{<basedir>/events.jsonl}, and serve the old pages on a port of their own
 benchmarks/bench_cluster.py).
 Both configure the same builders; the worker is configured on both (a
 builder needs its workers configured) but connects to A, so A runs every
-build and B only hears of it.
+build and B only hears of it.  The second worker, where there is one,
+serves only L{BUILDER_ON_B}, whose builds B runs and A only hears of.
 
 Every build runs three steps: C{prep} (prints a line), C{live} and
 C{after} (prints a line).  C{live} follows a control file that the test
@@ -56,6 +58,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 WORKER_NAME = "w1"
 BUILDERS = ("b1", "b2")
+# A cluster made with a worker on B (C{worker_on_b=True}): its name, and
+# the one builder it serves, which only B can run.
+WORKER_B_NAME = "w2"
+BUILDER_ON_B = "b3"
 EVENTS = "events.jsonl"
 # How long the harness waits for a process or an event before it fails.
 START_TIMEOUT = 90.0
@@ -107,7 +113,7 @@ c["multiMaster"] = True
 c["db"] = {{"db_url": {db_url!r}}}
 c["mq"] = {{"type": "wamp", "router_url": {router_url!r}, "realm": "realm1",
            "wamp_debug_level": "error"}}
-c["workers"] = [worker.Worker({worker!r}, "pass")]
+c["workers"] = [worker.Worker(name, "pass") for name in {workers!r}]
 c["protocols"] = {{"pb": {{"port": "tcp:{pb_port}:interface=127.0.0.1"}}}}
 c["buildbotURL"] = "http://127.0.0.1:{www_port}/"
 c["buildbotNetUsageData"] = None
@@ -122,7 +128,7 @@ factory = util.BuildFactory([
     steps.ShellCommand(name="after", command=[PYTHON, "-c", "print('after the live step')"]),
 ])
 c["builders"] = [
-    util.BuilderConfig(name=name, workernames=[{worker!r}], factory=factory)
+    util.BuilderConfig(name=name, workernames=[{builder_workers!r}[name]], factory=factory)
     for name in {builders!r}
 ]
 c["schedulers"] = {schedulers}
@@ -531,6 +537,8 @@ class Master(Daemon):
         self.www = www
         self.events_path = os.path.join(self.basedir, EVENTS)
         self.builders = list(BUILDERS)
+        if cluster.worker_on_b:
+            self.builders.append(BUILDER_ON_B)
 
     def __repr__(self) -> str:
         return f"<master {self.name}>"
@@ -564,7 +572,11 @@ class Master(Daemon):
             name=self.name,
             db_url=self.cluster.postgres.url,
             router_url=self.cluster.crossbar.router_url,
-            worker=WORKER_NAME,
+            workers=[WORKER_NAME, WORKER_B_NAME] if self.cluster.worker_on_b else [WORKER_NAME],
+            builder_workers={
+                name: WORKER_B_NAME if name == BUILDER_ON_B else WORKER_NAME
+                for name in self.builders
+            },
             pb_port=self.pb_port,
             www_port=self.www_port,
             www=www,
@@ -651,19 +663,20 @@ class Master(Daemon):
 
 
 class Worker(Daemon):
-    """The one worker of the cluster, a real buildbot-worker process connected to a master."""
+    """A worker of the cluster, a real buildbot-worker process connected to one master."""
 
-    def __init__(self, cluster: Cluster, master: Master) -> None:
+    def __init__(self, cluster: Cluster, master: Master, name: str, basedir: str) -> None:
         self.cluster = cluster
         self.master = master
-        self.basedir = os.path.join(cluster.basedir, "worker")
+        self.name = name
+        self.basedir = os.path.join(cluster.basedir, basedir)
 
     def __repr__(self) -> str:
-        return f"<worker {WORKER_NAME}>"
+        return f"<worker {self.name}>"
 
     def create(self) -> None:
         run([os.path.join(BIN, "buildbot-worker"), "create-worker", "--quiet", self.basedir,
-             f"127.0.0.1:{self.master.pb_port}", WORKER_NAME, "pass"],
+             f"127.0.0.1:{self.master.pb_port}", self.name, "pass"],
             "buildbot-worker create-worker")  # fmt: skip
         # The worker sends output once it has 64 KiB or after 5 s: send it
         # at once, so that a live log is live.
@@ -721,9 +734,15 @@ class Build:
 
 
 class Cluster:
-    """PostgreSQL, crossbar, masters A and B, and a worker on A: see the module's docstring."""
+    """
+    PostgreSQL, crossbar, masters A and B, and a worker on A: see the
+    module's docstring.  With C{worker_on_b}, a second worker, on B, runs
+    the builds of L{BUILDER_ON_B}.
+    """
 
-    def __init__(self, legacy_status: bool = True, text_head: int | None = None) -> None:
+    def __init__(
+        self, legacy_status: bool = True, text_head: int | None = None, worker_on_b: bool = False
+    ) -> None:
         # Without LegacyStatus (for the benchmark's anchor) the masters run
         # neither the bridge nor a receiver: nothing records events.
         self.legacy_status = legacy_status
@@ -733,12 +752,16 @@ class Cluster:
         # The postgres user must reach its data directory.
         os.chmod(self.basedir, 0o711)
         self.control_dir = os.path.join(self.basedir, "control")
+        self.worker_on_b = worker_on_b
         ports = free_ports(8)
         self.postgres = Postgres(os.path.join(self.basedir, "postgres"), ports[0])
         self.crossbar = Crossbar(os.path.join(self.basedir, "crossbar"), ports[1])
         self.a = Master(self, "A", ports[2:5], www=True)
         self.b = Master(self, "B", ports[5:8], www=False)
-        self.worker = Worker(self, self.a)
+        self.worker = Worker(self, self.a, WORKER_NAME, "worker")
+        self.workers = [self.worker]
+        if worker_on_b:
+            self.workers.append(Worker(self, self.b, WORKER_B_NAME, "worker-b"))
         self._db: Any = None
         self._stopped = False
 
@@ -753,9 +776,14 @@ class Cluster:
             self.b.create()
             self.a.start()
             self.b.start()
-            self.worker.create()
-            self.worker.start()
-            wait_for(self.worker_connected, f"{WORKER_NAME} to connect to master A")
+            for worker in self.workers:
+                worker.create()
+                worker.start()
+            for worker in self.workers:
+                wait_for(
+                    lambda worker=worker: self.worker_connected(worker),
+                    f"{worker} to connect to {worker.master}",
+                )
         except BaseException:
             self.stop()
             raise
@@ -771,7 +799,7 @@ class Cluster:
                 self._db.close()
             self._db = None
         # A before its worker: it interrupts its builds, which needs the worker.
-        for part in (self.b, self.a, self.worker, self.crossbar, self.postgres):
+        for part in (self.b, self.a, *self.workers, self.crossbar, self.postgres):
             try:
                 part.stop()
             except Exception as e:
@@ -790,8 +818,9 @@ class Cluster:
         for master in (self.a, self.b):
             if not master.running:
                 raise AssertionError(f"{master} is not running:\n{master.log_tail()}")
-        if not self.worker.running:
-            raise AssertionError(f"{self.worker} is not running")
+        for worker in self.workers:
+            if not worker.running:
+                raise AssertionError(f"{worker} is not running")
         process = self.crossbar.process
         if process is None or process.poll() is not None:
             raise AssertionError(f"crossbar is not running:\n{tail(self.crossbar.logfile)}")
@@ -807,15 +836,28 @@ class Cluster:
         cursor.execute(sql, args)
         return cursor.fetchall()
 
-    def worker_connected(self) -> bool:
+    def worker_connected(self, worker: Worker | None = None) -> bool:
+        """Whether C{worker} (A's, by default) is connected to its master."""
+        worker = worker or self.worker
         return bool(
             self.query(
                 "SELECT 1 FROM connected_workers cw JOIN workers w ON w.id = cw.workerid"
                 " JOIN masters m ON m.id = cw.masterid WHERE w.name = %s AND m.name LIKE %s",
-                WORKER_NAME,
-                "%" + self.a.basedir,
+                worker.name,
+                "%" + worker.master.basedir,
             )
         )
+
+    def run_by(self, build: Build) -> tuple[Master, str]:
+        """The master that ran C{build}, and its worker's name, as the database has them."""
+        ((master, worker),) = self.query(
+            "SELECT m.name, w.name FROM builds b JOIN masters m ON m.id = b.masterid"
+            " JOIN workers w ON w.id = b.workerid WHERE b.id = %s",
+            build.buildid,
+        )
+        # A master's name in the database is "<host>:<basedir>".
+        (ran,) = [m for m in (self.a, self.b) if master.endswith(":" + m.basedir)]
+        return ran, worker
 
     def log_row(self, build: Build, step: str, log: str) -> tuple[int, str, int, bool] | None:
         """C{(logid, type, num_lines, complete)} of a log, or None if it does not exist yet."""

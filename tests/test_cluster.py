@@ -19,6 +19,7 @@ from twisted.internet import defer, threads
 from twisted.trial import unittest
 
 from tests.cluster import (
+    BUILDER_ON_B,
     BUILDERS,
     EVENT_TIMEOUT,
     Build,
@@ -99,6 +100,8 @@ class ClusterTestCase(unittest.TestCase):
     """Tests that share one cluster per class (it takes some seconds to start)."""
 
     timeout = 240
+    # Whether the cluster has a second worker, on B (see tests.cluster).
+    worker_on_b = False
     cluster: Cluster | None = None
     missing: str | None = None
 
@@ -112,7 +115,7 @@ class ClusterTestCase(unittest.TestCase):
 
     @classmethod
     def _start_cluster(cls) -> None:
-        cluster = Cluster()
+        cluster = Cluster(worker_on_b=cls.worker_on_b)
         cluster.start()
         cls.cluster = cluster
 
@@ -272,7 +275,7 @@ class ClusterTestCase(unittest.TestCase):
         # The text is the state string (as one item, or as 0.8's words).
         self.assertEqual(" ".join(finished["text"]), state_string)
         self.assertEqual(finished["reason"], reason)
-        self.assertEqual(finished["worker"], "w1")
+        self.assertEqual(finished["worker"], self.db.run_by(build)[1])
         self.assertEqual(finished["buildername_property"], build.builder)
         self.assertTrue(finished["finished"])
         self.assertEqual(finished["steps"], list(STEPS))
@@ -291,7 +294,9 @@ class ClusterTestCase(unittest.TestCase):
                 self.assertEqual(e["results_arg"], e["results"], e["step"])
                 self.assertEqual(" ".join(e["text"]), state_string or "", e["step"])
                 self.assertEqual(e["times"], [started_at, complete_at], e["step"])
-        self.assertEqual([e for e in events if e["event"] == "receiverError"], [])
+        # A status object that raised, for this build or any other: the
+        # receiver notes it without a build.
+        self.assertEqual([e for e in master.events() if e["event"] == "receiverError"], [])
 
     # Pages
 
@@ -484,6 +489,76 @@ class ClusterTests(ClusterTestCase):
         self.assertNotEqual(first.buildid, second.buildid)
 
 
+class BuildsOnBothMastersTests(ClusterTestCase):
+    """
+    Builds running at once on both masters, one on each (issue 13): each
+    master's receivers hear both, apart, whole and live, and each master's
+    pages stream both live, the other master's build too, and end with
+    them.
+    """
+
+    worker_on_b = True
+
+    @defer.inlineCallbacks
+    def test_builds_on_both_masters_at_once_stay_apart(self) -> Any:
+        masters = (self.a, self.b)
+        since = {master: master.events_size() for master in masters}
+        on_a = yield self.start_build("b1")
+        on_b = yield self.start_build(BUILDER_ON_B)
+        builds = (on_a, on_b)
+        for build in builds:
+            for master in masters:
+                yield self.wait_for_event(
+                    master, build, "logStarted", step="live", since=since[master]
+                )
+            build.control.write(stdout=f"{build.builder} out: the first line\n")
+            yield self.db_has_written(build)
+        self.assertEqual(self.db.run_by(on_a)[0], self.a)
+        self.assertEqual(self.db.run_by(on_b)[0], self.b)
+        streams = {}
+        for master in masters:
+            for build in builds:
+                streams[master, build] = yield self.open_stream(
+                    master.pages + build.path() + "/text"
+                )
+        for i in range(20):
+            for build in builds:
+                build.control.write(stdout=lines(f"{build.builder} out", i * 10, i * 10 + 10))
+                if i % 4 == 0:
+                    build.control.write(stderr=lines(f"{build.builder} err", i, i + 1))
+        for build in builds:
+            yield self.db_has_written(build)
+            text = self.db.db_text(build).encode()
+            for master in masters:
+                yield self.wait_for_same_text(master, build, since[master])
+                _, parts, done = streams[master, build]
+                yield until(
+                    lambda parts=parts, text=text: b"".join(parts) == text,
+                    f"{master}'s page of {build} to have all the database holds, live",
+                )
+                self.assertFalse(done.called, f"{master}'s page of {build} ended while it runs")
+                self.assertNotIn("buildFinished", [e["event"] for e in self.events(master, build)])
+        for build in builds:
+            build.control.end()
+        for build in builds:
+            for master in masters:
+                yield self.wait_for_event(master, build, "buildFinished", since=since[master])
+
+        for master in masters:
+            for build, other in ((on_a, on_b), (on_b, on_a)):
+                events = self.events(master, build, since[master])
+                self.assertEqual(outline(events), cascade(), (master, build))
+                self.check_against_database(master, build, since[master])
+                self.check_status_fields(master, build)
+                received = text_of(received_chunks(events, *LIVE))
+                self.assertNotIn(f"{other.builder} out", received)
+                self.assertIn(f"{build.builder} out 00199", received)
+                _, parts, done = streams[master, build]
+                yield until(lambda done=done: done.called, f"{master}'s page of {build} to end")
+                yield done
+                self.assertEqual(b"".join(parts), self.db.db_text(build).encode())
+
+
 class RestartTests(ClusterTestCase):
     """
     Master B stops (SIGTERM) or dies (SIGKILL) while A runs a build, and
@@ -524,11 +599,10 @@ class RestartTests(ClusterTestCase):
         yield self.wait_for_event(self.b, build, "buildFinished", since=since)
         events = self.events(self.b, build, since)
         shape = outline(events)
-        # Steps that had finished before B started again may be told or
-        # not; those after must be, whole and in 0.8 order.
-        told = [s for s in ("worker_preparation", "prep") if ("stepStarted", s) in shape]
-        self.assertEqual(shape, cascade([*told, "live", "after"]))
-        self.check_against_database(self.b, build, since, [*told[1:], "live", "after"])
+        # Every step, whole and in 0.8 order: those that had finished
+        # before B started again are told from the database too.
+        self.assertEqual(shape, cascade(list(STEPS)))
+        self.check_against_database(self.b, build, since, list(STEPS_WITH_LOGS))
         self.check_status_fields(self.b, build)
 
     def test_b_stopped_and_started_again_hears_the_running_build(self) -> Any:
