@@ -193,6 +193,15 @@ class JsonRecorder(StatusReceiverMultiService):
             lambda: {**self._step_details(build, step), "results_arg": list(results)},
         )
 
+    def buildsetSubmitted(self, buildset: Any) -> None:
+        self._record("buildsetSubmitted", lambda: {"buildset": buildset.asDict()})
+
+    def requestSubmitted(self, request: Any) -> None:
+        self._record(
+            "requestSubmitted",
+            lambda: {"request": request.asDict(), "bsid": request.getBsid(), "brid": request.brid},
+        )
+
     def buildFinished(self, builderName: str, build: Any, results: Any) -> None:
         self._record(
             "buildFinished",

@@ -333,6 +333,52 @@ class ClusterTestCase(unittest.TestCase):
 
 class ClusterTests(ClusterTestCase):
     @defer.inlineCallbacks
+    def test_both_masters_tell_a_buildset_and_its_request_as_the_database_has_them(
+        self,
+    ) -> Any:
+        # Over the WAMP router the messages carry their times as numbers
+        # (the single-master tests' message queue carries datetimes).
+        since = {master: master.events_size() for master in (self.a, self.b)}
+        build = yield self.start_build("b2")
+        ((brid, bsid, request_at, buildset_at, reason),) = self.db.query(
+            "SELECT br.id, bs.id, br.submitted_at, bs.submitted_at, bs.reason FROM builds b"
+            " JOIN buildrequests br ON br.id = b.buildrequestid"
+            " JOIN buildsets bs ON bs.id = br.buildsetid WHERE b.id = %s",
+            build.buildid,
+        )
+        for master in (self.a, self.b):
+            yield self.wait_for_event(master, build, "buildStarted", since=since[master])
+            told = {
+                e["event"]: e
+                for e in master.events(since[master])
+                if e["event"] in ("buildsetSubmitted", "requestSubmitted")
+            }
+            # Each once (Buildbot announces the request before its buildset).
+            self.assertEqual(
+                sorted(e["event"] for e in master.events(since[master]) if e["event"] in told),
+                ["buildsetSubmitted", "requestSubmitted"],
+                master,
+            )
+            buildset = told["buildsetSubmitted"]["buildset"]
+            self.assertEqual(
+                (buildset["bsid"], buildset["reason"], buildset["submittedAt"]),
+                (bsid, reason, buildset_at),
+                master,
+            )
+            self.assertFalse(buildset["complete"], master)
+            request = told["requestSubmitted"]
+            self.assertEqual(
+                (
+                    request["brid"],
+                    request["bsid"],
+                    request["request"]["builderName"],
+                    request["request"]["submittedAt"],
+                ),
+                (brid, bsid, "b2", request_at),
+                master,
+            )
+
+    @defer.inlineCallbacks
     def test_b_gets_the_whole_cascade_and_every_byte_of_a_build_on_a_live(self) -> Any:
         since_a, since_b = self.a.events_size(), self.b.events_size()
         build = yield self.start_build("b1")
