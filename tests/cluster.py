@@ -50,6 +50,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, reactor, task
+from twisted.trial import unittest
 
 import buildbot_logfile  # noqa: F401  (0.8 import paths, which tests.masters uses)
 from tests.masters import db_chunks, db_text
@@ -420,6 +421,49 @@ class Postgres:
                 return int(f.readline())
         except (OSError, ValueError):
             return None
+
+
+class PostgresTestCase(unittest.TestCase):
+    """
+    A test case whose tests share one throwaway PostgreSQL server
+    (C{postgres}), started before the first of them.  L{setUp} fails
+    without one under CI, and skips the test elsewhere.  (pytest calls
+    C{setUpClass}; trial's own runner does not, and then there is none.)
+    """
+
+    postgres: Postgres | None = None
+    _postgres_dir: str | None = None
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        if unavailable() is None:
+            cls._postgres_dir = tempfile.mkdtemp()
+            os.chmod(cls._postgres_dir, 0o755)  # for the postgres user, when run as root
+            cls.postgres = Postgres(os.path.join(cls._postgres_dir, "pg"), free_ports(1)[0])
+            try:
+                cls.postgres.start()
+            except BaseException:
+                cls.tearDownClass()
+                raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        postgres, cls.postgres = cls.postgres, None
+        if postgres is not None:
+            postgres.stop()
+        basedir, cls._postgres_dir = cls._postgres_dir, None
+        if basedir is not None:
+            shutil.rmtree(basedir, ignore_errors=True)
+        super().tearDownClass()
+
+    def setUp(self) -> Any:
+        if self.postgres is None:
+            message = f"PostgreSQL tests need {unavailable()}"
+            if os.environ.get("CI"):
+                self.fail(message)
+            raise unittest.SkipTest(message)
+        return super().setUp()
 
 
 class Crossbar:

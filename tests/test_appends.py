@@ -16,7 +16,8 @@ from twisted.internet import defer
 from twisted.python import log
 
 from buildbot_logfile import LegacyStatus, _appends, _logdb, _mirror
-from tests.masters import LiveLog, MasterTestCase, db_chunks, live_log_step, merged
+from tests.cluster import PostgresTestCase
+from tests.masters import LiveLog, MasterTestCase, db_chunks, live_log_step, merged, poll
 
 KEY = (1, "live", "stdio")
 
@@ -245,3 +246,62 @@ class AppendsTests(MasterTestCase):
         yield self.run_live_log(writes, wrap=marking(True), wrap_bridged=noting_log_chunks)
         self.assertEqual(self.recorder.text_of(*KEY), "".join(writes))
         self.assertEqual(heard_in_callbacks, [])
+
+
+class PostgresLookAheadTests(PostgresTestCase, MasterTestCase):
+    """
+    The look at a busy log of another master (L{_appends.LogAppends.look_ahead}),
+    on PostgreSQL, as the bridge reads there (issue 13): one statement finds
+    and reads a batch of new lines, and the batches make the log whole.
+    """
+
+    @defer.inlineCallbacks
+    def test_each_batch_of_new_lines_is_one_statement(self) -> defer.Generator:
+        assert self.postgres is not None
+        live = LiveLog()
+        # No LegacyStatus: the only reads are the test's.
+        yield self.start_master(
+            {"b1": [live_log_step(live)]}, legacy=False, db_url=self.postgres.url
+        )
+        yield self.force("b1")
+        yield live.opened
+        for w in range(2 * _logdb.BATCH_CHUNKS + 3):  # one chunk each
+            yield live.write(stdout=f"write {w} \u00e9\n" * (w % 5 + 1))
+        log_data, content = yield self.db_log("b1", 1, "live", "stdio")
+        logid = log_data["logid"]
+        chunks = yield self.master.db.pool.do(
+            lambda conn: conn.exec_driver_sql(
+                f"SELECT count(*) FROM logchunks WHERE logid = {int(logid)}"
+            ).scalar()
+        )
+        reader = _logdb.LogReader(self.master)
+        self.addCleanup(reader.close)
+        yield reader.num_lines(logid)  # connected: the dialect's own first statements are done
+        statements: list[str] = []
+        pool_engine = self.master.db.pool.engine
+
+        def note(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            if conn.engine is not pool_engine:
+                statements.append(statement)
+
+        sa.event.listen(sa.engine.Engine, "before_cursor_execute", note)
+        self.addCleanup(sa.event.remove, sa.engine.Engine, "before_cursor_execute", note)
+        text, looks = "", 0
+        while True:
+            more_text, more = yield reader.read_ahead(logid, text.count("\n"))
+            text += more_text
+            looks += 1
+            if not more:
+                break
+        self.assertEqual(text, content)
+        # Full batches, then the one that says there is no more.
+        self.assertEqual(looks, chunks // _logdb.BATCH_CHUNKS + 1)
+        self.assertEqual(len(statements), looks)
+        self.assertTrue(all("FROM logchunks" in s for s in statements), statements)
+        live.end()
+        yield poll(
+            lambda: self.master.data.get(("builders", "b1", "builds", 1)).addCallback(
+                lambda build: build["complete"]
+            ),
+            "the build to end",
+        )

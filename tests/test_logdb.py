@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +12,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from buildbot_logfile._logdb import LogReader, ReadStats
-from tests.cluster import Postgres, free_ports, unavailable
+from tests.cluster import PostgresTestCase
 
 
 class LogReaderTests(unittest.TestCase):
@@ -90,37 +88,14 @@ class LogReaderTests(unittest.TestCase):
         yield self.assertFailure(self.reader.do(lambda conn: None), RuntimeError)
 
 
-class PostgresLogReaderTests(unittest.TestCase):
+class PostgresLogReaderTests(PostgresTestCase):
     """The bridge's own connection to a real PostgreSQL server, started for these tests."""
 
     timeout = 60
-    postgres: Postgres | None = None
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        if unavailable() is None:
-            cls.basedir = tempfile.mkdtemp()
-            os.chmod(cls.basedir, 0o755)  # for the postgres user, when run as root
-            cls.postgres = Postgres(os.path.join(cls.basedir, "pg"), free_ports(1)[0])
-            try:
-                cls.postgres.start()
-            except BaseException:
-                cls.tearDownClass()
-                raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        postgres, cls.postgres = cls.postgres, None
-        if postgres is not None:
-            postgres.stop()
-            shutil.rmtree(cls.basedir, ignore_errors=True)
 
     def setUp(self) -> None:
-        if self.postgres is None:
-            message = f"PostgreSQL tests need {unavailable()}"
-            if os.environ.get("CI"):
-                self.fail(message)
-            raise unittest.SkipTest(message)
+        super().setUp()
+        assert self.postgres is not None
         engine = sa.create_engine(self.postgres.url)
         master = SimpleNamespace(
             db=SimpleNamespace(pool=SimpleNamespace(engine=engine)), reactor=reactor
