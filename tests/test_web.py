@@ -19,10 +19,12 @@ from buildbot_logfile.logfile import LogFileProducer
 from tests.masters import (
     LiveLog,
     MasterTestCase,
+    Recorder,
     db_chunks,
     db_text,
     html_log_step,
     live_log_step,
+    merged,
     poll,
     python_step,
 )
@@ -35,6 +37,11 @@ EMIT = textwrap.dedent(
     sys.stdout.write("caf\u00e9 <script>alert(1)</script>\n")
     """
 )
+
+
+# Readers and receivers of one live log in the fan-out test.
+LIVE_READERS = 200
+LIVE_RECEIVERS = 20
 
 
 class WebTestCase(MasterTestCase):
@@ -308,6 +315,46 @@ class LiveTests(WebTestCase):
         _, content = yield self.db_log("b1", 1, "slow", "stdio")
         self.assertEqual(b"".join(received), db_text(content).encode())
         self.assertEqual(db_text(content), expected)
+
+    @defer.inlineCallbacks
+    def test_many_live_readers_and_receivers_each_get_every_byte(self) -> defer.Generator:
+        # Issue 13's fan-out, scaled to a test: readers that arrive before
+        # the log is written and while it is, and receivers, all following
+        # one live log (bench_fanout runs 1,000 readers and 100 receivers).
+        live = LiveLog()
+        receivers = [Recorder(f"r{i}") for i in range(LIVE_RECEIVERS)]
+        yield self.start({"b1": [live_log_step(live, "slow")]}, receivers=receivers)
+        yield self.force("b1")
+        yield live.opened
+        written = "before any reader\n"
+        yield live.write(stdout=written)
+        streams = []
+        for _ in range(LIVE_READERS // 2):
+            streams.append((yield self.stream_slow_text()))
+        rng = random.Random(13)
+        for i in range(200):
+            stdout = "".join(f"out {i}.{j} caf\u00e9 \u2603\n" for j in range(rng.randrange(1, 40)))
+            stderr = f"err {i}\n" if rng.random() < 0.2 else ""
+            yield live.write(stdout=stdout, stderr=stderr)
+            written += stdout + stderr
+            if i % 4 == 0 and len(streams) < LIVE_READERS:
+                for _ in range(LIVE_READERS // 100):
+                    streams.append((yield self.stream_slow_text()))
+        self.assertEqual(len(streams), LIVE_READERS)
+        self.assertEqual([c for _, _, c in streams if c.called], [])
+        live.end()
+        yield defer.gatherResults([collected for _, _, collected in streams])
+        for recorder in receivers:
+            yield recorder.wait_for_builds(1)
+        _, content = yield self.db_log("b1", 1, "slow", "stdio")
+        self.assertEqual(db_text(content), written)
+        text = written.encode()
+        for n, (_, received, _) in enumerate(streams):
+            self.assertEqual(b"".join(received), text, f"reader {n}")
+        for recorder in receivers:
+            self.assertEqual(
+                merged(recorder.chunks[(1, "slow", "stdio")]), db_chunks("s", content), recorder
+            )
 
     @defer.inlineCallbacks
     def test_a_live_log_of_a_build_whose_start_could_not_be_read(self) -> defer.Generator:
