@@ -54,6 +54,7 @@ from twisted.trial import unittest
 
 import buildbot_logfile  # noqa: F401  (0.8 import paths, which tests.masters uses)
 from tests.masters import db_chunks, db_text
+from tests.support import cannot_run
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(os.path.abspath(sys.executable))
@@ -459,10 +460,7 @@ class PostgresTestCase(unittest.TestCase):
 
     def setUp(self) -> Any:
         if self.postgres is None:
-            message = f"PostgreSQL tests need {unavailable()}"
-            if os.environ.get("CI"):
-                self.fail(message)
-            raise unittest.SkipTest(message)
+            cannot_run(self, f"PostgreSQL tests need {unavailable()}")
         return super().setUp()
 
 

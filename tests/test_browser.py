@@ -8,7 +8,6 @@ import tempfile
 
 import treq
 from twisted.internet import defer, threads
-from twisted.trial.unittest import SkipTest
 
 from tests.masters import (
     LiveLog,
@@ -18,6 +17,7 @@ from tests.masters import (
     poll,
     python_step,
 )
+from tests.support import cannot_run
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -53,13 +53,11 @@ class BrowserTests(MasterTestCase):
 
     def setUp(self) -> None:
         if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
-            message = (
+            cannot_run(
+                self,
                 "needs Debian's chromium and chromium-driver"
-                " (apt-get install chromium chromium-driver)"
+                " (apt-get install chromium chromium-driver)",
             )
-            if os.environ.get("CI"):
-                self.fail(message)
-            raise SkipTest(message)
 
     @defer.inlineCallbacks
     def driver(self) -> defer.Generator:

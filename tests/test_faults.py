@@ -13,7 +13,6 @@ import textwrap
 
 import treq
 from twisted.internet import defer
-from twisted.trial.unittest import SkipTest
 
 from buildbot_logfile import _spool
 from buildbot_logfile.bridge import LegacyStatus
@@ -27,6 +26,7 @@ from tests.masters import (
     poll,
     python_step,
 )
+from tests.support import cannot_run
 
 EMIT = textwrap.dedent(
     r"""
@@ -51,9 +51,7 @@ BIG = textwrap.dedent(
 def mount_tmpfs(case: MasterTestCase, path: str, options: str) -> None:
     """A small real file system over C{path}, unmounted at cleanup."""
     if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            case.fail("mounting a tmpfs needs root; CI runs as root")
-        raise SkipTest("mounting a tmpfs needs root (CI runs as root)")
+        cannot_run(case, "mounting a tmpfs needs root (CI runs as root)")
     os.makedirs(path, exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", path], check=True)
     case.addCleanup(subprocess.run, ["umount", "-l", path], check=False)

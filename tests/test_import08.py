@@ -11,18 +11,16 @@ import bz2
 import os
 import pickle
 import shutil
-import tempfile
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import treq
 from twisted.internet import defer
-from twisted.trial import unittest
 
 from buildbot_logfile import _import08_pickles as p08
 from tests import history08 as h
-from tests.cluster import Postgres, free_ports, unavailable
+from tests.cluster import PostgresTestCase
 from tests.masters import MasterTestCase, python_step
 
 # The fixtures' builds: (number, started_at, complete_at, results, state_string, reason)
@@ -614,25 +612,12 @@ def bz2_whole(entries: list[tuple[int, str]]) -> bytes:
     return bz2.compress(records(entries))
 
 
-class PostgresTests(ImportTestCase):
+class PostgresTests(PostgresTestCase, ImportTestCase):
     """The importer on PostgreSQL, a throwaway server of the multi-master tests' kind."""
-
-    def setUp(self) -> None:
-        reason = unavailable()
-        if reason is not None:
-            if os.environ.get("CI"):
-                self.fail(f"needs {reason}")
-            raise unittest.SkipTest(f"needs {reason}")
-        # Outside the test's own directory, which the postgres user cannot reach.
-        scratch = tempfile.mkdtemp(prefix="buildbot-import08-pg-")
-        os.chmod(scratch, 0o711)
-        self.addCleanup(shutil.rmtree, scratch, True)
-        self.postgres = Postgres(os.path.join(scratch, "postgres"), free_ports(1)[0])
-        self.addCleanup(self.postgres.stop)
-        self.postgres.start()
 
     @defer.inlineCallbacks
     def test_v083_history_on_postgresql(self) -> Any:
+        assert self.postgres is not None
         base = os.path.abspath(self.mktemp())
         os.makedirs(base)
         old = h.extract_fixture("v083", base)
