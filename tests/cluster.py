@@ -1,9 +1,10 @@
 """
-A real Buildbot cluster for the multi-master tests: a throwaway PostgreSQL
-cluster, a crossbar WAMP router, two masters (A and B) started with
-C{buildbot start} in processes of their own, sharing the database and the
-message queue, and one real worker, connected to master A only (and, for
-the tests of builds on both masters, a second one on master B).
+A real Buildbot cluster for the multi-master tests: a throwaway database
+server (PostgreSQL, or MariaDB: see L{tests.databases}), a crossbar WAMP
+router, two masters (A and B) started with C{buildbot start} in processes
+of their own, sharing the database and the message queue, and one real
+worker, connected to master A only (and, for the tests of builds on both
+masters, a second one on master B).
 
 Both masters run C{reporters.LegacyStatus} with a L{JsonRecorder} (see
 L{tests.cluster_receiver}), which writes every 0.8 event to
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import glob
 import importlib.util
 import json
 import os
@@ -50,11 +50,19 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import defer, reactor, task
-from twisted.trial import unittest
 
 import buildbot_logfile  # noqa: F401  (0.8 import paths, which tests.masters uses)
+from tests.databases import MariaDB, Postgres
 from tests.masters import db_chunks, db_text
-from tests.support import cannot_run
+from tests.processes import (
+    START_TIMEOUT,
+    free_ports,
+    process_alive,
+    process_gone,
+    run,
+    tail,
+    wait_for,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.dirname(os.path.abspath(sys.executable))
@@ -65,9 +73,13 @@ BUILDERS = ("b1", "b2")
 WORKER_B_NAME = "w2"
 BUILDER_ON_B = "b3"
 EVENTS = "events.jsonl"
-# How long the harness waits for a process or an event before it fails.
-START_TIMEOUT = 90.0
+# How long the harness waits for an event before it fails.
 EVENT_TIMEOUT = 30.0
+# The databases a cluster can share, by the name Cluster takes.
+DATABASES: dict[str, type[Postgres] | type[MariaDB]] = {
+    "postgresql": Postgres,
+    "mariadb": MariaDB,
+}
 
 # The C{live} step: follows a control file of JSON lines, C{["o", text]}
 # and C{["e", text]} written to stdout and stderr at once, then
@@ -194,68 +206,17 @@ CROSSBAR_CONFIG = {
 # Finding what the cluster needs
 
 
-def postgres_bindir() -> str | None:
-    """Debian's PostgreSQL binaries (the newest version installed), or those on PATH."""
-    found = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: [int(x) for x in p.split("/")[4].split(".") if x.isdigit()],
-    )
-    if found:
-        return os.path.dirname(found[-1])
-    initdb = shutil.which("initdb")
-    return os.path.dirname(initdb) if initdb else None
-
-
-def unavailable() -> str | None:
-    """Why the cluster cannot run here, or None."""
-    if postgres_bindir() is None:
-        return "needs PostgreSQL's server binaries (apt-get install postgresql)"
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            return "needs runuser (util-linux) to run PostgreSQL as its own user"
-        try:
-            import pwd
-
-            pwd.getpwnam("postgres")
-        except KeyError:
-            return "needs the postgres user (apt-get install postgresql)"
-    for module, package in (("psycopg2", "psycopg2-binary"), ("crossbar", "crossbar")):
-        # Found, not imported: crossbar is for its own process.
-        if importlib.util.find_spec(module) is None:
-            return f"needs {package} (pip install -e '.[test]')"
+def unavailable(database: str = "postgresql") -> str | None:
+    """Why a cluster on C{database} (see L{DATABASES}) cannot run here, or None."""
+    why = DATABASES[database].unavailable()
+    if why is not None:
+        return why
+    if importlib.util.find_spec("crossbar") is None:  # for its own process
+        return "needs crossbar (pip install -e '.[test]')"
     for program in ("crossbar", "buildbot", "buildbot-worker"):
         if not os.path.exists(os.path.join(BIN, program)):
             return f"needs {program} in {BIN}"
     return None
-
-
-def free_ports(count: int) -> list[int]:
-    """C{count} distinct TCP ports free on loopback now."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = START_TIMEOUT) -> Any:
-    """
-    Blocking: ask C{check()} until it gives something true, and return it;
-    fail when C{timeout} seconds ran out.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @defer.inlineCallbacks
@@ -281,187 +242,7 @@ def until(
         yield task.deferLater(reactor, interval, lambda: None)
 
 
-def process_alive(pid: int) -> bool:
-    """Whether C{pid} runs (a zombie no longer does)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
-def process_gone(pid: int) -> bool:
-    """Whether C{pid} is gone, reaped too: a zombie still holds its pid (and twistd's pidfile)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def tail(path: str, lines: int = 40) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError as e:
-        return f"({path}: {e})"
-
-
-def run(command: list[str], what: str, timeout: float = START_TIMEOUT, **kwargs: Any) -> str:
-    """Run a command to its end; its output, or an error that shows it."""
-    try:
-        done = subprocess.run(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=timeout,
-            check=False,
-            **kwargs,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(f"{what}: no end after {timeout:.0f} s: {e.output!r}") from e
-    output = done.stdout.decode("utf-8", "replace")
-    if done.returncode:
-        raise AssertionError(f"{what} failed ({done.returncode}):\n{output}")
-    return output
-
-
 # The parts
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster on a free port, as the postgres user when run as root."""
-
-    def __init__(self, basedir: str, port: int) -> None:
-        self.basedir = basedir
-        self.datadir = os.path.join(basedir, "data")
-        self.logfile = os.path.join(basedir, "postgres.log")
-        self.port = port
-        self.bindir = postgres_bindir() or ""
-        self.started = False
-        self.database = "buildbot"
-
-    @property
-    def url(self) -> str:
-        """The SQLAlchemy URL of the database, for Buildbot."""
-        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{self.database}"
-
-    def _as_postgres(self, program: str, *args: str) -> list[str]:
-        command = [os.path.join(self.bindir, program), *args]
-        if os.geteuid() == 0:
-            return ["runuser", "-u", "postgres", "--", *command]
-        return command
-
-    def start(self) -> None:
-        os.makedirs(self.basedir)
-        if os.geteuid() == 0:
-            import pwd
-
-            user = pwd.getpwnam("postgres")
-            os.chown(self.basedir, user.pw_uid, user.pw_gid)
-        run(
-            self._as_postgres(
-                "initdb", "-D", self.datadir, "-U", "postgres", "--auth=trust",
-                "--no-sync", "-E", "UTF8", "--locale=C.UTF-8",
-            ),
-            "initdb",
-        )  # fmt: skip
-        options = " ".join(
-            (
-                f"-p {self.port}",
-                "-c listen_addresses=127.0.0.1",
-                f"-c unix_socket_directories={self.basedir}",
-                "-c fsync=off",
-                "-c synchronous_commit=off",
-                "-c full_page_writes=off",
-                "-c max_connections=200",
-            )
-        )
-        self.started = True  # from here on, stop() has something to do
-        run(
-            self._as_postgres(
-                "pg_ctl", "-D", self.datadir, "-l", self.logfile, "-w", "-t", "60",
-                "-o", options, "start",
-            ),
-            "pg_ctl start",
-        )  # fmt: skip
-        with contextlib.closing(self.connect("postgres")) as conn:
-            conn.autocommit = True
-            conn.cursor().execute(f"CREATE DATABASE {self.database}")
-
-    def connect(self, database: str | None = None) -> Any:
-        import psycopg2
-
-        return psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="postgres", dbname=database or self.database
-        )
-
-    def stop(self) -> None:
-        if not self.started:
-            return
-        self.started = False
-        try:
-            run(
-                self._as_postgres("pg_ctl", "-D", self.datadir, "-m", "immediate", "-w", "stop"),
-                "pg_ctl stop",
-                timeout=60,
-            )
-        except AssertionError:
-            # Stopped some other way, or stuck: make sure it is gone.
-            pid = self._postmaster_pid()
-            if pid is not None and process_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-                wait_for(lambda: process_gone(pid), "the postmaster to die", 30)
-
-    def _postmaster_pid(self) -> int | None:
-        try:
-            with open(os.path.join(self.datadir, "postmaster.pid"), encoding="ascii") as f:
-                return int(f.readline())
-        except (OSError, ValueError):
-            return None
-
-
-class PostgresTestCase(unittest.TestCase):
-    """
-    A test case whose tests share one throwaway PostgreSQL server
-    (C{postgres}), started before the first of them.  L{setUp} fails
-    without one under CI, and skips the test elsewhere.  (pytest calls
-    C{setUpClass}; trial's own runner does not, and then there is none.)
-    """
-
-    postgres: Postgres | None = None
-    _postgres_dir: str | None = None
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        if unavailable() is None:
-            cls._postgres_dir = tempfile.mkdtemp()
-            os.chmod(cls._postgres_dir, 0o755)  # for the postgres user, when run as root
-            cls.postgres = Postgres(os.path.join(cls._postgres_dir, "pg"), free_ports(1)[0])
-            try:
-                cls.postgres.start()
-            except BaseException:
-                cls.tearDownClass()
-                raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        postgres, cls.postgres = cls.postgres, None
-        if postgres is not None:
-            postgres.stop()
-        basedir, cls._postgres_dir = cls._postgres_dir, None
-        if basedir is not None:
-            shutil.rmtree(basedir, ignore_errors=True)
-        super().tearDownClass()
-
-    def setUp(self) -> Any:
-        if self.postgres is None:
-            cannot_run(self, f"PostgreSQL tests need {unavailable()}")
-        return super().setUp()
 
 
 class Crossbar:
@@ -599,7 +380,7 @@ class Master(Daemon):
         # runs what upgrade-master does; for the second master it is
         # current already, and nothing changes).
         run([os.path.join(BIN, "buildbot"), "create-master", "--quiet", "--db",
-             self.cluster.postgres.url, self.basedir], "buildbot create-master")  # fmt: skip
+             self.cluster.database.url, self.basedir], "buildbot create-master")  # fmt: skip
         self.write_config()
 
     def write_config(self) -> None:
@@ -612,7 +393,7 @@ class Master(Daemon):
             repo=REPO,
             python=sys.executable,
             name=self.name,
-            db_url=self.cluster.postgres.url,
+            db_url=self.cluster.database.url,
             router_url=self.cluster.crossbar.router_url,
             workers=[WORKER_NAME, WORKER_B_NAME] if self.cluster.worker_on_b else [WORKER_NAME],
             builder_workers={
@@ -777,13 +558,18 @@ class Build:
 
 class Cluster:
     """
-    PostgreSQL, crossbar, masters A and B, and a worker on A: see the
-    module's docstring.  With C{worker_on_b}, a second worker, on B, runs
-    the builds of L{BUILDER_ON_B}.
+    A database (C{database}, a key of L{DATABASES}), crossbar, masters A
+    and B, and a worker on A: see the module's docstring.  With
+    C{worker_on_b}, a second worker, on B, runs the builds of
+    L{BUILDER_ON_B}.
     """
 
     def __init__(
-        self, legacy_status: bool = True, text_head: int | None = None, worker_on_b: bool = False
+        self,
+        legacy_status: bool = True,
+        text_head: int | None = None,
+        worker_on_b: bool = False,
+        database: str = "postgresql",
     ) -> None:
         # Without LegacyStatus (for the benchmark's anchor) the masters run
         # neither the bridge nor a receiver: nothing records events.
@@ -791,12 +577,12 @@ class Cluster:
         # The receivers record this much of each logChunk's text (all if None).
         self.text_head = text_head
         self.basedir = tempfile.mkdtemp(prefix="buildbot-cluster-")
-        # The postgres user must reach its data directory.
+        # The database's user must reach its data directory.
         os.chmod(self.basedir, 0o711)
         self.control_dir = os.path.join(self.basedir, "control")
         self.worker_on_b = worker_on_b
         ports = free_ports(8)
-        self.postgres = Postgres(os.path.join(self.basedir, "postgres"), ports[0])
+        self.database = DATABASES[database](os.path.join(self.basedir, "database"), ports[0])
         self.crossbar = Crossbar(os.path.join(self.basedir, "crossbar"), ports[1])
         self.a = Master(self, "A", ports[2:5], www=True)
         self.b = Master(self, "B", ports[5:8], www=False)
@@ -812,7 +598,7 @@ class Cluster:
         atexit.register(self.stop)
         try:
             os.makedirs(self.control_dir)
-            self.postgres.start()
+            self.database.start()
             self.crossbar.start()
             self.a.create()
             self.b.create()
@@ -841,7 +627,7 @@ class Cluster:
                 self._db.close()
             self._db = None
         # A before its worker: it interrupts its builds, which needs the worker.
-        for part in (self.b, self.a, *self.workers, self.crossbar, self.postgres):
+        for part in (self.b, self.a, *self.workers, self.crossbar, self.database):
             try:
                 part.stop()
             except Exception as e:
@@ -872,8 +658,7 @@ class Cluster:
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of a query against the cluster's database, each in a transaction of its own."""
         if self._db is None:
-            self._db = self.postgres.connect()
-            self._db.autocommit = True
+            self._db = self.database.connect()
         cursor = self._db.cursor()
         cursor.execute(sql, args)
         return cursor.fetchall()

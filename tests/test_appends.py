@@ -16,7 +16,7 @@ from twisted.internet import defer
 from twisted.python import log
 
 from buildbot_logfile import LegacyStatus, _appends, _logdb, _mirror
-from tests.cluster import PostgresTestCase
+from tests.databases import PostgresTestCase
 from tests.masters import LiveLog, MasterTestCase, db_chunks, live_log_step, merged, poll
 
 KEY = (1, "live", "stdio")
@@ -257,12 +257,10 @@ class PostgresLookAheadTests(PostgresTestCase, MasterTestCase):
 
     @defer.inlineCallbacks
     def test_each_batch_of_new_lines_is_one_statement(self) -> defer.Generator:
-        assert self.postgres is not None
+        assert self.server is not None
         live = LiveLog()
         # No LegacyStatus: the only reads are the test's.
-        yield self.start_master(
-            {"b1": [live_log_step(live)]}, legacy=False, db_url=self.postgres.url
-        )
+        yield self.start_master({"b1": [live_log_step(live)]}, legacy=False, db_url=self.server.url)
         yield self.force("b1")
         yield live.opened
         for w in range(2 * _logdb.BATCH_CHUNKS + 3):  # one chunk each

@@ -101,6 +101,8 @@ class ClusterTestCase(unittest.TestCase):
     timeout = 240
     # Whether the cluster has a second worker, on B (see tests.cluster).
     worker_on_b = False
+    # The database the masters share (a key of tests.cluster.DATABASES).
+    database = "postgresql"
     cluster: Cluster | None = None
     missing: str | None = None
 
@@ -108,13 +110,13 @@ class ClusterTestCase(unittest.TestCase):
     def setUpClass(cls) -> None:
         # pytest calls this; trial's own runner does not, and setUp starts
         # the cluster on first use instead (an atexit hook stops it).
-        cls.missing = unavailable()
+        cls.missing = unavailable(cls.database)
         if cls.missing is None:
             cls._start_cluster()
 
     @classmethod
     def _start_cluster(cls) -> None:
-        cluster = Cluster(worker_on_b=cls.worker_on_b)
+        cluster = Cluster(worker_on_b=cls.worker_on_b, database=cls.database)
         cluster.start()
         cls.cluster = cluster
 
@@ -125,7 +127,7 @@ class ClusterTestCase(unittest.TestCase):
             cluster.stop()
 
     def setUp(self) -> Any:
-        reason = self.missing if self.missing is not None else unavailable()
+        reason = self.missing if self.missing is not None else unavailable(self.database)
         if reason is not None:
             cannot_run(self, f"the cluster tests need {reason}")
         if self.cluster is None:
@@ -529,6 +531,16 @@ class ClusterTests(ClusterTestCase):
             yield done
             self.assertEqual(b"".join(parts), self.db.db_text(build).encode())
         self.assertNotEqual(first.buildid, second.buildid)
+
+
+class MariaDBClusterTests(ClusterTests):
+    """
+    The same on MariaDB (Buildbot's C{mysql} dialect), the other database
+    a cluster may share: each master reads the others' logs through its
+    own pool there.
+    """
+
+    database = "mariadb"
 
 
 class BuildsOnBothMastersTests(ClusterTestCase):

@@ -20,7 +20,7 @@ from twisted.internet import defer
 
 from buildbot_logfile import _import08_pickles as p08
 from tests import history08 as h
-from tests.cluster import PostgresTestCase
+from tests.databases import MariaDBTestCase, PostgresTestCase
 from tests.masters import MasterTestCase, python_step
 
 # The fixtures' builds: (number, started_at, complete_at, results, state_string, reason)
@@ -612,29 +612,40 @@ def bz2_whole(entries: list[tuple[int, str]]) -> bytes:
     return bz2.compress(records(entries))
 
 
+@defer.inlineCallbacks
+def check_v083_history_on_a_server(case: PostgresTestCase | MariaDBTestCase) -> Any:
+    """The v083 fixture imported into a fresh database of C{case}'s server, twice, then served."""
+    assert isinstance(case, ImportTestCase)
+    url = case.fresh_database()
+    base = os.path.abspath(case.mktemp())
+    os.makedirs(base)
+    old = h.extract_fixture("v083", base)
+    master_dir = h.create_master_dir(os.path.join(base, "master"), db=url)
+    result = h.run_import(old, master_dir)
+    folder = os.path.join(old, "builder")
+    files = [f for f in os.listdir(folder) if "-log-" in f]
+    case.assertEqual(
+        (result.returncode, result.stdout, result.stderr),
+        (0, summary("1", 5, 0, 0, 0, 15, text_bytes(folder, files), 0), ""),
+    )
+    rerun = h.run_import(old, master_dir)
+    case.assertEqual(rerun.returncode, 0, rerun.stderr)
+    case.assertIn("nothing imported", rerun.stdout)
+    yield case.start_master(
+        {"builder": [python_step("hello", "print('hello')")]}, http=True, db_url=url
+    )
+    yield case.assert_builds(folder, V083, _v083_properties)
+
+
 class PostgresTests(PostgresTestCase, ImportTestCase):
     """The importer on PostgreSQL, a throwaway server of the multi-master tests' kind."""
 
-    @defer.inlineCallbacks
     def test_v083_history_on_postgresql(self) -> Any:
-        assert self.postgres is not None
-        base = os.path.abspath(self.mktemp())
-        os.makedirs(base)
-        old = h.extract_fixture("v083", base)
-        master_dir = h.create_master_dir(os.path.join(base, "master"), db=self.postgres.url)
-        result = h.run_import(old, master_dir)
-        folder = os.path.join(old, "builder")
-        files = [f for f in os.listdir(folder) if "-log-" in f]
-        self.assertEqual(
-            (result.returncode, result.stdout, result.stderr),
-            (0, summary("1", 5, 0, 0, 0, 15, text_bytes(folder, files), 0), ""),
-        )
-        rerun = h.run_import(old, master_dir)
-        self.assertEqual(rerun.returncode, 0, rerun.stderr)
-        self.assertIn("nothing imported", rerun.stdout)
-        yield self.start_master(
-            {"builder": [python_step("hello", "print('hello')")]},
-            http=True,
-            db_url=self.postgres.url,
-        )
-        yield self.assert_builds(folder, V083, _v083_properties)
+        return check_v083_history_on_a_server(self)
+
+
+class MariaDBTests(MariaDBTestCase, ImportTestCase):
+    """The importer on MariaDB (Buildbot's C{mysql} dialect)."""
+
+    def test_v083_history_on_mariadb(self) -> Any:
+        return check_v083_history_on_a_server(self)

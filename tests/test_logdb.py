@@ -12,7 +12,7 @@ from twisted.internet import defer, reactor
 from twisted.trial import unittest
 
 from buildbot_logfile._logdb import LogReader, ReadStats
-from tests.cluster import PostgresTestCase
+from tests.databases import PostgresTestCase
 
 
 class LogReaderTests(unittest.TestCase):
@@ -95,8 +95,8 @@ class PostgresLogReaderTests(PostgresTestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        assert self.postgres is not None
-        engine = sa.create_engine(self.postgres.url)
+        assert self.server is not None
+        engine = sa.create_engine(self.server.url)
         master = SimpleNamespace(
             db=SimpleNamespace(pool=SimpleNamespace(engine=engine)), reactor=reactor
         )
@@ -106,8 +106,8 @@ class PostgresLogReaderTests(PostgresTestCase):
 
     def state_of(self, pid: int) -> str:
         """The server's state of the session C{pid}, seen from another connection."""
-        assert self.postgres is not None
-        with contextlib.closing(self.postgres.connect()) as conn:
+        assert self.server is not None
+        with contextlib.closing(self.server.connect()) as conn:
             cursor = conn.cursor()
             cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,))
             (state,) = cursor.fetchone()
@@ -136,9 +136,8 @@ class PostgresLogReaderTests(PostgresTestCase):
             return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
 
         first = yield self.reader.do(pid)
-        assert self.postgres is not None
-        with contextlib.closing(self.postgres.connect()) as conn:
-            conn.autocommit = True
+        assert self.server is not None
+        with contextlib.closing(self.server.connect()) as conn:
             conn.cursor().execute("SELECT pg_terminate_backend(%s)", (first,))
         yield self.assertFailure(self.reader.do(pid), sa.exc.OperationalError)
         second = yield self.reader.do(pid)
