@@ -221,6 +221,7 @@ class Importer:
                 f"the build never finished; imported as finished at {int(build.finished)} "
                 f"with results {build.results}",
             )
+        self.db.take_replaced()
         try:
             if self.dry_run:
                 logs, text_bytes = self._contents(None, folder, build, 0)
@@ -236,6 +237,13 @@ class Importer:
             self.summary.unreadable += 1
             self.problem(where, f"the database refused the build ({e.__class__.__name__}: {e})")
             return
+        replaced = self.db.take_replaced()
+        if replaced:
+            self.problem(
+                where,
+                f"{replaced} characters beyond U+FFFF (emoji and the like) stored as U+FFFD:"
+                " Buildbot's tables on MySQL and MariaDB hold three bytes a character",
+            )
         self.summary.imported += 1
         self.summary.logs += logs
         self.summary.text_bytes += text_bytes

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -29,6 +30,8 @@ from buildbot_logfile._import08_logs import Chunk
 
 IMPORT_MASTER = "buildbot-logfile import-08"
 CHUNK_BATCH = 32  # chunks per INSERT: a few MB at most
+# What a utf8mb3 column cannot hold: characters that take four bytes.
+_BEYOND_THREE_BYTES = re.compile("[\U00010000-\U0010ffff]")
 
 
 def _new_id(conn: sa.engine.Connection, insert: Any) -> int:
@@ -41,6 +44,23 @@ def _eq(column: Any, value: Any) -> Any:
     return column.is_(None) if value is None else column == value
 
 
+def _narrowed(value: Any) -> tuple[Any, int]:
+    """C{value} (a statement's parameters) with U+FFFD for each wide character; their count."""
+    if isinstance(value, str):
+        return _BEYOND_THREE_BYTES.subn("\ufffd", value)
+    if isinstance(value, (dict, list, tuple)):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        replaced = 0
+        narrowed = {}
+        for key, item in items:
+            narrowed[key], count = _narrowed(item)
+            replaced += count
+        if isinstance(value, dict):
+            return narrowed, replaced
+        return type(value)(narrowed.values()), replaced
+    return value, 0
+
+
 class Database:
     """The master's database, as the import reads and writes it."""
 
@@ -48,6 +68,39 @@ class Database:
         self.engine = engine
         self.m = model
         self._workers: dict[str, int] = {}
+        self._replaced = 0
+        # Buildbot creates its tables on MySQL and MariaDB in utf8mb3,
+        # whatever the database's own character set: a character beyond
+        # U+FFFF (an emoji in a commit message) would make the server
+        # refuse the whole build.  There such characters go in as U+FFFD,
+        # and the import says how many (take_replaced).
+        if engine.dialect.name == "mysql" and self._text_columns_hold_three_bytes():
+            sa.event.listen(engine, "before_cursor_execute", self._replace_wide, retval=True)
+
+    def _text_columns_hold_three_bytes(self) -> bool:
+        query = sa.text(
+            "SELECT character_set_name FROM information_schema.columns"
+            " WHERE table_schema = DATABASE() AND table_name = 'changes'"
+            " AND column_name = 'comments'"
+        )
+        with self.engine.connect() as conn:
+            charset = conn.execute(query).scalar()
+        return charset in ("utf8", "utf8mb3")
+
+    def _replace_wide(
+        self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any
+    ) -> tuple[str, Any]:
+        narrowed, replaced = _narrowed(parameters)
+        # Only what is written counts: a lookup's values are narrowed alike
+        # so that it finds what was stored, but store nothing.
+        if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
+            self._replaced += replaced
+        return statement, narrowed
+
+    def take_replaced(self) -> int:
+        """How many characters went in as U+FFFD since the last call (see __init__)."""
+        replaced, self._replaced = self._replaced, 0
+        return replaced
 
     @contextmanager
     def transaction(self) -> Iterator[sa.engine.Connection]:

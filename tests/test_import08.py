@@ -649,3 +649,75 @@ class MariaDBTests(MariaDBTestCase, ImportTestCase):
 
     def test_v083_history_on_mariadb(self) -> Any:
         return check_v083_history_on_a_server(self)
+
+    @defer.inlineCallbacks
+    def test_characters_beyond_three_bytes_are_replaced_not_the_build_refused(self) -> Any:
+        # Buildbot's tables there are utf8mb3: the server refuses a
+        # character beyond U+FFFF.  Log text is stored as bytes and keeps it.
+        url = self.fresh_database()
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        old = os.path.join(base, "old")
+        folder = os.path.join(old, "builder")
+        master_dir = h.create_master_dir(os.path.join(base, "master"), db=url)
+        h.write_builder(folder, "builder")
+        entries = [(0, "built \U0001f680 fine\n")]
+        h.write_log(os.path.join(folder, "1-log-compile-stdio"), entries)
+        logs = [h.LogFile(name="stdio", filename="1-log-compile-stdio")]
+        change = h.Change(
+            number=1, who="dev \u00e9", comments="fix \U0001f41b and \U0001f600", files=["a"],
+            revision="abc", when=1199999999, branch=None, category=None, revlink=None,
+            repository="", project="", codebase="", properties=None,
+        )  # fmt: skip
+        steps = [h.step("compile \U0001f527", logs, 1200000001.5)]
+        properties = h.Properties(
+            properties={"buildnumber": (1, "Build"), "mood": ("\U0001f600", "Force")},
+            runtime=set(),
+        )
+        h.write_build(
+            folder,
+            h.build(
+                1, steps, 1200000000.5,
+                reason="forced \U0001f680", changes=(change,), properties=properties,
+            ),
+        )  # fmt: skip
+        h.write_build(folder, h.build(2, [], 1200000100.5))
+
+        result = h.run_import(old, master_dir)
+        self.assertEqual(
+            (result.returncode, result.stdout),
+            (
+                1,
+                f"problem: {os.path.join(folder, '1')}: 5 characters beyond U+FFFF (emoji and"
+                " the like) stored as U+FFFD: Buildbot's tables on MySQL and MariaDB hold three"
+                " bytes a character\n"
+                + summary("1", 2, 0, 0, 0, 1, len("built \U0001f680 fine\n".encode()), 1),
+            ),
+        )
+        rerun = h.run_import(old, master_dir)
+        self.assertEqual(rerun.returncode, 0, rerun.stderr)
+        self.assertIn("nothing imported", rerun.stdout)
+        yield self.start_master(
+            {"builder": [python_step("hello", "print('hello')")]}, http=True, db_url=url
+        )
+        build = yield self.master.data.get(("builders", "builder", "builds", 1))
+        request = yield self.master.data.get(("buildrequests", build["buildrequestid"]))
+        buildset = yield self.master.data.get(("buildsets", request["buildsetid"]))
+        self.assertEqual(buildset["reason"], "forced \ufffd")
+        (step,) = yield self.master.data.get(("builds", build["buildid"], "steps"))
+        # Its name, and its text, which 0.8 began with the name.
+        self.assertEqual(
+            (step["name"], step["state_string"]), ("compile \ufffd", "compile \ufffd done")
+        )
+        # Properties are stored as JSON, whose escapes keep every character.
+        props = yield self.master.data.get(("builds", build["buildid"], "properties"))
+        self.assertEqual(props["mood"], ("\U0001f600", "Force"))
+        (imported_change,) = yield self.master.data.get(("changes",))
+        self.assertEqual(
+            (imported_change["author"], imported_change["comments"]),
+            ("dev \u00e9", "fix \ufffd and \ufffd"),
+        )
+        code, body = yield self.page(
+            "/builders/builder/builds/1/steps/compile%20%EF%BF%BD/logs/stdio/text"
+        )
+        self.assertEqual((code, body.decode("utf-8")), (200, "built \U0001f680 fine\n"))
