@@ -49,7 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import buildbot.master  # noqa: F401
 
 from benchmarks.figures import bootstrap_interval, percentile
-from tests.cluster import Build, Cluster, Master, unavailable, wait_for
+from tests.cluster import Build, Cluster, Master, unavailable
+from tests.processes import wait_for
 
 warnings.resetwarnings()
 

@@ -139,10 +139,22 @@ class Lookup:
     async def get_logfile(
         self, builder_name: str, number: int, step_name: str, log_name: str
     ) -> LogFile | None:
-        """The LogFile of a log by the names 0.8's URLs use, or None."""
+        """
+        The LogFile of a log by the names 0.8's URLs use, or None.  It
+        holds at least every line the database had when asked: the mirror
+        of a live log may still be reading them (as it is just after the
+        service started).  The pages do not wait so: their producers
+        follow the log.
+        """
         found = await self.locate_log(builder_name, number, step_name, log_name)
-        opened = None if found is None else await self.open_log(*found)
-        return None if opened is None else opened.logfile
+        if found is None:
+            return None
+        step, log_data = found
+        mirror = await self.mirrors.open(step, log_data)
+        if mirror is None:
+            return None
+        await mirror.holding(log_data["num_lines"])
+        return mirror.logfile
 
     async def _load_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
         """

@@ -195,6 +195,15 @@ class LogMirror:
         self._progress.append(d)
         return d
 
+    async def holding(self, num_lines: int) -> None:
+        """
+        Returns once the LogFile holds C{num_lines} lines or the log is
+        complete.  A live mirror gets there: it hears every append from
+        the time it was made, and reads what came before.
+        """
+        while self.lines < num_lines and not self.complete:
+            await self.wait_for_progress()
+
     def _progressed(self) -> None:
         waiting, self._progress = self._progress, []
         for d in waiting:

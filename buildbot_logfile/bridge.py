@@ -372,8 +372,9 @@ class LegacyStatus(service.BuildbotService):
     ) -> LogFile | None:
         """
         Beyond 0.8: the LogFile of any log in the database, live or
-        finished, or None.  A missing or partial spool file is rebuilt from
-        the database; a log still running goes on live.  Concurrent lookups
+        finished, or None, holding at least every line the database had
+        when asked.  A missing or partial spool file is rebuilt from the
+        database; a log still running goes on live.  Concurrent lookups
         share one rebuild.
         """
         if self.lookup is None:

@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -591,6 +592,7 @@ class Cluster:
         if worker_on_b:
             self.workers.append(Worker(self, self.b, WORKER_B_NAME, "worker-b"))
         self._db: Any = None
+        self._db_lock = threading.Lock()
         self._stopped = False
 
     def start(self) -> None:
@@ -657,11 +659,14 @@ class Cluster:
 
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of a query against the cluster's database, each in a transaction of its own."""
-        if self._db is None:
-            self._db = self.database.connect()
-        cursor = self._db.cursor()
-        cursor.execute(sql, args)
-        return cursor.fetchall()
+        # Asked from the reactor's thread and from others (deferToThread):
+        # a PyMySQL connection serves one at a time.
+        with self._db_lock:
+            if self._db is None:
+                self._db = self.database.connect()
+            cursor = self._db.cursor()
+            cursor.execute(sql, args)
+            return list(cursor.fetchall())
 
     def worker_connected(self, worker: Worker | None = None) -> bool:
         """Whether C{worker} (A's, by default) is connected to its master."""

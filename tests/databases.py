@@ -267,29 +267,32 @@ class MariaDB:
                 f"MariaDB exited ({self.process.returncode}):\n{tail(self.logfile)}"
             )
         try:
-            pymysql.connect(host="127.0.0.1", port=self.port, user="root").close()
+            self._connect(None, through_socket=True).close()
         except pymysql.err.OperationalError:
             return False
         return True
 
     def create_database(self, name: str) -> None:
-        import pymysql
-
-        with contextlib.closing(
-            pymysql.connect(host="127.0.0.1", port=self.port, user="root")
-        ) as conn:
+        with contextlib.closing(self._connect(None, through_socket=True)) as conn:
             conn.cursor().execute(f"CREATE DATABASE {name}")
 
     def connect(self, database: str | None = None) -> Any:
+        return self._connect(database or self.database)
+
+    def _connect(self, database: str | None, through_socket: bool = False) -> Any:
+        """
+        In autocommit.  C{through_socket}: by the server's own socket file,
+        which no other server can hold (its port was free when chosen, but
+        another process may have taken it before the server bound it).
+        """
         import pymysql
 
-        return pymysql.connect(
-            host="127.0.0.1",
-            port=self.port,
-            user="root",
-            database=database or self.database,
-            autocommit=True,
+        where: dict[str, Any] = (
+            {"unix_socket": self.socket}
+            if through_socket
+            else {"host": "127.0.0.1", "port": self.port}
         )
+        return pymysql.connect(user="root", database=database, autocommit=True, **where)
 
     def stop(self) -> None:
         process, self.process = self.process, None

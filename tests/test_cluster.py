@@ -1,10 +1,11 @@
 """
 Several masters, for real (issue 13): two masters in processes of their
-own sharing a PostgreSQL database and a crossbar WAMP router, one worker on
-master A (see L{tests.cluster}).  What master B's 0.8 receivers hear and
-what B's pages serve of builds that run on A is checked, byte for byte,
-against the database, while the builds run and after they end.  The test
-writes each build's live output (a control file the step follows).
+own sharing a PostgreSQL database (a MariaDB one for MariaDBClusterTests)
+and a crossbar WAMP router, one worker on master A (see L{tests.cluster}).
+What master B's 0.8 receivers hear and what B's pages serve of builds that
+run on A is checked, byte for byte, against the database, while the
+builds run and after they end.  The test writes each build's live output
+(a control file the step follows).
 """
 
 from __future__ import annotations
