@@ -48,16 +48,12 @@ def _narrowed(value: Any) -> tuple[Any, int]:
     """C{value} (a statement's parameters) with U+FFFD for each wide character; their count."""
     if isinstance(value, str):
         return _BEYOND_THREE_BYTES.subn("\ufffd", value)
-    if isinstance(value, (dict, list, tuple)):
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        replaced = 0
-        narrowed = {}
-        for key, item in items:
-            narrowed[key], count = _narrowed(item)
-            replaced += count
-        if isinstance(value, dict):
-            return narrowed, replaced
-        return type(value)(narrowed.values()), replaced
+    if isinstance(value, dict):
+        pairs = [(key, *_narrowed(item)) for key, item in value.items()]
+        return {key: item for key, item, _ in pairs}, sum(count for *_, count in pairs)
+    if isinstance(value, (list, tuple)):
+        items = [_narrowed(item) for item in value]
+        return type(value)(item for item, _ in items), sum(count for _, count in items)
     return value, 0
 
 
