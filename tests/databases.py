@@ -44,8 +44,6 @@ def _missing_user(user: str, package: str) -> str | None:
     """Why a server that must run as C{user} when the tests run as root cannot, or None."""
     if os.geteuid() != 0:
         return None
-    if shutil.which("runuser") is None:
-        return f"needs runuser (util-linux) to run the server as {user}"
     import pwd
 
     try:
@@ -93,6 +91,8 @@ class Postgres:
         """Why this server cannot run here, or None."""
         if cls.binaries() is None:
             return "needs PostgreSQL's server binaries (apt-get install postgresql)"
+        if os.geteuid() == 0 and shutil.which("runuser") is None:
+            return "needs runuser (util-linux) to run PostgreSQL as its own user"
         return _missing_user(cls.user, "postgresql") or _missing_module(
             "psycopg2", "psycopg2-binary"
         )
