@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LINTED := buildbot_logfile buildbot_legacy_logs tests benchmarks tools
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-floor lint bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -13,8 +13,9 @@ $(VENV)/.demo: $(PY) setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e '.[demo]'
 	touch $@
 
-$(VENV)/.test: $(PY) setup.cfg pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test,lint]'
+# CONSTRAINTS: a pip constraints file the test venv is held to.
+$(VENV)/.test: $(PY) setup.cfg pyproject.toml $(CONSTRAINTS)
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS)) -e '.[test,lint]'
 	touch $@
 
 demo: $(VENV)/.demo
@@ -28,8 +29,16 @@ lint: $(VENV)/.test
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The suite again, on the oldest releases setup.cfg accepts, in a venv of its
+# own (`make test` lints the code, which does not change with them).
+FLOOR := .venv-floor
+
+test-floor:
+	$(MAKE) $(FLOOR)/.test VENV=$(FLOOR) CONSTRAINTS=constraints-floor.txt
+	$(FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
+
 bench: $(VENV)/.test
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) demo _trial_temp* .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(FLOOR) demo _trial_temp* .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

@@ -12,9 +12,11 @@ import shutil
 from typing import Any
 
 import treq
+from buildbot.db.buildsets import BuildSetModel
 from buildbot.plugins import schedulers, steps, util
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import FAILURE, SUCCESS
+from buildbot.warnings import DeprecatedApiWarning
 from twisted.internet import defer
 
 from buildbot_logfile._buildset_summary import BuildSetSummaryNotifierMixin
@@ -487,6 +489,9 @@ class MasterAsParentTests(MasterTestCase):
         yield receiver.done
         (buildset,) = yield self.master.data.get(("buildsets",))
         self.assertEqual(receiver.reasons, {buildset["bsid"]: buildset["reason"]})
+        # Buildbot itself tells the operator such a plugin reads a model as a dict
+        (warned,) = self.flushWarnings([BuildSetModel.__getitem__])
+        self.assertIs(warned["category"], DeprecatedApiWarning)
 
 
 class Requests(Snapshots):
