@@ -21,6 +21,9 @@ from buildbot.util import service
 from buildbot.util.twisted import async_to_deferred
 from twisted.application.service import IService
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
+from twisted.python import log
+from twisted.python.failure import Failure
 
 from buildbot_logfile import _shims
 from buildbot_logfile._appends import LogAppends
@@ -126,6 +129,9 @@ class LegacyStatus(service.BuildbotService):
         super().__init__(*args, **kwargs)
         self.watchers: list[Any] = []
         self.receivers: list[Any] = []
+        # Receivers whose start failed: started again at the next reconfig.
+        self._failed_receivers: list[Any] = []
+        self._adding: defer.Deferred[None] | None = None
         self.spool_dir = ""
         self.builders = Builders(self)
         self.workers = Workers(self)
@@ -145,17 +151,43 @@ class LegacyStatus(service.BuildbotService):
         logdir: str = "legacy_logs",
         http_port: str | int | None = None,
     ) -> None:
-        self.spool_dir = os.path.join(self.master.basedir, logdir)
-        # Receivers that ask for builder names as they attach find them.
-        await self.builders.load_configured(self.master.config.builders)
-        await self.workers.load()
-        await self._set_receivers(list(receivers or []))
-        if isinstance(http_port, int):
-            http_port = f"tcp:{http_port}:interface=127.0.0.1"
-        if self._listener is None:
-            pages = LegacyLogPages(lambda: self.lookup, AnonymousAuthorizer(self.master))
-            self._listener = PagesListener(pages)
-        await self._listener.listen_on(http_port)
+        """
+        Apply the configuration as far as it goes: a receiver that fails to
+        start and a port that cannot be opened are logged, and the rest goes
+        on; see L{_failed}.
+        """
+        try:
+            self.spool_dir = os.path.join(self.master.basedir, logdir)
+            # Receivers that ask for builder names as they attach find them.
+            await self.builders.load_configured(self.master.config.builders)
+            await self.workers.load()
+            failures = await self._set_receivers(list(receivers or []))
+            if isinstance(http_port, int):
+                http_port = f"tcp:{http_port}:interface=127.0.0.1"
+            if self._listener is None:
+                pages = LegacyLogPages(lambda: self.lookup, AnonymousAuthorizer(self.master))
+                self._listener = PagesListener(pages)
+            try:
+                await self._listener.listen_on(http_port)
+            except CannotListenError:
+                failures.append(Failure())
+        except BaseException:
+            self.configured = False
+            raise
+        self._failed(failures)
+
+    def _failed(self, failures: list[Failure]) -> None:
+        """
+        Raise the first of C{failures}, logging the others: a master that is
+        starting stops, and a reconfig reports it.  The next reconfig applies
+        the configuration again, even one that leaves it as it is (Buildbot
+        skips those), and starts the receivers that failed again.
+        """
+        if failures:
+            self.configured = False
+            for failure in failures[1:]:
+                log.err(failure, "LegacyStatus: and also")
+            failures[0].raiseException()
 
     @property
     def http_listener(self) -> Any:
@@ -171,28 +203,46 @@ class LegacyStatus(service.BuildbotService):
         self._feed = EventFeed(
             self.master, self.builders, self.workers, self.requests, mirrors, lookup.remember
         )
-        # A master starts a service before it configures it: the receivers
-        # must be there before the feed announces running builds to them.
-        if not self.configured:
-            await self.configureService()
-        await self.requests.load()
-        # The feed's subscriptions come before those receivers make as they
-        # start (the cluster tests' readiness probe relies on that order).
-        await self._feed.start()
-        await super().startService()
-        await self.builders.load()
+        # What fails here is raised once the rest has started: a reconfig
+        # that adds this service keeps it running (see _failed).
+        failures: list[Failure] = []
+        try:
+            # A master starts a service before it configures it: the receivers
+            # must be there before the feed announces running builds to them.
+            if not self.configured:
+                try:
+                    await self.configureService()
+                except Exception:
+                    failures.append(Failure())
+            await self.requests.load()
+            # The feed's subscriptions come before those receivers make as they
+            # start (the cluster tests' readiness probe relies on that order).
+            await self._feed.start()
+            failures += await self._start_receivers()
+            await self.builders.load()
+        except BaseException:
+            # Nothing of a failed start keeps running (the reader's threads
+            # would keep the master's process alive).
+            await self._stop_parts()
+            raise
         self.lookup = lookup
+        self._failed(failures)
 
     @async_to_deferred
     async def stopService(self) -> None:
+        self.lookup = None
+        await self._stop_parts()
+
+    async def _stop_parts(self) -> None:
+        """Stop what L{startService} started, as far as it got (again: nothing more)."""
         # As Buildbot's reporters do: no new events, then the queued ones
         # run out before anything they use goes away.
-        self.lookup = None
         if self._feed is not None:
             await self._feed.stop()
         if self._listener is not None:
             await self._listener.stop()
-        await super().stopService()
+        if self.running:
+            await super().stopService()
         if self._mirrors is not None:
             await self._mirrors.close()
         if self._reader is not None:
@@ -200,21 +250,66 @@ class LegacyStatus(service.BuildbotService):
 
     # Receivers
 
-    async def _set_receivers(self, new: list[Any]) -> None:
-        # Receivers that compare equal (0.8 plugins could use compare_attrs)
-        # are kept; the others are stopped and replaced.
-        kept = [r for r in self.receivers if r in new]
-        for old in [r for r in self.receivers if r not in new]:
+    async def _start_receivers(self) -> list[Failure]:
+        """
+        Start the child services (receivers) together, as Buildbot's
+        services do, noting those that fail.  (Not BuildbotService's
+        startService: all it adds is configuring, done already.)
+        """
+        service.AsyncService.startService(self)
+        children = list(self)
+        results = await defer.DeferredList(
+            [defer.maybeDeferred(child.startService) for child in children], consumeErrors=True
+        )
+        failures = []
+        for child, (started, result) in zip(children, results):
+            if not started:
+                self._receiver_failed(child)
+                failures.append(result)
+        return failures
+
+    async def _set_receivers(self, new: list[Any]) -> list[Failure]:
+        """
+        Receivers that compare equal (0.8 plugins could use compare_attrs)
+        are kept, unless they failed to start; the others are stopped and
+        replaced.  Returns the failures of those that failed to start.
+        """
+        kept = [r for r in self.receivers if r in new and r not in self._failed_receivers]
+        for old in [r for r in self.receivers if r not in kept]:
             self._forget_receiver(old)
-            if IService.providedBy(old):
-                await defer.maybeDeferred(old.disownServiceParent)
+            if IService.providedBy(old) and old.parent is self:
+                try:
+                    await defer.maybeDeferred(old.disownServiceParent)
+                except Exception:
+                    log.err(None, f"LegacyStatus: receiver {old!r} failed to stop")
         added = [r for r in new if r not in kept]
         self.receivers = kept + added
+        self._failed_receivers = []
+        failures = []
         for receiver in added:
-            if IService.providedBy(receiver):
-                await defer.maybeDeferred(receiver.setServiceParent, self)
-            else:
-                self.subscribe(receiver)
+            try:
+                if IService.providedBy(receiver):
+                    self._adding = None
+                    await defer.maybeDeferred(receiver.setServiceParent, self)
+                    adding, self._adding = self._adding, None
+                    if adding is not None:
+                        await adding
+                else:
+                    self.subscribe(receiver)
+            except Exception:
+                self._receiver_failed(receiver)
+                failures.append(Failure())
+        return failures
+
+    def addService(self, child: IService) -> defer.Deferred[None]:
+        # Twisted's setServiceParent, which 0.8 receivers have, drops the
+        # Deferred of their start: kept for _set_receivers to wait on.
+        adding = self._adding = super().addService(child)
+        return adding
+
+    def _receiver_failed(self, receiver: Any) -> None:
+        self._failed_receivers.append(receiver)
+        log.msg(f"LegacyStatus: receiver {receiver!r} failed to start")
 
     def _forget_receiver(self, receiver: Any) -> None:
         """Unsubscribe C{receiver} from everything it may follow."""

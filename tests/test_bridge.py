@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import textwrap
+import threading
 from typing import Any
 
+import treq
 from twisted.internet import defer
+from twisted.internet.error import CannotListenError
 
 from buildbot_logfile import _logdb, _mirror
+from buildbot_logfile._webstatus import WebStatus
 from buildbot_logfile.archiver import LogChunkArchiver
 from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
@@ -291,6 +296,69 @@ class RobustnessTests(MasterTestCase):
         self.assertEqual(first.finished_builds, 1)
         self.assertIn(("builderAdded", "b2"), second.events)
         self.assertEqual(second.events[-1], ("buildFinished", "b2", 1, 0))
+
+    @defer.inlineCallbacks
+    def test_a_reconfig_whose_port_is_taken_keeps_the_service_and_the_next_one_listens(
+        self,
+    ) -> defer.Generator:
+        recorder = Recorder()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, legacy=False)
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            yield self.reconfig(services=[LegacyStatus(receivers=[recorder], http_port=port)])
+            self.assertEqual(len(self.flushLoggedErrors(CannotListenError)), 1)
+        # Running all the same: its receivers hear builds, without the port.
+        status = self.legacy_status()
+        self.assertTrue(status.running)
+        self.assertIsNone(status.http_listener)
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        # The port is free: the same configuration again is not skipped.
+        yield self.reconfig(services=[LegacyStatus(receivers=[recorder], http_port=port)])
+        self.assertIs(self.legacy_status(), status)
+        response = yield treq.get(
+            f"http://127.0.0.1:{port}/builders/b1/builds/1/steps/emit/logs/stdio/text",
+            persistent=False,
+        )
+        self.assertEqual(response.code, 200)
+        self.assertEqual((yield response.text()), "1\n")
+        # Stopped, it leaves no thread of its own behind.
+        yield self.tested_master.shutdown()
+        self.assertEqual([t.name for t in threading.enumerate() if "LegacyStatus" in t.name], [])
+
+    @defer.inlineCallbacks
+    def test_a_receiver_that_failed_to_start_starts_again_at_the_next_reconfig(
+        self,
+    ) -> defer.Generator:
+        recorder = Recorder()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[recorder])
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+            yield self.reconfig(
+                services=[LegacyStatus(receivers=[recorder, WebStatus(http_port=port)])]
+            )
+            # Buildbot logs it for the service, then for the reconfig.
+            self.assertEqual(len(self.flushLoggedErrors(CannotListenError)), 2)
+        # The others go on, the recorder kept as it was.
+        status = self.legacy_status()
+        self.assertIs(recorder.parent, status)
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        # The same configuration again: the web status starts anew, and listens.
+        web = WebStatus(http_port=port)
+        yield self.reconfig(services=[LegacyStatus(receivers=[recorder, web])])
+        self.assertIs(web.parent, status)
+        self.assertEqual([r for r in status.receivers if isinstance(r, WebStatus)], [web])
+        response = yield treq.get(
+            f"http://127.0.0.1:{port}/builders/b1/builds/1/steps/emit/logs/stdio/text",
+            persistent=False,
+        )
+        self.assertEqual(response.code, 200)
+        self.assertEqual((yield response.text()), "1\n")
 
     @defer.inlineCallbacks
     def test_a_builder_dropped_by_reconfig_is_removed(self) -> defer.Generator:

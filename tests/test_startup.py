@@ -58,6 +58,8 @@ class StartupTests(unittest.TestCase):
             twistd_log = f.read()
         self.assertIn("Address already in use", twistd_log)
         self.assertIn("BuildMaster startup failed", twistd_log)
+        # and nothing else went wrong as it stopped
+        self.assertEqual(twistd_log.count("Traceback"), 1, twistd_log)
 
     def test_checkconfig_refuses_a_port_twisted_cannot_parse(self) -> None:
         basedir = self.master("tcp:notaport")
