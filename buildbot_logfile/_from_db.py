@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.python import log
 
+from buildbot_logfile._producer import end_stream
 from buildbot_logfile._text_index import page_of
 
 if TYPE_CHECKING:
@@ -74,8 +75,8 @@ class DatabaseLogProducer:
                 return
             if mirror.complete:
                 consumer, self.consumer = self.consumer, None
-                consumer.unregisterProducer()
-                consumer.finish()
+                assert mirror.logfile is not None
+                end_stream(consumer, mirror.logfile.cut)
                 return
             self._wait(mirror.wait_for_progress())
             return
@@ -107,14 +108,8 @@ class DatabaseLogProducer:
     def _abort(self, failure: Any) -> None:
         log.err(failure, f"ending the stream of log {self._mirror.logid} from the database")
         consumer, self.consumer = self.consumer, None
-        if consumer is None:
-            return
-        consumer.unregisterProducer()
-        abort = getattr(consumer, "abort", None)
-        if abort is not None:
-            abort(failure.value)
-        else:
-            consumer.finish()
+        if consumer is not None:
+            end_stream(consumer, failure.value)
 
 
 class DatabaseText:

@@ -94,6 +94,10 @@ def stream_chunks(text: str, lines: int | None = None) -> Iterator[tuple[int, st
         pos = end
 
 
+class ServiceStopped(Exception):
+    """Why a live log's LogFile was cut off: the service that fed it stopped."""
+
+
 class LogMirror:
     """
     One log of the database mirrored into a L{LogFile}.  Call the methods
@@ -453,10 +457,11 @@ class MirrorRegistry:
 
     async def close(self) -> None:
         """
-        Finish the LogFiles of logs still live, each once its mirror's work
+        Cut off the LogFiles of logs still live, each once its mirror's work
         in hand is done: their spool files are written out and closed, and
-        pages that stream them end.  A spool that is not whole is rebuilt
-        from the database when next needed.
+        pages that stream them end as cut short (a client must not take
+        what it got for the whole log).  A spool that is not whole is
+        rebuilt from the database when next needed.
         """
         self._closed = True
         for mirror in list(self._live.values()):
@@ -464,7 +469,7 @@ class MirrorRegistry:
 
             def finish(mirror: LogMirror = mirror) -> None:
                 if mirror.logfile is not None and not mirror.logfile.isFinished():
-                    mirror.logfile.finish()
+                    mirror.logfile.cut_off(ServiceStopped("LegacyStatus stopped"))
                     mirror._progressed()
 
             await mirror.lock.run(finish)

@@ -33,6 +33,20 @@ class ChunkConsumer(Protocol):
     def finish(self) -> None: ...
 
 
+def end_stream(consumer: ChunkConsumer, short: Exception | None) -> None:
+    """
+    Unregister and end C{consumer}'s stream; C{short}: why it does not hold
+    the whole log.  A consumer with C{abort(reason)} (the pages) is told
+    that; a 0.8 consumer is finished, as 0.8 ended a stream at a bad record.
+    """
+    consumer.unregisterProducer()
+    abort = getattr(consumer, "abort", None)
+    if short is not None and abort is not None:
+        abort(short)
+    else:
+        consumer.finish()
+
+
 class LogFileProducer:
     """
     Streams one L{LogFile} to a consumer, from the start, then live.
@@ -255,29 +269,18 @@ class LogFileProducer:
         self.logfile.follow(self)
 
     def _finish(self) -> None:
+        """The end of the log, or of what it holds if it was cut off."""
+        self._end(self.logfile.cut)
+
+    def _fail(self, reason: Exception) -> None:
+        """The file cannot be read to the end: the log is marked so, and the stream ends."""
+        log.err(reason, f"ending the stream of {self.logfile.getFilename()} early")
+        self.logfile.mark_spool_failed(reason)
+        self._end(reason)
+
+    def _end(self, short: Exception | None) -> None:
         consumer = self.consumer
         self.consumer = None
         self.done()
         if consumer is not None:
-            consumer.unregisterProducer()
-            consumer.finish()
-
-    def _fail(self, reason: Exception) -> None:
-        """
-        The file cannot be read to the end: the log is marked so, and the
-        stream ends.  A consumer with C{abort(reason)} (the pages) is told
-        it did not get the whole log; a 0.8 consumer is finished, as 0.8
-        ended a stream at a bad record.
-        """
-        log.err(reason, f"ending the stream of {self.logfile.getFilename()} early")
-        self.logfile.mark_spool_failed(reason)
-        consumer = self.consumer
-        abort = getattr(consumer, "abort", None)
-        if abort is None:
-            self._finish()
-            return
-        self.consumer = None
-        self.done()
-        assert consumer is not None
-        consumer.unregisterProducer()
-        abort(reason)
+            end_stream(consumer, short)

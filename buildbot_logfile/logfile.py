@@ -140,6 +140,8 @@ class LogFile:
         self.watchers: list[Any] = []
         self.finishedWatchers: list[defer.Deferred[LogFile]] = []
         self.tailBuffer: list[tuple[int, bytes]] = []
+        # Why the log was cut off before it finished (see cut_off), if it was.
+        self.cut: Exception | None = None
         self._text_index = TextIndex()
         # Producers that are pushed each entry as it is added.
         self._followers: list[LogFileProducer] = []
@@ -475,6 +477,24 @@ class LogFile:
             for channel, data in self.tailBuffer:
                 self._store(channel, data.decode())
             self.tailBuffer = []
+        self._end()
+        return defer.succeed(None)
+
+    def cut_off(self, reason: Exception) -> None:
+        """
+        Beyond 0.8: stop following a log that goes on without this LogFile
+        (the service that fed it is stopping).  It ends as L{finish} ends
+        it, but without the kept tail, and producers end their streams as
+        cut short (L{LogFileProducer}): a page does not end as if it had
+        the whole log.  The bridge rebuilds the spool file from the
+        database when the log is next opened.
+        """
+        if not self.finished:
+            self.cut = reason
+            self.tailBuffer = []
+            self._end()
+
+    def _end(self) -> None:
         if self._writer is not None:
             assert self._run is not None
             self._run.merge()
@@ -488,7 +508,6 @@ class LogFile:
         watchers, self.finishedWatchers = self.finishedWatchers, []
         for d in watchers:
             d.callback(self)
-        return defer.succeed(None)
 
     def compressLog(self) -> defer.Deferred[None]:
         """

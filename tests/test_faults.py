@@ -348,3 +348,42 @@ class SpoolFaultTests(FaultTestCase):
         yield self.assert_served_whole("b1", 1, "big")
         self.assertEqual(os.path.getsize(path), size)  # the same file, reused
         self.assertLess(os.stat(path).st_blocks * 512, size + 64 * 1024)
+
+
+class StopTests(FaultTestCase):
+    @defer.inlineCallbacks
+    def test_pages_following_a_live_log_end_unfinished_when_the_service_goes(
+        self,
+    ) -> defer.Generator:
+        live = LiveLog()
+        yield self.start({"b1": [live_log_step(live)]})
+        yield self.force("b1")
+        yield live.opened
+        yield live.write(stdout="first\n")
+        yield poll(lambda: self.legacy_status().getLogFile("b1", 1, "live", "stdio"), "the log")
+        text, text_collected = yield self.stream_live_text()
+        html: list[bytes] = []
+        response = yield treq.get(
+            self.pages + "/builders/b1/builds/1/steps/live/logs/stdio",
+            unbuffered=True,
+            persistent=False,
+        )
+        html_collected = treq.collect(response, html.append)
+        yield poll(lambda: b"".join(text) == b"first\n", "the first line on the text page")
+        yield poll(lambda: b"first" in b"".join(html), "the first line on the HTML page")
+        # A reconfig removes LegacyStatus while the build goes on.
+        yield self.reconfig(services=[])
+        outcomes = yield defer.gatherResults(
+            [
+                d.addCallbacks(lambda _: "whole", lambda f: "cut")
+                for d in (text_collected, html_collected)
+            ]
+        )
+        self.assertEqual(outcomes, ["cut", "cut"])
+        self.assertEqual(b"".join(text), b"first\n")
+        self.assertNotIn(b"</html>", b"".join(html))
+        live.end()
+        yield poll(
+            lambda: self.master.data.get(("builds", 1)).addCallback(lambda b: b["complete"]),
+            "the build to end",
+        )
