@@ -18,6 +18,9 @@ from typing import Any
 from buildbot.www.authz import Forbidden
 from klein import Klein
 from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import RequestRedirect
 
 from buildbot_logfile._authz import AnonymousAuthorizer
 from buildbot_logfile.status import BuilderStatus, BuildStatus, LegacyChange
@@ -51,6 +54,28 @@ class _NotFound(Exception):
     """What a JSON path names does not exist."""
 
 
+class _WithOrWithoutSlash(Resource):
+    """
+    0.8's JSON resources answered with or without a trailing slash:
+    C{/json} as C{/json/}, C{/json/builders/} as C{/json/builders}.  The
+    routes see the path without it, so werkzeug never redirects (it would
+    build the address from the C{Host} header, and drop the query).
+    """
+
+    isLeaf = True
+
+    def __init__(self, routes: Resource) -> None:
+        super().__init__()
+        self.routes = routes
+
+    def render(self, request: IRequest) -> Any:
+        if not request.postpath:
+            request.postpath.append(b"")
+        elif len(request.postpath) > 1 and request.postpath[-1] == b"":
+            request.postpath.pop()
+        return self.routes.render(request)
+
+
 def _flag(request: IRequest, name: bytes) -> bool | None:
     values = request.args.get(name)
     if not values:
@@ -72,7 +97,7 @@ class JsonStatus:
         self.authorize = authorize
 
     def resource(self) -> Any:
-        return self.app.resource()
+        return _WithOrWithoutSlash(self.app.resource())
 
     @app.handle_errors(_NotFound)
     def not_found(self, request: IRequest, failure: Any) -> bytes:
@@ -83,6 +108,13 @@ class JsonStatus:
     def forbidden(self, request: IRequest, failure: Any) -> bytes:
         request.setResponseCode(403)
         return self._answer(request, {"error": "You may not view this."})
+
+    @app.handle_errors(NotFound, RequestRedirect)
+    def no_route(self, request: IRequest, failure: Any) -> bytes:
+        # werkzeug's redirect (to the path with slashes merged) would be
+        # built from the Host header: that path is no resource either.
+        request.setResponseCode(404)
+        return self._answer(request, {"error": "Not available: no such resource"})
 
     def _status(self) -> Any:
         status = self.get_status()

@@ -67,9 +67,12 @@ def listing(title: str, items: Iterable[str]) -> bytes:
     return _page(title, ["<ul>", *items, "</ul>"])
 
 
-def builders_page(names: Sequence[str]) -> bytes:
-    """C{/builders}: every builder of the cluster."""
-    items = (f'<li><a href="builders/{quote(n)}">{html.escape(n)}</a></li>' for n in names)
+def builders_page(names: Sequence[str], prefix: str = "builders/") -> bytes:
+    """
+    C{/builders}: every builder of the cluster, linked through C{prefix}
+    (empty for C{/builders/}).
+    """
+    items = (f'<li><a href="{prefix}{quote(n)}">{html.escape(n)}</a></li>' for n in names)
     return listing("Builders", items)
 
 

@@ -89,7 +89,7 @@ class HtmlResource(resource.Resource):
 
     contentType = "text/html; charset=utf-8"
     title = "Buildbot"
-    addSlash = False  # 0.8: redirect /page to /page/
+    addSlash = False  # 0.8: /page/ is /page too (0.8 no longer redirected /page to it)
 
     def getChild(self, path: bytes, request: IRequest) -> resource.Resource:
         if self.addSlash and path == b"" and len(request.postpath) == 0:
@@ -114,9 +114,6 @@ class HtmlResource(resource.Resource):
         return ""
 
     def render(self, request: IRequest) -> Any:
-        if self.addSlash and request.prepath[-1:] != [b""]:
-            request.redirect(request.prepath[-1] + b"/" if request.prepath else b"/")
-            return b""
         request.setHeader(b"content-type", self.contentType.encode())
         d = defer.maybeDeferred(self.content, request, self.getContext(request))
         closed: list[bool] = []

@@ -23,7 +23,8 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
-from werkzeug.routing import BaseConverter
+from werkzeug.exceptions import NotFound
+from werkzeug.routing import BaseConverter, RequestRedirect
 
 from buildbot_logfile import _encoded, _finished
 from buildbot_logfile import _page_set as page_set
@@ -53,6 +54,11 @@ RECENT_BUILDS = 20
 
 # Logs of running steps whose location a page keeps (see LegacyLogPages).
 RUNNING_LOGS_CACHE_SIZE = 1024
+
+# A path under builders/ that names no builder: how many of the builder
+# names it may begin with are looked up (shortest first) to tell what is
+# wrong with it.
+MAX_NAMES_TRIED = 4
 
 # On every answer: no guessing a type from log text, no framing elsewhere.
 _SAFETY_HEADERS = {
@@ -101,6 +107,34 @@ def guarded(pages: Resource) -> Resource:
     return _GuardedResource(pages)
 
 
+def relative_redirect(request: IRequest, location: bytes) -> bytes:
+    """
+    A 301 to C{location}, relative to the page asked for, with the
+    request's query string: never built from the C{Host} header.
+    """
+    query = request.uri.partition(b"?")[2]
+    request.setResponseCode(301)
+    request.setHeader(b"location", location + (b"?" + query if query else b""))
+    return b""
+
+
+def routed_path(request: IRequest) -> str:
+    """The path a Klein app routes on, below where it is mounted."""
+    return "/" + "/".join(segment.decode("utf-8", "replace") for segment in request.postpath)
+
+
+def _build_number_problem(text: str) -> str | None:
+    """
+    Why C{text} (the segment after C{builds/}) is no build number, or None
+    if it is one.  As in 0.8 (C{int()}), leading zeros are allowed.
+    """
+    if re.fullmatch(r"[0-9]{1,19}", text):
+        return None
+    if text.isascii() and text.isdigit():
+        return ""  # a number, beyond any build's
+    return ": a build number is a whole number"
+
+
 class _NotFound(Exception):
     """A builder, build, step or log that does not exist."""
 
@@ -141,6 +175,19 @@ class LegacyLogPages:
         request.setResponseCode(404)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return f"No such {failure.value.args[0]}\n".encode()
+
+    @app.handle_errors(NotFound, RequestRedirect)
+    def no_route(self, request: IRequest, failure: Any) -> bytes:
+        """
+        A path no page's route matches.  werkzeug answers one that would
+        match with slashes merged (or with one more) with a redirect built
+        from the C{Host} header: here it is not a page either.
+        """
+        path = routed_path(request)
+        hint = "" if path.startswith("/builders/") else ": the pages start at /builders"
+        request.setResponseCode(404)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return f"No such page {path!r}{hint}\n".encode()
 
     @app.handle_errors(_Unavailable)
     def unavailable(self, request: IRequest, failure: Any) -> bytes:
@@ -184,10 +231,59 @@ class LegacyLogPages:
         build = await self._build(request, builder, number)
         step = build.getStep(step_name)
         if step is None:
-            parent = ("builders", str(build.builder.builderid), "builds", str(number), "steps")
-            what = f"step {step_name!r} in build {builder} #{number}"
-            raise await self._missing(request, what, parent)
+            raise await self._no_step(request, build, step_name)
         return step
+
+    async def _no_step(
+        self, request: IRequest, build: BuildStatus, path: str, below: bool = False
+    ) -> _NotFound:
+        """
+        The 404 (or 403) for C{path}, which names no step of C{build}.
+        C{below}: the path may go on below a step, as the step page's
+        route sends any path under C{steps/} that is not a page
+        (C{S/logs/L/text/extra}): then, if it begins with a step's name,
+        what follows is named.
+        """
+        steps = ("builders", str(build.builder.builderid), "builds", str(build.number), "steps")
+        of_build = f"build {build.builder.name} #{build.number}"
+        name = path
+        if below:
+            # The longest name of a step that the path begins with (then a "/").
+            for step in sorted(build.getSteps(), key=lambda s: len(s.name), reverse=True):
+                if path.startswith(step.name + "/"):
+                    rest = path[len(step.name) :]
+                    what = f"page {rest!r} in step {step.name!r} of {of_build}"
+                    return await self._missing(request, what, (*steps, str(step.number)))
+            name = re.split(r"/logs(?=/|$)", path, maxsplit=1)[0]
+        return await self._missing(request, f"step {name!r} in {of_build}", steps)
+
+    async def _no_builder(self, request: IRequest, path: str) -> _NotFound:
+        """
+        The 404 (or 403) for C{path}, which names no builder.  The builder
+        page's route sends any path under C{builders/} that is not a page:
+        if one begins with a builder's name then C{/builds}, or then a
+        last C{/}, what follows is named (a build number that is none, a
+        segment too many).
+        """
+        ends = sorted(
+            {m.start() for m in re.finditer(r"/builds(?=/|$)", path)}
+            | ({len(path) - 1} if path.endswith("/") else set())
+        )[:MAX_NAMES_TRIED]
+        source = self._source()
+        for end in ends:
+            found = await source.locate_builder(path[:end])
+            if found is not None:
+                break
+        else:
+            name = path[: ends[0]] if ends else path
+            return await self._missing(request, f"builder {name}", ("builders",))
+        name, rest = path[:end], path[end:]
+        parent = ("builders", str(found.builderid), "builds")
+        number = re.match(r"/builds/([^/]+)", rest)
+        problem = _build_number_problem(number.group(1)) if number else None
+        if number and problem is not None:
+            return await self._missing(request, f"build {name} #{number.group(1)}{problem}", parent)
+        return await self._missing(request, f"page {rest!r} in builder {name}", parent)
 
     async def _log(
         self,
@@ -319,12 +415,20 @@ class LegacyLogPages:
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return page_set.builders_page(self._source().builder_names())
 
+    @app.route("/builders/", methods=["GET", "HEAD"])
+    async def builders_page_with_slash(self, request: IRequest) -> bytes:
+        # The same page, its links relative to where it is.
+        await self.authorize(request, ("builders",))
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return page_set.builders_page(self._source().builder_names(), prefix="")
+
     @app.route("/builders/<path:builder>", methods=["GET", "HEAD"])
     async def builder_page(self, request: IRequest, builder: str) -> bytes:
+        # Also where any path under builders/ that is not a page comes.
         source = self._source()
         found = await source.locate_builder(builder)
         if found is None:
-            raise await self._missing(request, f"builder {builder}", ("builders",))
+            raise await self._no_builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid), "builds"))
         recent = await source.recent_builds(found, RECENT_BUILDS)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
@@ -344,7 +448,11 @@ class LegacyLogPages:
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>", methods=["GET", "HEAD"]
     )
     async def step_page(self, request: IRequest, builder: str, number: int, step: str) -> bytes:
-        step_status = await self._step(request, builder, number, step)
+        # Also where any path under steps/ that is not a page comes.
+        build = await self._build(request, builder, number)
+        step_status = build.getStep(step)
+        if step_status is None:
+            raise await self._no_step(request, build, step, below=True)
         await self.authorize(request, (
             "builders", str(step_status.build.builder.builderid), "builds", str(number),
             "steps", str(step_status.number),
@@ -357,11 +465,17 @@ class LegacyLogPages:
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs",
         methods=["GET", "HEAD"],
     )
-    def logs_page_without_slash(self, request: IRequest, **_: Any) -> bytes:
-        # Relative, unlike werkzeug's own redirect, which trusts the Host.
-        request.setResponseCode(301)
-        request.setHeader(b"location", b"logs/")
-        return b""
+    async def logs_page_without_slash(
+        self, request: IRequest, builder: str, number: int, step: str
+    ) -> bytes:
+        # Relative, unlike werkzeug's own redirect, which trusts the Host;
+        # and only to the logs of a step there is (not of "..").
+        step_status = await self._step(request, builder, number, step)
+        await self.authorize(request, (
+            "builders", str(step_status.build.builder.builderid), "builds", str(number),
+            "steps", str(step_status.number), "logs",
+        ))  # fmt: skip
+        return relative_redirect(request, b"logs/")
 
     @app.route(
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs/",

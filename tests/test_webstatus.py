@@ -72,6 +72,15 @@ class Py2Style(resource.Resource):
         return "plain str"
 
 
+class Slashed(HtmlResource):
+    """An 0.8 page with addSlash: 0.8 answered it with or without the slash."""
+
+    addSlash = True
+
+    def content(self, request: Any, ctx: dict[str, Any]) -> str:
+        return f"root {ctx['path_to_root']} x={request.args.get(b'x')}"
+
+
 class Broken(resource.Resource):
     isLeaf = True
 
@@ -88,6 +97,7 @@ class WebStatusTestCase(MasterTestCase):
         self.web.putChild(b"summary", Summary())
         self.web.putChild("py2", Py2Style())
         self.web.putChild("broken", Broken())
+        self.web.putChild("slashed", Slashed())
         yield self.start_master(
             {
                 "passes": [python_step("emit", "print('fine')")],
@@ -109,6 +119,16 @@ class WebStatusTestCase(MasterTestCase):
     @defer.inlineCallbacks
     def get(self, path: str) -> defer.Generator:
         response = yield treq.get(self.base + path, persistent=False)
+        body = yield treq.content(response)
+        return response, body
+
+    @defer.inlineCallbacks
+    def get_as_is(self, path: str) -> defer.Generator:
+        """C{path}, answered as it is (no redirect followed), asked with a foreign Host."""
+        response = yield treq.get(
+            self.base + path, headers={"Host": "evil.example"}, allow_redirects=False,
+            persistent=False,
+        )  # fmt: skip
         body = yield treq.content(response)
         return response, body
 
@@ -216,6 +236,55 @@ class WebStatusTests(WebStatusTestCase):
             response, body = yield self.get(path)
             self.assertEqual(response.code, 404, path)
             self.assertIn(b"Not available", body)
+
+    @defer.inlineCallbacks
+    def test_with_or_without_a_trailing_slash(self) -> defer.Generator:
+        # 0.8's WebStatus answered /json and /json/ alike (and every /json
+        # resource and addSlash page); nothing is a redirect made from Host.
+        yield self.start_webstatus()
+        yield self.two_builds_each()
+        for path in ("/json", "/json/builders", "/json/builders/fails/builds/1/steps/emit",
+                     "/json/slaves"):  # fmt: skip
+            for query in ("", "?as_text=1", "?as_text=1&compact=1"):
+                slashed = yield self.get_as_is(path + "/" + query)
+                answer = yield self.get_as_is(path + query)
+                for response, _ in (answer, slashed):
+                    self.assertEqual(response.code, 200, path + query)
+                    self.assertIsNone(response.headers.getRawHeaders("location"))
+                    self.assertEqual(
+                        response.headers.getRawHeaders("content-type"),
+                        [("text/plain" if query else "application/json") + "; charset=utf-8"],
+                    )
+                self.assertEqual(answer[1], slashed[1], path + query)
+        response, body = yield self.get_as_is("/json?as_text=1")
+        self.assertTrue(body.startswith(b'{\n  "builders": {\n'), body[:40])
+        self.assertEqual(json.loads(body)["project"]["buildbotURL"], self.master.config.buildbotURL)
+        response, body = yield self.get_as_is("/json/builders/?select=passes")
+        self.assertEqual(list(json.loads(body)), ["passes"])
+        no_such = {"error": "Not available: no such resource"}
+        for path in ("/json/nope", "/json/nope/", "/json/builders//fails"):
+            response, body = yield self.get_as_is(path)
+            self.assertEqual((response.code, json.loads(body)), (404, no_such), path)
+            self.assertIsNone(response.headers.getRawHeaders("location"))
+        # an addSlash page, as 0.8 served it: the same page either way
+        response, body = yield self.get_as_is("/slashed?x=1")
+        self.assertEqual((response.code, body), (200, b"root ./ x=[b'1']"))
+        response, body = yield self.get_as_is("/slashed/?x=1")
+        self.assertEqual((response.code, body), (200, b"root ../ x=[b'1']"))
+        # the pages answer as on LegacyStatus's port
+        response, body = yield self.get_as_is("/")
+        self.assertEqual(
+            (response.code, body), (404, b"No such page '/': the pages start at /builders\n")
+        )
+        response, body = yield self.get_as_is("/builders/fails/builds/x")
+        self.assertEqual(
+            (response.code, body),
+            (404, b"No such build fails #x: a build number is a whole number\n"),
+        )
+        response, body = yield self.get_as_is("/builders/fails/builds/1/steps/emit/logs")
+        self.assertEqual(
+            (response.code, response.headers.getRawHeaders("location")), (301, ["logs/"])
+        )
 
 
 class WebStatusAuthzTests(WebStatusTestCase):
