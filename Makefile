@@ -18,6 +18,20 @@ $(VENV)/.test: $(PY) setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS)) -e '.[test,lint]'
 	touch $@
 
+# Python 2.7 with 0.8.14's own client tools, for tests/test_pb_python2.py,
+# where the machine has a Python 2.7 (pyenv's, or python2.7 on the PATH).
+PYTHON2 := $(firstword $(wildcard $(HOME)/.pyenv/versions/2.7*/bin/python2.7) \
+	$(shell command -v python2.7 2>/dev/null))
+PIP2 := --quiet --disable-pip-version-check
+
+$(VENV)/.python2: | $(PY)
+ifneq ($(PYTHON2),)
+	$(PYTHON2) -m pip install $(PIP2) --target $(VENV)/python2-tools 'virtualenv<20.22'
+	PYTHONPATH=$(VENV)/python2-tools $(PYTHON2) -m virtualenv --quiet $(VENV)/python2
+	$(VENV)/python2/bin/pip install $(PIP2) 'Twisted==20.3.0' 'buildbot==0.8.14'
+endif
+	touch $@
+
 demo: $(VENV)/.demo
 	$(PY) tools/demo.py
 
@@ -26,7 +40,7 @@ lint: $(VENV)/.test
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/mypy
 
-test: lint
+test: lint $(VENV)/.python2
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The suite again, on the oldest releases setup.cfg accepts, in a venv of its
@@ -34,7 +48,7 @@ test: lint
 FLOOR := .venv-floor
 
 test-floor:
-	$(MAKE) $(FLOOR)/.test VENV=$(FLOOR) CONSTRAINTS=constraints-floor.txt
+	$(MAKE) $(FLOOR)/.test $(FLOOR)/.python2 VENV=$(FLOOR) CONSTRAINTS=constraints-floor.txt
 	$(FLOOR)/bin/python -m pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.test

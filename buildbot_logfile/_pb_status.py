@@ -29,6 +29,7 @@ from zope.interface import Interface
 
 from buildbot_logfile._builder_status import Event
 from buildbot_logfile._changes import LegacyChange
+from buildbot_logfile._pb_python2 import speak_python2
 from buildbot_logfile._status_base import checked_interval
 from buildbot_logfile.base import StatusReceiverBase, StatusReceiverMultiService
 from buildbot_logfile.logfile import LogFile
@@ -107,11 +108,6 @@ def _fits(text: str) -> str:
             " read it with getChunks"
         )
     return text
-
-
-def _text(value: Any) -> Any:
-    """A client's string: a Python 2 client (0.8's own tools) sends C{bytes}."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
 def _same_reference(a: Any, b: Any) -> bool:
@@ -697,6 +693,7 @@ class StatusClientPerspective(StatusReceiverBase, NewCredPerspective):
         self._events: _Events | None = None
         self._minds: list[Any] = []
         self._pending: object | None = None
+        self._broker: pb.Broker | None = None
 
     def attached(self, mind: Any) -> StatusClientPerspective:
         if mind is not None:
@@ -718,6 +715,24 @@ class StatusClientPerspective(StatusReceiverBase, NewCredPerspective):
 
     # What the client calls
 
+    def perspectiveMessageReceived(
+        self, broker: pb.Broker, message: bytes, args: Any, kw: Any
+    ) -> Any:
+        self._broker = broker
+        return super().perspectiveMessageReceived(broker, message, args, kw)
+
+    def _name(self, value: Any) -> Any:
+        """
+        A name the client sent.  A Python 2 client (0.8's own tools) sends
+        C{bytes}; from then on it gets its text as Python 2's C{str}
+        (L{_pb_python2}).
+        """
+        if not isinstance(value, bytes):
+            return value
+        if self._broker is not None:
+            speak_python2(self._broker)
+        return value.decode("utf-8", "replace")
+
     def perspective_subscribe(self, mode: str, interval: float | None, target: Any) -> None:
         """
         Send C{target} the events of C{mode}:
@@ -732,13 +747,13 @@ class StatusClientPerspective(StatusReceiverBase, NewCredPerspective):
         new subscription replaces the last (0.8 added one: the client heard
         everything twice), and applies from the next build.
         """
-        mode = _text(mode)
+        mode = self._name(mode)
         if mode not in MODES:
             raise pb.Error(f"unknown subscription mode {mode!r}: one of {', '.join(MODES)}")
         if target is None:
             raise pb.Error("subscribe needs a target to send the events to")
         try:
-            checked_interval(interval)
+            checked_interval(self._name(interval))
         except ValueError as e:
             raise pb.Error(str(e)) from None
         self._forget()
@@ -772,14 +787,14 @@ class StatusClientPerspective(StatusReceiverBase, NewCredPerspective):
         return list(self.status.getBuilderNames())
 
     def perspective_getBuilder(self, name: str) -> Any:
-        name = _text(name)
+        name = self._name(name)
         try:
             return self.remotes.of(self.status.getBuilder(name))
         except KeyError:
             raise UnknownName(f"no builder named {name!r}") from None
 
     def perspective_getSlave(self, name: str) -> Any:
-        name = _text(name)
+        name = self._name(name)
         try:
             return self.remotes.of(self.status.getSlave(name))
         except KeyError:

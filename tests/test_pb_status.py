@@ -301,13 +301,22 @@ class PBStatusTests(MasterTestCase):
         b1 = yield perspective.callRemote("getBuilder", "b1")
         self.assertEqual((yield b1.callRemote("getName")), "b1")
         yield self.assertFailure(perspective.callRemote("getBuilder", "nope"), KeyError)
-        b1 = yield perspective.callRemote("getBuilder", b"b1")  # a Python 2 client's str
-        self.assertEqual((yield b1.callRemote("getName")), "b1")
         yield self.assertFailure(perspective.callRemote("getSlave", "nope"), KeyError)
         bad = perspective.callRemote("subscribe", "everything", None, client)
         yield self.assertFailure(bad, pb.Error)
         self.assertEqual((yield perspective.callRemote("getBuildSets")), [])
         self.assertIsInstance(IRemote(self.legacy_status().getBuilder("b1")), RemoteBuilder)
+
+    @defer.inlineCallbacks
+    def test_a_client_that_sends_bytes_gets_bytes(self) -> defer.Generator:
+        # As a Python 2 client does (tests/test_pb_python2.py: the real ones).
+        yield self.start([python_step("emit", "print(1)")])
+        _, perspective = yield self.connect()
+        b1 = yield perspective.callRemote("getBuilder", "b1")
+        self.assertEqual((yield b1.callRemote("getName")), "b1")
+        b1 = yield perspective.callRemote("getBuilder", b"b1")
+        self.assertEqual((yield b1.callRemote("getName")), b"b1")
+        self.assertEqual((yield perspective.callRemote("getBuilderNames")), [b"b1"])
 
     @defer.inlineCallbacks
     def test_each_mode_follows_as_deep_as_0_8s(self) -> defer.Generator:
