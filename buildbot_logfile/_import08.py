@@ -185,11 +185,18 @@ class Importer:
         if taken:
             self.summary.refused_builders.append(name)
             self.summary.refused += len(numbers)
+            if import_master is not None and all(existing[n][0] == import_master for n in taken):
+                held = (
+                    "builds imported from another 0.8 history (one builder's numbers hold"
+                    " one history: import only one 0.8 master's builder of that name)"
+                )
+            else:
+                held = (
+                    "other builds in the database (import before the master runs its first"
+                    " build of this builder)"
+                )
             self.problem(
-                folder,
-                f"builder {name!r} refused: {_numbers(taken)} already held by other builds "
-                "in the database (import before the master runs its first build of this "
-                "builder)",
+                folder, f"builder {name!r} refused: {_numbers(taken)} already held by {held}"
             )
             self.reporter.progress(done=len(numbers))
             return

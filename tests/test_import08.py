@@ -330,9 +330,9 @@ class FixtureTests(ImportTestCase):
             (
                 1,
                 f"problem: {other}/builder: builder 'builder' refused: build number 0 is "
-                "already held by other builds in the database (import before the master "
-                "runs its first build of this builder)\n"
-                + summary("1 (builder refused)", 0, 0, 5, 0, 0, 0, 1),
+                "already held by builds imported from another 0.8 history (one builder's "
+                "numbers hold one history: import only one 0.8 master's builder of that "
+                "name)\n" + summary("1 (builder refused)", 0, 0, 5, 0, 0, 0, 1),
             ),
         )
         self.assertEqual(build_numbers(master_dir), [0])
