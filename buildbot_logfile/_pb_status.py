@@ -957,9 +957,13 @@ class PBListener(StatusReceiverMultiService):
                 f"PBListener: status clients may log in from other hosts on {portstr!r},"
                 f" as {self.cred[0]!r}"
             )
-        self.registration = yield master.pbmanager.register(
-            portstr, user, passwd, self._new_perspective
-        )
+        try:
+            self.registration = yield master.pbmanager.register(
+                portstr, user, passwd, self._new_perspective
+            )
+        except error.CannotListenError:
+            yield _drop_deaf_dispatcher(master.pbmanager, portstr)
+            raise
 
     @defer.inlineCallbacks
     def stopService(self) -> Any:
@@ -975,6 +979,22 @@ class PBListener(StatusReceiverMultiService):
         perspective = StatusClientPerspective(self.getStatus(), self)
         self.perspectives.append(perspective)
         return perspective
+
+
+@defer.inlineCallbacks
+def _drop_deaf_dispatcher(manager: Any, portstr: str) -> Any:
+    """
+    Buildbot's PB manager keeps the dispatcher of a port it could not open:
+    a later registration there (this listener started again at the next
+    reconfig) would find it and never listen, and stopping it fails.
+    """
+    dispatcher = manager.dispatchers.get(portstr)
+    if dispatcher is not None and dispatcher.port is None:
+        del manager.dispatchers[portstr]
+        # It never started listening: there is nothing to stop (as Buildbot
+        # itself does for a service it has stopped already).
+        dispatcher.stopService = lambda: None
+        yield dispatcher.disownServiceParent()
 
 
 def _port_number(portstr: str | int) -> str | None:

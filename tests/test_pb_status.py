@@ -7,6 +7,7 @@ the database.
 
 from __future__ import annotations
 
+import socket
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -306,6 +307,23 @@ class PBStatusTests(MasterTestCase):
         yield self.assertFailure(bad, pb.Error)
         self.assertEqual((yield perspective.callRemote("getBuildSets")), [])
         self.assertIsInstance(IRemote(self.legacy_status().getBuilder("b1")), RemoteBuilder)
+
+    @defer.inlineCallbacks
+    def test_a_port_taken_at_a_reconfig_is_listened_on_at_the_next(self) -> defer.Generator:
+        yield self.start([python_step("emit", "print(1)")])
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            self.port = taken.getsockname()[1]
+            receivers = [self.recorder, PBListener(f"tcp:{self.port}:interface=127.0.0.1")]
+            yield self.reconfig(services=[LegacyStatus(receivers=receivers)])
+            # Buildbot logs it for the service, then for the reconfig.
+            self.assertEqual(len(self.flushLoggedErrors(error.CannotListenError)), 2)
+        self.listener = PBListener(f"tcp:{self.port}:interface=127.0.0.1")
+        yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder, self.listener])])
+        self.assertEqual(self.listener.listening_port, self.port)
+        _, perspective = yield self.connect()
+        self.assertEqual((yield perspective.callRemote("getBuilderNames")), ["b1"])
 
     @defer.inlineCallbacks
     def test_a_client_that_sends_bytes_gets_bytes(self) -> defer.Generator:
