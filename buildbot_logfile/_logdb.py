@@ -97,9 +97,13 @@ class ReadStats:
         return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
     def summary(self) -> str:
-        """One line: the reads, their rate while there were any, and their durations."""
+        """
+        One line: the reads, from the first one's start to the last one's
+        end, their rate over that span (none of one read alone), and their
+        durations.
+        """
         span = (self.last or 0.0) - (self.first or 0.0)
-        rate = self.reads / span if span > 0 else 0.0
+        rate = self.reads / span if span > 0 and self.reads > 1 else 0.0
         return (
             f"{self.reads} log reads in {span:.1f} s ({rate:.1f}/s),"
             f" {self.seconds:.2f} s reading; duration p50 {self.percentile(0.5) * 1000:.1f} ms"

@@ -160,3 +160,11 @@ def test_read_stats_count_rate_and_percentiles() -> None:
         "100 log reads in 10.0 s (10.0/s), 5.05 s reading;"
         " duration p50 51.0 ms p99 100.0 ms max 100.0 ms"
     )
+
+
+def test_one_read_has_no_rate() -> None:
+    stats = ReadStats()
+    stats.add(1000.0, 0.003)
+    assert stats.summary() == (
+        "1 log reads in 0.0 s (0.0/s), 0.00 s reading; duration p50 3.0 ms p99 3.0 ms max 3.0 ms"
+    )
