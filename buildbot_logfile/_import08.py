@@ -41,6 +41,7 @@ from buildbot_logfile._import08_logs import (
     find_log_file,
     read_chunks,
 )
+from buildbot_logfile.logfile import STDERR, STDOUT
 
 
 @dataclass
@@ -214,15 +215,24 @@ class Importer:
         where = os.path.join(folder, str(build.number))
         if build.started is None:
             self.problem(where, "the pickle has no start time; imported as started at 0")
-        if build.finished is None:
+        if build.finished is None or build.results is None:
             # A build the master was running when it stopped: 0.8 showed it
-            # as it stood.  Imported unfinished it would look running forever.
-            times = [build.started or 0] + [
-                t for step in build.steps for t in (step.started, step.finished) if t is not None
-            ]
-            build.finished = max(times)
-            if build.results is None:
-                build.results = EXCEPTION
+            # as it stood (0.8.9 and later pickled it with the time it was
+            # pickled as its end, but no results).  Imported unfinished it,
+            # and its running step, would look running forever.
+            if build.finished is None:
+                times = [build.started or 0] + [
+                    t
+                    for step in build.steps
+                    for t in (step.started, step.finished)
+                    if t is not None
+                ]
+                build.finished = max(times)
+            build.results = EXCEPTION
+            for step in build.steps:
+                if step.started is not None and step.finished is None:
+                    step.finished = max(step.started, build.finished)
+                    step.results = EXCEPTION
             self.problem(
                 where,
                 f"the build never finished; imported as finished at {int(build.finished)} "
@@ -287,12 +297,16 @@ class Importer:
         logid = 0
         writer = None
         if conn is not None:
-            logid = self.db.add_log(conn, stepid, log, slug, "s" if log.html is None else "h")
+            logid = self.db.add_log(conn, stepid, log, slug, "h" if log.is_html else "s")
             writer = self.db.chunk_writer(conn, logid)
         packer = ChunkPacker(self.compression, discard if writer is None else writer)
-        if log.html is not None:
+        if log.is_html:
             plain = PlainLines(packer)
-            plain.add(log.html)
+            if log.html is not None:
+                plain.add(log.html)
+            else:
+                assert source is not None
+                self._html_file(source, plain)
             plain.finish()
             text_bytes = plain.text_bytes
             self.reporter.progress(text_bytes=text_bytes)
@@ -316,6 +330,15 @@ class Importer:
         if found.path is None:
             self.problem(os.path.join(folder, name), "log file missing; log skipped")
         return found.path
+
+    def _html_file(self, path: str, plain: PlainLines) -> None:
+        """An HTML log's html from its file: its text, as 0.8's getText read it."""
+        try:
+            for channel, text in read_chunks(path):
+                if channel in (STDOUT, STDERR):
+                    plain.add(text)
+        except LogReadError as e:
+            self.problem(path, f"{e}; log imported as far as it reads")
 
     def _stream(self, path: str, lines: StreamLines) -> int:
         unknown = 0

@@ -26,8 +26,9 @@ class HistoryError(Exception):
 @dataclass
 class Log08:
     name: str
-    filename: str | None = None  # a stream log's file, next to the pickle
-    html: str | None = None  # an HTML log's content
+    filename: str | None = None  # the log's file, next to the pickle
+    html: str | None = None  # an HTML log's content, where the pickle holds it
+    is_html: bool = False
 
 
 @dataclass
@@ -188,7 +189,12 @@ def _steps(pickled: list[Any]) -> list[Step08]:
 
 def _log(pickled: Any) -> Log08 | None:
     if isinstance(pickled, p08.HTMLLogFile):
-        return Log08(p08.text(pickled.get("name") or "log"), html=p08.text(pickled.get("html", "")))
+        name = p08.text(pickled.get("name") or "log")
+        html = pickled.get("html")
+        if html is not None:  # up to 0.8.8, the pickle held the html
+            return Log08(name, html=p08.text(html), is_html=True)
+        # From 0.8.9 on, its file does, as a stream log's file holds its text.
+        return Log08(name, filename=p08.opt_text(pickled.get("filename")), is_html=True)
     if isinstance(pickled, p08.LogFile):
         filename = pickled.get("filename")
         return Log08(p08.text(pickled.get("name") or "log"), filename=p08.opt_text(filename))

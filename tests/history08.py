@@ -21,12 +21,20 @@ from typing import Any
 from buildbot.util.lineboundaries import LineBoundaryFinder
 
 FIXTURES = "/work/shared/fixtures/08-masters"
+# Written for this project by a real 0.8 master: see their README files.
+OWN_FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 COMMAND = os.path.join(os.path.dirname(sys.executable), "buildbot-logfile")
 
 
 def extract_fixture(name: str, dest: str) -> str:
-    """Unpack C{<name>.tgz} under C{dest}; the old master's basedir."""
-    with tarfile.open(os.path.join(FIXTURES, name + ".tgz")) as tar:
+    """
+    Unpack C{<name>.tgz} (a shared fixture, or this project's own) under
+    C{dest}; the old master's basedir.
+    """
+    path = os.path.join(FIXTURES, name + ".tgz")
+    if not os.path.exists(path):
+        path = os.path.join(OWN_FIXTURES, name + ".tgz")
+    with tarfile.open(path) as tar:
         tar.extractall(dest, filter="data")
     return os.path.join(dest, name)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import bz2
 import os
 import pickle
+import re
 import shutil
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -232,22 +234,32 @@ class ImportTestCase(MasterTestCase):
                     yield self.assert_log(old_folder, number, name, log_name, filename)
 
     @defer.inlineCallbacks
-    def assert_log(self, folder: str, number: int, step: str, log: str, filename: str) -> Any:
+    def assert_log(
+        self, folder: str, number: int, step: str, log: str, filename: str, builder: Any = "builder"
+    ) -> Any:
+        """C{builder}: its name, or its id where the name is no identifier."""
         records = h.read_records(os.path.join(folder, filename))
-        log_data, content = yield self.db_log("builder", number, step, log)
+        log_data, content = yield self.db_log(builder, number, step, log)
         self.assertEqual(content, h.stream_content(records))
         self.assertEqual(log_data["num_lines"], content.count("\n"))
+        name = builder
+        if isinstance(builder, int):
+            name = (yield self.master.data.get(("builders", builder)))["name"]
         code, body = yield self.page(
-            f"/builders/builder/builds/{number}/steps/{step}/logs/{log}/text"
+            f"/builders/{quote(name, safe='')}/builds/{number}/steps/{quote(step, safe='')}"
+            f"/logs/{quote(log, safe='')}/text"
         )
         self.assertEqual(code, 200)
         text = "".join(line[1:] for line in content.splitlines(True) if line[0] in "oe")
         self.assertEqual(body.decode("utf-8"), text)
-        if not any(b"\r" in data for _, data in records):
-            # No carriage returns for Buildbot to turn into newlines: the
-            # page is the 0.8 file's stdout and stderr, byte for byte, but
-            # for the newline that ends a Buildbot log's last line.
-            old_text = h.stdout_stderr(records)
+        old_text = h.stdout_stderr(records)
+        if not any(b"\r" in data for _, data in records) and all(
+            len(line) <= 4096 for line in old_text.split("\n")
+        ):
+            # No carriage returns for Buildbot to turn into newlines, nor
+            # lines so long that it cuts them: the page is the 0.8 file's
+            # stdout and stderr, byte for byte, but for the newline that
+            # ends a Buildbot log's last line.
             if old_text and not old_text.endswith("\n"):
                 old_text += "\n"
             self.assertEqual(body.decode("utf-8"), old_text)
@@ -373,6 +385,102 @@ class FixtureTests(ImportTestCase):
             "build of this builder)",
         )
         self.assertEqual(build_numbers(master_dir), [1])
+
+
+# tests/fixtures/v0814.tgz: builders (name, folder), and its HTML logs' html.
+V0814_BUILDERS = {
+    "Linux \u00fcn\u00ef build": "Linux_\u00fcn\u00ef_build",
+    "plain build": "plain_build",
+}
+V0814_HTML = {
+    "report.html": (
+        "<html><body><h1>R\u00e9sum\u00e9 \u2713</h1><p>a &amp; b <b>bold</b></p></body></html>"
+    ),
+    "ascii.html": "<pre>plain ascii html</pre>",
+}
+# Pickled while they ran, as 0.8.9 and later pickled them: a finish time, no results.
+V0814_UNFINISHED = {("Linux_\u00fcn\u00ef_build", 7), ("plain_build", 10)}
+V0814_STOPPED_AT = 1796017522
+
+
+def _v08_file(folder: str, number: int, step: str, log: str) -> str:
+    """An 0.8 log's file, as 0.8 named it: by the build, step and log."""
+    base = "-".join([str(number), "log", *(re.sub(r"[^\w.-]", "_", name) for name in (step, log))])
+    (found,) = [
+        base + s for s in ("", ".bz2", ".gz") if os.path.exists(os.path.join(folder, base + s))
+    ]
+    return found
+
+
+class V0814Tests(ImportTestCase):
+    """History a real Buildbot 0.8.14 master wrote (tests/fixtures/v0814-README.txt)."""
+
+    @defer.inlineCallbacks
+    def test_v0814_history(self) -> Any:
+        old, master_dir = self.dirs("v0814")
+        result = h.run_import(old, master_dir)
+        self.assertEqual((result.returncode, result.stderr), (1, ""))
+        self.assertEqual(
+            result.stdout.splitlines()[:2],
+            [
+                f"problem: {os.path.join(old, folder, str(number))}: the build never finished;"
+                f" imported as finished at {V0814_STOPPED_AT} with results 4"
+                for folder, number in sorted(V0814_UNFINISHED)
+            ],
+        )
+        self.assertIn("  builds: 18 imported, 0 skipped", result.stdout)
+        yield self.start_master(
+            {name: [python_step("hello", "print(1)")] for name in V0814_BUILDERS},
+            http=True,
+            db_url=h.db_url(master_dir),
+        )
+        html_logs = 0
+        for name, folder in V0814_BUILDERS.items():
+            builderid = yield self.master.data.updates.findBuilderId(name)
+            builds = yield self.master.data.get(("builders", builderid, "builds"))
+            for build in builds:
+                number = build["number"]
+                unfinished = (folder, number) in V0814_UNFINISHED
+                self.assertTrue(build["complete"])
+                if unfinished:
+                    self.assertEqual(
+                        (build["results"], build["complete_at"].timestamp()), (4, V0814_STOPPED_AT)
+                    )
+                steps = yield self.master.data.get(("builds", build["buildid"], "steps"))
+                for step in steps:
+                    # No step looks as if it still ran.
+                    self.assertEqual(step["started_at"] is None, step["complete_at"] is None)
+                    self.assertEqual(step["started_at"] is None, step["results"] is None)
+                    if unfinished and step["name"] == "sleep":
+                        self.assertEqual(
+                            (step["results"], step["complete_at"]), (4, build["complete_at"])
+                        )
+                    logs = yield self.master.data.get(("steps", step["stepid"], "logs"))
+                    for log in logs:
+                        if log["type"] == "h":
+                            # 0.8.9 and later kept the html in the log's file.
+                            _, content = yield self.db_log(
+                                builderid, number, step["name"], log["name"]
+                            )
+                            self.assertEqual(content, V0814_HTML[log["name"]] + "\n")
+                            html_logs += 1
+                        else:
+                            filename = _v08_file(
+                                os.path.join(old, folder), number, step["name"], log["name"]
+                            )
+                            yield self.assert_log(
+                                os.path.join(old, folder),
+                                number,
+                                step["name"],
+                                log["name"],
+                                filename,
+                                builderid,
+                            )
+        self.assertEqual(html_logs, 36)
+        # The HTML log's page is its html.
+        path = "/builders/plain%20build/builds/0/steps/html%20report/logs/report.html"
+        code, body = yield self.page(path)
+        self.assertEqual((code, body.decode()), (200, V0814_HTML["report.html"] + "\n"))
 
 
 KILLED_IN_THIRD_BUILD = """
