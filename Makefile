@@ -24,11 +24,11 @@ PYTHON2 := $(firstword $(wildcard $(HOME)/.pyenv/versions/2.7*/bin/python2.7) \
 	$(shell command -v python2.7 2>/dev/null))
 PIP2 := --quiet --disable-pip-version-check
 
-$(VENV)/.python2: | $(PY)
+$(VENV)/.python2: requirements-python2.txt | $(PY)
 ifneq ($(PYTHON2),)
 	$(PYTHON2) -m pip install $(PIP2) --target $(VENV)/python2-tools 'virtualenv<20.22'
-	PYTHONPATH=$(VENV)/python2-tools $(PYTHON2) -m virtualenv --quiet $(VENV)/python2
-	$(VENV)/python2/bin/pip install $(PIP2) 'Twisted==20.3.0' 'buildbot==0.8.14'
+	PYTHONPATH=$(VENV)/python2-tools $(PYTHON2) -m virtualenv --quiet --clear $(VENV)/python2
+	$(VENV)/python2/bin/pip install $(PIP2) -r requirements-python2.txt
 endif
 	touch $@
 
