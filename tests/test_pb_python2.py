@@ -57,7 +57,16 @@ class Lines(protocol.ProcessProtocol):
         self.ended.callback(None)
 
     def wait_until(self, check: Any) -> defer.Deferred[None]:
-        return self._waiting.wait_until(lambda: check(self.lines))
+        """Fires once C{check(lines)} holds; fails if the process ends first."""
+        d = self._waiting.wait_until(lambda: check(self.lines))
+
+        def ended(result: None) -> None:
+            if not d.called:
+                d.errback(AssertionError(f"it ended first: {self.lines} {self.errors!r}"))
+            return result
+
+        self.ended.addCallback(ended)
+        return d
 
 
 class Python2ClientTests(MasterTestCase):
