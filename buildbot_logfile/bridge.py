@@ -222,11 +222,27 @@ class LegacyStatus(service.BuildbotService):
             await self.builders.load()
         except BaseException:
             # Nothing of a failed start keeps running (the reader's threads
-            # would keep the master's process alive).
+            # would keep the master's process alive), and the next reconfig
+            # starts it again (see reconfigServiceWithSibling).
+            for failure in failures:
+                log.err(failure, "LegacyStatus: before its start failed")
+            self.configured = False
             await self._stop_parts()
             raise
         self.lookup = lookup
         self._failed(failures)
+
+    @defer.inlineCallbacks
+    def reconfigServiceWithSibling(self, sibling: Any) -> Any:
+        try:
+            yield super().reconfigServiceWithSibling(sibling)
+        finally:
+            # A start that failed (the database, the message queue) left this
+            # service stopped, but Buildbot keeps it: a reconfig starts it.
+            # (Its own first configuring, from startService, is with itself.)
+            parent = self.parent
+            if sibling is not self and not self.running and parent is not None and parent.running:
+                yield self.startService()
 
     @async_to_deferred
     async def stopService(self) -> None:
@@ -234,19 +250,33 @@ class LegacyStatus(service.BuildbotService):
         await self._stop_parts()
 
     async def _stop_parts(self) -> None:
-        """Stop what L{startService} started, as far as it got (again: nothing more)."""
+        """
+        Stop what L{startService} started, as far as it got (again: nothing
+        more).  Each part is stopped even if one before it failed (a
+        receiver that raises as it stops): the first failure is raised
+        at the end, the others logged.
+        """
+        feed, listener, mirrors, reader = self._feed, self._listener, self._mirrors, self._reader
         # As Buildbot's reporters do: no new events, then the queued ones
         # run out before anything they use goes away.
-        if self._feed is not None:
-            await self._feed.stop()
-        if self._listener is not None:
-            await self._listener.stop()
-        if self.running:
-            await super().stopService()
-        if self._mirrors is not None:
-            await self._mirrors.close()
-        if self._reader is not None:
-            await self._reader.close()
+        parts = [
+            feed.stop if feed is not None else None,
+            listener.stop if listener is not None else None,
+            super().stopService if self.running else None,
+            mirrors.close if mirrors is not None else None,
+            reader.close if reader is not None else None,
+        ]
+        failures = []
+        for stop in parts:
+            if stop is not None:
+                try:
+                    await defer.maybeDeferred(stop)
+                except Exception:
+                    failures.append(Failure())
+        for failure in failures[1:]:
+            log.err(failure, "LegacyStatus: and also, as it stopped")
+        if failures:
+            failures[0].raiseException()
 
     # Receivers
 

@@ -14,6 +14,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
 from buildbot_logfile import _logdb, _mirror
+from buildbot_logfile._requests import Requests
 from buildbot_logfile._webstatus import WebStatus
 from buildbot_logfile.archiver import LogChunkArchiver
 from buildbot_logfile.base import StatusReceiverMultiService
@@ -359,6 +360,29 @@ class RobustnessTests(MasterTestCase):
         )
         self.assertEqual(response.code, 200)
         self.assertEqual((yield response.text()), "1\n")
+
+    @defer.inlineCallbacks
+    def test_a_start_that_failed_is_made_again_at_the_next_reconfig(self) -> defer.Generator:
+        recorder = Recorder()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, legacy=False)
+        load = Requests.load
+        failed: list[bool] = []
+
+        def load_once(requests: Requests) -> Any:
+            if not failed:
+                failed.append(True)
+                raise RuntimeError("the database went away for a moment")
+            return load(requests)
+
+        self.patch(Requests, "load", load_once)
+        yield self.reconfig(services=[LegacyStatus(receivers=[recorder])])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertFalse(self.legacy_status().running)
+        # The same configuration again: the service starts, and hears builds.
+        yield self.reconfig(services=[LegacyStatus(receivers=[recorder])])
+        self.assertTrue(self.legacy_status().running)
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
 
     @defer.inlineCallbacks
     def test_a_builder_dropped_by_reconfig_is_removed(self) -> defer.Generator:

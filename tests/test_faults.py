@@ -10,11 +10,13 @@ import gzip
 import os
 import subprocess
 import textwrap
+from typing import Any
 
 import treq
 from twisted.internet import defer
 
 from buildbot_logfile import _spool
+from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
 from tests.masters import (
     LiveLog,
@@ -350,13 +352,20 @@ class SpoolFaultTests(FaultTestCase):
         self.assertLess(os.stat(path).st_blocks * 512, size + 64 * 1024)
 
 
+class FailsToStop(StatusReceiverMultiService):
+    def stopService(self) -> Any:
+        StatusReceiverMultiService.stopService(self)
+        raise RuntimeError("this receiver fails as it stops")
+
+
 class StopTests(FaultTestCase):
     @defer.inlineCallbacks
     def test_pages_following_a_live_log_end_unfinished_when_the_service_goes(
         self,
     ) -> defer.Generator:
         live = LiveLog()
-        yield self.start({"b1": [live_log_step(live)]})
+        # Whatever its receivers do as they stop.
+        yield self.start({"b1": [live_log_step(live)]}, receivers=[FailsToStop()])
         yield self.force("b1")
         yield live.opened
         yield live.write(stdout="first\n")
@@ -373,6 +382,8 @@ class StopTests(FaultTestCase):
         yield poll(lambda: b"first" in b"".join(html), "the first line on the HTML page")
         # A reconfig removes LegacyStatus while the build goes on.
         yield self.reconfig(services=[])
+        (stopping,) = self.flushLoggedErrors(defer.FirstError)  # as Buildbot logs it
+        self.assertIsInstance(stopping.value.subFailure.value, RuntimeError)
         outcomes = yield defer.gatherResults(
             [
                 d.addCallbacks(lambda _: "whole", lambda f: "cut")
