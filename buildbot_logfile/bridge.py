@@ -95,6 +95,14 @@ def _port_problem(http_port: Any) -> str | None:
     return None
 
 
+def _raise_first(failures: list[Failure], also: str) -> None:
+    """Raise the first of C{failures}, if any, logging the others as C{also}."""
+    for failure in failures[1:]:
+        log.err(failure, also)
+    if failures:
+        failures[0].raiseException()
+
+
 class LegacyStatus(service.BuildbotService):
     """
     0.8's C{Status} object.  Status receivers given in C{receivers} become
@@ -185,9 +193,7 @@ class LegacyStatus(service.BuildbotService):
         """
         if failures:
             self.configured = False
-            for failure in failures[1:]:
-                log.err(failure, "LegacyStatus: and also")
-            failures[0].raiseException()
+        _raise_first(failures, "LegacyStatus: and also")
 
     @property
     def http_listener(self) -> Any:
@@ -273,10 +279,7 @@ class LegacyStatus(service.BuildbotService):
                     await defer.maybeDeferred(stop)
                 except Exception:
                     failures.append(Failure())
-        for failure in failures[1:]:
-            log.err(failure, "LegacyStatus: and also, as it stopped")
-        if failures:
-            failures[0].raiseException()
+        _raise_first(failures, "LegacyStatus: and also, as it stopped")
 
     # Receivers
 
