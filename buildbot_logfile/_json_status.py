@@ -19,7 +19,7 @@ from buildbot.www.authz import Forbidden
 from klein import Klein
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from buildbot_logfile._authz import AnonymousAuthorizer
@@ -108,6 +108,13 @@ class JsonStatus:
     def forbidden(self, request: IRequest, failure: Any) -> bytes:
         request.setResponseCode(403)
         return self._answer(request, {"error": "You may not view this."})
+
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self, request: IRequest, failure: Any) -> bytes:
+        # werkzeug would answer with an HTML page.
+        request.setResponseCode(405)
+        request.setHeader(b"allow", b"GET, HEAD")
+        return self._answer(request, {"error": "Only GET and HEAD are answered."})
 
     @app.handle_errors(NotFound, RequestRedirect)
     def no_route(self, request: IRequest, failure: Any) -> bytes:

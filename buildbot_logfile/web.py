@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IListeningPort
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, RequestRedirect
 
 from buildbot_logfile import _encoded, _finished
@@ -113,9 +113,11 @@ def relative_redirect(request: IRequest, location: bytes) -> bytes:
     request's query string: never built from the C{Host} header.
     """
     query = request.uri.partition(b"?")[2]
+    target = location + (b"?" + query if query else b"")
     request.setResponseCode(301)
-    request.setHeader(b"location", location + (b"?" + query if query else b""))
-    return b""
+    request.setHeader(b"location", target)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return b"Moved to " + target + b"\n"
 
 
 def routed_path(request: IRequest) -> str:
@@ -188,6 +190,14 @@ class LegacyLogPages:
         request.setResponseCode(404)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return f"No such page {path!r}{hint}\n".encode()
+
+    @app.handle_errors(MethodNotAllowed)
+    def method_not_allowed(self, request: IRequest, failure: Any) -> bytes:
+        """The pages only read: werkzeug would answer other methods with an HTML page."""
+        request.setResponseCode(405)
+        request.setHeader(b"allow", b"GET, HEAD")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"The pages only answer GET and HEAD.\n"
 
     @app.handle_errors(_Unavailable)
     def unavailable(self, request: IRequest, failure: Any) -> bytes:

@@ -570,3 +570,20 @@ class AuthzTests(MasterTestCase):
             self.assertEqual(
                 (response.code, response.headers.getRawHeaders("location")), (301, ["logs/?x=1"])
             )
+            self.assertEqual(
+                response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"]
+            )
+            self.assertEqual((yield treq.content(response)), b"Moved to logs/?x=1\n")
+            # the pages only read: other methods get a short text 405
+            for method in ("POST", "PUT", "DELETE"):
+                for path in ("/builders/b1/builds/1/steps/emit/logs/stdio/text", "/builders"):
+                    response = yield treq.request(method, base + path, persistent=False)
+                    body = yield treq.content(response)
+                    self.assertEqual(
+                        (response.code, body), (405, b"The pages only answer GET and HEAD.\n")
+                    )
+                    self.assertEqual(response.headers.getRawHeaders("allow"), ["GET, HEAD"])
+                    self.assertEqual(
+                        response.headers.getRawHeaders("content-type"),
+                        ["text/plain; charset=utf-8"],
+                    )

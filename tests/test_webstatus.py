@@ -261,6 +261,14 @@ class WebStatusTests(WebStatusTestCase):
         self.assertEqual(json.loads(body)["project"]["buildbotURL"], self.master.config.buildbotURL)
         response, body = yield self.get_as_is("/json/builders/?select=passes")
         self.assertEqual(list(json.loads(body)), ["passes"])
+        for path in ("/json/builders", "/json"):
+            response = yield treq.post(self.base + path, persistent=False)
+            body = yield treq.content(response)
+            self.assertEqual(
+                (response.code, json.loads(body)),
+                (405, {"error": "Only GET and HEAD are answered."}),
+            )
+            self.assertEqual(response.headers.getRawHeaders("allow"), ["GET, HEAD"])
         no_such = {"error": "Not available: no such resource"}
         for path in ("/json/nope", "/json/nope/", "/json/builders//fails"):
             response, body = yield self.get_as_is(path)
