@@ -76,20 +76,22 @@ class EventFeed:
 
     async def start(self) -> None:
         self.mirrors.appends.start(self._appended)
-        mq = self.master.mq
-        self._consumers = [
-            await mq.startConsuming(self._on_builder, ("builders", None, None)),
-            await mq.startConsuming(self._on_worker, ("workers", None, None)),
-            await mq.startConsuming(self._on_buildset, ("buildsets", None, None)),
-            await mq.startConsuming(self._on_request, ("buildrequests", None, None)),
-            await mq.startConsuming(self._on_change, ("changes", None, None)),
-            await mq.startConsuming(self._on_build, ("builds", None, None)),
-            await mq.startConsuming(self._on_step, ("steps", None, None)),
+        subscriptions = [
+            (self._on_builder, ("builders", None, None)),
+            (self._on_worker, ("workers", None, None)),
+            (self._on_buildset, ("buildsets", None, None)),
+            (self._on_request, ("buildrequests", None, None)),
+            (self._on_change, ("changes", None, None)),
+            (self._on_build, ("builds", None, None)),
+            (self._on_step, ("steps", None, None)),
             # Appends are heard log by log (see _appends).
-            await mq.startConsuming(self._on_log, ("logs", None, "new")),
-            await mq.startConsuming(self._on_log, ("logs", None, "finished")),
-            await mq.startConsuming(self._on_properties, ("builds", None, "properties", "update")),
+            (self._on_log, ("logs", None, "new")),
+            (self._on_log, ("logs", None, "finished")),
+            (self._on_properties, ("builds", None, "properties", "update")),
         ]
+        for callback, filter in subscriptions:
+            # Each kept as it is made: if a later one fails, stop() undoes these.
+            self._consumers.append(await self.master.mq.startConsuming(callback, filter))
         # Builds running already (a master restarted, a reconfig that adds
         # this service): announced from where they stand.  Events from here
         # on queue behind that, and nothing is told twice.

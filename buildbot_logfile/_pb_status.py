@@ -961,7 +961,8 @@ class PBListener(StatusReceiverMultiService):
             self.registration = yield master.pbmanager.register(
                 portstr, user, passwd, self._new_perspective
             )
-        except error.CannotListenError:
+        except Exception:
+            # A port taken, an ssl: key file missing...
             yield _drop_deaf_dispatcher(master.pbmanager, portstr)
             raise
 

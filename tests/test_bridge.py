@@ -19,7 +19,7 @@ from buildbot_logfile._webstatus import WebStatus
 from buildbot_logfile.archiver import LogChunkArchiver
 from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
-from buildbot_logfile.logfile import STDERR, STDOUT
+from buildbot_logfile.logfile import HEADER, STDERR, STDOUT
 from tests.databases import MariaDBTestCase
 from tests.masters import (
     LiveLog,
@@ -383,6 +383,50 @@ class RobustnessTests(MasterTestCase):
         self.assertTrue(self.legacy_status().running)
         yield self.force("b1")
         yield recorder.wait_for_builds(1)
+
+    @defer.inlineCallbacks
+    def test_a_start_that_failed_midway_through_its_subscriptions_leaves_none(
+        self,
+    ) -> defer.Generator:
+        recorder = Recorder()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, legacy=False)
+        mq = self.master.mq
+        start_consuming = mq.startConsuming
+        failed: list[bool] = []
+
+        def refuse_changes_once(callback: Any, filter: Any, persistent_name: Any = None) -> Any:
+            if filter == ("changes", None, None) and not failed:
+                failed.append(True)
+                return defer.fail(RuntimeError("the message queue went away for a moment"))
+            return start_consuming(callback, filter, persistent_name)
+
+        self.patch(mq, "startConsuming", refuse_changes_once)
+        subscriptions = list(mq.impl.qrefs)
+        yield self.reconfig(services=[LegacyStatus(receivers=[recorder])])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertFalse(self.legacy_status().running)
+        # The subscriptions made before the one that failed were undone.
+        self.assertEqual(mq.impl.qrefs, subscriptions)
+        yield self.reconfig(services=[LegacyStatus(receivers=[recorder])])
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        # Each event is heard once, from the service that runs.
+        self.assertEqual(
+            [event for event in recorder.events if event[0] != "builderAdded"],
+            [
+                ("buildStarted", "b1", 1),
+                ("stepStarted", 1, "worker_preparation"),
+                ("stepFinished", 1, "worker_preparation", 0),
+                ("stepStarted", 1, "emit"),
+                ("logStarted", 1, "emit", "stdio"),
+                ("logChunk", 1, "emit", "stdio"),
+                ("logFinished", 1, "emit", "stdio"),
+                ("stepFinished", 1, "emit", 0),
+                ("buildFinished", "b1", 1, 0),
+            ],
+        )
+        chunks = recorder.chunks[(1, "emit", "stdio")]
+        self.assertEqual([chunk for chunk in chunks if chunk[0] != HEADER], [(STDOUT, "1\n")])
 
     @defer.inlineCallbacks
     def test_a_builder_dropped_by_reconfig_is_removed(self) -> defer.Generator:

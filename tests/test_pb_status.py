@@ -7,16 +7,19 @@ the database.
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
 import textwrap
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import twisted.test
 from buildbot.process.results import SUCCESS
 from twisted.cred import credentials
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet import defer, error, reactor
+from twisted.internet import defer, error, reactor, ssl
 from twisted.python import log
 from twisted.spread import banana, pb
 
@@ -307,6 +310,29 @@ class PBStatusTests(MasterTestCase):
         yield self.assertFailure(bad, pb.Error)
         self.assertEqual((yield perspective.callRemote("getBuildSets")), [])
         self.assertIsInstance(IRemote(self.legacy_status().getBuilder("b1")), RemoteBuilder)
+
+    @defer.inlineCallbacks
+    def test_a_port_that_failed_otherwise_at_a_reconfig_is_listened_on_at_the_next(
+        self,
+    ) -> defer.Generator:
+        # An ssl: port whose key file is not there yet: not a CannotListenError.
+        yield self.start([python_step("emit", "print(1)")])
+        key = os.path.abspath(self.mktemp())
+        portstr = f"ssl:0:privateKey={key}:interface=127.0.0.1"
+        yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder, PBListener(portstr)])])
+        # Buildbot logs it for the service, then for the reconfig.
+        self.assertEqual(len(self.flushLoggedErrors(FileNotFoundError)), 2)
+        shutil.copy(os.path.join(os.path.dirname(twisted.test.__file__), "server.pem"), key)
+        self.listener = PBListener(portstr)
+        yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder, self.listener])])
+        self.port = self.listener.listening_port
+        factory = ClientFactory()
+        reactor.connectSSL("127.0.0.1", self.port, factory, ssl.ClientContextFactory())
+        self.addCleanup(self.disconnect, factory)
+        perspective = yield factory.login(
+            credentials.UsernamePassword(b"statusClient", b"clientpw")
+        )
+        self.assertEqual((yield perspective.callRemote("getBuilderNames")), ["b1"])
 
     @defer.inlineCallbacks
     def test_a_port_taken_at_a_reconfig_is_listened_on_at_the_next(self) -> defer.Generator:
