@@ -7,10 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from buildbot.www.authz import Forbidden
 from twisted.web.iweb import IRequest
 
 # Where a build's logs are: the data API path of the same thing.
 DataPath = tuple[str, ...]
+
+# The action the data API asks authz about for what it serves: the HTTP
+# method of a REST GET, so that a matcher's match_<Endpoint>_GET applies
+# to these pages as to the web UI.  (HEAD answers what GET would.)
+VIEW = "GET"
 
 
 class _Authorizer:
@@ -28,6 +34,14 @@ class _Authorizer:
         """Raise C{buildbot.www.authz.Forbidden} if this request may not view C{path}."""
         raise NotImplementedError
 
+    async def allows(self, request: IRequest, path: DataPath) -> bool:
+        """Whether this request may view C{path}: for what an answer leaves out."""
+        try:
+            await self(request, path)
+        except Forbidden:
+            return False
+        return True
+
 
 class AnonymousAuthorizer(_Authorizer):
     """The standalone port: what the master's www authz lets anyone see."""
@@ -35,7 +49,7 @@ class AnonymousAuthorizer(_Authorizer):
     async def __call__(self, request: IRequest, path: DataPath) -> None:
         authz = self._authz()
         if authz is not None:
-            await authz.assertUserAllowed(path, "get", {}, {"anonymous": True})
+            await authz.assertUserAllowed(path, VIEW, {}, {"anonymous": True})
 
 
 class WwwUserAuthorizer(_Authorizer):
@@ -43,4 +57,4 @@ class WwwUserAuthorizer(_Authorizer):
 
     async def __call__(self, request: IRequest, path: DataPath) -> None:
         if self._authz() is not None:
-            await self.master.www.assertUserAllowed(request, path, "get", {})
+            await self.master.www.assertUserAllowed(request, path, VIEW, {})

@@ -181,14 +181,13 @@ class JsonStatus:
     async def root(self, request: IRequest) -> bytes:
         await self.authorize(request, ("builders",))
         status = self._status()
-        return self._answer(
-            request,
-            {
-                "builders": self._builders(status, None),
-                "project": self._project(status),
-                "slaves": self._slaves(status, None),
-            },
-        )
+        answer = {
+            "builders": await self._builders(request, status, None),
+            "project": self._project(status),
+        }
+        if await self.authorize.allows(request, ("workers",)):
+            answer["slaves"] = await self._slaves(request, status, None)
+        return self._answer(request, answer)
 
     @app.route("/project", methods=["GET"])
     async def project(self, request: IRequest) -> bytes:
@@ -202,11 +201,20 @@ class JsonStatus:
     @app.route("/builders", methods=["GET"])
     async def builders(self, request: IRequest) -> bytes:
         await self.authorize(request, ("builders",))
-        return self._answer(request, self._builders(self._status(), self._selected(request)))
+        return self._answer(
+            request, await self._builders(request, self._status(), self._selected(request))
+        )
 
-    @staticmethod
-    def _builders(status: Any, selected: list[str] | None) -> dict[str, Any]:
-        return _as_dicts(status.getBuilderNames(), selected, status.getBuilder)
+    async def _builders(
+        self, request: IRequest, status: Any, selected: list[str] | None
+    ) -> dict[str, Any]:
+        """The builders this request may view (those C{selected}, if given), by name."""
+        answer = {}
+        for name in _chosen(status.getBuilderNames(), selected):
+            builder = status.getBuilder(name)
+            if await self.authorize.allows(request, ("builders", str(builder.builderid))):
+                answer[name] = builder.asDict()
+        return answer
 
     @app.route("/builders/<path:builder>", methods=["GET"])
     async def builder(self, request: IRequest, builder: str) -> bytes:
@@ -221,9 +229,11 @@ class JsonStatus:
         answer = {}
         for number in self._selected(request) or []:
             try:
-                answer[number] = self._build(found, number).asDict()
+                build = self._build(found, number)
             except _NotFound:
                 continue  # 0.8 left out what it could not find
+            if await self._may_view_build(request, build):
+                answer[number] = build.asDict()
         return self._answer(request, answer)
 
     @app.route("/builders/<path:builder>/builds/_all", methods=["GET"])
@@ -235,12 +245,15 @@ class JsonStatus:
             build = found.getBuild(n)
             if build is None:
                 break
-            answer[str(build.getNumber())] = build.asDict()
+            if await self._may_view_build(request, build):
+                answer[str(build.getNumber())] = build.asDict()
         return self._answer(request, answer)
 
     @app.route("/builders/<path:builder>/builds/<number>", methods=["GET"])
     async def build(self, request: IRequest, builder: str, number: str) -> bytes:
+        # A build's answer holds its steps.
         build = await self._viewable_build(request, builder, number, ())
+        await self.authorize(request, (*_build_path(build), "steps"))
         return self._answer(request, build.asDict())
 
     @app.route("/builders/<path:builder>/builds/<number>/steps", methods=["GET"])
@@ -291,26 +304,60 @@ class JsonStatus:
         builder's builds), if this request may view C{below} it.
         """
         found = await self._builder(request, builder)
-        builds = ("builders", str(found.builderid), "builds")
-        await self.authorize(request, builds)
+        await self.authorize(request, ("builders", str(found.builderid), "builds"))
         build = self._build(found, number)
-        await self.authorize(request, (*builds, str(build.getNumber()), *below))
+        await self.authorize(request, (*_build_path(build), *below))
         return build
+
+    async def _may_view_build(self, request: IRequest, build: BuildStatus) -> bool:
+        """Whether this request may view C{build} and its steps (its C{asDict()})."""
+        path = _build_path(build)
+        return await self.authorize.allows(request, path) and await self.authorize.allows(
+            request, (*path, "steps")
+        )
 
     @app.route("/builders/<path:builder>/slaves", methods=["GET"])
     async def builder_slaves(self, request: IRequest, builder: str) -> bytes:
         found = await self._builder(request, builder)
+        await self.authorize(request, ("builders", str(found.builderid)))
         await self.authorize(request, ("workers",))
-        return self._answer(request, {s.getName(): s.asDict() for s in found.getSlaves()})
+        return self._answer(
+            request, {s.getName(): await self._slave(request, s) for s in found.getSlaves()}
+        )
 
     @app.route("/slaves", methods=["GET"])
     async def slaves(self, request: IRequest) -> bytes:
         await self.authorize(request, ("workers",))
-        return self._answer(request, self._slaves(self._status(), self._selected(request)))
+        return self._answer(
+            request, await self._slaves(request, self._status(), self._selected(request))
+        )
 
-    @staticmethod
-    def _slaves(status: Any, selected: list[str] | None) -> dict[str, Any]:
-        return _as_dicts(status.getSlaveNames(), selected, status.getSlave)
+    async def _slaves(
+        self, request: IRequest, status: Any, selected: list[str] | None
+    ) -> dict[str, Any]:
+        return {
+            name: await self._slave(request, status.getSlave(name))
+            for name in _chosen(status.getSlaveNames(), selected)
+        }
+
+    async def _slave(self, request: IRequest, slave: Any) -> dict[str, Any]:
+        """
+        A slave's C{asDict()}, with only the builders and running builds
+        this request may view: the workers' data API path says nothing of
+        what runs on them.
+        """
+        answer: dict[str, Any] = slave.asDict()
+        builds = [b for b in slave.getRunningBuilds() if await self._may_view_build(request, b)]
+        shown = {(b.builder.name, b.number) for b in builds}
+        answer["runningBuilds"] = [b.asDict() for b in builds]
+        builders = []
+        for entry in answer["builders"]:
+            builder = self._status().getBuilder(entry["name"])
+            if await self.authorize.allows(request, ("builders", str(builder.builderid))):
+                numbers = [n for n in entry["builds"] if (entry["name"], n) in shown]
+                builders.append({**entry, "builds": numbers})
+        answer["builders"] = builders
+        return answer
 
     @app.route("/slaves/<slave>", methods=["GET"])
     async def slave(self, request: IRequest, slave: str) -> bytes:
@@ -318,7 +365,7 @@ class JsonStatus:
         status = self._status()
         if slave not in status.getSlaveNames():
             raise _NotFound(f"slave {slave!r}")
-        return self._answer(request, status.getSlave(slave).asDict())
+        return self._answer(request, await self._slave(request, status.getSlave(slave)))
 
     @app.route("/changes", methods=["GET"])
     async def changes(self, request: IRequest) -> bytes:
@@ -347,12 +394,13 @@ class JsonStatus:
         return found
 
 
-def _as_dicts(
-    names: list[str], selected: list[str] | None, get: Callable[[str], Any]
-) -> dict[str, Any]:
-    """By name, the C{asDict()} of each of C{names} (those C{selected}, if given)."""
-    chosen = names if selected is None else [n for n in selected if n in names]
-    return {name: get(name).asDict() for name in chosen}
+def _chosen(names: list[str], selected: list[str] | None) -> list[str]:
+    """C{names}, or those of them C{selected}, in the order asked."""
+    return names if selected is None else [n for n in selected if n in names]
+
+
+def _build_path(build: BuildStatus) -> tuple[str, ...]:
+    return ("builders", str(build.builder.builderid), "builds", str(build.getNumber()))
 
 
 def _changes(found: list[Mapping[str, Any] | None]) -> dict[str, Any]:

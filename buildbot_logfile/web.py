@@ -228,10 +228,16 @@ class LegacyLogPages:
         return _NotFound(what)
 
     async def _build(self, request: IRequest, builder: str, number: int) -> BuildStatus:
-        build = await self._source().locate_build(builder, number)
+        source = self._source()
+        build = await source.locate_build(builder, number)
         if build is None:
+            # Asked by the builder's id, as for its builds that exist (a
+            # matcher may know builders by id only).
+            found = await source.locate_builder(builder)
+            if found is None:
+                raise await self._missing(request, f"builder {builder}", ("builders",))
             raise await self._missing(
-                request, f"build {builder} #{number}", ("builders", builder, "builds")
+                request, f"build {builder} #{number}", ("builders", str(found.builderid), "builds")
             )
         return build
 
@@ -319,7 +325,11 @@ class LegacyLogPages:
             what = f"log {log_name!r} in step {step_name!r} of build {builder} #{number}"
             raise await self._missing(request, what, steps_path)
         _, log_data = found
-        await self.authorize(request, (*steps_path, log_data["slug"]))
+        # The log, and its text: the data API serves that apart, at
+        # .../contents, and a site may let only some users read it.
+        log_path = (*steps_path, log_data["slug"])
+        await self.authorize(request, log_path)
+        await self.authorize(request, (*log_path, "contents"))
         opened = await source.open_log(step, log_data)
         if opened is None or opened.logfile is None:
             raise _NotFound(f"log {log_name!r} (an HTML log still being written)")
@@ -447,9 +457,9 @@ class LegacyLogPages:
     @app.route("/builders/<path:builder>/builds/<number:number>", methods=["GET", "HEAD"])
     async def build_page(self, request: IRequest, builder: str, number: int) -> bytes:
         build = await self._build(request, builder, number)
-        await self.authorize(
-            request, ("builders", str(build.builder.builderid), "builds", str(number))
-        )
+        build_path = ("builders", str(build.builder.builderid), "builds", str(number))
+        await self.authorize(request, build_path)
+        await self.authorize(request, (*build_path, "steps"))  # the page lists them
         logs_of = {step.stepid: await self._source().step_logs(step) for step in build.getSteps()}
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return page_set.build_page(build, logs_of)

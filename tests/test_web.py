@@ -16,6 +16,7 @@ from twisted.internet.protocol import ClientCreator, Protocol
 from buildbot_logfile import _build_status, web
 from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, page_header
 from buildbot_logfile.logfile import LogFileProducer
+from tests.authz_rules import BuilderMatcher, BuildGetMatcher, LogTextMatcher
 from tests.masters import (
     LiveLog,
     MasterTestCase,
@@ -490,6 +491,58 @@ class AuthzTests(MasterTestCase):
                 code, body = yield self.fetch(base + path)
                 self.assertEqual(code, 403, base + path)
                 self.assertNotIn(b"secret", body)
+
+    @defer.inlineCallbacks
+    def check_as_the_data_api(self, answers: dict[tuple[str, str], int]) -> defer.Generator:
+        """Each page (and the data API path of what it shows) answers with its code."""
+        api = f"http://127.0.0.1:{self.master.www.getPortnum()}/api/v2"
+        for (page, data_path), expected in answers.items():
+            code, _ = yield self.fetch(api + data_path)
+            self.assertEqual(code, expected, data_path)
+            for base in (self.www, self.standalone):
+                code, body = yield self.fetch(base + page)
+                self.assertEqual(code, expected, base + page)
+                if expected == 403:
+                    self.assertEqual(body, b"You may not view this.\n")
+
+    @defer.inlineCallbacks
+    def test_a_log_whose_text_only_some_may_read(self) -> defer.Generator:
+        # A rule on a log's text (the data API's .../contents) alone.
+        yield self.start(util.Authz(allowRules=[LogTextMatcher(role="admins")], roleMatchers=[]))
+        log = "/builders/b1/builds/1/steps/emit/logs/stdio"
+        data_log = "/builders/1/builds/1/steps/1/logs/stdio"
+        yield self.check_as_the_data_api({
+            (log + "/text", data_log + "/contents"): 403,
+            (log + "/text?start=2", data_log + "/raw"): 403,
+            (log, data_log + "/contents"): 403,
+            ("/builders/b1/builds/1/steps/emit/logs/", data_log): 200,
+            ("/builders/b1/builds/1/steps/emit", "/builders/1/builds/1/steps/1"): 200,
+            ("/builders/b1/builds/1", "/builders/1/builds/1"): 200,
+        })  # fmt: skip
+
+    @defer.inlineCallbacks
+    def test_a_rule_on_the_get_of_a_build(self) -> defer.Generator:
+        # The action is the one REST asks with, GET.
+        yield self.start(util.Authz(allowRules=[BuildGetMatcher(role="admins")], roleMatchers=[]))
+        yield self.check_as_the_data_api({
+            ("/builders/b1/builds/1", "/builders/1/builds/1"): 403,
+            ("/builders/b1", "/builders/1"): 200,
+        })  # fmt: skip
+
+    @defer.inlineCallbacks
+    def test_a_build_that_does_not_exist_of_a_builder_known_by_id(self) -> defer.Generator:
+        # A rule that knows the builder by id only: a build that is not
+        # there is refused as one that is, not told apart by a 404.
+        yield self.start(
+            util.Authz(allowRules=[BuilderMatcher(role="admins", builder="b1")], roleMatchers=[])
+        )
+        yield self.check_as_the_data_api({
+            ("/builders/b1/builds/1", "/builders/1/builds/1"): 403,
+            ("/builders/b1/builds/9", "/builders/1/builds/9"): 403,
+            ("/builders/b1/builds/9/steps/emit/logs/stdio", "/builders/1/builds/9/steps/emit"): 403,
+        })  # fmt: skip
+        code, body = yield self.fetch(self.www + "/builders/nope/builds/9")
+        self.assertEqual((code, body), (404, b"No such builder nope\n"))
 
     @defer.inlineCallbacks
     def test_pages_that_depend_on_who_asks_are_cached_privately(self) -> defer.Generator:

@@ -15,7 +15,8 @@ from twisted.internet import defer
 from twisted.web import resource
 
 import buildbot_logfile  # noqa: F401  (0.8's import paths)
-from tests.masters import MasterTestCase, Recorder, python_step
+from tests.authz_rules import BuilderMatcher
+from tests.masters import LiveLog, MasterTestCase, Recorder, live_log_step, python_step
 
 # isort: off
 from buildbot.status.html import WebStatus
@@ -335,3 +336,55 @@ class WebStatusAuthzTests(WebStatusTestCase):
     def test_an_08_authz_that_keeps_viewers_out(self) -> defer.Generator:
         yield self.start_webstatus(authz=Authz(view=False, forceBuild=True))
         yield self.check(403)
+
+
+class JsonAuthzTests(WebStatusTestCase):
+    @defer.inlineCallbacks
+    def test_collections_hold_only_what_this_user_may_view(self) -> defer.Generator:
+        # Builder "hidden" and build 2 of "shown" are for admins.
+        hidden = LiveLog()
+        authz = util.Authz(
+            allowRules=[
+                BuilderMatcher(role="admins", builder="hidden"),
+                BuilderMatcher(role="admins", builder="shown", number=2),
+            ],
+            roleMatchers=[],
+        )
+        self.web = WebStatus(http_port="tcp:0:interface=127.0.0.1")
+        recorder = Recorder()
+        yield self.start_master(
+            {"shown": [python_step("emit", "print('fine')")], "hidden": [live_log_step(hidden)]},
+            receivers=[recorder, self.web],
+            www={"port": None, "authz": authz},
+        )
+        self.recorder = recorder
+        self.base = f"http://127.0.0.1:{self.web.port.getHost().port}"
+        for n in (1, 2):
+            yield self.force("shown")
+            yield self.recorder.wait_for_builds(n)
+        yield self.force("hidden")
+        yield hidden.opened  # a build of "hidden" runs on local1
+        self.addCleanup(lambda: hidden.end() if not hidden._end.called else None)
+        slave = {"builders": [{"name": "shown", "builds": []}], "runningBuilds": []}
+        root = yield self.get_json("/json")
+        self.assertEqual(list(root["builders"]), ["shown"])
+        self.assertEqual(list(root["slaves"]), ["local1"])
+        for answer in (
+            root["slaves"]["local1"],
+            (yield self.get_json("/json/slaves"))["local1"],
+            (yield self.get_json("/json/slaves/local1")),
+            (yield self.get_json("/json/builders/shown/slaves"))["local1"],
+        ):
+            self.assertEqual({key: answer[key] for key in slave}, slave)
+        self.assertEqual(list((yield self.get_json("/json/builders"))), ["shown"])
+        for path in (
+            "/json/builders/shown/builds?select=1&select=2",
+            "/json/builders/shown/builds/_all",
+        ):
+            self.assertEqual(list((yield self.get_json(path))), ["1"], path)
+        for path in ("/json/builders/shown/builds/2", "/json/builders/hidden",
+                     "/json/builders/hidden/builds/1", "/json/builders/hidden/slaves"):  # fmt: skip
+            response, _ = yield self.get(path)
+            self.assertEqual(response.code, 403, path)
+        hidden.end()
+        yield self.recorder.wait_for_builds(3)
