@@ -28,18 +28,19 @@ from buildbot_logfile._import08_history import (
     HistoryError,
     Log08,
     build_numbers,
+    builder_folders,
     builder_name,
     read_build,
 )
 from buildbot_logfile._import08_logs import (
     STREAM_OF_CHANNEL,
     ChunkPacker,
+    LogFileChunks,
     LogReadError,
     PlainLines,
     StreamLines,
     discard,
     find_log_file,
-    read_chunks,
 )
 from buildbot_logfile.logfile import STDERR, STDOUT
 
@@ -86,7 +87,10 @@ class Reporter:
 
     def say(self, line: str) -> None:
         self._clear()
-        print(line, file=self.out, flush=True)
+        # A file name that is not UTF-8 (Python holds its bytes as lone
+        # surrogates) is shown with those bytes escaped: "caf\\xe9_build".
+        shown = line.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        print(shown, file=self.out, flush=True)
 
     def progress(self, *, done: int = 0, text_bytes: int = 0, force: bool = False) -> None:
         self.done += done
@@ -132,16 +136,11 @@ class Importer:
 
     def run(self, old_basedir: str, only: list[str]) -> Summary:
         folders = []
-        for entry in sorted(os.listdir(old_basedir)):
-            folder = os.path.join(old_basedir, entry)
-            if not os.path.isdir(folder) or os.path.islink(folder):
-                continue
+        for folder in builder_folders(old_basedir):
             numbers = build_numbers(folder)
-            if not numbers and not os.path.exists(os.path.join(folder, "builder")):
-                continue  # not a builder's folder (public_html, templates...)
-            name, trouble = builder_name(folder)
+            name, trouble = builder_name(folder, numbers)
             if trouble:
-                self.problem(os.path.join(folder, "builder"), f"{trouble}; named {name!r}")
+                self.problem(os.path.join(folder, "builder"), trouble)
             if only and name not in only:
                 continue
             folders.append((folder, name, numbers))
@@ -274,7 +273,11 @@ class Importer:
         names = unique_names([step.name for step in build.steps])
         for number, (step, step_name) in enumerate(zip(build.steps, names)):
             if step_name != step.name:
-                self.problem(where, f"step {step.name!r} stored as {step_name!r}")
+                self.problem(
+                    where,
+                    f"step {step.name!r} stored as {step_name!r} (Buildbot's names are unique"
+                    " and of 50 characters at most): old links by its name now answer 404",
+                )
                 step.name = step_name
             stepid = 0 if conn is None else self.db.add_step(conn, buildid, number, step)
             slugs = unique_names([identifiers.forceIdentifier(50, log.name) for log in step.logs])
@@ -312,7 +315,7 @@ class Importer:
             self.reporter.progress(text_bytes=text_bytes)
         else:
             assert source is not None
-            text_bytes = self._stream(source, StreamLines(packer))
+            text_bytes = self._stream(source, StreamLines(packer), log.length)
         if conn is not None and writer is not None:
             writer.flush()
             self.db.set_num_lines(conn, logid, packer.num_lines)
@@ -334,17 +337,23 @@ class Importer:
     def _html_file(self, path: str, plain: PlainLines) -> None:
         """An HTML log's html from its file: its text, as 0.8's getText read it."""
         try:
-            for channel, text in read_chunks(path):
+            for channel, text in LogFileChunks(path):
                 if channel in (STDOUT, STDERR):
                     plain.add(text)
         except LogReadError as e:
             self.problem(path, f"{e}; log imported as far as it reads")
 
-    def _stream(self, path: str, lines: StreamLines) -> int:
+    def _stream(self, path: str, lines: StreamLines, length: int | None) -> int:
+        """
+        A stream log from its file; C{length}, 0.8's count of the text it
+        wrote there, tells a file that lost some (emptied, or cut at a
+        record's end, to free space).
+        """
         unknown = 0
         reported = 0
+        chunks = LogFileChunks(path)
         try:
-            for channel, text in read_chunks(path):
+            for channel, text in chunks:
                 if channel not in STREAM_OF_CHANNEL:
                     unknown += 1
                     continue
@@ -354,6 +363,13 @@ class Importer:
                     reported = lines.text_bytes
         except LogReadError as e:
             self.problem(path, f"{e}; log imported as far as it reads")
+        else:
+            if length is not None and chunks.text_bytes < length:
+                self.problem(
+                    path,
+                    f"holds {chunks.text_bytes} bytes of text where 0.8 wrote {length}"
+                    " (emptied or cut after the build?); log imported as it is",
+                )
         lines.finish()
         if unknown:
             self.problem(path, f"{unknown} entries on channels other than 0-2 left out")

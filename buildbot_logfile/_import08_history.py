@@ -18,6 +18,12 @@ from typing import Any
 
 from buildbot_logfile import _import08_pickles as p08
 
+# How deep under an 0.8 master's basedir a builder's folder is looked for.
+BUILDDIR_DEPTH = 3
+# How many of a builder's newest builds are asked its name when its pickle
+# cannot tell it.
+NAMING_BUILDS = 3
+
 
 class HistoryError(Exception):
     """A pickle that cannot be read as what it should be."""
@@ -29,6 +35,7 @@ class Log08:
     filename: str | None = None  # the log's file, next to the pickle
     html: str | None = None  # an HTML log's content, where the pickle holds it
     is_html: bool = False
+    length: int | None = None  # the bytes of text 0.8 counted into its file
 
 
 @dataclass
@@ -112,22 +119,71 @@ def load_pickle(path: str) -> Any:
         raise HistoryError(f"unreadable pickle ({type(e).__name__}: {e})") from e
 
 
-def builder_name(folder: str) -> tuple[str, str | None]:
+def builder_name(folder: str, numbers: list[int]) -> tuple[str, str | None]:
     """
-    The builder's name, from its C{builder} pickle when there is one (else
-    the folder's name), and what went wrong reading it, if anything.
+    The builder's name and, if its C{builder} pickle could not give it,
+    what went wrong and where the name came from instead: the builds'
+    C{buildername} property (0.8 set it on every build), else the folder's
+    name.  (A builder's folder is named after its C{builddir}, which need
+    not be its name.)
     """
-    fallback = os.path.basename(os.path.normpath(folder))
     path = os.path.join(folder, "builder")
     if not os.path.exists(path):
-        return fallback, None
-    try:
-        status = load_pickle(path)
-    except HistoryError as e:
-        return fallback, str(e)
-    if not isinstance(status, p08.BuilderStatus) or not status.get("name"):
-        return fallback, "not an 0.8 BuilderStatus"
-    return p08.text(status.get("name")), None
+        trouble = "no builder pickle"
+    else:
+        try:
+            status = load_pickle(path)
+        except HistoryError as e:
+            trouble = str(e)
+        else:
+            if isinstance(status, p08.BuilderStatus) and status.get("name"):
+                return p08.text(status.get("name")), None
+            trouble = "not an 0.8 BuilderStatus"
+    for number in reversed(numbers[-NAMING_BUILDS:]):
+        try:
+            build = load_pickle(os.path.join(folder, str(number)))
+        except HistoryError:
+            continue
+        if isinstance(build, p08.BuildStatus):
+            value, _ = _properties(build.get("properties")).get("buildername", (None, None))
+            if isinstance(value, str) and value:
+                return value, f"{trouble}; named {value!r} after its builds' buildername"
+    # A folder name that is not UTF-8 (a builddir in Latin-1) is shown as it reads.
+    fallback = os.fsencode(os.path.basename(os.path.normpath(folder))).decode("utf-8", "replace")
+    return fallback, f"{trouble}; named {fallback!r} after its folder"
+
+
+def builder_folders(basedir: str) -> list[str]:
+    """
+    The folders under an 0.8 master's C{basedir} that hold a builder's
+    history (its C{builder} pickle, or build pickles), in order.  A
+    builder's C{builddir} may be a path (C{'group/nested'}, looked for up
+    to L{BUILDDIR_DEPTH} folders down) and a folder may be a link to
+    another disk (followed, as 0.8 read through it; each folder once).
+    Other folders (C{public_html}, C{templates}) are only looked into.
+    """
+    found: list[str] = []
+    seen: set[str] = set()
+
+    def look(folder: str, depth: int) -> None:
+        try:
+            entries = sorted(os.listdir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            path = os.path.join(folder, entry)
+            real = os.path.realpath(path)
+            if not os.path.isdir(path) or real in seen:
+                continue
+            seen.add(real)
+            if build_numbers(path) or os.path.isfile(os.path.join(path, "builder")):
+                found.append(path)
+            elif depth < BUILDDIR_DEPTH:
+                look(path, depth + 1)
+
+    seen.add(os.path.realpath(basedir))
+    look(basedir, 1)
+    return found
 
 
 def build_numbers(folder: str) -> list[int]:
@@ -197,7 +253,12 @@ def _log(pickled: Any) -> Log08 | None:
         return Log08(name, filename=p08.opt_text(pickled.get("filename")), is_html=True)
     if isinstance(pickled, p08.LogFile):
         filename = pickled.get("filename")
-        return Log08(p08.text(pickled.get("name") or "log"), filename=p08.opt_text(filename))
+        length = pickled.get("length")
+        return Log08(
+            p08.text(pickled.get("name") or "log"),
+            filename=p08.opt_text(filename),
+            length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+        )
     return None
 
 

@@ -53,26 +53,22 @@ class LogSource:
 
 def find_log_file(folder: str, filename: str) -> LogSource:
     """
-    The file 0.8 would read for C{filename} (plain, then C{.bz2}, then
-    C{.gz}, as 0.8's C{getFile} looked), and a note for a C{.bz2.tmp} or
-    C{.gz.tmp} that a compression cut short left behind.  A leftover is
-    read only when nothing else holds the log.
+    The file 0.8 would read for C{filename} (C{.bz2}, then C{.gz}, then
+    plain, as 0.8's C{getFile} looked: a compression renamed its whole
+    result into place before it removed the plain file), and a note when
+    only a C{.bz2.tmp} or C{.gz.tmp} that a compression cut short holds
+    it.  Such a leftover beside the log's file is ignored: it holds
+    nothing the file does not.
     """
     notes: list[tuple[str, str]] = []
     base = os.path.join(folder, filename)
-    found = None
-    for suffix in ("", ".bz2", ".gz"):
+    for suffix in (".bz2", ".gz", "", ".bz2.tmp", ".gz.tmp"):
         if os.path.isfile(base + suffix):
             found = base + suffix
-            break
-    for suffix in (".bz2.tmp", ".gz.tmp"):
-        if os.path.isfile(base + suffix):
-            if found is None:
-                found = base + suffix
+            if suffix.endswith(".tmp"):
                 notes.append((found, "a compression cut short; read as far as it goes"))
-            else:
-                notes.append((base + suffix, "left over from a compression, ignored"))
-    return LogSource(found, notes)
+            return LogSource(found, notes)
+    return LogSource(None, notes)
 
 
 def _open(path: str) -> IO[bytes]:
@@ -83,24 +79,46 @@ def _open(path: str) -> IO[bytes]:
     return open(path, "rb")
 
 
-def read_chunks(path: str) -> Iterator[tuple[int, str]]:
+class LogFileChunks:
     """
-    The file's C{(channel, text)} entries in order.  Damage (a record cut
-    short, a corrupt record, a broken compressed stream) ends the entries
-    with L{LogReadError} after everything before it.
+    A log file's C{(channel, text)} entries in order, when iterated.
+    Damage (a record cut short, a corrupt record, a broken compressed
+    stream) ends the entries with L{LogReadError} after everything before
+    it.  C{text_bytes} counts the text's bytes as the file holds them, as
+    0.8 counted a log's C{length}.
+
+    Each channel is decoded on its own: the worker's stdout and stderr
+    were separate byte streams, and a UTF-8 character of one may be split
+    by records of the other.
     """
-    decoder = ChunkDecoder()
-    try:
-        with _open(path) as f:
-            for channel, data, _ in iter_records(f, 0, None, READ_SIZE, path, strict=True):
-                yield from decoder.decode(channel, data)
-    except LogFileFormatError as e:
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.text_bytes = 0
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        decoders: dict[int, ChunkDecoder] = {}
+        try:
+            with _open(self.path) as f:
+                for channel, data, _ in iter_records(f, 0, None, READ_SIZE, self.path, strict=True):
+                    self.text_bytes += len(data)
+                    decoder = decoders.get(channel)
+                    if decoder is None:
+                        decoder = decoders[channel] = ChunkDecoder()
+                    yield from decoder.decode(channel, data)
+        except LogFileFormatError as e:
+            yield from _flushed(decoders)
+            raise LogReadError(f"{e.reason} at byte {e.offset}") from e
+        except _spool.READ_ERRORS as e:  # a broken compressed stream, the file system
+            yield from _flushed(decoders)
+            raise LogReadError(f"{type(e).__name__}: {e}") from e
+        yield from _flushed(decoders)
+
+
+def _flushed(decoders: dict[int, ChunkDecoder]) -> Iterator[tuple[int, str]]:
+    """What the decoders hold at the end: partial characters, as U+FFFD."""
+    for decoder in decoders.values():
         yield from decoder.flush()
-        raise LogReadError(f"{e.reason} at byte {e.offset}") from e
-    except _spool.READ_ERRORS as e:  # a broken compressed stream, the file system
-        yield from decoder.flush()
-        raise LogReadError(f"{type(e).__name__}: {e}") from e
-    yield from decoder.flush()
 
 
 class ChunkPacker:

@@ -7,7 +7,9 @@ name any importable callable and have the unpickler call it.  L{load}
 therefore resolves only the 0.7/0.8 status classes (mapped onto
 L{Pickled} subclasses that do nothing but keep their state) and the few
 builtins and C{copy_reg} helpers those pickles use; every other name is
-refused before anything runs.
+refused before anything runs.  Properties may also hold the standard
+library's value types (C{Decimal}, and C{datetime}'s dates, times and
+durations), which are built from their pickled state and nothing else.
 
 Python 2's C{str} arrives as C{bytes} (C{encoding="bytes"}), so binary
 data such as a patch stays exact; L{text} decodes a field when it is used:
@@ -17,6 +19,8 @@ worker and the VCS gave it).
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import io
 import pickle
 from collections.abc import Callable
@@ -130,6 +134,13 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> Pickled:
     return cls.__new__(cls)
 
 
+def _decimal(value: Any) -> decimal.Decimal:
+    """Python 2's C{Decimal} pickled itself as its text, which arrives as bytes."""
+    if not isinstance(value, (bytes, str)):
+        raise UnsafePickleError(f"refusing decimal.Decimal({value!r})")
+    return decimal.Decimal(text(value))
+
+
 _BUILTINS: dict[tuple[str, str], Callable[..., Any] | type] = {
     ("__builtin__", "set"): set,
     ("__builtin__", "frozenset"): frozenset,
@@ -139,6 +150,12 @@ _BUILTINS: dict[tuple[str, str], Callable[..., Any] | type] = {
     ("builtins", "object"): object,
     ("copy_reg", "_reconstructor"): _reconstructor,
     ("copyreg", "_reconstructor"): _reconstructor,
+    # Values a site's properties held (SetProperty, a custom step).
+    ("decimal", "Decimal"): _decimal,
+    ("datetime", "datetime"): datetime.datetime,
+    ("datetime", "date"): datetime.date,
+    ("datetime", "time"): datetime.time,
+    ("datetime", "timedelta"): datetime.timedelta,
 }
 
 
@@ -194,4 +211,7 @@ def plain(value: Any) -> Any:
         return sorted((plain(v) for v in value), key=repr)
     if isinstance(value, Pickled):
         return {k: plain(v) for k, v in value.state.items()}
+    if isinstance(value, (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)):
+        # As 0.8 showed them on its pages and in %(prop:...)s: their text.
+        return str(value)
     return repr(value)

@@ -21,6 +21,7 @@ from twisted.internet import defer, task
 
 from buildbot_logfile._import08 import Importer, reporter_for
 from buildbot_logfile._import08_db import Database
+from buildbot_logfile._import08_history import builder_folders
 
 
 class SetupError(Exception):
@@ -95,6 +96,16 @@ async def _import(args: argparse.Namespace) -> int:
     old = os.path.abspath(args.old_basedir)
     if not os.path.isdir(old):
         raise SetupError(f"{args.old_basedir}: no such directory")
+    if not builder_folders(old):
+        hint = (
+            "it is one builder's folder: give the master's basedir, its parent"
+            if os.path.isfile(os.path.join(old, "builder"))
+            else "is it the 0.8 master's basedir?"
+        )
+        raise SetupError(
+            f"{args.old_basedir}: no 0.8 builder's history in it (a folder with a 'builder'"
+            f" pickle or build pickles); {hint}"
+        )
     master_cfg, db = await _open_database(os.path.abspath(args.master_basedir))
     try:
         importer = Importer(

@@ -8,6 +8,7 @@ SQLite file and asked through its data API and the legacy log pages.
 from __future__ import annotations
 
 import bz2
+import decimal
 import os
 import pickle
 import re
@@ -640,14 +641,14 @@ class WrittenHistoryTests(ImportTestCase):
         h.write_builder(folder, "builder")
         good = [(2, "header\n"), (0, "one\n"), (1, "two\n"), (0, "three\n")]
 
-        def add(number: int, files: dict[str, bytes | None]) -> None:
+        def add(number: int, files: dict[str, bytes | None], **log_state: Any) -> None:
             for name, data in files.items():
                 if data is None:
                     h.write_log(os.path.join(folder, name), good)
                 else:
                     with open(os.path.join(folder, name), "wb") as f:
                         f.write(data)
-            log = h.LogFile(name="stdio", filename=f"{number}-log-s-stdio")
+            log = h.LogFile(name="stdio", filename=f"{number}-log-s-stdio", **log_state)
             status = h.build(number, [h.step("s", [log], 1300000000.0 + number)], 1300000000.0)
             h.write_build(folder, status)
 
@@ -661,6 +662,14 @@ class WrittenHistoryTests(ImportTestCase):
         add(5, {"5-log-s-stdio": None, "5-log-s-stdio.bz2.tmp": b"BZh91AY&SY"})
         add(6, {"6-log-s-stdio.bz2.tmp": bz2_whole(good)})  # a whole .bz2.tmp and nothing else
         add(7, {"7-log-s-stdio.bz2": bz2_prefix(good, 30)})  # a compressed stream cut short
+        # 0.8 counted the text it wrote (length): emptied, cut at a record's end, whole
+        add(8, {"8-log-s-stdio": b""}, length=20)
+        add(9, {"9-log-s-stdio": records(good[:2])}, length=20)
+        add(10, {"10-log-s-stdio": None}, length=20)
+        # a step name longer than Buildbot's
+        h.write_log(os.path.join(folder, "11-log-s-stdio"), good)
+        log = h.LogFile(name="stdio", filename="11-log-s-stdio")
+        h.write_build(folder, h.build(11, [h.step("s" * 60, [log], 1300000011.0)], 1300000000.0))
 
         result = h.run_import(old, master_dir)
         f = folder
@@ -674,25 +683,37 @@ class WrittenHistoryTests(ImportTestCase):
             ],
         )
         self.assertEqual(
-            problems[2:6],
+            problems[2:5],
             [
                 f"problem: {f}/3-log-s-stdio: no length prefix at byte 14; "
                 "log imported as far as it reads",
                 f"problem: {f}/4-log-s-stdio: record runs past the end at byte 7; "
                 "log imported as far as it reads",
-                f"problem: {f}/5-log-s-stdio.bz2.tmp: left over from a compression, ignored",
+                # 5: a leftover beside the whole file holds nothing more: no problem
                 f"problem: {f}/6-log-s-stdio.bz2.tmp: a compression cut short; "
                 "read as far as it goes",
             ],
         )
-        self.assertTrue(problems[6].startswith(f"problem: {f}/7-log-s-stdio.bz2: "), problems[6])
-        self.assertTrue(problems[6].endswith("; log imported as far as it reads"), problems[6])
-        self.assertEqual(len(problems), 7)
-        self.assertIn("  builds: 7 imported, 0 skipped (already imported), 0 refused, 1 unreadable",
-                      result.stdout)  # fmt: skip
+        self.assertTrue(problems[5].startswith(f"problem: {f}/7-log-s-stdio.bz2: "), problems[5])
+        self.assertTrue(problems[5].endswith("; log imported as far as it reads"), problems[5])
+        self.assertEqual(
+            problems[6:],
+            [
+                f"problem: {f}/8-log-s-stdio: holds 0 bytes of text where 0.8 wrote 20"
+                " (emptied or cut after the build?); log imported as it is",
+                f"problem: {f}/9-log-s-stdio: holds 11 bytes of text where 0.8 wrote 20"
+                " (emptied or cut after the build?); log imported as it is",
+                f"problem: {f}/11: step {'s' * 60!r} stored as {'s' * 50!r} (Buildbot's names"
+                " are unique and of 50 characters at most): old links by its name now answer 404",
+            ],
+        )
+        self.assertIn(
+            "  builds: 11 imported, 0 skipped (already imported), 0 refused, 1 unreadable",
+            result.stdout,
+        )
         yield self.start(master_dir)
         texts = {}
-        for number in (0, 2, 3, 4, 5, 6):
+        for number in (0, 2, 3, 4, 5, 6, 9, 10):
             path = f"/builders/builder/builds/{number}/steps/s/logs/stdio/text"
             texts[number] = yield self.page(path)
         self.assertEqual(
@@ -704,8 +725,133 @@ class WrittenHistoryTests(ImportTestCase):
                 4: (200, b"one\n"),
                 5: (200, b"one\ntwo\nthree\n"),
                 6: (200, b"one\ntwo\nthree\n"),
+                9: (200, b"one\n"),
+                10: (200, b"one\ntwo\nthree\n"),
             },
         )
+
+
+class LayoutTests(ImportTestCase):
+    maxDiff = None
+
+    @defer.inlineCallbacks
+    def test_builder_folders_as_0_8_laid_them_out(self) -> Any:
+        old, master_dir = self.dirs()
+        outside = os.path.abspath(self.mktemp())
+
+        def builder(folder: str, name: str | None, log: bytes, **properties: Any) -> None:
+            os.makedirs(folder)
+            if name is not None:
+                h.write_builder(folder, name)
+            with open(os.path.join(folder, "0-log-s-stdio"), "wb") as f:
+                f.write(log)
+            status = h.build(
+                0,
+                [h.step("s", [h.LogFile(name="stdio", filename="0-log-s-stdio")], 1300000000.0)],
+                1300000000.0,
+                properties=h.Properties(
+                    properties={"buildnumber": (0, "Build"), **properties}, runtime=set()
+                ),
+            )
+            h.write_build(folder, status)
+
+        # builddir='group/nested'; a builder moved to another disk, linked
+        builder(os.path.join(old, "group", "nested"), "nested", records([(0, "nested\n")]))
+        builder(os.path.join(outside, "linked"), "linked", records([(0, "linked\n")]))
+        os.symlink(os.path.join(outside, "linked"), os.path.join(old, "linked"))
+        os.symlink(old, os.path.join(old, "group", "loop"))  # looked into once
+        os.makedirs(os.path.join(old, "public_html"))
+        # A builddir in Latin-1 whose builder pickle is gone: the builds know
+        # the name.  A character of stdout cut by a record of stderr; a
+        # Decimal property.
+        latin = os.path.join(os.fsencode(old), b"caf\xe9_build").decode(errors="surrogateescape")
+        builder(
+            latin, None, b"5:0caf\xc3,5:1err\n,3:0\xa9\n,",
+            buildername=("caf\u00e9", "Builder"), price=(decimal.Decimal("1.10"), "SetProperty"),
+        )  # fmt: skip
+        # Compressed and plain both there (a compression that renamed its
+        # result but was stopped before it removed the plain file): 0.8
+        # read the compressed one.
+        with bz2.open(os.path.join(old, "group", "nested", "0-log-s-stdio.bz2"), "wb") as f:
+            f.write(records([(0, "nested, compressed\n")]))
+
+        result = h.run_import(old, master_dir)
+        self.assertEqual(
+            (result.returncode, result.stdout, result.stderr),
+            (
+                1,
+                f"problem: {old}/caf\\xe9_build/builder: no builder pickle; named 'caf\u00e9'"
+                " after its builds' buildername\n"
+                + summary(
+                    "3", 3, 0, 0, 0, 3, len("cafe\nerr\nnested, compressed\nlinked\n") + 1, 1
+                ),
+                "",
+            ),
+        )
+        yield self.start(master_dir)
+        texts = {}
+        for name in ("caf\u00e9", "nested", "linked"):
+            builderid = yield self.master.data.updates.findBuilderId(name)
+            build = yield self.master.data.get(("builders", builderid, "builds", 0))
+            self.assertEqual(build["number"], 0, name)
+            texts[name] = yield self.page(
+                f"/builders/{quote(name)}/builds/0/steps/s/logs/stdio/text"
+            )
+        self.assertEqual(
+            texts,
+            {
+                "caf\u00e9": (200, "err\ncaf\u00e9\n".encode()),
+                "nested": (200, b"nested, compressed\n"),
+                "linked": (200, b"linked\n"),
+            },
+        )
+        builderid = yield self.master.data.updates.findBuilderId("caf\u00e9")
+        build = yield self.master.data.get(("builders", builderid, "builds", 0))
+        properties = yield self.master.data.get(("builds", build["buildid"], "properties"))
+        self.assertEqual(properties["price"], ("1.10", "SetProperty"))
+
+    def test_a_folder_with_no_builder_history_is_refused(self) -> None:
+        old, master_dir = self.dirs()
+        h.write_builder(os.path.join(old, "b"), "b")
+        for given, hint in (
+            (
+                os.path.join(old, "b"),
+                "it is one builder's folder: give the master's basedir, its parent",
+            ),
+            (master_dir, "is it the 0.8 master's basedir?"),
+        ):
+            result = h.run_import(given, master_dir)
+            self.assertEqual(
+                (result.returncode, result.stdout, result.stderr),
+                (
+                    2,
+                    "",
+                    f"buildbot-logfile: {given}: no 0.8 builder's history in it (a folder with a"
+                    f" 'builder' pickle or build pickles); {hint}\n",
+                ),
+            )
+
+
+def test_the_unpickler_reads_python2_decimals_and_datetimes() -> None:
+    # As Python 2.7 pickled them, protocols 0 and 2.
+    decimal_0 = b"cdecimal\nDecimal\np0\n(S'1.10'\np1\ntp2\nRp3\n."
+    decimal_2 = b"\x80\x02cdecimal\nDecimal\nq\x00U\x041.10q\x01\x85q\x02Rq\x03."
+    state = b"\x07\xdd\x05\x01\x0c\x00\x00\x00\x00\x00"
+    datetime_0 = b"cdatetime\ndatetime\np0\n(S'%s'\np1\ntp2\nRp3\n." % (
+        "".join(f"\\x{byte:02x}" for byte in state).encode()
+    )
+    datetime_2 = b"\x80\x02cdatetime\ndatetime\nq\x00U\n%sq\x01\x85q\x02Rq\x03." % state
+    timedelta_2 = b"\x80\x02cdatetime\ntimedelta\nq\x00K\x01K\x02K\x03\x87q\x01Rq\x02."
+    pickles = {
+        decimal_0: "1.10",
+        decimal_2: "1.10",
+        datetime_0: "2013-05-01 12:00:00",
+        datetime_2: "2013-05-01 12:00:00",
+        timedelta_2: "1 day, 0:00:02.000003",
+    }
+    assert {data: p08.plain(p08.loads(data)) for data in pickles} == pickles
+    with pytest.raises(p08.UnsafePickleError):
+        p08.loads(b"cdecimal\nDecimal\n(I1\ntR.")
 
 
 def records(entries: list[tuple[int, str]]) -> bytes:
