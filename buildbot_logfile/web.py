@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from buildbot.www.authz import Forbidden
@@ -137,6 +137,42 @@ def _build_number_problem(text: str) -> str | None:
     return ": a build number is a whole number"
 
 
+def url_segments(request: IRequest) -> list[str]:
+    """The segments of the URL's path, each unquoted (a C{%2F} is in its segment)."""
+    return [s.decode("utf-8", "replace") for s in (*request.prepath, *request.postpath)]
+
+
+def url_separators(request: IRequest, tail: str) -> frozenset[int]:
+    """
+    Where in C{tail}, the end of the path a page's route matched, the
+    URL's own C{/} are.  Twisted splits a path at them before it unquotes
+    each segment, so a C{%2F} stays in its segment, as part of a name;
+    the routes see both as C{/}.
+    """
+    segments = url_segments(request)
+    joined = "/".join(segments)
+    if not joined.endswith(tail):  # not the path routed: take every "/" as the URL's
+        return frozenset(i for i, c in enumerate(tail) if c == "/")
+    start = len(joined) - len(tail)
+    found = set()
+    offset = -1  # of the "/" after each segment
+    for segment in segments[:-1]:
+        offset += len(segment) + 1
+        if offset >= start:
+            found.add(offset - start)
+    return frozenset(found)
+
+
+class _FoundLog(NamedTuple):
+    """The log a path below C{steps/} names, and which of its pages."""
+
+    step: BuildStepStatus
+    log_data: Any
+    text: bool  # its text page, not its HTML page
+    name: str  # the log as the path names it: its name or its slug
+    exact: bool  # each part one segment of the URL: the only reading 0.8 had
+
+
 class _NotFound(Exception):
     """A builder, build, step or log that does not exist."""
 
@@ -164,7 +200,7 @@ class LegacyLogPages:
         # would otherwise queue their queries behind the build's appends).
         # Only the step object that was located is trusted, so a step that
         # finished or a new source looks again.
-        self._running_logs: LRU[tuple[str, int, str, str], tuple[BuildStepStatus, Any]] = LRU(
+        self._running_logs: LRU[tuple[int, str, frozenset[int]], _FoundLog] = LRU(
             RUNNING_LOGS_CACHE_SIZE
         )
         self.encoded = _encoded.PAGES
@@ -301,46 +337,110 @@ class LegacyLogPages:
             return await self._missing(request, f"build {name} #{number.group(1)}{problem}", parent)
         return await self._missing(request, f"page {rest!r} in builder {name}", parent)
 
-    async def _log(
-        self,
-        request: IRequest,
-        path: tuple[str, int, str, str],
-        content_type: bytes,
-    ) -> OpenLog:
+    async def _find_log(self, request: IRequest, build: BuildStatus, tail: str) -> _FoundLog | None:
         """
-        The log at C{path} (builder, number, step, log), if this user may
-        view it, opened, with the answer's type and caching set.
+        The log page that C{tail}, the path below C{steps/} (C{S/logs/L} or
+        C{S/logs/L/text}), names in C{build}, or None.  A step's or a log's
+        name may hold a C{/} (0.8 allowed any name, and so does Buildbot
+        4), which the routes cannot tell from the C{/} between the parts:
+        every reading of the path as the name of a step there is, C{logs},
+        the name (or slug) of one of its logs and perhaps C{text} is tried.
         """
-        builder, number, step_name, log_name = path
-        step = await self._step(request, builder, number, step_name)
-        build_path = ("builders", str(step.build.builder.builderid), "builds", str(number))
-        steps_path: DataPath = (*build_path, "steps", str(step.number), "logs")
+        separators = url_separators(request, tail)
+        key = (build.buildid, tail, separators)
+        cached = self._running_logs.get(key)
+        if (
+            cached is not None
+            and build.getStep(cached.step.name) is cached.step
+            and not cached.step.isFinished()
+        ):
+            return cached
+        readings = []
+        for name in dict.fromkeys(s.name for s in build.getSteps()):
+            head = name + "/logs/"
+            if not tail.startswith(head) or len(tail) == len(head):
+                continue
+            step = build.getStep(name)
+            assert step is not None
+            # Where the parts of the path end in tail, as each reads it.
+            ends = frozenset({len(name), len(head) - 1})
+            readings.append((step, tail[len(head) :], False, ends))
+            if tail.endswith("/text") and len(tail) - len("/text") > len(head):
+                text_ends = ends | {len(tail) - len("/text")}
+                readings.append((step, tail[len(head) : -len("/text")], True, text_ends))
+        # The reading whose parts are the URL's segments first: what 0.8
+        # served, as its resources took one segment each (a %2F in a name,
+        # a "/" between the parts).  So ".../logs/x/text" is the text of a
+        # log "x" and ".../logs/x%2Ftext" the page of a log "x/text", as
+        # 0.8 served them and linked them, when the step has both.  Then
+        # readings further from the segments (a plain "/" in a name, a %2F
+        # between parts: 0.8 answered those with a 404), then the longest
+        # step name.
+        readings.sort(key=lambda r: (len(r[3] ^ separators), -len(r[0].name)))
         source = self._source()
-        found = self._running_logs.get(path)
-        if found is None or found[0] is not step or step.isFinished():
-            found = await source.locate_log(builder, number, step_name, log_name)
-            if found is not None and found[0] is step and not step.isFinished():
-                self._running_logs.put(path, found)
+        logs_of: dict[int, list[Any]] = {}
+        for step, log_name, text, ends in readings:
+            if step.stepid not in logs_of:
+                logs_of[step.stepid] = list(await source.step_logs(step))
+            matches = (
+                d for by in ("name", "slug") for d in logs_of[step.stepid] if d[by] == log_name
+            )
+            log_data = next(matches, None)
+            if log_data is None:
+                continue
+            found = _FoundLog(step, log_data, text, log_name, exact=ends == separators)
+            # Only the reading of the segments is kept: no log or step
+            # that comes later can come before it.
+            if found.exact and not step.isFinished():
+                self._running_logs.put(key, found)
+            return found
+        return None
+
+    async def _log(
+        self, request: IRequest, build: BuildStatus, tail: str, route: tuple[str, str] | None
+    ) -> tuple[_FoundLog, OpenLog]:
+        """
+        The log page at C{tail}, the path below C{build}'s C{steps/}, if
+        this user may view the log, with the log opened and the answer's
+        type and caching set.  C{route}: the step and log that the page's
+        route read in the path, for the 404; None: a path under C{steps/}
+        that no log page's route matched.
+        """
+        found = await self._find_log(request, build, tail)
         if found is None:
-            what = f"log {log_name!r} in step {step_name!r} of build {builder} #{number}"
-            raise await self._missing(request, what, steps_path)
-        _, log_data = found
+            if route is None:
+                raise await self._no_step(request, build, tail, below=True)
+            step_name, log_name = route
+            step = build.getStep(step_name)
+            if step is None:
+                raise await self._no_step(request, build, step_name)
+            of_build = f"build {build.builder.name} #{build.number}"
+            what = f"log {log_name!r} in step {step_name!r} of {of_build}"
+            raise await self._missing(request, what, self._logs_path(step))
         # The log, and its text: the data API serves that apart, at
         # .../contents, and a site may let only some users read it.
-        log_path = (*steps_path, log_data["slug"])
+        log_path = (*self._logs_path(found.step), found.log_data["slug"])
         await self.authorize(request, log_path)
         await self.authorize(request, (*log_path, "contents"))
-        opened = await source.open_log(step, log_data)
+        opened = await self._source().open_log(found.step, found.log_data)
         if opened is None or opened.logfile is None:
-            raise _NotFound(f"log {log_name!r} (an HTML log still being written)")
-        request.setHeader(b"content-type", content_type)
+            raise _NotFound(f"log {found.name!r} (an HTML log still being written)")
+        content_type = b"text/plain" if found.text else b"text/html"
+        request.setHeader(b"content-type", content_type + b"; charset=utf-8")
         if opened.logfile.isFinished():
             private = b"private, " if self.authorize.restricted() else b""
             request.setHeader(b"cache-control", private + FINISHED_CACHE.encode())
             request.setHeader(b"vary", b"accept-encoding")
         else:
             request.setHeader(b"cache-control", LIVE_CACHE.encode())
-        return opened
+        return found, opened
+
+    @staticmethod
+    def _logs_path(step: BuildStepStatus) -> DataPath:
+        """The data API path of C{step}'s logs."""
+        build = step.build
+        build_path = ("builders", str(build.builder.builderid), "builds", str(build.number))
+        return (*build_path, "steps", str(step.number), "logs")
 
     def _encoded(
         self, request: IRequest, opened: OpenLog, page: str, head: bytes, trailer: bytes
@@ -387,22 +487,8 @@ class LegacyLogPages:
     async def log_page(
         self, request: IRequest, builder: str, number: int, step: str, log_name: str
     ) -> Any:
-        path = (builder, number, step, log_name)
-        opened = await self._log(request, path, b"text/html; charset=utf-8")
-        lf = opened.logfile
-        assert lf is not None
-        if isinstance(lf, HTMLLogFile):
-            # Build-made HTML must not run script on the master's origin.
-            request.setHeader(b"content-security-policy", b"sandbox")
-            return self._stream(request, opened, RequestConsumer(request, raw_html))
-        head = page_header(f"{quote(log_name)}/text", live=not lf.isFinished())
-        encoded = self._encoded(request, opened, "html", head, PAGE_FOOTER)
-        if encoded is not None:
-            return encoded
-        if request.method != b"HEAD":
-            request.write(head)
-        consumer = RequestConsumer(request, html_renderer(), PAGE_FOOTER)
-        return self._stream(request, opened, consumer, html=True)
+        build = await self._build(request, builder, number)
+        return await self._log_page(request, build, f"{step}/logs/{log_name}", (step, log_name))
 
     @app.route(
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs/<log_name>/text",
@@ -411,8 +497,44 @@ class LegacyLogPages:
     async def text_page(
         self, request: IRequest, builder: str, number: int, step: str, log_name: str
     ) -> Any:
-        path = (builder, number, step, log_name)
-        opened = await self._log(request, path, b"text/plain; charset=utf-8")
+        build = await self._build(request, builder, number)
+        tail = f"{step}/logs/{log_name}/text"
+        return await self._log_page(request, build, tail, (step, log_name))
+
+    async def _log_page(
+        self, request: IRequest, build: BuildStatus, tail: str, route: tuple[str, str] | None
+    ) -> Any:
+        """A log's HTML page or text page, whichever C{tail} names (see L{_log})."""
+        found, opened = await self._log(request, build, tail, route)
+        if found.text:
+            return await self._text(request, opened)
+        return self._html(request, found, opened)
+
+    def _html(self, request: IRequest, found: _FoundLog, opened: OpenLog) -> Any:
+        lf = opened.logfile
+        assert lf is not None
+        if isinstance(lf, HTMLLogFile):
+            # Build-made HTML must not run script on the master's origin.
+            request.setHeader(b"content-security-policy", b"sandbox")
+            return self._stream(request, opened, RequestConsumer(request, raw_html))
+        # Relative, as 0.8's childLink("text") was: the page's own last
+        # segment, then text (".../logs/a/b%20log" links "b%20log/text").
+        last = url_segments(request)[-1]
+        head = page_header(f"{quote(last)}/text", live=not lf.isFinished())
+        # The encoded page holds the head of the page that made it, whose
+        # link leads to the text from a page whose last segment is the
+        # log's whole name or slug (as every link names it), and only from
+        # such a page.
+        whole = last == found.name
+        encoded = self._encoded(request, opened, "html", head, PAGE_FOOTER) if whole else None
+        if encoded is not None:
+            return encoded
+        if request.method != b"HEAD":
+            request.write(head)
+        consumer = RequestConsumer(request, html_renderer(), PAGE_FOOTER)
+        return self._stream(request, opened, consumer, html=True)
+
+    async def _text(self, request: IRequest, opened: OpenLog) -> Any:
         start = request.args.get(b"start")
         if start is None:
             encoded = self._encoded(request, opened, "text", b"", b"")
@@ -467,12 +589,13 @@ class LegacyLogPages:
     @app.route(
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>", methods=["GET", "HEAD"]
     )
-    async def step_page(self, request: IRequest, builder: str, number: int, step: str) -> bytes:
-        # Also where any path under steps/ that is not a page comes.
+    async def step_page(self, request: IRequest, builder: str, number: int, step: str) -> Any:
+        # Also where any path under steps/ that no other route matches
+        # comes: a log page whose log's name holds a "/" is one.
         build = await self._build(request, builder, number)
         step_status = build.getStep(step)
         if step_status is None:
-            raise await self._no_step(request, build, step, below=True)
+            return await self._log_page(request, build, step, None)
         await self.authorize(request, (
             "builders", str(step_status.build.builder.builderid), "builds", str(number),
             "steps", str(step_status.number),

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import random
 import re
 import textwrap
 from typing import Any
+from urllib.parse import urljoin
 
 import treq
 from buildbot.plugins import util
+from buildbot.process.buildstep import BuildStep
+from buildbot.process.results import SUCCESS
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ClientCreator, Protocol
+from twisted.web import client
+from twisted.web.http_headers import Headers
 
 from buildbot_logfile import _build_status, web
 from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, page_header
@@ -640,3 +646,255 @@ class AuthzTests(MasterTestCase):
                         response.headers.getRawHeaders("content-type"),
                         ["text/plain; charset=utf-8"],
                     )
+
+
+def named_logs_step(logs: dict[str, tuple[str, str]], name: str = "slash logs") -> BuildStep:
+    """
+    A step that adds a log of each name, as C{self.addLog(name)} does (0.8
+    allowed any name, "/" too, and so does Buildbot 4), with its
+    (stdout, stderr) text.
+    """
+
+    class NamedLogs(BuildStep):
+        @defer.inlineCallbacks
+        def run(self) -> Any:
+            for log_name, (stdout, stderr) in logs.items():
+                log = yield self.addLog(log_name)
+                if stdout:
+                    yield log.addStdout(stdout)
+                if stderr:
+                    yield log.addStderr(stderr)
+                yield log.finish()
+            return SUCCESS
+
+    return NamedLogs(name=name)
+
+
+def live_named_log_step(control: LiveLog, log_name: str, name: str = "slash logs") -> BuildStep:
+    """As L{live_log_step}, the log that C{control} writes named C{log_name}."""
+
+    class LiveNamed(BuildStep):
+        @defer.inlineCallbacks
+        def run(self) -> Any:
+            control.log = yield self.addLog(log_name)
+            control.opened.callback(None)
+            yield control._end
+            yield control.log.finish()
+            return SUCCESS
+
+    return LiveNamed(name=name)
+
+
+# The step of the logs named with a "/", and those logs, in build 1 of b1.
+SLASH_STEP = "/builders/b1/builds/1/steps/slash%20logs"
+SLASH_LOGS = SLASH_STEP + "/logs"
+SLASH_LOGS_TEXT = {
+    "a/b log": ("out <1>\n\u00e9 two\n", "err \x1b[31mred\x1b[0m\n"),
+    "x": ("the log x\n", ""),
+    "x/text": ("the log x/text\n", ""),
+}
+
+
+class SlashedLogNameTests(MasterTestCase):
+    """
+    A log whose name holds a "/" is reached by its name, as 0.8.14's
+    WebStatus served it and its build page linked it (URL-quoted, "/" as
+    %2F), and with a plain "/", and by its slug; on the standalone port and
+    under the www plugin.
+    """
+
+    @defer.inlineCallbacks
+    def start(self, steps: list[Any]) -> defer.Generator:
+        yield self.start_master(
+            {"b1": steps},
+            http=True,
+            www={"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}},
+        )
+        www = f"http://127.0.0.1:{self.master.www.getPortnum()}/plugins/legacy_logs"
+        self.bases = (self.pages, www)
+
+    @defer.inlineCallbacks
+    def get(self, url: str, method: str = "GET", accept: str | None = None) -> defer.Generator:
+        """The answer as sent (not gzip-encoded unless C{accept} asks), and its body."""
+        headers = Headers({} if accept is None else {"Accept-Encoding": [accept]})
+        response = yield client.Agent(reactor).request(method.encode(), url.encode(), headers)
+        body = yield client.readBody(response)
+        return response, body
+
+    @defer.inlineCallbacks
+    def expected(self, log: str) -> defer.Generator:
+        """The log's text page, and its HTML page's body without the page's head."""
+        _, content = yield self.db_log("b1", 1, "slash logs", log)
+        chunks = db_chunks("s", content)
+        renderer = AnsiHTMLRenderer()
+        spans = "".join(renderer.render(channel, text) for channel, text in chunks)
+        text = "".join(t for c, t in chunks if c in (0, 1)).encode()
+        return text, spans.encode() + PAGE_FOOTER
+
+    @defer.inlineCallbacks
+    def check_text(self, url: str, text: bytes) -> defer.Generator:
+        response, body = yield self.get(url)
+        self.assertEqual((response.code, body), (200, text), url)
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/plain; charset=utf-8"], url
+        )
+        response, body = yield self.get(url + "?start=2")
+        self.assertEqual((response.code, body), (200, text[2:]), url)
+        self.assertEqual(response.headers.getRawHeaders("x-text-size"), [str(len(text))], url)
+        response, body = yield self.get(url, method="HEAD")
+        self.assertEqual((response.code, body), (200, b""), url)
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
+
+    @defer.inlineCallbacks
+    def check_html(self, url: str, text_link: str, page: bytes, text: bytes) -> defer.Generator:
+        """The HTML page at C{url}, linking its text as C{text_link}, which leads to it."""
+        response, body = yield self.get(url)
+        self.assertEqual(
+            (response.code, body), (200, page_header(text_link, live=False) + page), url
+        )
+        self.assertEqual(
+            response.headers.getRawHeaders("content-type"), ["text/html; charset=utf-8"], url
+        )
+        response, body = yield self.get(urljoin(url, text_link))
+        self.assertEqual((response.code, body), (200, text), url)
+        response, body = yield self.get(url, method="HEAD")
+        self.assertEqual((response.code, body), (200, b""), url)
+        self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
+
+    @defer.inlineCallbacks
+    def test_a_finished_log_named_with_a_slash(self) -> defer.Generator:
+        yield self.start([named_logs_step(SLASH_LOGS_TEXT)])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        text, page = yield self.expected("a/b log")
+        self.assertEqual(text, "out <1>\n\u00e9 two\nerr \x1b[31mred\x1b[0m\n".encode())
+        for base in self.bases:
+            logs = base + SLASH_LOGS
+            # as 0.8's build page linked it, with a plain "/", by its slug
+            for spelling, link in [
+                ("a%2Fb%20log", "a%2Fb%20log/text"),
+                ("a/b%20log", "b%20log/text"),  # its last segment, as 0.8's link
+                ("a_b_log", "a_b_log/text"),
+            ]:
+                yield self.check_html(f"{logs}/{spelling}", link, page, text)
+                yield self.check_text(f"{logs}/{spelling}/text", text)
+            # the pages' own links to it lead to it
+            for listing in (base + SLASH_STEP[: -len("/steps/slash%20logs")], base + SLASH_STEP,
+                            logs + "/"):  # fmt: skip
+                _, body = yield self.get(listing)
+                ((html_link, text_link),) = re.findall(
+                    rb'<a href="([^"]+)">a/b log</a> \(<a href="([^"]+)">text</a>\)', body
+                )
+                response, body = yield self.get(urljoin(listing, html_link.decode()))
+                self.assertEqual((response.code, body[-len(page) :]), (200, page), listing)
+                response, body = yield self.get(urljoin(listing, text_link.decode()))
+                self.assertEqual((response.code, body), (200, text), listing)
+            # what is not a page stays a 404 that says why
+            for path, expected in [
+                ("/a/b%20log/text/extra", "No such page '/logs/a/b log/text/extra'"),
+                ("/a%2Fb%20log/extra", "No such page '/logs/a/b log/extra'"),
+                ("/a", "No such log 'a'"),
+                ("/a/b", "No such page '/logs/a/b'"),
+                ("/a_b_log/", "No such page '/logs/a_b_log/'"),
+            ]:
+                response, body = yield self.get(logs + path)
+                self.assertEqual(
+                    (response.code, body.decode()),
+                    (404, expected + " in step 'slash logs' of build b1 #1\n"),
+                    path,
+                )
+
+    @defer.inlineCallbacks
+    def test_a_name_that_is_two_pages(self) -> defer.Generator:
+        # "x/text" is the text page of the log "x" and the name of another
+        # log: as in 0.8, where a %2F is part of a name and a "/" ends it.
+        yield self.start([named_logs_step(SLASH_LOGS_TEXT)])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        x_text, x_page = yield self.expected("x")
+        slashed_text, slashed_page = yield self.expected("x/text")
+        self.assertEqual((x_text, slashed_text), (b"the log x\n", b"the log x/text\n"))
+        for base in self.bases:
+            logs = base + SLASH_LOGS
+            yield self.check_text(logs + "/x/text", x_text)
+            yield self.check_html(logs + "/x", "x/text", x_page, x_text)
+            yield self.check_html(logs + "/x%2Ftext", "x%2Ftext/text", slashed_page, slashed_text)
+            yield self.check_text(logs + "/x%2Ftext/text", slashed_text)
+            yield self.check_text(logs + "/x%2ftext/text", slashed_text)
+            yield self.check_html(logs + "/x_text", "x_text/text", slashed_page, slashed_text)
+            yield self.check_text(logs + "/x_text/text", slashed_text)
+
+    @defer.inlineCallbacks
+    def test_gzip_clients_get_a_page_whose_link_leads_to_the_text(self) -> defer.Generator:
+        # The encoded page holds the link of the page that made it: one a
+        # level further down is sent plain, its link its own.
+        yield self.start([named_logs_step(SLASH_LOGS_TEXT)])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        _, page = yield self.expected("a/b log")
+        logs = self.pages + SLASH_LOGS
+
+        @defer.inlineCallbacks
+        def encoded() -> defer.Generator:
+            response, body = yield self.get(logs + "/a%2Fb%20log", accept="gzip")
+            if response.headers.getRawHeaders("content-encoding") == ["gzip"]:
+                return body
+            return None
+
+        body = yield poll(encoded, "the encoded page")
+        self.assertEqual(gzip.decompress(body), page_header("a%2Fb%20log/text", False) + page)
+        response, body = yield self.get(logs + "/a/b%20log", accept="gzip")
+        self.assertIsNone(response.headers.getRawHeaders("content-encoding"))
+        self.assertEqual(body, page_header("b%20log/text", False) + page)
+
+    @defer.inlineCallbacks
+    def test_a_live_log_named_with_a_slash(self) -> defer.Generator:
+        live = LiveLog()
+        yield self.start([live_named_log_step(live, "a/b log")])
+        yield self.force("b1")
+        yield live.opened
+        yield live.write(stdout="line 0\n")
+        lookup = self.legacy_status().lookup
+        yield poll(lambda: lookup.locate_log("b1", 1, "slash logs", "a/b log"), "the log")
+        streams = []
+        for base in self.bases:
+            for spelling in ("a%2Fb%20log", "a/b%20log", "a_b_log"):
+                url = f"{base}{SLASH_LOGS}/{spelling}"
+                response = yield treq.get(url + "/text", unbuffered=True, persistent=False)
+                self.assertEqual(
+                    (response.code, response.headers.getRawHeaders("cache-control")),
+                    (200, ["no-cache"]),
+                    url,
+                )
+                received: list[bytes] = []
+                streams.append((url, received, treq.collect(response, received.append)))
+                response = yield treq.get(url, unbuffered=True, persistent=False)
+                self.assertEqual(response.code, 200, url)
+                html: list[bytes] = []
+                streams.append((url, html, treq.collect(response, html.append)))
+                response, body = yield self.get(url + "/text?start=2")
+                self.assertEqual((response.code, body), (200, b"ne 0\n"), url)
+                self.assertEqual(response.headers.getRawHeaders("x-more-data"), ["true"], url)
+                response, body = yield self.get(url, method="HEAD")
+                self.assertEqual((response.code, body), (200, b""), url)
+                self.assertEqual(response.headers.getRawHeaders("cache-control"), ["no-cache"])
+        expected = "line 0\n"
+        for i in range(1, 4):
+            yield live.write(stdout=f"line {i}\n", stderr="err\n" if i == 2 else "")
+            expected += f"line {i}\n" + ("err\n" if i == 2 else "")
+            for url, received, collected in streams[::2]:
+                yield poll(lambda r=received, e=expected: b"".join(r) == e.encode(), url)
+                self.assertFalse(collected.called)
+        live.end()
+        yield defer.gatherResults([collected for _, _, collected in streams])
+        _, content = yield self.db_log("b1", 1, "slash logs", "a/b log")
+        self.assertEqual(db_text(content), expected)
+        for url, received, _ in streams[::2]:
+            self.assertEqual(b"".join(received), expected.encode(), url)
+        for url, html, _ in streams[1::2]:
+            spelling = url.rsplit("/logs/", 1)[1]
+            link = spelling.rsplit("/", 1)[-1] + "/text"
+            body = b"".join(html)
+            self.assertTrue(body.startswith(page_header(link, live=True)), url)
+            self.assertTrue(body.endswith(PAGE_FOOTER), url)
+            self.assertIn(b'<span class="stderr">err\n</span>', body)
