@@ -250,6 +250,7 @@ class StoredLogFile(LogFile):
         )
         self._stored = (log, reader)
         self._written_now = False
+        self.slug = log["slug"]
         return self
 
     def _ensure(self) -> None:

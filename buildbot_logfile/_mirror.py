@@ -109,13 +109,20 @@ class LogMirror:
     """
 
     def __init__(
-        self, reader: LogReader, step: BuildStepStatus, logid: int, name: str, logtype: str
+        self,
+        reader: LogReader,
+        step: BuildStepStatus,
+        logid: int,
+        name: str,
+        logtype: str,
+        slug: str | None = None,
     ) -> None:
         self.reader = reader
         self.step = step
         self.logid = logid
         self.name = name
         self.type = logtype
+        self.slug = slug
         self.filename = step.build.logfile_name_for(logid, step.name, name)
         self.lock = defer.DeferredLock()
         # While MirrorRegistry.open loads it (its LogFile may be a rebuild
@@ -242,7 +249,12 @@ class LogMirror:
             # The worker already applied the master's logMaxSize: the spool
             # holds exactly what the database holds.
             lf.logMaxSize = lf.logMaxTailSize = None
-            self.logfile = lf
+            self._take(lf)
+
+    def _take(self, lf: LogFile) -> None:
+        """Mirror into C{lf} from here on."""
+        lf.slug = self.slug
+        self.logfile = lf
 
     def ensure_started(self) -> None:
         """Open the spool file unless it is open (or the log is HTML)."""
@@ -271,7 +283,7 @@ class LogMirror:
             and self.type != "h"
             and await threads.deferToThread(_spool.spool_holds, self.path, num_lines)
         ):
-            self.logfile = LogFile.open_finished(self.step, self.name, self.filename)
+            self._take(LogFile.open_finished(self.step, self.name, self.filename))
             self.lines = num_lines
             self._note_spool()
             return
@@ -360,7 +372,7 @@ class LogMirror:
                 break
             html += more
         self.lines = num_lines
-        self.logfile = HTMLLogFile(self.step, self.name, self.filename, html)
+        self._take(HTMLLogFile(self.step, self.name, self.filename, html))
         self._note_spool()
         self._progressed()
         return True
@@ -391,7 +403,12 @@ class MirrorRegistry:
         mirror = self.find(log_data["logid"])
         if mirror is None:
             mirror = LogMirror(
-                self.reader, step, log_data["logid"], log_data["name"], log_data["type"]
+                self.reader,
+                step,
+                log_data["logid"],
+                log_data["name"],
+                log_data["type"],
+                log_data.get("slug"),
             )
             self._live[mirror.logid] = mirror
             if not log_data["complete"]:

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import quote as _url_quote
 
 from buildbot import config
-from buildbot.util import service
+from buildbot.util import identifiers, service
 from buildbot.util.twisted import async_to_deferred
 from twisted.application.service import IService
 from twisted.internet import defer
@@ -472,7 +472,9 @@ class LegacyStatus(service.BuildbotService):
             if old is not None:
                 build = self.getURLForThing(thing.step.build)
                 return f"{build}/steps/{_segment(thing.step.name)}/logs/{_segment(thing.name)}"
-            return f"{self.getURLForThing(thing.step)}/logs/{thing.name}"
+            # The UI names a log by its slug; a LogFile made by a plugin has none.
+            slug = thing.slug or identifiers.forceIdentifier(50, thing.name)
+            return f"{self.getURLForThing(thing.step)}/logs/{slug}"
         return None
 
     # What the status objects ask of the service (not 0.8 API)

@@ -92,6 +92,9 @@ class LogFile:
     tailLength = 0
     maxLengthExceeded = False
     openfile: IO[bytes] | None = None
+    # Beyond 0.8: the data API's slug of the log, where it is one (the
+    # modern UI's URLs name logs by it).
+    slug: str | None = None
     # Why the spool file cannot be trusted, if it cannot: the log goes on
     # without it (see mark_spool_failed).
     spool_failure: Exception | None = None

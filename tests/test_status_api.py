@@ -23,7 +23,7 @@ from buildbot_logfile._buildset_summary import BuildSetSummaryNotifierMixin
 from buildbot_logfile.base import StatusReceiverMultiService
 from buildbot_logfile.bridge import LegacyStatus
 from buildbot_logfile.status import BuildRequestStatus, BuildSetStatus
-from tests.masters import MasterTestCase, Recorder, db_text, poll, python_step
+from tests.masters import MasterTestCase, Recorder, db_text, html_log_step, poll, python_step
 from tests.support import readme_table
 
 
@@ -317,21 +317,25 @@ class WithoutThePlugin(MasterTestCase):
     @defer.inlineCallbacks
     def test_urls_for_things_are_the_modern_ui_otherwise(self) -> defer.Generator:
         recorder = Recorder()
-        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[recorder])
+        yield self.start_master(
+            {"b1": [python_step("emit", "print(1)"), html_log_step("test results", "<p>1</p>")]},
+            receivers=[recorder],
+        )
         yield self.force("b1")
         yield recorder.wait_for_builds(1)
-        build = yield self.legacy_status().lookup.locate_build("b1", 1)
-        (log,) = build.getLogs() or [
-            (yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio"))
-        ]
-        self.assertTrue(
-            self.legacy_status().getURLForThing(build).endswith("#/builders/1/builds/1")
-        )
-        self.assertTrue(
-            self.legacy_status()
-            .getURLForThing(log)
-            .endswith("#/builders/1/builds/1/steps/1/logs/stdio")
-        )
+        status = self.legacy_status()
+        build = yield status.lookup.locate_build("b1", 1)
+        self.assertTrue(status.getURLForThing(build).endswith("#/builders/1/builds/1"))
+        # The UI names a log by its slug, live or from history
+        urls = {
+            "stdio": "#/builders/1/builds/1/steps/1/logs/stdio",
+            "test results": "#/builders/1/builds/1/steps/2/logs/test_results",
+        }
+        for log in build.getLogs():
+            self.assertTrue(status.getURLForThing(log).endswith(urls[log.getName()]))
+        for step, name in (("emit", "stdio"), ("report", "test results")):
+            log = yield status.getLogFile("b1", 1, step, name)
+            self.assertTrue(status.getURLForThing(log).endswith(urls[name]), name)
         self.assertIsInstance(self.legacy_status(), LegacyStatus)
 
 
