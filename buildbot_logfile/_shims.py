@@ -145,6 +145,12 @@ def _status_push() -> dict[str, Any]:
     return {"StatusPush": StatusPush, "HttpStatusPush": HttpStatusPush}
 
 
+def _mail() -> dict[str, Any]:
+    from buildbot_logfile import _mail
+
+    return {name: getattr(_mail, name) for name in _mail.__all__}
+
+
 def _persistent_queue() -> dict[str, Any]:
     from buildbot_logfile import _persistent_queue
 
@@ -194,6 +200,7 @@ MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "buildbot.status.event": ("0.8 builder events", _event),
     "buildbot.status.status_push": ("0.8 status push", _status_push),
     "buildbot.status.persistent_queue": ("0.8 status push queues", _persistent_queue),
+    "buildbot.status.mail": ("0.8 mail notifier", _mail),
     "buildbot.sourcestamp": ("0.8 source stamps", _sourcestamp),
     "buildbot.status.html": ("0.8 web status", _html),
     "buildbot.status.web": ("0.8 web status pages", _package),
