@@ -271,10 +271,14 @@ class JsonStatus:
 
     @app.route("/builders/<path:builder>/builds/<number>/steps/<path:step>", methods=["GET"])
     async def step(self, request: IRequest, builder: str, number: str, step: str) -> bytes:
+        # Also where .../logs/<log> comes for a log whose name holds a "/".
         build = await self._viewable_build(request, builder, number)
         found = build.getStep(step)
         if found is None:
-            raise _NotFound(f"step {step!r}")
+            log = _log_below(build, step)
+            if log is None:
+                raise _NotFound(f"step {step!r}")
+            return self._answer(request, log.asDict())
         return self._answer(request, found.asDict())
 
     @app.route("/builders/<path:builder>/builds/<number>/steps/<path:step>/logs", methods=["GET"])
@@ -397,6 +401,21 @@ class JsonStatus:
 def _chosen(names: list[str], selected: list[str] | None) -> list[str]:
     """C{names}, or those of them C{selected}, in the order asked."""
     return names if selected is None else [n for n in selected if n in names]
+
+
+def _log_below(build: BuildStatus, path: str) -> Any:
+    """
+    The log that C{path} (below C{steps/}) names as C{S/logs/L}, or None:
+    the route cannot take a log's name that holds a C{/} (0.8 allowed any
+    name), so the names of the build's steps and their logs are tried.
+    """
+    for step in sorted(build.getSteps(), key=lambda s: len(s.getName()), reverse=True):
+        head = step.getName() + "/logs/"
+        if path.startswith(head):
+            for lf in step.getLogs():
+                if lf.getName() == path[len(head) :]:
+                    return lf
+    return None
 
 
 def _build_path(build: BuildStatus) -> tuple[str, ...]:

@@ -157,6 +157,28 @@ def live_log_step(control: LiveLog, name: str = "live") -> BuildStep:
     return Live(name=name)
 
 
+def named_logs_step(logs: dict[str, tuple[str, str]], name: str = "slash logs") -> BuildStep:
+    """
+    A step that adds a log of each name, as C{self.addLog(name)} does (0.8
+    allowed any name, "/" too, and so does Buildbot 4), with its
+    (stdout, stderr) text.
+    """
+
+    class NamedLogs(BuildStep):
+        @defer.inlineCallbacks
+        def run(self) -> Any:
+            for log_name, (stdout, stderr) in logs.items():
+                log = yield self.addLog(log_name)
+                if stdout:
+                    yield log.addStdout(stdout)
+                if stderr:
+                    yield log.addStderr(stderr)
+                yield log.finish()
+            return SUCCESS
+
+    return NamedLogs(name=name)
+
+
 def html_log_step(log_name: str, html: str) -> BuildStep:
     """A step named "report" that adds one HTML log, as Buildbot's addHTMLLog makes them."""
 

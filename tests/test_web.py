@@ -32,6 +32,7 @@ from tests.masters import (
     html_log_step,
     live_log_step,
     merged,
+    named_logs_step,
     poll,
     python_step,
 )
@@ -646,28 +647,6 @@ class AuthzTests(MasterTestCase):
                         response.headers.getRawHeaders("content-type"),
                         ["text/plain; charset=utf-8"],
                     )
-
-
-def named_logs_step(logs: dict[str, tuple[str, str]], name: str = "slash logs") -> BuildStep:
-    """
-    A step that adds a log of each name, as C{self.addLog(name)} does (0.8
-    allowed any name, "/" too, and so does Buildbot 4), with its
-    (stdout, stderr) text.
-    """
-
-    class NamedLogs(BuildStep):
-        @defer.inlineCallbacks
-        def run(self) -> Any:
-            for log_name, (stdout, stderr) in logs.items():
-                log = yield self.addLog(log_name)
-                if stdout:
-                    yield log.addStdout(stdout)
-                if stderr:
-                    yield log.addStderr(stderr)
-                yield log.finish()
-            return SUCCESS
-
-    return NamedLogs(name=name)
 
 
 def live_named_log_step(control: LiveLog, log_name: str, name: str = "slash logs") -> BuildStep:

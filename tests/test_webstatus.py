@@ -16,7 +16,14 @@ from twisted.web import resource
 
 import buildbot_logfile  # noqa: F401  (0.8's import paths)
 from tests.authz_rules import BuilderMatcher
-from tests.masters import LiveLog, MasterTestCase, Recorder, live_log_step, python_step
+from tests.masters import (
+    LiveLog,
+    MasterTestCase,
+    Recorder,
+    live_log_step,
+    named_logs_step,
+    python_step,
+)
 
 # isort: off
 from buildbot.status.html import WebStatus
@@ -388,3 +395,27 @@ class JsonAuthzTests(WebStatusTestCase):
             self.assertEqual(response.code, 403, path)
         hidden.end()
         yield self.recorder.wait_for_builds(3)
+
+
+class JsonLogNamesTests(WebStatusTestCase):
+    @defer.inlineCallbacks
+    def test_a_log_whose_name_holds_a_slash(self) -> defer.Generator:
+        # 0.8 allowed any log name; its /json named a log in one segment.
+        self.web = WebStatus(http_port="tcp:0:interface=127.0.0.1")
+        recorder = Recorder()
+        yield self.start_master(
+            {"b1": [named_logs_step({"a/b log": ("out\n", ""), "b log": ("b\n", "")})]},
+            receivers=[recorder, self.web],
+        )
+        self.base = f"http://127.0.0.1:{self.web.port.getHost().port}"
+        yield self.force("b1")
+        yield recorder.wait_for_builds(1)
+        step = "/json/builders/b1/builds/1/steps/slash%20logs"
+        for path, name in (("/logs/a%2Fb%20log", "a/b log"), ("/logs/b%20log", "b log")):
+            answer = yield self.get_json(step + path)
+            self.assertEqual(answer["name"], name, path)
+        response, body = yield self.get(step + "/logs/a%2Fnope")
+        self.assertEqual(response.code, 404)
+        self.assertEqual(
+            json.loads(body), {"error": "Not available: step 'slash logs/logs/a/nope'"}
+        )
