@@ -146,13 +146,14 @@ class BuildStatus(Watched):
         return sorted(users)
 
     def getInterestedUsers(self) -> list[str]:
-        """The responsible users and the build's owners (C{owner}/C{owners} properties)."""
-        users = set(self.getResponsibleUsers())
-        owners = self.getProperty("owners") or []
-        users.update(owners if isinstance(owners, list) else [owners])
-        if self.getProperty("owner"):
-            users.add(self.getProperty("owner"))
-        return sorted(str(u) for u in users)
+        """
+        Who asked for the build and did not make its changes, as 0.8 meant
+        it: the build's owner (who forced it or sent the try), where it
+        has one.  (0.8 read its C{owners} property, which held only
+        those; Buildbot 4's holds the blamelist too.)
+        """
+        owner = self.getProperty("owner")
+        return [str(owner)] if owner else []
 
     def getAllGotRevisions(self) -> dict[str, str]:
         """C{got_revision} by codebase; a plain string is the default codebase's."""

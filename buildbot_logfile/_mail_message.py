@@ -255,7 +255,7 @@ def custom_mesg_data(
 
 @implementer(interfaces.IEmailLookup)
 class Domain(util.ComparableMixin):
-    compare_attrs = ("domain",)
+    compare_attrs = ["domain"]  # a list, as 0.8's was
 
     def __init__(self, domain: str) -> None:
         if not isinstance(domain, str) or "@" in domain:

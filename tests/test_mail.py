@@ -587,6 +587,11 @@ class MailTests(MasterTestCase):
         class Terse(MailNotifier):
             """As 0.8 plugins did: their own text, 0.8's createEmail and sendMessage."""
 
+            # As LLVM's InformativeMailNotifier had it: 0.8's list, added to.
+            compare_attrs = MailNotifier.compare_attrs + ["team"]  # noqa: RUF005  (its code)
+            compare_attrs.remove("messageFormatter")
+            team = "team@example.org"
+
             def buildMessage(self, name: str, builds: list[Any], results: int) -> Any:
                 (build,) = builds
                 text = f"{name} #{build.getNumber()}: {' '.join(build.getText())}\n"
@@ -595,8 +600,8 @@ class MailTests(MasterTestCase):
                 d = self.createEmail(msgdict, name, title, results, builds)
 
                 def send(m: Any) -> Any:
-                    m["To"] = "team@example.org"
-                    return self.sendMessage(m, ["team@example.org"])
+                    m["To"] = self.team
+                    return self.sendMessage(m, [self.team])
 
                 return d.addCallback(send)
 

@@ -148,6 +148,10 @@ class StatusAPITests(MasterTestCase):
         self.assertIn('<a href="https://example.org/c/abc1234">abc1234</a>', got.asHTML())
         self.assertEqual(got.asDict()["number"], change["changeid"])
         self.assertEqual(build.getResponsibleUsers(), ["Alice <alice@example.org>"])
+        # Buildbot 4's owners property holds the blamelist; 0.8's interested
+        # users were those who asked for the build, not its authors.
+        self.assertEqual(build.getProperty("owners"), ["Alice <alice@example.org>"])
+        self.assertEqual(build.getInterestedUsers(), [])
         self.assertEqual(build.getRevisions(), "abc1234")
         self.assertEqual(ss.asDict()["changes"], [got.asDict()])
         self.assertEqual(
@@ -171,12 +175,14 @@ class StatusAPITests(MasterTestCase):
                 "patch_author": "Dave <dave@example.org>", "patch_comment": "try this",
                 "patch_subdir": ".",
             }],
+            properties={"owner": ("Erin <erin@example.org>", "Force Build Form")},
         )  # fmt: skip
         build = yield self.snapshots.finished
         ss = build.getSourceStamp()
         self.assertEqual(ss.patch, (1, "--- a\n+++ b\n", "."))
         self.assertEqual(ss.patch_info, ("Dave <dave@example.org>", "try this"))
         self.assertEqual(build.getResponsibleUsers(), ["Dave <dave@example.org>"])
+        self.assertEqual(build.getInterestedUsers(), ["Erin <erin@example.org>"])
         self.assertEqual(build.getChanges(), [])
         as_dict = ss.asDict()
         self.assertEqual(
