@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from buildbot.util import identifiers
 from buildbot.www.authz import Forbidden
 from klein import Klein
 from twisted.web.iweb import IRequest
@@ -278,7 +279,9 @@ class JsonStatus:
             log = _log_below(build, step)
             if log is None:
                 raise _NotFound(f"step {step!r}")
-            return self._answer(request, log.asDict())
+            return await self._log_answer(request, log)
+        await self.authorize(request, _step_path(found))
+        await self.authorize(request, (*_step_path(found), "logs"))  # the answer lists them
         return self._answer(request, found.asDict())
 
     @app.route("/builders/<path:builder>/builds/<number>/steps/<path:step>/logs", methods=["GET"])
@@ -287,6 +290,7 @@ class JsonStatus:
         found = build.getStep(step)
         if found is None:
             raise _NotFound(f"step {step!r}")
+        await self.authorize(request, (*_step_path(found), "logs"))
         return self._answer(request, {lf.getName(): lf.asDict() for lf in found.getLogs()})
 
     @app.route(
@@ -294,11 +298,16 @@ class JsonStatus:
     )
     async def log(self, request: IRequest, builder: str, number: str, step: str, log: str) -> bytes:
         build = await self._viewable_build(request, builder, number)
-        found = build.getStep(step)
-        logs = {lf.getName(): lf for lf in found.getLogs()} if found is not None else {}
-        if log not in logs:
+        found = _log_below(build, f"{step}/logs/{log}")
+        if found is None:
             raise _NotFound(f"log {log!r} of step {step!r}")
-        return self._answer(request, logs[log].asDict())
+        return await self._log_answer(request, found)
+
+    async def _log_answer(self, request: IRequest, log: Any) -> bytes:
+        """A log's answer, if this request may view it (by its slug, as the data API names it)."""
+        slug = log.slug or identifiers.forceIdentifier(50, log.getName())
+        await self.authorize(request, (*_step_path(log.getStep()), "logs", slug))
+        return self._answer(request, log.asDict())
 
     async def _viewable_build(
         self, request: IRequest, builder: str, number: str, below: tuple[str, ...] = ("steps",)
@@ -420,6 +429,10 @@ def _log_below(build: BuildStatus, path: str) -> Any:
 
 def _build_path(build: BuildStatus) -> tuple[str, ...]:
     return ("builders", str(build.builder.builderid), "builds", str(build.getNumber()))
+
+
+def _step_path(step: Any) -> tuple[str, ...]:
+    return (*_build_path(step.getBuild()), "steps", str(step.number))
 
 
 def _changes(found: list[Mapping[str, Any] | None]) -> dict[str, Any]:

@@ -356,12 +356,11 @@ class LegacyLogPages:
         ):
             return cached
         readings = []
-        for name in dict.fromkeys(s.name for s in build.getSteps()):
+        for step in build.getSteps():  # a build's step names are unique
+            name = step.name
             head = name + "/logs/"
             if not tail.startswith(head) or len(tail) == len(head):
                 continue
-            step = build.getStep(name)
-            assert step is not None
             # Where the parts of the path end in tail, as each reads it.
             ends = frozenset({len(name), len(head) - 1})
             readings.append((step, tail[len(head) :], False, ends))
@@ -519,7 +518,7 @@ class LegacyLogPages:
             return self._stream(request, opened, RequestConsumer(request, raw_html))
         # Relative, as 0.8's childLink("text") was: the page's own last
         # segment, then text (".../logs/a/b%20log" links "b%20log/text").
-        last = url_segments(request)[-1]
+        last = (request.postpath or request.prepath)[-1].decode("utf-8", "replace")
         head = page_header(f"{quote(last)}/text", live=not lf.isFinished())
         # The encoded page holds the head of the page that made it, whose
         # link leads to the text from a page whose last segment is the
@@ -571,7 +570,8 @@ class LegacyLogPages:
         found = await source.locate_builder(builder)
         if found is None:
             raise await self._no_builder(request, builder)
-        await self.authorize(request, ("builders", str(found.builderid), "builds"))
+        await self.authorize(request, ("builders", str(found.builderid)))
+        await self.authorize(request, ("builders", str(found.builderid), "builds"))  # listed
         recent = await source.recent_builds(found, RECENT_BUILDS)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return page_set.builder_page(found, found.getCurrentBuilds(), recent)

@@ -50,3 +50,19 @@ class BuilderMatcher(EndpointMatcherBase):
             return None
         builder = yield self.master.data.get(("builders", epdict["builderid"]))
         return Match(self.master) if builder and builder["name"] == self.builder else None
+
+
+class EndpointsMatcher(EndpointMatcherBase):
+    """The data API's endpoints of these classes (C{"StepEndpoint"}, C{"LogEndpoint"})."""
+
+    def __init__(self, role: str, *names: str) -> None:
+        super().__init__(role=role)
+        self.names = names
+
+    def match(self, ep: Any, action: str = "get", options: Any = None) -> Any:
+        try:
+            epobject, _ = self.master.data.getEndpoint(ep)
+        except InvalidPathError:
+            return defer.succeed(None)
+        found = type(epobject).__name__ in self.names
+        return defer.succeed(Match(self.master) if found else None)

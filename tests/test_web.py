@@ -22,7 +22,7 @@ from twisted.web.http_headers import Headers
 from buildbot_logfile import _build_status, web
 from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, page_header
 from buildbot_logfile.logfile import LogFileProducer
-from tests.authz_rules import BuilderMatcher, BuildGetMatcher, LogTextMatcher
+from tests.authz_rules import BuilderMatcher, BuildGetMatcher, EndpointsMatcher, LogTextMatcher
 from tests.masters import (
     LiveLog,
     MasterTestCase,
@@ -534,6 +534,16 @@ class AuthzTests(MasterTestCase):
         yield self.check_as_the_data_api({
             ("/builders/b1/builds/1", "/builders/1/builds/1"): 403,
             ("/builders/b1", "/builders/1"): 200,
+        })  # fmt: skip
+
+    @defer.inlineCallbacks
+    def test_a_rule_on_the_builder_itself(self) -> defer.Generator:
+        # The builder page shows the builder: asked as the data API asks for it.
+        rule = EndpointsMatcher("admins", "BuilderEndpoint")
+        yield self.start(util.Authz(allowRules=[rule], roleMatchers=[]))
+        yield self.check_as_the_data_api({
+            ("/builders/b1", "/builders/1"): 403,
+            ("/builders/b1/builds/1", "/builders/1/builds/1"): 200,
         })  # fmt: skip
 
     @defer.inlineCallbacks

@@ -15,7 +15,7 @@ from twisted.internet import defer
 from twisted.web import resource
 
 import buildbot_logfile  # noqa: F401  (0.8's import paths)
-from tests.authz_rules import BuilderMatcher
+from tests.authz_rules import BuilderMatcher, EndpointsMatcher
 from tests.masters import (
     LiveLog,
     MasterTestCase,
@@ -419,3 +419,30 @@ class JsonLogNamesTests(WebStatusTestCase):
         self.assertEqual(
             json.loads(body), {"error": "Not available: step 'slash logs/logs/a/nope'"}
         )
+
+
+class JsonStepAndLogAuthzTests(WebStatusTestCase):
+    # As the data API asks: a step's answer needs the step and the list of
+    # its logs, a log's the log.
+    STEP = "/json/builders/passes/builds/1/steps/emit"
+    LOG = STEP + "/logs/stdio"
+
+    @defer.inlineCallbacks
+    def check(self, hidden: str, refused: list[str], allowed: list[str]) -> defer.Generator:
+        rule = EndpointsMatcher("admins", hidden)
+        authz = util.Authz(allowRules=[rule], roleMatchers=[])
+        yield self.start_webstatus(www={"port": None, "authz": authz})
+        yield self.force("passes")
+        yield self.recorder.wait_for_builds(1)
+        for path, code in [(p, 403) for p in refused] + [(p, 200) for p in allowed]:
+            response, _ = yield self.get(path)
+            self.assertEqual(response.code, code, path)
+
+    def test_a_rule_on_a_step(self) -> defer.Deferred[None]:
+        return self.check("StepEndpoint", [self.STEP], [self.LOG, self.STEP + "/logs"])
+
+    def test_a_rule_on_the_list_of_a_steps_logs(self) -> defer.Deferred[None]:
+        return self.check("LogsEndpoint", [self.STEP, self.STEP + "/logs"], [self.LOG])
+
+    def test_a_rule_on_a_log(self) -> defer.Deferred[None]:
+        return self.check("LogEndpoint", [self.LOG], [self.STEP, self.STEP + "/logs"])
