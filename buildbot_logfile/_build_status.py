@@ -6,12 +6,13 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from buildbot.process.properties import Properties
+from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, WARNINGS
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
 from buildbot_logfile._build_data import BuildData, load_build_data
 from buildbot_logfile._delivery import deliver
-from buildbot_logfile._status_base import Watched, epoch, words
+from buildbot_logfile._status_base import Watched, epoch
 
 if TYPE_CHECKING:
     from buildbot_logfile._builder_status import BuilderStatus
@@ -20,6 +21,16 @@ if TYPE_CHECKING:
     from buildbot_logfile.logfile import LogFile
 
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^\w.-]")
+# The first words of a finished build's text, by its result, as 0.8's
+# Build.allStepsDone set them ("build successful" for the rest).  A build
+# Buildbot cancels is one 0.8 stopped: an exception.
+_RESULT_TEXT = {
+    FAILURE: ["failed"],
+    WARNINGS: ["warnings"],
+    EXCEPTION: ["exception"],
+    RETRY: ["retry"],
+    CANCELLED: ["exception"],
+}
 
 
 class BuildStatus(Watched):
@@ -71,7 +82,12 @@ class BuildStatus(Watched):
         self.started = epoch(build.get("started_at"))
         self.finished = epoch(build.get("complete_at"))
         self.results = build.get("results")
-        self.text = words(build.get("state_string"))
+        # 0.8's build text: its result's words once finished; getText adds
+        # the steps' text2.
+        if self.results is None:
+            self.text = []
+        else:
+            self.text = list(_RESULT_TEXT.get(self.results, ["build", "successful"]))
 
     def set_properties(self, properties: dict[str, Any], *, replace: bool = False) -> None:
         """Properties as the data API gives them: C{{name: (value, source)}}."""
@@ -134,8 +150,12 @@ class BuildStatus(Watched):
         return sorted(seen.values(), key=lambda c: c.number or 0)
 
     def getRevisions(self) -> str:
-        """The changes' revisions, as 0.8 listed them."""
-        return ", ".join(str(c.revision) for c in self.getChanges() if c.revision is not None)
+        """
+        The changes' revisions as 0.8 listed them: each cut to 7 characters
+        (for long hashes; 0.8 meant to spare short ones, but its check was
+        always true), and "None" for a change without one.
+        """
+        return ", ".join(str(c.revision)[:7] for c in self.getChanges())
 
     def getResponsibleUsers(self) -> list[str]:
         """The changes' authors and a patch's author, sorted, each once (0.8's blamelist)."""
@@ -188,8 +208,12 @@ class BuildStatus(Watched):
         return max(0.0, self.started + self.expected_duration - now)
 
     def getText(self) -> list[str]:
-        """The build's text as 0.8's list of words."""
-        return self.text
+        """
+        The build's text as 0.8's list of words: its result's words once
+        it has finished, then the text2 of each step (the names of those
+        that failed it).
+        """
+        return self.text + [word for step in self.steps for word in step.text2]
 
     def getResults(self) -> int | None:
         return self.results
@@ -235,14 +259,18 @@ class BuildStatus(Watched):
     def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
         """
         Deliver this build's step events to C{receiver}, and with
-        C{updateInterval} a C{buildETAUpdate(build, eta)} that often.
+        C{updateInterval} a C{buildETAUpdate(build, eta)} now and that
+        often, whenever there is an estimate (as 0.8 did).
         """
         self.watchers.append(receiver)
         if updateInterval:
-            self._every(
-                receiver, updateInterval, self.builder.master.reactor,
-                lambda: deliver(receiver, "buildETAUpdate", self, self.getETA()),
-            )  # fmt: skip
+
+            def update() -> None:
+                eta = self.getETA()
+                if eta is not None:
+                    deliver(receiver, "buildETAUpdate", self, eta)
+
+            self._every(receiver, updateInterval, self.builder.master.reactor, update)
 
     def asDict(self) -> dict[str, Any]:
         """As 0.8's JSON status gave it."""

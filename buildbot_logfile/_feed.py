@@ -23,6 +23,7 @@ from buildbot_logfile._builders import Builders
 from buildbot_logfile._delivery import deliver, subscribe_returned
 from buildbot_logfile._mirror import LogMirror, MirrorRegistry
 from buildbot_logfile._requests import Requests
+from buildbot_logfile._running import current_properties, running_build, running_step
 from buildbot_logfile._workers import Workers
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
@@ -326,10 +327,12 @@ class EventFeed:
         if event == "finished" and not step.isFinished():
             await self._finish_step(state, step, msg)
 
-    def _update_step(self, step: BuildStepStatus, msg: _Message, *, finished: bool = False) -> None:
+    def _update_step(
+        self, step: BuildStepStatus, msg: _Message, *, finished: bool = False, running: Any = None
+    ) -> None:
         """A step's text and text2 as the data API has them; their watchers hear of changes."""
         text, text2 = step.getText(), step.text2
-        step.update(msg, finished=finished)
+        step.update(msg, finished=finished, running=running)
         if step.getText() != text:
             for w in list(step.watchers):
                 deliver(w, "stepTextChanged", step.build, step, step.getText())
@@ -362,9 +365,19 @@ class EventFeed:
         for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
             if log_data["complete"]:
                 await self._log_event(state, log_data)
-        self._update_step(step, msg, finished=True)
-        step.mark_finished()
         build = step.build
+        running = running_build(self.master, build.builder.name, build.buildid)
+        running_as = running_step(running, step.stepid) if running is not None else None
+        if running is not None:
+            # What the step set, which Buildbot stores only after this.
+            try:
+                build.set_properties(await current_properties(running))
+            except Exception:
+                log.err(
+                    None, f"LegacyStatus: the properties of {build.builder.name} #{build.number}"
+                )
+        self._update_step(step, msg, finished=True, running=running_as)
+        step.mark_finished()
         for w in list(build.watchers):
             deliver(w, "stepFinished", build, step, step.getResults())
 

@@ -134,8 +134,9 @@ class Watched(Finishes):
         self, receiver: Any, interval: float, clock: Any, update: Callable[[], None]
     ) -> None:
         """
-        Call C{update} every C{interval} seconds (at least L{MIN_UPDATE_INTERVAL})
-        until finished or unsubscribed; no interval (None, 0) means no updates.
+        Call C{update} now and every C{interval} seconds (at least
+        L{MIN_UPDATE_INTERVAL}) until finished or unsubscribed, as 0.8's
+        C{sendETAUpdate} did; no interval (None, 0) means no updates.
         """
         checked_interval(interval)
         self._stop_updates(receiver)
@@ -144,7 +145,7 @@ class Watched(Finishes):
         interval = max(interval, MIN_UPDATE_INTERVAL)
         loop = self._updates[id(receiver)] = task.LoopingCall(update)
         loop.clock = clock
-        loop.start(interval, now=False)
+        loop.start(interval, now=True)
 
     def _stop_updates(self, receiver: Any) -> None:
         loop = self._updates.pop(id(receiver), None)

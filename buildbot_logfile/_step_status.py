@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from buildbot.process.results import SKIPPED, SUCCESS
+from buildbot.process.results import (
+    CANCELLED,
+    EXCEPTION,
+    FAILURE,
+    RETRY,
+    SKIPPED,
+    SUCCESS,
+    WARNINGS,
+    Results,
+)
 
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch, words
@@ -13,6 +22,26 @@ from buildbot_logfile._status_base import Watched, epoch, words
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
     from buildbot_logfile.logfile import LogFile
+
+# Buildbot 4 ends the state string of a step that did not succeed with its
+# result, "(failure)"; 0.8 ended the step's text with a word (its
+# BuildStep.getText, and "skipped" or "interrupted" where it stopped one).
+_RESULT_WORDS = {
+    FAILURE: "failed",
+    WARNINGS: "warnings",
+    EXCEPTION: "exception",
+    SKIPPED: "skipped",
+    RETRY: "retry",
+    CANCELLED: "interrupted",
+}
+# The flags that made 0.8 name a step in its build's text, by its result
+# (BuildStep.maybeGetText2).
+_TEXT2_FLAGS = {
+    WARNINGS: ("flunkOnWarnings", "warnOnWarnings"),
+    FAILURE: ("haltOnFailure", "flunkOnFailure", "warnOnFailure"),
+    EXCEPTION: ("haltOnFailure", "flunkOnFailure", "warnOnFailure"),
+    RETRY: ("haltOnFailure", "flunkOnFailure", "warnOnFailure"),
+}
 
 
 class BuildStepStatus(Watched):
@@ -62,21 +91,46 @@ class BuildStepStatus(Watched):
         if self.started is None:
             self.started = epoch(step.get("started_at")) or now
 
-    def update(self, step: Mapping[str, Any], *, finished: bool = False) -> None:
+    def update(
+        self, step: Mapping[str, Any], *, finished: bool = False, running: Any = None
+    ) -> None:
         """
         Take what a data-API step says now: its text, URLs and hidden flag,
         and once C{finished} its times and results (0.8 had none before).
+        C{running}: the step's own C{BuildStep}, where this master runs it.
         """
-        self.text = words(step.get("state_string"))
+        text = words(step.get("state_string"))
+        if text == ["pending"] and not finished:
+            # Buildbot's word for a step it has not described yet; 0.8's
+            # steps were described by their name at least.
+            text = [self.name]
+        self.text = text
         self.urls = {u["name"]: u["url"] for u in step.get("urls") or []}
         self.hidden = bool(step.get("hidden"))
         if finished:
             self.started = epoch(step.get("started_at")) or self.started
             self.finished = epoch(step.get("complete_at"))
             self.results = step.get("results")
-            # 0.8's summary for the build's own text: the step's name when
-            # it did not succeed.
-            self.text2 = [] if self.results in (SUCCESS, SKIPPED, None) else [self.name]
+            word = _RESULT_WORDS.get(self.results)
+            if word is not None and text and text[-1] == f"({Results[self.results]})":
+                self.text = [*text[:-1], word]
+            self.text2 = self._text2(running)
+
+    def _text2(self, running: Any) -> list[str]:
+        """
+        0.8's summary of the step for its build's text: its name, where
+        its result counted against the build by its flags.  A step of
+        another master (or of the past) is named whenever it did not
+        succeed: its flags are not in the database.
+        """
+        if self.results == CANCELLED:
+            return ["interrupted"]
+        if self.results in (SUCCESS, SKIPPED, None):
+            return []
+        flags = _TEXT2_FLAGS.get(self.results, ())
+        if running is None or any(getattr(running, flag, False) for flag in flags):
+            return [self.name]
+        return []
 
     def getName(self) -> str:
         return self.name
@@ -137,10 +191,11 @@ class BuildStepStatus(Watched):
             return None
         return max(0.0, self.started + expected - self.build.builder.master.reactor.seconds())
 
-    def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
+    def subscribe(self, receiver: Any, updateInterval: float | None = 10) -> None:
         """
         Deliver this step's text changes and log events to C{receiver}, and
-        with C{updateInterval} a C{stepETAUpdate} that often.
+        a C{stepETAUpdate} now and every C{updateInterval} seconds (0.8's
+        default: 10; None or 0: none).
         """
         self.watchers.append(receiver)
         if updateInterval:

@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import quote as _url_quote
 
 from buildbot import config
-from buildbot.util import identifiers, service
+from buildbot.changes.changes import Change
+from buildbot.util import identifiers, naturalSort, service
 from buildbot.util.twisted import async_to_deferred
 from twisted.application.service import IService
 from twisted.internet import defer
@@ -375,10 +376,17 @@ class LegacyStatus(service.BuildbotService):
     def getBuilderNames(
         self, categories: list[str] | None = None, tags: list[str] | None = None
     ) -> list[str]:
-        """This master's builders, those with any of the given tags if any."""
+        """
+        The cluster's builders, those with any of the given tags if any,
+        in 0.8's natural order (C{b9} before C{b10}).
+        """
         wanted = set(tags or categories or [])
-        return sorted(
-            name for name, b in self.builders.running.items() if not wanted or wanted & set(b.tags)
+        return naturalSort(
+            [
+                name
+                for name, b in self.builders.running.items()
+                if not wanted or wanted & set(b.tags)
+            ]
         )
 
     def getBuilder(self, name: str) -> BuilderStatus:
@@ -450,32 +458,57 @@ class LegacyStatus(service.BuildbotService):
 
     def getURLForThing(self, thing: Any) -> str | None:
         """
-        Where a build, step or log is shown: the old pages' URL
-        (C{.../builders/B/builds/N/steps/S/logs/L}) when the C{legacy_logs}
-        www plugin serves them, else the modern UI's.  Builders are always
-        the modern UI's (the old pages have no builder page).
+        Where the status, a builder, build, step, log, worker or change is
+        shown: the old pages' URL (C{.../builders/B/builds/N/steps/S/logs/L},
+        the paths 0.8 gave, to which plugins append) when the
+        C{legacy_logs} www plugin serves them, else the modern UI's.
+        Workers and changes are always the modern UI's: the old pages have
+        none of theirs.
         """
-        ui = self.getBuildbotURL() + "#/builders/"
-        plugins = (getattr(self.master.config, "www", None) or {}).get("plugins") or {}
-        old = self.getBuildbotURL() + "plugins/legacy_logs" if "legacy_logs" in plugins else None
+        root = self.getBuildbotURL()
+        old = self._old_pages()
+        if thing is self:
+            return root
         if isinstance(thing, BuilderStatus):
-            return f"{ui}{thing.builderid}"
-        if isinstance(thing, BuildStatus):
             if old is not None:
-                return f"{old}/builders/{_segment(thing.builder.name)}/builds/{thing.number}"
-            return f"{ui}{thing.builder.builderid}/builds/{thing.number}"
+                return f"{old}/builders/{_segment(thing.name)}"
+            return f"{root}#/builders/{thing.builderid}"
+        if isinstance(thing, BuildStatus):
+            return f"{self.getURLForThing(thing.builder)}/builds/{thing.number}"
         if isinstance(thing, BuildStepStatus):
             if old is not None:
-                return f"{self.getURLForThing(thing.build)}/steps/{_segment(thing.name)}/logs/"
+                return f"{self.getURLForThing(thing.build)}/steps/{_segment(thing.name)}"
             return f"{self.getURLForThing(thing.build)}/steps/{thing.number}"
         if isinstance(thing, LogFile):
             if old is not None:
-                build = self.getURLForThing(thing.step.build)
-                return f"{build}/steps/{_segment(thing.step.name)}/logs/{_segment(thing.name)}"
+                return f"{self.getURLForThing(thing.step)}/logs/{_segment(thing.name)}"
             # The UI names a log by its slug; a LogFile made by a plugin has none.
             slug = thing.slug or identifiers.forceIdentifier(50, thing.name)
             return f"{self.getURLForThing(thing.step)}/logs/{slug}"
+        if isinstance(thing, SlaveStatus):
+            return f"{root}#/workers/{thing.workerid}"
+        if isinstance(thing, Change) and thing.number is not None:
+            return f"{root}#/changes/{thing.number}"
         return None
+
+    def getURLForBuild(self, builder_name: str, build_number: int) -> str | None:
+        """Where build C{build_number} of C{builder_name} is shown, as 0.8 had it."""
+        builder = self.builders.running.get(builder_name)
+        if builder is None:
+            # A builder this cluster no longer runs: only the old pages
+            # find it by name.
+            old = self._old_pages()
+            if old is None:
+                return None
+            return f"{old}/builders/{_segment(builder_name)}/builds/{build_number}"
+        return f"{self.getURLForThing(builder)}/builds/{build_number}"
+
+    def _old_pages(self) -> str | None:
+        """The old pages' root URL, when the C{legacy_logs} www plugin serves them."""
+        plugins = (getattr(self.master.config, "www", None) or {}).get("plugins") or {}
+        if "legacy_logs" not in plugins:
+            return None
+        return self.getBuildbotURL() + "plugins/legacy_logs"
 
     # What the status objects ask of the service (not 0.8 API)
 

@@ -34,6 +34,7 @@ class Snapshots(StatusReceiverMultiService):
         StatusReceiverMultiService.__init__(self)
         self.seen: list[tuple[Any, ...]] = []
         self.texts: dict[str, defer.Deferred[None]] = {}
+        self.started_texts: dict[str, list[str]] = {}
         self.finished: defer.Deferred[Any] = defer.Deferred()
         self.builder_names_at_attach: list[str] | None = None
 
@@ -54,7 +55,17 @@ class Snapshots(StatusReceiverMultiService):
 
     def stepStarted(self, build: Any, step: Any) -> Any:
         self.seen.append(("stepStarted", step.getName(), build.getProperty("mid")))
+        self.started_texts[step.getName()] = step.getText()
         return self
+
+    def stepETAUpdate(self, build: Any, step: Any, eta: Any, expectations: Any) -> None:
+        self.seen.append(("stepETAUpdate", step.getName()))
+
+    def stepFinished(self, build: Any, step: Any, results: Any) -> None:
+        self.seen.append(
+            ("stepFinished", step.getName(), build.getProperty("mid"), step.getText(),
+             step.getResults(), build.getText())
+        )  # fmt: skip
 
     def stepTextChanged(self, build: Any, step: Any, text: list[str]) -> None:
         self.seen.append(("stepTextChanged", step.getName(), list(text)))
@@ -92,6 +103,9 @@ class Talkative(BuildStep):
         return SUCCESS
 
 
+REVISION = "abc1234" + "0" * 33
+
+
 class StatusAPITests(MasterTestCase):
     @defer.inlineCallbacks
     def start(self, build_steps: list, **kwargs: Any) -> defer.Generator:
@@ -125,7 +139,7 @@ class StatusAPITests(MasterTestCase):
         yield self.start([python_step("emit", "print('built')")])
         yield self.master.data.updates.addChange(
             author="Alice <alice@example.org>", committer="Carol <carol@example.org>",
-            files=["src/b.c", "src/a.c"], comments="fix the frobnicator", revision="abc1234",
+            files=["src/b.c", "src/a.c"], comments="fix the frobnicator", revision=REVISION,
             branch="main", repository="https://example.org/repo.git", project="frob",
             codebase="", when_timestamp=1700000000, revlink="https://example.org/c/abc1234",
         )  # fmt: skip
@@ -135,23 +149,28 @@ class StatusAPITests(MasterTestCase):
         self.assertIs(build.getSourceStamp(), ss)
         self.assertEqual(
             (ss.branch, ss.revision, ss.repository, ss.project, ss.codebase, ss.patch),
-            ("main", "abc1234", "https://example.org/repo.git", "frob", "", None),
+            ("main", REVISION, "https://example.org/repo.git", "frob", "", None),
         )
         (got,) = build.getChanges()
         self.assertEqual(ss.changes, (got,))
         self.assertEqual(
             (got.number, got.who, got.author, got.comments, got.files, got.revision, got.when),
             (change["changeid"], "Alice <alice@example.org>", "Alice <alice@example.org>",
-             "fix the frobnicator", ["src/a.c", "src/b.c"], "abc1234", 1700000000),
+             "fix the frobnicator", ["src/a.c", "src/b.c"], REVISION, 1700000000),
         )  # fmt: skip
         self.assertIn("fix the frobnicator", got.asText())
-        self.assertIn('<a href="https://example.org/c/abc1234">abc1234</a>', got.asHTML())
+        self.assertIn(f'<a href="https://example.org/c/abc1234">{REVISION}</a>', got.asHTML())
         self.assertEqual(got.asDict()["number"], change["changeid"])
         self.assertEqual(build.getResponsibleUsers(), ["Alice <alice@example.org>"])
+        status = self.legacy_status()
+        self.assertEqual(
+            status.getURLForThing(got), f"{status.getBuildbotURL()}#/changes/{change['changeid']}"
+        )
         # Buildbot 4's owners property holds the blamelist; 0.8's interested
         # users were those who asked for the build, not its authors.
         self.assertEqual(build.getProperty("owners"), ["Alice <alice@example.org>"])
         self.assertEqual(build.getInterestedUsers(), [])
+        # 0.8 cut each revision to 7 characters
         self.assertEqual(build.getRevisions(), "abc1234")
         self.assertEqual(ss.asDict()["changes"], [got.asDict()])
         self.assertEqual(
@@ -216,6 +235,10 @@ class StatusAPITests(MasterTestCase):
         # a property a step set is there at the next event
         self.assertIn(("stepStarted", "after", "set mid-build"), seen)
         self.assertIn(("stepStarted", "setter", None), seen)
+        # ... and at its own step's end, as in 0.8, though Buildbot stores
+        # it only after that
+        (setter_finished,) = [e for e in seen if e[:2] == ("stepFinished", "setter")]
+        self.assertEqual(setter_finished[2], "set mid-build")
         props = yield self.master.data.get(("builds", build.buildid, "properties"))
         self.assertEqual(build.getProperties().asDict(), {k: tuple(v) for k, v in props.items()})
         data = yield self.master.data.get(("builds", build.buildid))
@@ -227,6 +250,32 @@ class StatusAPITests(MasterTestCase):
         self.assertEqual(talk.step_number, step_data["number"])
         self.assertFalse(talk.isHidden())
         self.assertIsNone(build.getCurrentStep())
+
+    @defer.inlineCallbacks
+    def test_texts_are_08_words(self) -> defer.Generator:
+        yield self.start([
+            python_step("soft", "exit(1)", flunkOnFailure=False, descriptionDone="soft"),
+            python_step("fail", "exit(1)", descriptionDone="fail"),
+            python_step("after", "print(1)", descriptionDone="after"),
+        ])  # fmt: skip
+        yield self.force("b1")
+        build = yield self.snapshots.finished
+        finished = {e[1]: e[3:] for e in self.snapshots.seen if e[0] == "stepFinished"}
+        # Buildbot's "(failure)" is 0.8's last word; only a step whose
+        # flags let it fail the build names itself in the build's text.
+        self.assertEqual(finished["soft"], (["soft", "failed"], (FAILURE, []), []))
+        self.assertEqual(finished["fail"], (["fail", "failed"], (FAILURE, ["fail"]), ["fail"]))
+        self.assertEqual(finished["after"], (["after"], (SUCCESS, []), ["fail"]))
+        self.assertEqual(build.getText(), ["failed", "fail"])
+        self.assertEqual(build.asDict()["text"], ["failed", "fail"])
+        # not Buildbot's "pending": 0.8 described a step by its name at least
+        self.assertEqual(self.snapshots.started_texts["after"], ["after"])
+        # A receiver returned plainly from stepStarted gets a stepETAUpdate
+        # at once (and then every 10 s), as in 0.8.
+        seen = self.snapshots.seen
+        for name in ("soft", "fail", "after"):
+            started = [e[:2] for e in seen].index(("stepStarted", name))
+            self.assertEqual(seen[started + 1], ("stepETAUpdate", name))
 
     @defer.inlineCallbacks
     def test_render_and_as_dict(self) -> defer.Generator:
@@ -314,9 +363,17 @@ class StatusAPITests(MasterTestCase):
         )
         response = yield treq.get(url + "/text", persistent=False)
         self.assertEqual((yield treq.content(response)), b"here\n")
-        response = yield treq.get(status.getURLForThing(build), persistent=False)
-        self.assertEqual(response.code, 200)
-        self.assertTrue(status.getURLForThing(build.getBuilder()).endswith("#/builders/1"))
+        old = status.getBuildbotURL() + "plugins/legacy_logs/builders/b1"
+        (step,) = build.getSteps()[1:]
+        # 0.8's paths, which plugins extend ("/logs/stdio" after a step's)
+        self.assertEqual(
+            [status.getURLForThing(thing) for thing in (build.getBuilder(), build, step)],
+            [old, old + "/builds/1", old + "/builds/1/steps/emit"],
+        )
+        self.assertEqual(status.getURLForBuild("b1", 1), old + "/builds/1")
+        for page in (old, old + "/builds/1", old + "/builds/1/steps/emit/logs/stdio"):
+            response = yield treq.get(page, persistent=False)
+            self.assertEqual(response.code, 200, page)
 
 
 class WithoutThePlugin(MasterTestCase):
@@ -331,7 +388,15 @@ class WithoutThePlugin(MasterTestCase):
         yield recorder.wait_for_builds(1)
         status = self.legacy_status()
         build = yield status.lookup.locate_build("b1", 1)
-        self.assertTrue(status.getURLForThing(build).endswith("#/builders/1/builds/1"))
+        root = status.getBuildbotURL()
+        self.assertEqual(
+            [status.getURLForThing(thing) for thing in (status, build.getBuilder(), build)],
+            [root, root + "#/builders/1", root + "#/builders/1/builds/1"],
+        )
+        self.assertEqual(status.getURLForBuild("b1", 1), root + "#/builders/1/builds/1")
+        self.assertIsNone(status.getURLForBuild("gone", 1))
+        self.assertEqual(status.getURLForThing(status.getSlave("local1")), root + "#/workers/1")
+        self.assertIsNone(status.getURLForThing(object()))
         # The UI names a log by its slug, live or from history
         urls = {
             "stdio": "#/builders/1/builds/1/steps/1/logs/stdio",
@@ -371,6 +436,12 @@ class HistoryTests(MasterTestCase):
         self.assertIs(builder.getBuild(3), newest)  # cached, with a bound
         second = newest.getPreviousBuild()
         self.assertEqual((second.getNumber(), second.getResults()), (2, FAILURE))
+        # 0.8's texts; from the database a step that failed is named (its
+        # flags are not stored)
+        self.assertEqual(
+            (newest.getText(), second.getText(), second.getSteps()[1].getText()[-1]),
+            (["build", "successful"], ["failed", "check"], "failed"),
+        )
         self.assertIsNone(newest.getNextBuild())
         self.assertEqual(builder.getLastFinishedBuild().getNumber(), 3)
         self.assertEqual(builder.getBuildByNumber(1).getNumber(), 1)
