@@ -9,10 +9,12 @@ from buildbot.process.properties import Properties
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, WARNINGS
 from twisted.internet import defer
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from buildbot_logfile._build_data import BuildData, load_build_data
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch
+from buildbot_logfile.interfaces import IBuildStatus
 
 if TYPE_CHECKING:
     from buildbot_logfile._builder_status import BuilderStatus
@@ -33,6 +35,7 @@ _RESULT_TEXT = {
 }
 
 
+@implementer(IBuildStatus)
 class BuildStatus(Watched):
     """
     One build as 0.8 receivers saw it, filled from the data API (L{fill})

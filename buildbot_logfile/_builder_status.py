@@ -8,14 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from buildbot.util import now
 from twisted.internet import defer
+from zope.interface import implementer
 
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, builder_dirname
+from buildbot_logfile.interfaces import IBuilderStatus, IEventSource, IStatusEvent
 
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
 
 
+@implementer(IStatusEvent)
 class Event:
     """
     0.8's C{buildbot.status.event.Event}: something that happened to a
@@ -40,6 +43,7 @@ class Event:
         self.finished = now()
 
 
+@implementer(IBuilderStatus, IEventSource)
 class BuilderStatus(Watched):
     """
     One builder, with its spool directory (C{basedir}).  C{status} is the

@@ -281,6 +281,10 @@ class EventFeed:
         else:
             build.expected_duration, build.expected_steps = expected
         state.status = build
+        # First of those waiting for the build's end, as 0.8's newBuild
+        # made it: the builder's watchers hear buildFinished before any
+        # receiver's own waitUntilFinished fires.
+        build.waitUntilFinished().addCallback(self._tell_build_finished)
         builder.build_started(build)
         for w in list(builder.watchers):
             returned = deliver(w, "buildStarted", builder.name, build)
@@ -288,6 +292,13 @@ class EventFeed:
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
             )
         self.requests.build_started(build)
+
+    @staticmethod
+    def _tell_build_finished(build: BuildStatus) -> BuildStatus:
+        builder = build.builder
+        for w in list(builder.watchers):
+            deliver(w, "buildFinished", builder.name, build, build.results)
+        return build
 
     def _forget(self, buildid: int) -> None:
         """Track a build no more, nor the steps it started meanwhile."""
@@ -424,8 +435,6 @@ class EventFeed:
         builder = build.builder
         builder.build_finished(build)
         build.mark_finished()
-        for w in list(builder.watchers):
-            deliver(w, "buildFinished", builder.name, build, build.results)
         builder.announce_state()
         del self._builds[build.buildid]
         for stepid in state.steps:

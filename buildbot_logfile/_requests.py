@@ -14,11 +14,13 @@ from buildbot.data import resultspec
 from buildbot.util.twisted import async_to_deferred
 from twisted.internet import defer
 from twisted.python import log
+from zope.interface import implementer
 
 from buildbot_logfile._changes import LegacyChange, SourceStamp
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._lru import LRU
 from buildbot_logfile._status_base import Finishes, epoch
+from buildbot_logfile.interfaces import IBuildRequestStatus, IBuildSetStatus
 
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
@@ -29,6 +31,7 @@ def _number(build: Mapping[str, Any]) -> int:
     return int(build["number"])
 
 
+@implementer(IBuildRequestStatus)
 class BuildRequestStatus:
     """
     0.8's C{BuildRequestStatus}: a request for a build on one builder.  As
@@ -105,6 +108,7 @@ class BuildRequestStatus:
         return defer.succeed(self.asDict())
 
 
+@implementer(IBuildSetStatus)
 class BuildSetStatus(Finishes):
     """0.8's C{BuildSetStatus}: the builds asked for together."""
 

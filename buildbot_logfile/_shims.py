@@ -25,6 +25,17 @@ _INTERFACE_NAMES = (
     "IStatusLog",
     "ILogFile",
     "IStatusLogConsumer",
+    "IStatus",
+    "IBuildSetStatus",
+    "IBuildRequestStatus",
+    "ISlaveStatus",
+    "ISchedulerStatus",
+    "IEventSource",
+    "IBuilderStatus",
+    "IBuildStatus",
+    "IBuildStepStatus",
+    "IStatusEvent",
+    "ITestResult",
     "LOG_CHANNEL_STDOUT",
     "LOG_CHANNEL_STDERR",
     "LOG_CHANNEL_HEADER",
@@ -151,6 +162,12 @@ def _mail() -> dict[str, Any]:
     return {name: getattr(_mail, name) for name in _mail.__all__}
 
 
+def _words() -> dict[str, Any]:
+    from buildbot_logfile import _words
+
+    return {name: getattr(_words, name) for name in _words.__all__}
+
+
 def _persistent_queue() -> dict[str, Any]:
     from buildbot_logfile import _persistent_queue
 
@@ -201,6 +218,7 @@ MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "buildbot.status.status_push": ("0.8 status push", _status_push),
     "buildbot.status.persistent_queue": ("0.8 status push queues", _persistent_queue),
     "buildbot.status.mail": ("0.8 mail notifier", _mail),
+    "buildbot.status.words": ("0.8 IRC status bot", _words),
     "buildbot.sourcestamp": ("0.8 source stamps", _sourcestamp),
     "buildbot.status.html": ("0.8 web status", _html),
     "buildbot.status.web": ("0.8 web status pages", _package),

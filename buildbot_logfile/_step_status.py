@@ -15,9 +15,11 @@ from buildbot.process.results import (
     WARNINGS,
     Results,
 )
+from zope.interface import implementer
 
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch, words
+from buildbot_logfile.interfaces import IBuildStepStatus
 
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
@@ -44,6 +46,7 @@ _TEXT2_FLAGS = {
 }
 
 
+@implementer(IBuildStepStatus)
 class BuildStepStatus(Watched):
     """
     One step of a build, filled from data-API steps (L{update}) as events

@@ -8,12 +8,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from zope.interface import implementer
+
 from buildbot_logfile._delivery import deliver
+from buildbot_logfile.interfaces import ISlaveStatus
 
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
 
 
+@implementer(ISlaveStatus)
 class SlaveStatus:
     """0.8's C{SlaveStatus}: one worker, filled from data-API workers."""
 

@@ -25,6 +25,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 from twisted.python import log
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from buildbot_logfile import _shims
 from buildbot_logfile._appends import LogAppends
@@ -36,7 +37,7 @@ from buildbot_logfile._lookup import Lookup
 from buildbot_logfile._mirror import MirrorRegistry
 from buildbot_logfile._requests import BuildSetStatus, Requests
 from buildbot_logfile._workers import SlaveStatus, Workers
-from buildbot_logfile.interfaces import IStatusReceiver
+from buildbot_logfile.interfaces import IStatus, IStatusReceiver
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 from buildbot_logfile.web import AnonymousAuthorizer, LegacyLogPages, PagesListener
@@ -104,6 +105,7 @@ def _raise_first(failures: list[Failure], also: str) -> None:
         failures[0].raiseException()
 
 
+@implementer(IStatus)
 class LegacyStatus(service.BuildbotService):
     """
     0.8's C{Status} object.  Status receivers given in C{receivers} become

@@ -36,10 +36,12 @@ class Waiters:
         return d
 
     def check(self) -> None:
-        for check, d in list(self._waiters):
-            if check():
-                self._waiters.remove((check, d))
-                d.callback(None)
+        for waiter in list(self._waiters):
+            # A waiter's callback may cause an event, whose check fires
+            # others of this list first.
+            if waiter in self._waiters and waiter[0]():
+                self._waiters.remove(waiter)
+                waiter[1].callback(None)
 
 
 class Recorder(StatusReceiverMultiService):

@@ -52,6 +52,32 @@ def test_08_import_paths() -> None:
     assert builder.Results[builder.FAILURE] == "failure"
 
 
+def test_the_status_objects_provide_08_interfaces() -> None:
+    from buildbot import interfaces as bb_interfaces
+    from buildbot.status.builder import BuilderStatus, BuildStatus, BuildStepStatus, Status
+    from buildbot.status.buildrequest import BuildRequestStatus
+    from buildbot.status.buildset import BuildSetStatus
+    from buildbot.status.event import Event
+    from buildbot.status.slave import SlaveStatus
+
+    provided = {
+        "IStatus": Status,
+        "IBuilderStatus": BuilderStatus,
+        "IEventSource": BuilderStatus,
+        "IBuildStatus": BuildStatus,
+        "IBuildStepStatus": BuildStepStatus,
+        "ISlaveStatus": SlaveStatus,
+        "IBuildRequestStatus": BuildRequestStatus,
+        "IBuildSetStatus": BuildSetStatus,
+        "IStatusEvent": Event,
+    }
+    for name, cls in provided.items():
+        assert getattr(bb_interfaces, name).implementedBy(cls), name
+    assert not bb_interfaces.IBuildStatus.implementedBy(BuildStepStatus)
+    for name in ("ISchedulerStatus", "ITestResult"):
+        assert getattr(bb_interfaces, name) is getattr(interfaces, name)
+
+
 def test_every_name_of_the_readme_import_table_imports() -> None:
     table = readme_table("### Import paths")
     assert len(table) >= 12

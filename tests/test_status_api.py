@@ -51,6 +51,7 @@ class Snapshots(StatusReceiverMultiService):
         self.seen.append(("builderChangedState", name, state))
 
     def buildStarted(self, name: str, build: Any) -> Any:
+        build.waitUntilFinished().addCallback(lambda b: self.seen.append(("waited", b.number)))
         return self
 
     def stepStarted(self, build: Any, step: Any) -> Any:
@@ -74,6 +75,7 @@ class Snapshots(StatusReceiverMultiService):
             waiting.callback(None)
 
     def buildFinished(self, name: str, build: Any, results: int) -> None:
+        self.seen.append(("buildFinished", build.number))
         if not self.finished.called:
             self.finished.callback(build)
 
@@ -268,6 +270,10 @@ class StatusAPITests(MasterTestCase):
         self.assertEqual(finished["after"], (["after"], (SUCCESS, []), ["fail"]))
         self.assertEqual(build.getText(), ["failed", "fail"])
         self.assertEqual(build.asDict()["text"], ["failed", "fail"])
+        # The builder's watchers hear of the end first, as in 0.8.
+        yield poll(lambda: ("waited", 1) in self.snapshots.seen, "the build's waiter")
+        ends = [e for e in self.snapshots.seen if e[0] in ("buildFinished", "waited")]
+        self.assertEqual(ends, [("buildFinished", 1), ("waited", 1)])
         # not Buildbot's "pending": 0.8 described a step by its name at least
         self.assertEqual(self.snapshots.started_texts["after"], ["after"])
         # A receiver returned plainly from stepStarted gets a stepETAUpdate
