@@ -143,6 +143,12 @@ class LiveLog:
         """Let the step finish its log and succeed."""
         self._end.callback(None)
 
+    def again(self) -> None:
+        """Ready for the step's next run, once this one ended."""
+        self.opened = defer.Deferred()
+        self._end = defer.Deferred()
+        self.log = None
+
 
 def live_log_step(control: LiveLog, name: str = "live") -> BuildStep:
     """A step whose stdio log C{control} writes."""

@@ -403,6 +403,16 @@ class PBStatusTests(MasterTestCase):
         self.assertIsNone(step_eta["eta"])
         self.assertEqual((step_eta["stepname"], step_eta["expectations"]), ("live", []))
         self.assertEqual((yield step_eta["step"].callRemote("getName")), "live")
+        # The next build has the first to go by.
+        control.again()
+        yield self.force("b1")
+        yield control.opened
+        yield client.wait_until(lambda: client.saw("buildETAUpdate"))
+        control.end()
+        yield self.recorder.wait_for_builds(2)
+        build_eta = client.last["buildETAUpdate"]
+        self.assertEqual(build_eta["buildername"], "b1")
+        self.assertIsInstance(build_eta["eta"], float)
 
     @defer.inlineCallbacks
     def test_wrong_credentials_are_refused(self) -> defer.Generator:
