@@ -53,6 +53,7 @@ from buildbot_logfile._mail_message import (
     defaultMessage,
     getBuildContacts,
 )
+from buildbot_logfile._within import within
 from buildbot_logfile.base import StatusReceiverMultiService
 
 # What buildbot.status.mail holds (0.8's names, and those its module had
@@ -255,19 +256,9 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
         # The mails being sent go out first, for at most stopTimeout seconds;
         # those still going then go on while the reactor runs.
         if self._sending:
-            done: defer.Deferred[bool] = defer.Deferred()
             sending = defer.DeferredList(list(self._sending), consumeErrors=True)
-
-            def end(ended: bool) -> None:
-                if not done.called:
-                    done.callback(ended)
-
-            sending.addCallback(lambda _: end(True))
-            deadline = self.master.reactor.callLater(self.stopTimeout, end, False)
-            if not (yield done):
+            if not (yield within(sending, self.stopTimeout, self.master.reactor)):
                 twlog.msg(f"MailNotifier: stopped with {len(self._sending)} mail(s) still going")
-            if deadline.active():
-                deadline.cancel()
         yield StatusReceiverMultiService.stopService(self)
 
     def disownServiceParent(self) -> Any:

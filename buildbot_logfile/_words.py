@@ -33,6 +33,7 @@ from zope.interface import Interface, implementer
 
 from buildbot_logfile import base
 from buildbot_logfile._changes import SourceStamp
+from buildbot_logfile._within import within
 from buildbot_logfile._words_contact import (
     Contact,
     ForceOptions,
@@ -446,8 +447,7 @@ class IrcStatusFactory(ThrottledClientFactory):
     def _ended(self) -> None:
         waiting, self._lost = self._lost, []
         for d in waiting:
-            if not d.called:
-                d.callback(True)
+            d.callback(True)
 
     def disconnected(self, timeout: float, *, only_if_connected: bool = False) -> Any:
         """
@@ -460,20 +460,7 @@ class IrcStatusFactory(ThrottledClientFactory):
             return defer.succeed(True)
         d: defer.Deferred[bool] = defer.Deferred()
         self._lost.append(d)
-        clock = cast(IReactorTime, reactor)
-
-        def expire() -> None:
-            if not d.called:
-                d.callback(False)
-
-        deadline = clock.callLater(timeout, expire)
-
-        def done(ended: bool) -> bool:
-            if deadline.active():
-                deadline.cancel()
-            return ended
-
-        return d.addCallback(done)
+        return within(d, timeout, cast(IReactorTime, reactor))
 
 
 @implementer(IStatusReceiver)
