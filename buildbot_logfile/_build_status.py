@@ -14,12 +14,12 @@ from zope.interface import implementer
 from buildbot_logfile._build_data import BuildData, load_build_data
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch
+from buildbot_logfile._step_status import BuildStepStatus
 from buildbot_logfile.interfaces import IBuildStatus
 
 if TYPE_CHECKING:
     from buildbot_logfile._builder_status import BuilderStatus
     from buildbot_logfile._changes import LegacyChange, SourceStamp
-    from buildbot_logfile._step_status import BuildStepStatus
     from buildbot_logfile.logfile import LogFile
 
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^\w.-]")
@@ -48,7 +48,12 @@ class BuildStatus(Watched):
         self.builder = builder
         self.number = number
         self.buildid = buildid
-        self.steps: list[BuildStepStatus] = []
+        # The steps the data API told of, in step-number order, and those
+        # the build passed over unstarted (it halted) in their places.
+        self._settled: list[BuildStepStatus] = []
+        # Where this master runs the build: the steps it has yet to start,
+        # each with its BuildStep (see expect_steps).
+        self._to_come: list[tuple[Any, BuildStepStatus]] = []
         self.properties = Properties()
         self.properties.build = self  # for Interpolate("%(src::revision)s")
         self.reason = ""
@@ -185,13 +190,26 @@ class BuildStatus(Watched):
             return {str(k): str(v) for k, v in got.items()}
         return {"": str(got)} if got is not None else {}
 
+    @property
+    def steps(self) -> list[BuildStepStatus]:
+        """
+        0.8's attribute: the build's steps in order, started or not.  Only
+        the build's own master knows those still to start; elsewhere they
+        are the steps started so far.
+        """
+        return self._settled + [step for _, step in self._to_come]
+
+    @property
+    def started_steps(self) -> list[BuildStepStatus]:
+        """The steps the data API told of, in order."""
+        return [step for step in self._settled if step.stepid is not None]
+
     def getSteps(self) -> list[BuildStepStatus]:
-        """The steps the build has so far, in order (all of them once it finished)."""
         return self.steps
 
     def getCurrentStep(self) -> BuildStepStatus | None:
         """The step running now, if any."""
-        for step in self.steps:
+        for step in self.started_steps:
             if step.isStarted() and not step.isFinished():
                 return step
         return None
@@ -216,7 +234,7 @@ class BuildStatus(Watched):
         it has finished, then the text2 of each step (the names of those
         that failed it).
         """
-        return self.text + [word for step in self.steps for word in step.text2]
+        return self.text + [word for step in self.started_steps for word in step.text2]
 
     def getResults(self) -> int | None:
         return self.results
@@ -233,7 +251,7 @@ class BuildStatus(Watched):
         return self.properties
 
     def getLogs(self) -> list[LogFile]:
-        return [lf for step in self.steps for lf in step.getLogs()]
+        return [lf for step in self.started_steps for lf in step.getLogs()]
 
     def getTestResults(self) -> dict[Any, Any]:
         """0.8's test results; Buildbot 4 keeps them elsewhere: none here."""
@@ -300,8 +318,65 @@ class BuildStatus(Watched):
 
     def add_step(self, step: BuildStepStatus) -> None:
         """A step the data API told of, kept in step-number order."""
-        self.steps.append(step)
-        self.steps.sort(key=lambda s: s.number)
+        self._settle(step)
+        self._number_to_come()
+
+    def _settle(self, step: BuildStepStatus) -> None:
+        self._settled.append(step)
+        self._settled.sort(key=lambda s: s.number)  # stable: a tie stays in arrival order
+
+    def expect_steps(self, to_come: list[tuple[Any, str]]) -> None:
+        """
+        The steps this master's running build has yet to start: its
+        C{BuildStep}s, each with the name it will start under (see
+        C{_running.steps_to_come}), listed after the started ones as 0.8
+        listed a build's steps.  A step listed before keeps its status
+        object, which L{take_step_to_come} hands over when it starts.  One
+        the build will never start (it halted) stays, not started, as 0.8
+        left it.
+        """
+        listed = {id(step) for step, _ in to_come}
+        known = {id(step): status for step, status in self._to_come}
+        kept = [(step, status) for step, status in self._to_come if id(step) not in listed]
+        for step, name in to_come:
+            status = known.get(id(step))
+            if status is None:
+                status = BuildStepStatus(self, name, 0, None)
+            status.name = name  # a renderable name, rendered anew
+            kept.append((step, status))
+        self._to_come = kept
+        self._number_to_come()
+
+    def take_step_to_come(self, running: Any, number: int) -> BuildStepStatus | None:
+        """
+        The status listed for C{BuildStep} C{running}, which has started
+        as step C{number}, if any.  Those listed before it that have not
+        started the build passed over: they stay before it, unstarted.
+        """
+        for i, (step, status) in enumerate(self._to_come):
+            if step is running:
+                passed_over = [s for _, s in self._to_come[:i]]
+                del self._to_come[: i + 1]
+                for skipped in passed_over:
+                    skipped.number = number  # where it would have run
+                    self._settle(skipped)
+                return status
+        return None
+
+    def end_steps_to_come(self) -> None:
+        """
+        The build ended: the steps it never started stay, not started, as
+        0.8 left them, and its C{BuildStep}s are let go.
+        """
+        for _, status in self._to_come:
+            self._settle(status)
+        self._to_come = []
+
+    def _number_to_come(self) -> None:
+        # Numbered as they will be if they start in order.
+        started = len(self.started_steps)
+        for i, (_, status) in enumerate(self._to_come, start=started):
+            status.number = i
 
     def generateLogfileName(self, stepname: str, logname: str) -> str:
         """

@@ -23,12 +23,24 @@ from buildbot_logfile._builders import Builders
 from buildbot_logfile._delivery import deliver, subscribe_returned
 from buildbot_logfile._mirror import LogMirror, MirrorRegistry
 from buildbot_logfile._requests import Requests
-from buildbot_logfile._running import current_properties, running_build, running_step
+from buildbot_logfile._running import (
+    current_properties,
+    description_now,
+    running_build,
+    running_step,
+    starting_step,
+    steps_to_come,
+)
 from buildbot_logfile._workers import Workers
 from buildbot_logfile.logfile import LogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
 
 _Message = Mapping[str, Any]
+
+# The longest a reconfig holds the builds' events while it replaces
+# receivers (see EventFeed.hold): one whose stop hangs holds up no page
+# and no other receiver for longer.
+HOLD_LIMIT = 30.0
 
 
 class _BuildState:
@@ -41,6 +53,10 @@ class _BuildState:
         self.steps: dict[int, BuildStepStatus] = {}
         self.mirrors: dict[int, LogMirror] = {}
         self.logs_finished: set[int] = set()
+        # Its Build, where this master runs it: taken once, as it starts,
+        # since Buildbot forgets it as it ends, maybe before its last
+        # steps' events are read here.
+        self.running: Any = None
 
 
 class EventFeed:
@@ -74,6 +90,9 @@ class EventFeed:
         # Work outside the build queues (builders, logs of builds that
         # started before this service), awaited by stop().
         self._running: set[defer.Deferred[Any]] = set()
+        # Holds in force (see hold), and the builds' events waiting for them.
+        self._holds = 0
+        self._held: list[defer.Deferred[None]] = []
 
     async def start(self) -> None:
         self.mirrors.appends.start(self._appended)
@@ -104,8 +123,50 @@ class EventFeed:
                 state = self._builds[build["buildid"]] = _BuildState(build["buildid"])
                 state.queue.run(self._queue_catch_up, state, build)
 
+    def hold(self) -> Callable[[], None]:
+        """
+        Hold the builds' events, in their order, until the function this
+        returns is called, or L{HOLD_LIMIT} seconds at most.  A reconfig
+        that replaces receivers holds them from when the old ones hear no
+        more until the new ones listen: the new ones hear what the old
+        ones would have (a build that ends meanwhile is mailed), and no
+        event is told twice.  Live pages wait with them, as both follow
+        the same reads.
+        """
+        self._holds += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            if limit.active():
+                limit.cancel()
+            else:
+                log.msg(f"LegacyStatus: receivers replaced for over {HOLD_LIMIT} s; going on")
+            self._holds -= 1
+            if not self._holds:
+                self._let_go()
+
+        limit = self.master.reactor.callLater(HOLD_LIMIT, release)
+        return release
+
+    def _let_go(self) -> None:
+        waiting, self._held = self._held, []
+        for d in waiting:
+            d.callback(None)
+
+    async def _unless_held(self) -> None:
+        if self._holds:
+            d: defer.Deferred[None] = defer.Deferred()
+            self._held.append(d)
+            await d
+
     async def stop(self) -> None:
         """Stop consuming, then wait for the events already queued."""
+        self._holds = 0
+        self._let_go()
         consumers, self._consumers = self._consumers, []
         for consumer in consumers:
             await defer.maybeDeferred(consumer.stopConsuming)
@@ -252,12 +313,14 @@ class EventFeed:
     async def _unless_dropped(
         self, state: _BuildState, handler: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
     ) -> None:
+        await self._unless_held()
         if state.status is not None:
             await handler(state, *args)
 
     # Handlers: one build's events, one at a time
 
     async def _build_started(self, state: _BuildState, msg: _Message) -> None:
+        await self._unless_held()
         try:
             builder = await self.builders.by_id(msg["builderid"])
             if builder is None:
@@ -280,6 +343,9 @@ class EventFeed:
             log.err(None, f"LegacyStatus: no ETA for {builder.name} #{build.number}")
         else:
             build.expected_duration, build.expected_steps = expected
+        running = state.running = running_build(self.master, builder.name, build.buildid)
+        if running is not None:
+            build.expect_steps(steps_to_come(running))
         state.status = build
         # First of those waiting for the build's end, as 0.8's newBuild
         # made it: the builder's watchers hear buildFinished before any
@@ -332,7 +398,7 @@ class EventFeed:
     async def _step_event(self, state: _BuildState, event: str, msg: _Message) -> None:
         step = self._step(state, msg)
         if event == "started" or (event == "finished" and not step.isStarted()):
-            self._start_step(step, msg)
+            self._start_step(state, step, msg)
         if event == "updated" and step.isStarted() and not step.isFinished():
             self._update_step(step, msg)
         if event == "finished" and not step.isFinished():
@@ -354,31 +420,48 @@ class EventFeed:
     def _step(self, state: _BuildState, msg: _Message) -> BuildStepStatus:
         step = state.steps.get(msg["stepid"])
         if step is None:
-            assert state.status is not None
-            step = state.steps[msg["stepid"]] = BuildStepStatus(
-                state.status, msg["name"], msg["number"], msg["stepid"]
-            )
-            state.status.add_step(step)
+            build = state.status
+            assert build is not None
+            # A step this master listed before it started is the same object.
+            running = state.running
+            running_as = starting_step(running, msg["stepid"]) if running is not None else None
+            step = None
+            if running_as is not None:
+                step = build.take_step_to_come(running_as, msg["number"])
+            if step is None:
+                step = BuildStepStatus(build, msg["name"], msg["number"], msg["stepid"])
+            else:
+                step.name, step.number, step.stepid = msg["name"], msg["number"], msg["stepid"]
+            state.steps[msg["stepid"]] = step
+            build.add_step(step)
+            if running is not None:
+                build.expect_steps(steps_to_come(running))  # steps a step added
         return step
 
-    def _start_step(self, step: BuildStepStatus, msg: _Message) -> None:
+    def _start_step(self, state: _BuildState, step: BuildStepStatus, msg: _Message) -> None:
         if step.isStarted():
             return
         step.mark_started(msg, self.master.reactor.seconds())
-        step.update(msg)
         build = step.build
+        running = state.running
+        running_as = running_step(running, msg["stepid"]) if running is not None else None
+        if running_as is not None:
+            step.started_as = description_now(running_as)
+        step.update(msg)
         for w in list(build.watchers):
             returned = deliver(w, "stepStarted", build, step)
             subscribe_returned(returned, step.subscribe, step.unsubscribe, step.waitUntilFinished())
 
     async def _finish_step(self, state: _BuildState, step: BuildStepStatus, msg: _Message) -> None:
+        stepid = step.stepid
+        assert stepid is not None  # a step the data API told of
         # 0.8 finished every log of a step before the step itself.
-        for log_data in await self.master.data.get(("steps", step.stepid, "logs")) or []:
+        for log_data in await self.master.data.get(("steps", stepid, "logs")) or []:
             if log_data["complete"]:
                 await self._log_event(state, log_data)
         build = step.build
-        running = running_build(self.master, build.builder.name, build.buildid)
-        running_as = running_step(running, step.stepid) if running is not None else None
+        running = state.running
+        running_as = running_step(running, stepid) if running is not None else None
         if running is not None:
             # What the step set, which Buildbot stores only after this.
             try:
@@ -398,7 +481,7 @@ class EventFeed:
         if step is None:
             step_data = await self.master.data.get(("steps", msg["stepid"]))
             step = self._step(state, step_data)
-            self._start_step(step, step_data)
+            self._start_step(state, step, step_data)
         mirror = state.mirrors.get(logid)
         if mirror is None:
             mirror = state.mirrors[logid] = self.mirrors.find_or_create(step, msg)
@@ -427,11 +510,13 @@ class EventFeed:
     async def _build_finished(self, state: _BuildState, msg: _Message) -> None:
         build = state.status
         assert build is not None
-        for step in build.steps:
+        for step in build.started_steps:
             if not step.isFinished():
                 step_data = await self.master.data.get(("steps", step.stepid))
                 await self._step_event(state, "finished", step_data)
         await build.refresh(msg)
+        build.end_steps_to_come()
+        state.running = None
         builder = build.builder
         builder.build_finished(build)
         build.mark_finished()

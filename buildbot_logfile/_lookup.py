@@ -126,6 +126,8 @@ class Lookup:
 
     async def step_logs(self, step: BuildStepStatus) -> list[LogData]:
         """The data API's description of a step's logs, in order."""
+        if step.stepid is None:
+            return []  # a step yet to start
         cached = self._finished_step_logs.get(step.stepid)
         if cached is not None:
             return list(cached)

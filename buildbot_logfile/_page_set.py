@@ -38,7 +38,9 @@ def _page(title: str, body: Iterable[str]) -> bytes:
     ).encode()
 
 
-def _result_name(results: int | None, finished: bool) -> str:
+def _result_name(results: int | None, finished: bool, started: bool = True) -> str:
+    if not started:
+        return "not started"
     if not finished:
         return "running"
     if results is None or not 0 <= results < len(Results):
@@ -124,10 +126,13 @@ def logs_page(title: str, logs: Sequence[Mapping[str, Any]]) -> bytes:
     return listing(title, (f"<li>{_log_links('', [entry])}</li>" for entry in logs))
 
 
-def build_page(build: BuildStatus, logs_of: Mapping[int, Sequence[Mapping[str, Any]]]) -> bytes:
+def build_page(
+    build: BuildStatus, logs_of: Mapping[int | None, Sequence[Mapping[str, Any]]]
+) -> bytes:
     """
     C{/builders/B/builds/N}: the build's result, its steps with results,
-    text and log links (C{logs_of} by step id), source stamps and properties.
+    text and log links (C{logs_of} by step id, None for steps yet to
+    start), source stamps and properties.
     """
     number = build.number
     result = _result_name(build.getResults(), build.isFinished())
@@ -144,7 +149,7 @@ def build_page(build: BuildStatus, logs_of: Mapping[int, Sequence[Mapping[str, A
     ]
     rows = []
     for step in build.getSteps():
-        step_result = _result_name(step.getResults()[0], step.isFinished())
+        step_result = _result_name(step.getResults()[0], step.isFinished(), step.isStarted())
         prefix = f"{number}/steps/{quote(step.name)}/logs/"
         rows.append(
             "<tr>"

@@ -263,6 +263,8 @@ def _is_live(thing: Any) -> bool:
     finished = getattr(thing, "isFinished", None)
     if finished is None:
         return isinstance(thing, (BuilderStatus, SlaveStatus))
+    if isinstance(thing, BuildStepStatus) and thing.getBuild().isFinished():
+        return False  # also a step its build never started
     return not finished()
 
 

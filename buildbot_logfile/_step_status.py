@@ -53,7 +53,8 @@ class BuildStepStatus(Watched):
     arrive: its text follows the step's state string while it runs.
     """
 
-    def __init__(self, build: BuildStatus, name: str, number: int, stepid: int) -> None:
+    def __init__(self, build: BuildStatus, name: str, number: int, stepid: int | None) -> None:
+        """C{stepid} None: a step its build has yet to start (see C{BuildStatus.expect_steps})."""
         super().__init__()
         self.build = build
         self.name = name
@@ -71,6 +72,9 @@ class BuildStepStatus(Watched):
         # A step of a build from history: its logs as the database lists
         # them, made LogFiles when first asked for.
         self.history_logs: list[dict[str, Any]] = []
+        # How the step described itself as it started, where this master
+        # runs it: its text until Buildbot's own description comes.
+        self.started_as: str | None = None
 
     @property
     def step_number(self) -> int:
@@ -105,8 +109,8 @@ class BuildStepStatus(Watched):
         text = words(step.get("state_string"))
         if text == ["pending"] and not finished:
             # Buildbot's word for a step it has not described yet; 0.8's
-            # steps were described by their name at least.
-            text = [self.name]
+            # steps had their description, or their name at least.
+            text = words(self.started_as) or [self.name]
         self.text = text
         self.urls = {u["name"]: u["url"] for u in step.get("urls") or []}
         self.hidden = bool(step.get("hidden"))

@@ -311,16 +311,28 @@ class LegacyStatus(service.BuildbotService):
         replaced.  Returns the failures of those that failed to start.
         """
         kept = [r for r in self.receivers if r in new and r not in self._failed_receivers]
-        for old in [r for r in self.receivers if r not in kept]:
-            self._forget_receiver(old)
-            if IService.providedBy(old) and old.parent is self:
-                try:
-                    await defer.maybeDeferred(old.disownServiceParent)
-                except Exception:
-                    log.err(None, f"LegacyStatus: receiver {old!r} failed to stop")
+        removed = [r for r in self.receivers if r not in kept]
         added = [r for r in new if r not in kept]
-        self.receivers = kept + added
-        self._failed_receivers = []
+        # Replaced, an old receiver hears no more as it starts to stop; the
+        # builds' events wait for the new ones (see EventFeed.hold).
+        release = self._feed.hold() if removed and added and self._feed is not None else None
+        try:
+            for old in removed:
+                self._forget_receiver(old)
+                if IService.providedBy(old) and old.parent is self:
+                    try:
+                        await defer.maybeDeferred(old.disownServiceParent)
+                    except Exception:
+                        log.err(None, f"LegacyStatus: receiver {old!r} failed to stop")
+            self.receivers = kept + added
+            self._failed_receivers = []
+            return await self._add_receivers(added)
+        finally:
+            if release is not None:
+                release()
+
+    async def _add_receivers(self, added: list[Any]) -> list[Failure]:
+        """Start C{added}; the failures of those that failed to start."""
         failures = []
         for receiver in added:
             try:

@@ -377,7 +377,7 @@ class LegacyLogPages:
         # step name.
         readings.sort(key=lambda r: (len(r[3] ^ separators), -len(r[0].name)))
         source = self._source()
-        logs_of: dict[int, list[Any]] = {}
+        logs_of: dict[int | None, list[Any]] = {}
         for step, log_name, text, ends in readings:
             if step.stepid not in logs_of:
                 logs_of[step.stepid] = list(await source.step_logs(step))

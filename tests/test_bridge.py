@@ -257,6 +257,52 @@ class Raising(Recorder):
         return self
 
 
+class SlowToStop(Recorder):
+    """A receiver whose stop ends when the test lets it, as a notifier sending mail."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.stopping: defer.Deferred[None] = defer.Deferred()
+        self.may_stop: defer.Deferred[None] = defer.Deferred()
+
+    def stopService(self) -> defer.Deferred[None]:
+        self.stopping.callback(None)
+        return self.may_stop.addCallback(lambda _: Recorder.stopService(self))
+
+
+class ReplacementTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_the_new_receiver_hears_what_happened_while_the_old_one_stopped(
+        self,
+    ) -> defer.Generator:
+        old = SlowToStop("old")
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]}, receivers=[old])
+        yield self.force("b1")
+        yield live.opened
+        yield live.write("before\n")
+        yield old.wait_until(lambda: old.text_of(1, "live", "stdio") == "before\n")
+        new = Recorder("new")
+        reconfiguring = self.reconfig(services=[LegacyStatus(receivers=[new])])
+        yield old.stopping
+        # The build writes and ends while the old receiver stops.
+        yield live.write("during\n")
+        live.end()
+        yield poll(
+            lambda: self.master.data.get(("builders", "b1", "builds", 1)).addCallback(
+                lambda b: b["complete"]
+            ),
+            "the build's end in the database",
+        )
+        old.may_stop.callback(None)
+        yield reconfiguring
+        yield new.wait_for_builds(1)
+        ends = [e for e in new.events if e[0] == "buildFinished"]
+        self.assertEqual(ends, [("buildFinished", "b1", 1, 0)])
+        self.assertEqual([e for e in old.events if e[0] in ("logFinished", "buildFinished")], [])
+        self.assertEqual(old.text_of(1, "live", "stdio"), "before\n")
+
+
 class RobustnessTests(MasterTestCase):
     @defer.inlineCallbacks
     def test_a_receiver_that_raises_is_logged_and_skipped(self) -> defer.Generator:

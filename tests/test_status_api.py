@@ -259,6 +259,8 @@ class StatusAPITests(MasterTestCase):
             python_step("soft", "exit(1)", flunkOnFailure=False, descriptionDone="soft"),
             python_step("fail", "exit(1)", descriptionDone="fail"),
             python_step("after", "print(1)", descriptionDone="after"),
+            python_step("desc", "print(1)", description=["compiling", "it"],
+                        descriptionSuffix="now", alwaysRun=True),
         ])  # fmt: skip
         yield self.force("b1")
         build = yield self.snapshots.finished
@@ -276,6 +278,12 @@ class StatusAPITests(MasterTestCase):
         self.assertEqual(ends, [("buildFinished", 1), ("waited", 1)])
         # not Buildbot's "pending": 0.8 described a step by its name at least
         self.assertEqual(self.snapshots.started_texts["after"], ["after"])
+        # ... and a step with a description, that, as 0.8 gave it at the
+        # step's start: Buildbot stores it a moment later, no change.
+        self.assertEqual(self.snapshots.started_texts["desc"], ["compiling", "it", "now"])
+        self.assertNotIn(
+            ("stepTextChanged", "desc", ["compiling", "it", "now"]), self.snapshots.seen
+        )
         # A receiver returned plainly from stepStarted gets a stepETAUpdate
         # at once (and then every 10 s), as in 0.8.
         seen = self.snapshots.seen
@@ -380,6 +388,106 @@ class StatusAPITests(MasterTestCase):
         for page in (old, old + "/builds/1", old + "/builds/1/steps/emit/logs/stdio"):
             response = yield treq.get(page, persistent=False)
             self.assertEqual(response.code, 200, page)
+
+
+class Roster(Snapshots):
+    """Keeps a build's list of steps as a 0.8 plugin saw it at each event."""
+
+    def __init__(self) -> None:
+        Snapshots.__init__(self)
+        self.at_start: list[Any] = []
+        self.lists: list[tuple[str, list[tuple[str, int, bool]]]] = []
+
+    def buildStarted(self, name: str, build: Any) -> Any:
+        self.at_start = build.getSteps()
+        self._note("buildStarted", build)
+        return Snapshots.buildStarted(self, name, build)
+
+    def stepStarted(self, build: Any, step: Any) -> Any:
+        self._note(step.getName(), build)
+        return Snapshots.stepStarted(self, build, step)
+
+    def _note(self, event: str, build: Any) -> None:
+        self.lists.append(
+            (event, [(s.getName(), s.step_number, s.isStarted()) for s in build.getSteps()])
+        )
+
+
+class AddsAStep(BuildStep):
+    """A step that adds one after itself, as a step could in 0.8 too."""
+
+    def run(self) -> Any:
+        self.build.addStepsAfterCurrentStep([python_step("added", "print(1)")])
+        return SUCCESS
+
+
+class StepsToComeTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_build_lists_every_step_from_its_start_as_0_8_did(self) -> defer.Generator:
+        roster = Roster()
+        yield self.start_master(
+            {"b1": [
+                python_step(util.Interpolate("on-%(prop:buildername)s"), "print(1)"),
+                python_step("emit", "print(1)"),
+                python_step("emit", "print(2)"),
+                AddsAStep(name="adder"),
+                python_step("fail", "exit(1)", haltOnFailure=True),
+                python_step("never", "print(1)"),
+                python_step("always", "print(1)", alwaysRun=True),
+            ]},
+            receivers=[roster],
+            http=True,
+        )  # fmt: skip
+        yield self.force("b1")
+        build = yield roster.finished
+        # At buildStarted: every step the build will start, none started,
+        # under the names Buildbot gives them as they start.
+        planned = ["on-b1", "emit", "emit_1", "adder", "fail", "never", "always"]
+        self.assertEqual(
+            roster.lists[0], ("buildStarted", [(n, i, False) for i, n in enumerate(planned)])
+        )
+        # Each step is the object listed at the start, started; the step
+        # another added comes in its place.
+        for listed in roster.at_start:
+            if listed.getName() != "never":
+                self.assertIn(listed, build.getSteps())
+        self.assertEqual(
+            [(s.getName(), s.isStarted()) for s in build.getSteps()],
+            [("worker_preparation", True), ("on-b1", True), ("emit", True), ("emit_1", True),
+             ("adder", True), ("added", True), ("fail", True), ("never", False),
+             ("always", True)],
+        )  # fmt: skip
+        lists = dict(roster.lists)
+        self.assertEqual(
+            lists["added"],
+            [("worker_preparation", 0, True), ("on-b1", 1, True), ("emit", 2, True),
+             ("emit_1", 3, True), ("adder", 4, True), ("added", 5, True), ("fail", 6, False),
+             ("never", 7, False), ("always", 8, False)],
+        )  # fmt: skip
+        # The started steps are the database's, by number; the one the
+        # build passed over stays, unstarted, as in 0.8.
+        step_data = yield self.master.data.get(("builds", build.buildid, "steps"))
+        started = [s for s in build.getSteps() if s.isStarted()]
+        self.assertEqual(
+            [(s.stepid, s.getName(), s.step_number) for s in started],
+            [(d["stepid"], d["name"], d["number"]) for d in step_data],
+        )
+        never = build.getStep("never")
+        self.assertEqual(
+            (never.getResults(), never.getText(), never.getLogs()), ((None, []), [], [])
+        )
+        self.assertEqual(build.getText(), ["failed", "fail"])
+        self.assertEqual(
+            [(d["name"], d["isStarted"]) for d in build.asDict()["steps"]][-2:],
+            [("never", False), ("always", True)],
+        )
+        # The pages list it and have no log of it.
+        url = f"{self.pages}/builders/b1/builds/{build.number}"
+        page = yield (yield treq.get(url, persistent=False)).text()
+        self.assertIn(">never</a>", page)
+        self.assertEqual(page.count("not started"), 2)  # its class and its text
+        missing = yield treq.get(f"{url}/steps/never/logs/stdio", persistent=False)
+        self.assertEqual(missing.code, 404)
 
 
 class WithoutThePlugin(MasterTestCase):
