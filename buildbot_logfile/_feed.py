@@ -90,8 +90,9 @@ class EventFeed:
         # Work outside the build queues (builders, logs of builds that
         # started before this service), awaited by stop().
         self._running: set[defer.Deferred[Any]] = set()
-        # Holds in force (see hold), and the builds' events waiting for them.
-        self._holds = 0
+        # The releases of the holds in force (see hold), and the builds'
+        # events waiting for them.
+        self._holds: set[Callable[[], None]] = set()
         self._held: list[defer.Deferred[None]] = []
 
     async def start(self) -> None:
@@ -133,22 +134,19 @@ class EventFeed:
         event is told twice.  Live pages wait with them, as both follow
         the same reads.
         """
-        self._holds += 1
-        released = False
 
         def release() -> None:
-            nonlocal released
-            if released:
+            if release not in self._holds:
                 return
-            released = True
+            self._holds.discard(release)
             if limit.active():
                 limit.cancel()
             else:
                 log.msg(f"LegacyStatus: receivers replaced for over {HOLD_LIMIT} s; going on")
-            self._holds -= 1
             if not self._holds:
                 self._let_go()
 
+        self._holds.add(release)
         limit = self.master.reactor.callLater(HOLD_LIMIT, release)
         return release
 
@@ -165,8 +163,8 @@ class EventFeed:
 
     async def stop(self) -> None:
         """Stop consuming, then wait for the events already queued."""
-        self._holds = 0
-        self._let_go()
+        for release in list(self._holds):
+            release()
         consumers, self._consumers = self._consumers, []
         for consumer in consumers:
             await defer.maybeDeferred(consumer.stopConsuming)

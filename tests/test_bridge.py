@@ -13,7 +13,7 @@ import treq
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
-from buildbot_logfile import _logdb, _mirror
+from buildbot_logfile import _feed, _logdb, _mirror
 from buildbot_logfile._requests import Requests
 from buildbot_logfile._webstatus import WebStatus
 from buildbot_logfile.archiver import LogChunkArchiver
@@ -301,6 +301,29 @@ class ReplacementTests(MasterTestCase):
         self.assertEqual(ends, [("buildFinished", "b1", 1, 0)])
         self.assertEqual([e for e in old.events if e[0] in ("logFinished", "buildFinished")], [])
         self.assertEqual(old.text_of(1, "live", "stdio"), "before\n")
+
+    @defer.inlineCallbacks
+    def test_an_old_receiver_that_does_not_stop_holds_the_others_up_for_a_while_only(
+        self,
+    ) -> defer.Generator:
+        self.patch(_feed, "HOLD_LIMIT", 0.5)
+        kept, old = Recorder("kept"), SlowToStop("old")
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]}, receivers=[kept, old])
+        yield self.force("b1")
+        yield live.opened
+        reconfiguring = self.reconfig(
+            services=[LegacyStatus(receivers=[Recorder("kept"), Recorder("new")])]
+        )
+        yield old.stopping
+        live.end()
+        # Past the limit, the build's end reaches the receiver that stays.
+        yield kept.wait_for_builds(1)
+        self.assertFalse(reconfiguring.called)
+        old.may_stop.callback(None)
+        yield reconfiguring
+        self.assertIs(self.legacy_status().receivers[0], kept)
+        self.assertEqual([e for e in old.events if e[0] == "buildFinished"], [])
 
 
 class RobustnessTests(MasterTestCase):
