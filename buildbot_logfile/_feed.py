@@ -341,9 +341,8 @@ class EventFeed:
             log.err(None, f"LegacyStatus: no ETA for {builder.name} #{build.number}")
         else:
             build.expected_duration, build.expected_steps = expected
-        running = state.running = running_build(self.master, builder.name, build.buildid)
-        if running is not None:
-            build.expect_steps(steps_to_come(running))
+        state.running = running_build(self.master, builder.name, build.buildid)
+        self._expect_steps(state, build)
         state.status = build
         # First of those waiting for the build's end, as 0.8's newBuild
         # made it: the builder's watchers hear buildFinished before any
@@ -423,7 +422,6 @@ class EventFeed:
             # A step this master listed before it started is the same object.
             running = state.running
             running_as = starting_step(running, msg["stepid"]) if running is not None else None
-            step = None
             if running_as is not None:
                 step = build.take_step_to_come(running_as, msg["number"])
             if step is None:
@@ -432,9 +430,21 @@ class EventFeed:
                 step.name, step.number, step.stepid = msg["name"], msg["number"], msg["stepid"]
             state.steps[msg["stepid"]] = step
             build.add_step(step)
-            if running is not None:
-                build.expect_steps(steps_to_come(running))  # steps a step added
+            self._expect_steps(state, build)  # and those a step added
         return step
+
+    @staticmethod
+    def _expect_steps(state: _BuildState, build: BuildStatus) -> None:
+        """The steps this master's running build has yet to start, listed."""
+        if state.running is None:
+            return
+        try:
+            build.expect_steps(steps_to_come(state.running))
+        except Exception:
+            # A list short of some steps is no reason to drop the build.
+            log.err(
+                None, f"LegacyStatus: the steps to come of {build.builder.name} #{build.number}"
+            )
 
     def _start_step(self, state: _BuildState, step: BuildStepStatus, msg: _Message) -> None:
         if step.isStarted():
