@@ -5,6 +5,7 @@ twisted.web request, as HTML or text, with the request's backpressure.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,6 +20,51 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 
+class _Ticker:
+    """
+    One timer for all the consumers of a clock that hold writes back:
+    each flushes at the next tick.  A timer of each consumer's own would
+    make a thousand timers for a chunk that a thousand clients follow,
+    each living until it fires: enough of those objects outlive Python's
+    young collections to bring on full ones, which stall the reactor for
+    a large master's whole heap.
+    """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._waiting: dict[RequestConsumer, None] = {}  # in the order they came
+        self._call: IDelayedCall | None = None
+
+    def add(self, consumer: RequestConsumer) -> None:
+        """Flush C{consumer} at the next tick, L{RequestConsumer.WRITE_INTERVAL} at most."""
+        self._waiting[consumer] = None
+        if self._call is None:
+            self._call = self._clock.callLater(RequestConsumer.WRITE_INTERVAL, self._tick)
+
+    def discard(self, consumer: RequestConsumer) -> None:
+        self._waiting.pop(consumer, None)
+        if not self._waiting and self._call is not None:
+            self._call.cancel()
+            self._call = None
+
+    def _tick(self) -> None:
+        self._call = None
+        waiting = list(self._waiting)
+        self._waiting.clear()
+        for consumer in waiting:
+            consumer._flush()
+
+
+_tickers: weakref.WeakKeyDictionary[Any, _Ticker] = weakref.WeakKeyDictionary()
+
+
+def _ticker(clock: IReactorTime) -> _Ticker:
+    found = _tickers.get(clock)
+    if found is None:
+        found = _tickers[clock] = _Ticker(clock)
+    return found
+
+
 class RequestConsumer:
     """
     0.8's C{IStatusLogConsumer} over a twisted.web request: registers the
@@ -26,9 +72,10 @@ class RequestConsumer:
     fires when the log has been sent whole, or is cancelled (stopping the
     producer) when the client goes away.
 
-    Writes reach the request at most every L{WRITE_INTERVAL}: the first
-    after a quiet spell at once, those that follow it closely bundled
-    into one.  Each write to a client costs the reactor a send and two
+    Writes reach the request about every L{WRITE_INTERVAL} at most: the
+    first after a quiet spell at once, those that follow it closely
+    bundled into one, sent at the next tick of a timer all consumers
+    share (see L{_Ticker}).  Each write to a client costs the reactor a send and two
     changes of its poll set, and a log that grows in many small appends
     costs that per append and per client: with a thousand clients
     following one log, the reactor would spend its time on them and
@@ -58,10 +105,12 @@ class RequestConsumer:
         self.producer: LogFileProducer | None = None
         self.done: defer.Deferred[None] = defer.Deferred(self._cancel)
         self._clock = clock
+        self._ticker = _ticker(clock)
+        # Kept across flushes, emptied in place: a new list per flush
+        # would outlive young collections as the timers did.
         self._bundle: list[bytes] = []
         self._bundle_bytes = 0
         self._last_write = float("-inf")
-        self._due: IDelayedCall | None = None
 
     def _cancel(self, _: defer.Deferred[None]) -> None:
         self._drop_bundle()
@@ -96,32 +145,28 @@ class RequestConsumer:
             self._last_write = now
             self.request.write(data)
             return
+        if not self._bundle:
+            self._ticker.add(self)
         self._bundle.append(data)
         self._bundle_bytes += len(data)
         if self._bundle_bytes >= self.WRITE_BYTES:
             self._flush()
-        elif self._due is None:
-            wait = max(0.0, self._last_write + self.WRITE_INTERVAL - now)
-            self._due = self._clock.callLater(wait, self._flush)
 
     def _flush(self) -> None:
         """Write the bundle, if any."""
-        if self._due is not None:
-            if self._due.active():
-                self._due.cancel()
-            self._due = None
         if self._bundle:
+            self._ticker.discard(self)
             data = b"".join(self._bundle)
-            self._bundle, self._bundle_bytes = [], 0
+            self._bundle.clear()
+            self._bundle_bytes = 0
             self._last_write = self._clock.seconds()
             self.request.write(data)
 
     def _drop_bundle(self) -> None:
         """The client is gone: nothing more goes to it."""
-        if self._due is not None and self._due.active():
-            self._due.cancel()
-        self._due = None
-        self._bundle, self._bundle_bytes = [], 0
+        self._ticker.discard(self)
+        self._bundle.clear()
+        self._bundle_bytes = 0
 
     def abort(self, reason: Exception) -> None:
         """

@@ -66,3 +66,26 @@ def test_a_client_that_goes_away_gets_nothing_more() -> None:
     clock.advance(INTERVAL)
     assert request.written == [b"a"]
     assert clock.getDelayedCalls() == []
+
+
+def test_the_consumers_of_a_clock_hold_back_their_writes_on_one_timer() -> None:
+    # A thousand clients of one log make one timer a chunk, not a thousand.
+    clock = Clock()
+    requests = [DummyRequest([b""]) for _ in range(3)]
+    consumers = [TextRequestConsumer(request, clock) for request in requests]
+    for consumer in consumers:
+        consumer.writeChunk((STDOUT, "a"))
+        consumer.writeChunk((STDOUT, "b"))
+    assert len(clock.getDelayedCalls()) == 1
+    consumers[0].writeChunk((STDOUT, "c"))
+    consumers[1].done.cancel()  # gone: it leaves the others' timer running
+    assert len(clock.getDelayedCalls()) == 1
+    clock.advance(INTERVAL)
+    assert [r.written for r in requests] == [[b"a", b"bc"], [b"a"], [b"a", b"b"]]
+    assert clock.getDelayedCalls() == []
+    clock.advance(INTERVAL)
+    consumers[2].writeChunk((STDOUT, "d"))  # a quiet interval later: at once
+    consumers[2].writeChunk((STDOUT, "e"))
+    consumers[2].finish()  # its bundle goes out, and the timer with it
+    assert requests[2].written == [b"a", b"b", b"d", b"e"]
+    assert clock.getDelayedCalls() == []
