@@ -344,6 +344,7 @@ class EventFeed:
         state.running = running_build(self.master, builder.name, build.buildid)
         self._expect_steps(state, build)
         state.status = build
+        await self._list_steps_so_far(state)
         # First of those waiting for the build's end, as 0.8's newBuild
         # made it: the builder's watchers hear buildFinished before any
         # receiver's own waitUntilFinished fires.
@@ -355,6 +356,23 @@ class EventFeed:
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
             )
         self.requests.build_started(build)
+
+    async def _list_steps_so_far(self, state: _BuildState) -> None:
+        """
+        The steps a build has in the database as it is announced, listed
+        before its receivers hear of it: the one Buildbot adds before it
+        announces a build (C{worker_preparation}), whose own start came
+        before the build's, is then in the list from the start, as all of
+        0.8's steps were.  Each is told as it starts or finishes.
+        """
+        try:
+            steps = await self.master.data.get(("builds", state.buildid, "steps"))
+        except Exception:
+            log.err(None, f"LegacyStatus: the steps of build {state.buildid}")
+            return
+        for step in steps or []:
+            self._step_builds[step["stepid"]] = state.buildid
+            self._step(state, step)
 
     @staticmethod
     def _tell_build_finished(build: BuildStatus) -> BuildStatus:

@@ -441,8 +441,10 @@ class StepsToComeTests(MasterTestCase):
         yield self.force("b1")
         build = yield roster.finished
         # At buildStarted: every step the build will start, none started,
-        # under the names Buildbot gives them as they start.
-        planned = ["on-b1", "emit", "emit_1", "adder", "fail", "never", "always"]
+        # under the names and numbers Buildbot gives them as they start,
+        # after the one it adds before it announces a build.
+        planned = ["worker_preparation", "on-b1", "emit", "emit_1", "adder", "fail", "never",
+                   "always"]  # fmt: skip
         self.assertEqual(
             roster.lists[0], ("buildStarted", [(n, i, False) for i, n in enumerate(planned)])
         )
