@@ -317,13 +317,17 @@ class EventFeed:
 
     # Handlers: one build's events, one at a time
 
-    async def _build_started(self, state: _BuildState, msg: _Message) -> None:
+    async def _build_started(self, state: _BuildState, msg: _Message) -> list[_Message] | None:
+        """
+        Announce the build; the data API's steps it listed from the start
+        (None if it could not read them, or drops the build).
+        """
         await self._unless_held()
         try:
             builder = await self.builders.by_id(msg["builderid"])
             if builder is None:
                 self._forget(state.buildid)
-                return
+                return None
             build = BuildStatus(builder, msg["number"], msg["buildid"])
             await build.refresh(msg)
         except Exception:
@@ -344,7 +348,7 @@ class EventFeed:
         state.running = running_build(self.master, builder.name, build.buildid)
         self._expect_steps(state, build)
         state.status = build
-        await self._list_steps_so_far(state)
+        steps = await self._list_steps_so_far(state)
         # First of those waiting for the build's end, as 0.8's newBuild
         # made it: the builder's watchers hear buildFinished before any
         # receiver's own waitUntilFinished fires.
@@ -356,8 +360,9 @@ class EventFeed:
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
             )
         self.requests.build_started(build)
+        return steps
 
-    async def _list_steps_so_far(self, state: _BuildState) -> None:
+    async def _list_steps_so_far(self, state: _BuildState) -> list[_Message] | None:
         """
         The steps a build has in the database as it is announced, listed
         before its receivers hear of it: the one Buildbot adds before it
@@ -366,13 +371,14 @@ class EventFeed:
         0.8's steps were.  Each is told as it starts or finishes.
         """
         try:
-            steps = await self.master.data.get(("builds", state.buildid, "steps"))
+            steps = list(await self.master.data.get(("builds", state.buildid, "steps")) or [])
         except Exception:
             log.err(None, f"LegacyStatus: the steps of build {state.buildid}")
-            return
-        for step in steps or []:
+            return None
+        for step in steps:
             self._step_builds[step["stepid"]] = state.buildid
             self._step(state, step)
+        return steps
 
     @staticmethod
     def _tell_build_finished(build: BuildStatus) -> BuildStatus:
@@ -392,10 +398,12 @@ class EventFeed:
 
     async def _catch_up_build(self, state: _BuildState, build: _Message) -> None:
         """A build that was running before this feed: its story so far, in 0.8's order."""
-        await self._build_started(state, build)
+        steps = await self._build_started(state, build)
         if state.status is None:
             return
-        for step in await self.master.data.get(("builds", state.buildid, "steps")) or []:
+        if steps is None:  # not listed at the start: read now
+            steps = await self.master.data.get(("builds", state.buildid, "steps")) or []
+        for step in steps:
             self._step_builds[step["stepid"]] = state.buildid
             self._step(state, step)
             if step["started_at"] is None:
