@@ -64,6 +64,10 @@ class BuilderStatus(Watched):
         self.basedir = os.path.join(status.spool_dir, builder_dirname(name))
         self._current: dict[int, BuildStatus] = {}
         self._state: str | None = None
+        # Builds that ran before the service, not yet current (see
+        # expect_build), and watchers that wait for them to hear a state.
+        self._expected: set[int] = set()
+        self._unstated: list[Any] = []
         self.events: list[Event] = []
 
     @classmethod
@@ -204,10 +208,20 @@ class BuilderStatus(Watched):
     def subscribe(self, receiver: Any) -> None:
         """
         Deliver this builder's events (builds, requests, state) to
-        C{receiver}, starting with its state.
+        C{receiver}, starting with its state: at once, or, while builds
+        that ran before the service are being announced, once they are
+        current (see L{expect_build}).
         """
         self.watchers.append(receiver)
-        deliver(receiver, "builderChangedState", self.name, self.getState()[0])
+        if self._expected:
+            self._unstated.append(receiver)
+        else:
+            deliver(receiver, "builderChangedState", self.name, self.getState()[0])
+
+    def unsubscribe(self, receiver: Any) -> None:
+        super().unsubscribe(receiver)
+        if receiver in self._unstated:
+            self._unstated.remove(receiver)
 
     def asDict(self) -> dict[str, Any]:
         """As 0.8's JSON status gave it."""
@@ -226,9 +240,25 @@ class BuilderStatus(Watched):
 
     # Beyond 0.8: what the bridge uses
 
+    def expect_build(self, buildid: int) -> None:
+        """
+        Build C{buildid}, which ran before the service started, is about to
+        be announced: until it is current, or not expected any more, a
+        new watcher hears no state.  A builder that runs a build is
+        C{building} from its first word, not C{idle} until the bridge
+        has caught up with the build.
+        """
+        self._expected.add(buildid)
+
+    def not_expected(self, buildid: int) -> None:
+        """Build C{buildid} is current, or will not be: the waiting watchers hear the state."""
+        self._expected.discard(buildid)
+        self.announce_state()
+
     def build_started(self, build: BuildStatus) -> None:
         """A build of this builder is running; its watchers hear a new state."""
         self._current[build.number] = build
+        self._expected.discard(build.buildid)
         self.announce_state()
 
     def build_finished(self, build: BuildStatus) -> None:
@@ -239,9 +269,19 @@ class BuilderStatus(Watched):
         return self._current.get(number)
 
     def announce_state(self) -> None:
-        """C{builderChangedState} to the watchers, if the state changed."""
+        """
+        C{builderChangedState} to the watchers, if the state changed, and
+        to those that have heard none; nothing while a build is expected,
+        for the state said would then leave that build out.
+        """
+        if self._expected:
+            return
         state = self.getState()[0]
         if state != self._state:
             self._state = state
-            for w in list(self.watchers):
-                deliver(w, "builderChangedState", self.name, state)
+            told = list(self.watchers)
+        else:
+            told = self._unstated
+        self._unstated = []
+        for w in told:
+            deliver(w, "builderChangedState", self.name, state)

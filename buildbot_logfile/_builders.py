@@ -15,6 +15,10 @@ from typing import Any
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile.status import BuilderStatus
 
+# The build id a builder expects until the builds that ran before the
+# service have been looked for (build ids are positive).
+UNKNOWN_BUILDS = -1
+
 
 class Builders:
     """
@@ -25,6 +29,12 @@ class Builders:
     def __init__(self, status: Any) -> None:
         self.status = status
         self.running: dict[str, BuilderStatus] = {}
+        # Builds that ran before the service, expected by builders not yet
+        # added (see expect_build): builder id -> build ids.
+        self._expected: dict[int, set[int]] = {}
+        # Until the feed has looked for the builds that ran before the
+        # service (see settle), no builder can say whether it runs one.
+        self._settled = False
 
     @property
     def master(self) -> Any:
@@ -47,6 +57,10 @@ class Builders:
         builder = self.running.get(data["name"])
         if builder is None:
             builder = self.running[data["name"]] = BuilderStatus.from_data(self.status, data)
+            for buildid in self._expected.pop(builder.builderid, ()):
+                builder.expect_build(buildid)
+            if not self._settled:
+                builder.expect_build(UNKNOWN_BUILDS)
             for w in list(self.status.watchers):
                 self.announce(w, builder)
         return builder
@@ -90,8 +104,47 @@ class Builders:
 
     async def by_id(self, builderid: int) -> BuilderStatus | None:
         """A builder by id; one not yet known is added as this master's."""
+        builder = self._running_by_id(builderid)
+        if builder is not None:
+            return builder
+        data = await self.master.data.get(("builders", builderid))
+        return None if data is None else self.add(data)
+
+    def _running_by_id(self, builderid: int) -> BuilderStatus | None:
         for builder in self.running.values():
             if builder.builderid == builderid:
                 return builder
-        data = await self.master.data.get(("builders", builderid))
-        return None if data is None else self.add(data)
+        return None
+
+    def expect_build(self, builderid: int, buildid: int) -> None:
+        """
+        Build C{buildid}, which ran before the service started, is about to
+        be announced (see L{BuilderStatus.expect_build}), by its builder
+        now or as soon as it is added.
+        """
+        builder = self._running_by_id(builderid)
+        if builder is not None:
+            builder.expect_build(buildid)
+        else:
+            self._expected.setdefault(builderid, set()).add(buildid)
+
+    def settle(self) -> None:
+        """
+        The builds that ran before the service are known, and each is
+        expected by its builder: a builder that expects none says its
+        state to the watchers that wait for it.
+        """
+        self._settled = True
+        for builder in list(self.running.values()):
+            builder.not_expected(UNKNOWN_BUILDS)
+
+    def not_expected(self, builderid: int, buildid: int) -> None:
+        """Build C{buildid} has been announced, or will not be."""
+        builder = self._running_by_id(builderid)
+        if builder is not None:
+            builder.not_expected(buildid)
+        expected = self._expected.get(builderid)
+        if expected is not None:
+            expected.discard(buildid)
+            if not expected:
+                del self._expected[builderid]

@@ -122,7 +122,9 @@ class EventFeed:
         for build in running or []:
             if build["buildid"] not in self._builds:
                 state = self._builds[build["buildid"]] = _BuildState(build["buildid"])
+                self.builders.expect_build(build["builderid"], build["buildid"])
                 state.queue.run(self._queue_catch_up, state, build)
+        self.builders.settle()
 
     def hold(self) -> Callable[[], None]:
         """
@@ -398,7 +400,10 @@ class EventFeed:
 
     async def _catch_up_build(self, state: _BuildState, build: _Message) -> None:
         """A build that was running before this feed: its story so far, in 0.8's order."""
-        steps = await self._build_started(state, build)
+        try:
+            steps = await self._build_started(state, build)
+        finally:
+            self.builders.not_expected(build["builderid"], build["buildid"])
         if state.status is None:
             return
         if steps is None:  # not listed at the start: read now

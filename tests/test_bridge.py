@@ -99,6 +99,35 @@ class SubscribesAtStart(Recorder):
         return d
 
 
+class StateRecorder(Recorder):
+    """
+    A receiver of builders' states and builds only, subscribed when given
+    its parent or, as StatusPush does, as it starts.
+    """
+
+    def __init__(self, name: str, subscribe_at_start: bool = False) -> None:
+        super().__init__(name)
+        self.subscribe_at_start = subscribe_at_start
+
+    def setServiceParent(self, parent: Any) -> Any:
+        if self.subscribe_at_start:
+            return StatusReceiverMultiService.setServiceParent(self, parent)
+        return super().setServiceParent(parent)
+
+    def startService(self) -> Any:
+        d = StatusReceiverMultiService.startService(self)
+        if self.subscribe_at_start:
+            self.status = self.parent.getStatus()
+            self.status.subscribe(self)
+        return d
+
+    def builderChangedState(self, name: str, state: str) -> None:
+        self._record("builderChangedState", name, state)
+
+    def buildStarted(self, builderName: str, build: Any) -> Any:
+        self._record("buildStarted", builderName, build.getNumber())
+
+
 class CascadeTests(MasterTestCase):
     @defer.inlineCallbacks
     def test_events_arrive_in_08_order(self) -> defer.Generator:
@@ -658,6 +687,32 @@ class LiveTests(MasterTestCase):
         yield at_start.wait_for_builds(1)
         self.assertEqual(at_start.events, late.events)
         self.assertEqual(merged(at_start.chunks[key]), db_chunks("s", content))
+
+    @defer.inlineCallbacks
+    def test_a_late_start_says_a_builder_runs_a_build_from_its_first_word(
+        self,
+    ) -> defer.Generator:
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]}, legacy=False)
+        yield self.force("b1")
+        yield live.opened
+        late, at_start = StateRecorder("late"), StateRecorder("at start", subscribe_at_start=True)
+        yield self.reconfig(services=[LegacyStatus(receivers=[late, at_start])])
+        for receiver in (late, at_start):
+            yield receiver.wait_until(lambda r=receiver: ("buildStarted", "b1", 1) in r.events)
+        live.end()
+        for receiver in (late, at_start):
+            yield receiver.wait_until(lambda r=receiver: r.events[-1][-1] == "idle")
+            self.assertEqual(
+                receiver.events,
+                [
+                    ("builderAdded", "b1"),
+                    ("builderChangedState", "b1", "building"),
+                    ("buildStarted", "b1", 1),
+                    ("buildFinished", "b1", 1, 0),
+                    ("builderChangedState", "b1", "idle"),
+                ],
+            )
 
     @defer.inlineCallbacks
     def test_stopping_the_service_ends_live_logs_and_streams(self) -> defer.Generator:
