@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from buildbot.www.authz import Forbidden
+from twisted.internet import defer
+from twisted.python import log
 from twisted.web.iweb import IRequest
 
 # Where a build's logs are: the data API path of the same thing.
@@ -23,12 +25,13 @@ class _Authorizer:
     def __init__(self, master: Any) -> None:
         self.master = master
 
-    def _authz(self) -> Any:
+    def rules(self) -> Any:
+        """The master's C{www['authz']} in force: a reconfig puts a new one in place."""
         return getattr(self.master.www, "authz", None)
 
     def restricted(self) -> bool:
         """Whether what a page shows depends on who asks: then it is cached privately."""
-        return bool(getattr(self._authz(), "allowRules", None))
+        return bool(getattr(self.rules(), "allowRules", None))
 
     async def __call__(self, request: IRequest, path: DataPath) -> None:
         """Raise C{buildbot.www.authz.Forbidden} if this request may not view C{path}."""
@@ -47,7 +50,7 @@ class AnonymousAuthorizer(_Authorizer):
     """The standalone port: what the master's www authz lets anyone see."""
 
     async def __call__(self, request: IRequest, path: DataPath) -> None:
-        authz = self._authz()
+        authz = self.rules()
         if authz is not None:
             await authz.assertUserAllowed(path, VIEW, {}, {"anonymous": True})
 
@@ -56,5 +59,45 @@ class WwwUserAuthorizer(_Authorizer):
     """Under the master's www: what its authz lets this request's user see."""
 
     async def __call__(self, request: IRequest, path: DataPath) -> None:
-        if self._authz() is not None:
+        if self.rules() is not None:
             await self.master.www.assertUserAllowed(request, path, VIEW, {})
+
+
+class ViewGate:
+    """
+    Holds a live page to the rules in force.  A page is allowed as it
+    opens, and a live one goes on for as long as its step runs; a reconfig
+    may meanwhile bring rules that no longer let its user view the log
+    (a secret seen in a log, hidden by a new rule).  Before each write the
+    page asks L{holds}, one comparison: whether the rules are still those
+    it was allowed under.  If not, it holds its writes back and asks the
+    new rules once (L{recheck}).
+    """
+
+    def __init__(
+        self, authorize: _Authorizer, request: IRequest, paths: tuple[DataPath, ...]
+    ) -> None:
+        self.authorize = authorize
+        self.request = request
+        self.paths = paths
+        self._rules = authorize.rules()
+
+    def holds(self) -> bool:
+        return self.authorize.rules() is self._rules
+
+    def recheck(self) -> defer.Deferred[bool]:
+        """Whether the rules in force let the page go on (never a failure)."""
+        return defer.ensureDeferred(self._recheck())
+
+    async def _recheck(self) -> bool:
+        rules = self.authorize.rules()
+        try:
+            for path in self.paths:
+                await self.authorize(self.request, path)
+        except Forbidden:
+            return False
+        except Exception:
+            log.err(None, "LegacyStatus: asking www['authz'] again about a live log page")
+            return False
+        self._rules = rules
+        return True

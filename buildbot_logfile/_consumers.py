@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.internet import defer
 from twisted.web.iweb import IRequest
@@ -18,6 +18,16 @@ from buildbot_logfile.logfile import STDERR, STDOUT
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+
+class WriteGate(Protocol):
+    """What a consumer asks before each write (see L{RequestConsumer.gate})."""
+
+    def holds(self) -> bool:
+        """Whether writes may go on unasked."""
+
+    def recheck(self) -> defer.Deferred[bool]:
+        """Whether they may go on at all: asked when L{holds} says no."""
 
 
 class _Ticker:
@@ -111,6 +121,11 @@ class RequestConsumer:
         self._bundle: list[bytes] = []
         self._bundle_bytes = 0
         self._last_write = float("-inf")
+        # Asked before each write, if set: while it is asked again (see
+        # WriteGate), writes, and the log's end, wait in the bundle.
+        self.gate: WriteGate | None = None
+        self._rechecking = False
+        self._finish_due = False
 
     def _cancel(self, _: defer.Deferred[None]) -> None:
         self._drop_bundle()
@@ -132,6 +147,9 @@ class RequestConsumer:
             self._write(data)
 
     def finish(self) -> None:
+        if self._rechecking:
+            self._finish_due = True
+            return
         self._flush()
         if self.trailer:
             self.request.write(self.trailer)
@@ -140,6 +158,9 @@ class RequestConsumer:
 
     def _write(self, data: bytes) -> None:
         """Write C{data} now, or bundled with what follows (see L{WRITE_INTERVAL})."""
+        if self._rechecking or (self.gate is not None and not self.gate.holds()):
+            self._hold(data)
+            return
         now = self._clock.seconds()
         if not self._bundle and now >= self._last_write + self.WRITE_INTERVAL:
             self._last_write = now
@@ -152,9 +173,39 @@ class RequestConsumer:
         if self._bundle_bytes >= self.WRITE_BYTES:
             self._flush()
 
+    def _hold(self, data: bytes) -> None:
+        """Keep C{data} back until the gate has been asked again."""
+        self._ticker.discard(self)
+        self._bundle.append(data)
+        self._bundle_bytes += len(data)
+        if not self._rechecking:
+            assert self.gate is not None
+            self._rechecking = True
+            self.gate.recheck().addCallback(self._rechecked)
+
+    def _rechecked(self, allowed: bool) -> None:
+        self._rechecking = False
+        if self.done.called:  # the client went away meanwhile
+            return
+        if not allowed:
+            self.cut_off()
+            return
+        self._flush()
+        if self._finish_due:
+            self.finish()
+
+    def cut_off(self) -> None:
+        """The client may no longer see this log: nothing more goes to it."""
+        self._drop_bundle()
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            producer.stopProducing()
+            self.request.unregisterProducer()
+        self._end_early(403, b"You may not view this.\n", {})
+
     def _flush(self) -> None:
-        """Write the bundle, if any."""
-        if self._bundle:
+        """Write the bundle, if any (not while the gate is asked again)."""
+        if self._bundle and not self._rechecking:
             self._ticker.discard(self)
             data = b"".join(self._bundle)
             self._bundle.clear()
@@ -169,23 +220,31 @@ class RequestConsumer:
         self._bundle_bytes = 0
 
     def abort(self, reason: Exception) -> None:
-        """
-        The log cannot be sent whole: say so rather than end as if it had
-        been.  Before the first byte that is a 503; after it, the
-        connection is dropped, so the client sees an unfinished answer.
-        """
+        """The log cannot be sent whole: say so rather than end as if it had been."""
         self._flush()  # what the client was due to get, it gets
+        self._end_early(
+            503,
+            b"This log cannot be read just now; try again.\n",
+            {b"cache-control": b"no-store", b"retry-after": b"1"},
+        )
+
+    def _end_early(self, code: int, message: bytes, headers: dict[bytes, bytes]) -> None:
+        """
+        End an answer that cannot be whole: before its first byte with
+        C{code} and C{message}; after it by dropping the connection, so
+        the client sees an unfinished answer.
+        """
         request = self.request
         if request.startedWriting:
             # Klein finishes the answer when done fires: it must not.  It
             # cancels done itself once the connection is gone.
             request.loseConnection()
             return
-        request.setResponseCode(503)
+        request.setResponseCode(code)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        request.setHeader(b"cache-control", b"no-store")
-        request.setHeader(b"retry-after", b"1")
-        request.write(b"This log cannot be read just now; try again.\n")
+        for name, value in headers.items():
+            request.setHeader(name, value)
+        request.write(message)
         request.finish()
         if not self.done.called:
             self.done.callback(None)

@@ -28,7 +28,7 @@ from werkzeug.routing import BaseConverter, RequestRedirect
 
 from buildbot_logfile import _encoded, _finished
 from buildbot_logfile import _page_set as page_set
-from buildbot_logfile._authz import AnonymousAuthorizer, DataPath, WwwUserAuthorizer
+from buildbot_logfile._authz import AnonymousAuthorizer, DataPath, ViewGate, WwwUserAuthorizer
 from buildbot_logfile._consumers import (
     RequestConsumer,
     TextRequestConsumer,
@@ -416,11 +416,8 @@ class LegacyLogPages:
             of_build = f"build {build.builder.name} #{build.number}"
             what = f"log {log_name!r} in step {step_name!r} of {of_build}"
             raise await self._missing(request, what, self._logs_path(step))
-        # The log, and its text: the data API serves that apart, at
-        # .../contents, and a site may let only some users read it.
-        log_path = (*self._logs_path(found.step), found.log_data["slug"])
-        await self.authorize(request, log_path)
-        await self.authorize(request, (*log_path, "contents"))
+        for path in self._view_paths(found):
+            await self.authorize(request, path)
         opened = await self._source().open_log(found.step, found.log_data)
         if opened is None or opened.logfile is None:
             raise _NotFound(f"log {found.name!r} (an HTML log still being written)")
@@ -433,6 +430,16 @@ class LegacyLogPages:
         else:
             request.setHeader(b"cache-control", LIVE_CACHE.encode())
         return found, opened
+
+    @classmethod
+    def _view_paths(cls, found: _FoundLog) -> tuple[DataPath, DataPath]:
+        """
+        What a user must be let view to see a log's page: the log, and its
+        text (the data API serves that apart, at .../contents, and a site
+        may let only some users read it).
+        """
+        log_path = (*cls._logs_path(found.step), found.log_data["slug"])
+        return log_path, (*log_path, "contents")
 
     @staticmethod
     def _logs_path(step: BuildStepStatus) -> DataPath:
@@ -466,9 +473,13 @@ class LegacyLogPages:
             return b""
         return _encoded.FileSender(request, f, self.encoded.path(lf.getFilename(), page)).start()
 
-    @staticmethod
     def _stream(
-        request: IRequest, opened: OpenLog, consumer: RequestConsumer, html: bool = False
+        self,
+        request: IRequest,
+        found: _FoundLog,
+        opened: OpenLog,
+        consumer: RequestConsumer,
+        html: bool = False,
     ) -> Any:
         if request.method == b"HEAD":
             return b""
@@ -476,6 +487,7 @@ class LegacyLogPages:
         served = _finished.serve(request, opened, consumer, html)
         if served is not None:
             return served
+        consumer.gate = ViewGate(self.authorize, request, self._view_paths(found))
         opened.stream(consumer)
         return consumer.done
 
@@ -506,7 +518,7 @@ class LegacyLogPages:
         """A log's HTML page or text page, whichever C{tail} names (see L{_log})."""
         found, opened = await self._log(request, build, tail, route)
         if found.text:
-            return await self._text(request, opened)
+            return await self._text(request, found, opened)
         return self._html(request, found, opened)
 
     def _html(self, request: IRequest, found: _FoundLog, opened: OpenLog) -> Any:
@@ -515,7 +527,7 @@ class LegacyLogPages:
         if isinstance(lf, HTMLLogFile):
             # Build-made HTML must not run script on the master's origin.
             request.setHeader(b"content-security-policy", b"sandbox")
-            return self._stream(request, opened, RequestConsumer(request, raw_html))
+            return self._stream(request, found, opened, RequestConsumer(request, raw_html))
         # Relative, as 0.8's childLink("text") was: the page's own last
         # segment, then text (".../logs/a/b%20log" links "b%20log/text").
         last = (request.postpath or request.prepath)[-1].decode("utf-8", "replace")
@@ -531,15 +543,15 @@ class LegacyLogPages:
         if request.method != b"HEAD":
             request.write(head)
         consumer = RequestConsumer(request, html_renderer(), PAGE_FOOTER)
-        return self._stream(request, opened, consumer, html=True)
+        return self._stream(request, found, opened, consumer, html=True)
 
-    async def _text(self, request: IRequest, opened: OpenLog) -> Any:
+    async def _text(self, request: IRequest, found: _FoundLog, opened: OpenLog) -> Any:
         start = request.args.get(b"start")
         if start is None:
             encoded = self._encoded(request, opened, "text", b"", b"")
             if encoded is not None:
                 return encoded
-            return self._stream(request, opened, TextRequestConsumer(request))
+            return self._stream(request, found, opened, TextRequestConsumer(request))
         if not re.fullmatch(rb"[0-9]{1,19}", start[0]):
             request.setResponseCode(400)
             return b"start must be a byte offset (a whole number >= 0)\n"

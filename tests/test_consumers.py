@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -88,4 +89,97 @@ def test_the_consumers_of_a_clock_hold_back_their_writes_on_one_timer() -> None:
     consumers[2].writeChunk((STDOUT, "e"))
     consumers[2].finish()  # its bundle goes out, and the timer with it
     assert requests[2].written == [b"a", b"b", b"d", b"e"]
+    assert clock.getDelayedCalls() == []
+
+
+class Gate:
+    """A gate whose answers the test gives: L{holds} as set, each recheck when told."""
+
+    def __init__(self) -> None:
+        self.open = True
+        self.asked: list[defer.Deferred[bool]] = []
+
+    def holds(self) -> bool:
+        return self.open
+
+    def recheck(self) -> defer.Deferred[bool]:
+        self.asked.append(defer.Deferred())
+        return self.asked[-1]
+
+
+class Request(DummyRequest):
+    """A request that says whether it has started its answer, and can be dropped."""
+
+    lost = False
+
+    @property
+    def startedWriting(self) -> bool:
+        return bool(self.written)
+
+    def loseConnection(self) -> None:
+        self.lost = True
+
+
+class Producer:
+    stopped = False
+
+    def stopProducing(self) -> None:
+        self.stopped = True
+
+
+def gated_consumer() -> tuple[Clock, Request, TextRequestConsumer, Gate]:
+    clock, request = Clock(), Request([b""])
+    consumer = TextRequestConsumer(request, clock)
+    consumer.gate = gate = Gate()
+    return clock, request, consumer, gate
+
+
+def test_while_the_gate_is_asked_again_writes_and_the_end_wait_then_go_in_order() -> None:
+    clock, request, consumer, gate = gated_consumer()
+    consumer.writeChunk((STDOUT, "a"))
+    gate.open = False
+    consumer.writeChunk((STDOUT, "b"))
+    consumer.writeChunk((STDOUT, "c"))
+    consumer.finish()
+    clock.advance(INTERVAL)
+    assert (request.written, len(gate.asked), consumer.done.called) == ([b"a"], 1, False)
+    gate.open = True
+    gate.asked[0].callback(True)
+    assert request.written == [b"a", b"bc"]
+    assert consumer.done.called
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_page_the_gate_shuts_after_its_first_byte_is_cut_off() -> None:
+    clock, request, consumer, gate = gated_consumer()
+    producer = Producer()
+    consumer.producer = producer  # type: ignore[assignment]
+    consumer.writeChunk((STDOUT, "a"))
+    gate.open = False
+    consumer.writeChunk((STDOUT, "b"))
+    gate.asked[0].callback(False)
+    consumer.writeChunk((STDOUT, "c"))  # a producer's last word: goes nowhere
+    clock.advance(INTERVAL)
+    assert (request.written, request.lost, producer.stopped) == ([b"a"], True, True)
+    assert not request.finished  # an unfinished answer, as the client sees it
+
+
+def test_a_page_the_gate_shuts_before_its_first_byte_answers_403() -> None:
+    clock, request, consumer, gate = gated_consumer()
+    gate.open = False
+    consumer.writeChunk((STDOUT, "a"))
+    gate.asked[0].callback(False)
+    assert (request.responseCode, request.written) == (403, [b"You may not view this.\n"])
+    assert request.finished
+    assert consumer.done.called
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_client_gone_while_the_gate_is_asked_gets_nothing() -> None:
+    clock, request, consumer, gate = gated_consumer()
+    gate.open = False
+    consumer.writeChunk((STDOUT, "a"))
+    consumer.done.cancel()
+    gate.asked[0].callback(True)
+    assert request.written == []
     assert clock.getDelayedCalls() == []

@@ -272,6 +272,17 @@ class RecordingClient(Protocol):
         self.received += data
 
 
+class EndingClient(RecordingClient):
+    """A raw TCP client that keeps what it receives and notes when its connection ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended = False
+
+    def connectionLost(self, reason: Any) -> None:
+        self.ended = True
+
+
 def live_producers(master: Any) -> list[LogFileProducer]:
     """The producers following logs of C{master} (not those an earlier test left)."""
     gc.collect()
@@ -573,6 +584,46 @@ class AuthzTests(MasterTestCase):
             self.assertEqual(
                 response.headers.getRawHeaders("cache-control"), ["private, max-age=604800"]
             )
+
+    @defer.inlineCallbacks
+    def test_live_pages_are_held_to_the_rules_a_reconfig_brings(self) -> defer.Generator:
+        live = LiveLog()
+        www = {"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}}
+        yield self.start_master(
+            {"b1": [live_log_step(live)]}, http=True, www={**www, "authz": util.Authz()}
+        )
+        yield self.force("b1")
+        yield live.opened
+        yield live.write(stdout="before\n")
+        log = "/builders/b1/builds/1/steps/live/logs/stdio"
+        clients = []
+        for port, prefix in (
+            (self.master.www.getPortnum(), "/plugins/legacy_logs"),
+            (self.legacy_status().http_listener.getHost().port, ""),
+        ):
+            for page in (log, log + "/text"):
+                client = yield ClientCreator(reactor, EndingClient).connectTCP("127.0.0.1", port)
+                client.transport.write(f"GET {prefix}{page} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                clients.append(client)
+        for client in clients:
+            yield poll(lambda c=client: b"before" in c.received, "each page's first line")
+        # New rules that let everyone see what they saw: the pages go on.
+        yield self.reconfig(www={**www, "authz": util.Authz()})
+        yield live.write(stdout="still\n")
+        for client in clients:
+            yield poll(lambda c=client: b"still" in c.received, "each page's next line")
+        # Rules that let only admins read logs' text: nothing more goes out,
+        # and each answer is cut off unfinished.
+        only_admins = util.Authz(allowRules=[LogTextMatcher(role="admins")], roleMatchers=[])
+        yield self.reconfig(www={**www, "authz": only_admins})
+        yield live.write(stdout="secret\n")
+        for client in clients:
+            yield poll(lambda c=client: c.ended, "each page's connection to end")
+            self.assertNotIn(b"secret", client.received)
+            self.assertFalse(client.received.endswith(b"\r\n0\r\n\r\n"))
+        self.assertEqual(live_producers(self.master), [])
+        live.end()
+        yield self.recorder.wait_for_builds(1)
 
     @defer.inlineCallbacks
     def test_paths_that_are_not_pages(self) -> defer.Generator:
