@@ -190,20 +190,26 @@ def build_page(
     return _page(f"Build {build.builder.name} #{number}", body)
 
 
-def step_page(step: BuildStepStatus, logs: Sequence[Mapping[str, Any]]) -> bytes:
-    """C{/builders/B/builds/N/steps/S}: the step's result, text, times, URLs and logs."""
+def step_page(step: BuildStepStatus, logs: Sequence[Mapping[str, Any]], depth: int = 0) -> bytes:
+    """
+    C{/builders/B/builds/N/steps/S}: the step's result, text, times, URLs
+    and logs.  C{depth}: how many segments more than one the URL gave the
+    step's name (a name with a "/", reached with it as it is, not as
+    C{%2F}): the relative links climb that much higher.
+    """
     build = step.build
+    up = "../" * depth
     result = _result_name(step.getResults()[0], step.isFinished())
     started, finished = step.getTimes()
     body = [
-        f'<p><a href="../../{build.number}">Build {html.escape(build.builder.name)}'
+        f'<p><a href="{up}../../{build.number}">Build {html.escape(build.builder.name)}'
         f" #{build.number}</a></p>",
         f'<p class="{result}">Result: {html.escape(result)}'
         f" {html.escape(' '.join(step.getText()))}</p>",
         f"<p>Started: {_when(started)}; finished: {_when(finished)}</p>",
         "<h2>Logs</h2>",
         "<ul>",
-        *(f"<li>{_log_links(f'{quote(step.name)}/logs/', [entry])}</li>" for entry in logs),
+        *(f"<li>{_log_links(f'{up}{quote(step.name)}/logs/', [entry])}</li>" for entry in logs),
         "</ul>",
     ]
     urls = step.getURLs()

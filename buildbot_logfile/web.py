@@ -614,7 +614,7 @@ class LegacyLogPages:
         ))  # fmt: skip
         logs = await self._source().step_logs(step_status)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page_set.step_page(step_status, logs)
+        return page_set.step_page(step_status, logs, len(url_separators(request, step)))
 
     @app.route(
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>/logs",

@@ -802,6 +802,30 @@ class SlashedLogNameTests(MasterTestCase):
         self.assertEqual(response.headers.getRawHeaders("cache-control"), ["max-age=604800"])
 
     @defer.inlineCallbacks
+    def test_the_links_of_a_step_named_with_a_slash_however_reached(self) -> defer.Generator:
+        yield self.start([named_logs_step({"out": ("hello\n", "")}, name="a/b")])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        for base in self.bases:
+            build = base + "/builders/b1/builds/1"
+            expected = {
+                build,
+                f"{build}/steps/a%2Fb/logs/out",
+                f"{build}/steps/a%2Fb/logs/out/text",
+            }
+            for spelling in ("a%2Fb", "a/b"):
+                response, body = yield self.get(f"{build}/steps/{spelling}")
+                self.assertEqual(response.code, 200)
+                links = {
+                    urljoin(f"{build}/steps/{spelling}", href)
+                    for href in re.findall(r'href="([^"]*)"', body.decode())
+                }
+                self.assertEqual(links, expected, spelling)
+            for link in expected:
+                response, _ = yield self.get(link)
+                self.assertEqual(response.code, 200, link)
+
+    @defer.inlineCallbacks
     def test_a_finished_log_named_with_a_slash(self) -> defer.Generator:
         yield self.start([named_logs_step(SLASH_LOGS_TEXT)])
         yield self.force("b1")
