@@ -66,12 +66,12 @@ class WwwUserAuthorizer(_Authorizer):
 class ViewGate:
     """
     Holds a live page to the rules in force.  A page is allowed as it
-    opens, and a live one goes on for as long as its step runs; a reconfig
-    may meanwhile bring rules that no longer let its user view the log
-    (a secret seen in a log, hidden by a new rule).  Before each write the
-    page asks L{holds}, one comparison: whether the rules are still those
-    it was allowed under.  If not, it holds its writes back and asks the
-    new rules once (L{recheck}).
+    opens (L{check}), and a live one goes on for as long as its step runs;
+    a reconfig may meanwhile bring rules that no longer let its user view
+    the log (a secret seen in a log, hidden by a new rule).  Before each
+    write the page asks L{holds}, one comparison: whether the rules are
+    still those it was allowed under.  If not, it holds its writes back
+    and asks the new rules (L{recheck}).
     """
 
     def __init__(
@@ -80,7 +80,18 @@ class ViewGate:
         self.authorize = authorize
         self.request = request
         self.paths = paths
-        self._rules = authorize.rules()
+        self._rules: Any = None
+
+    async def check(self) -> None:
+        """
+        Raise C{Forbidden} unless the rules in force let this request view
+        every path; they are then those the page was allowed under (taken
+        as the asking begins: rules that come meanwhile are asked anew).
+        """
+        rules = self.authorize.rules()
+        for path in self.paths:
+            await self.authorize(self.request, path)
+        self._rules = rules
 
     def holds(self) -> bool:
         return self.authorize.rules() is self._rules
@@ -90,14 +101,11 @@ class ViewGate:
         return defer.ensureDeferred(self._recheck())
 
     async def _recheck(self) -> bool:
-        rules = self.authorize.rules()
         try:
-            for path in self.paths:
-                await self.authorize(self.request, path)
+            await self.check()
         except Forbidden:
             return False
         except Exception:
             log.err(None, "LegacyStatus: asking www['authz'] again about a live log page")
             return False
-        self._rules = rules
         return True

@@ -250,6 +250,11 @@ class BuilderStatus(Watched):
         """
         self._expected.add(buildid)
 
+    def forget_builds(self) -> None:
+        """The service starts again: the builds it knew ran are found anew."""
+        self._current.clear()
+        self._expected.clear()
+
     def not_expected(self, buildid: int) -> None:
         """Build C{buildid} is current, or will not be: the waiting watchers hear the state."""
         self._expected.discard(buildid)
@@ -271,10 +276,10 @@ class BuilderStatus(Watched):
     def announce_state(self) -> None:
         """
         C{builderChangedState} to the watchers, if the state changed, and
-        to those that have heard none; nothing while a build is expected,
-        for the state said would then leave that build out.
+        to those that have heard none.  Nothing while a build is expected
+        and none is current: C{idle} would leave the expected build out.
         """
-        if self._expected:
+        if self._expected and not self._current:
             return
         state = self.getState()[0]
         if state != self._state:

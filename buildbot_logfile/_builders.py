@@ -128,6 +128,18 @@ class Builders:
         else:
             self._expected.setdefault(builderid, set()).add(buildid)
 
+    def unsettle(self) -> None:
+        """
+        The service starts (again): until the feed has looked for the builds
+        that run, no builder says its state, and none holds a build from
+        before (see L{settle}).
+        """
+        self._settled = False
+        self._expected.clear()
+        for builder in self.running.values():
+            builder.forget_builds()
+            builder.expect_build(UNKNOWN_BUILDS)
+
     def settle(self) -> None:
         """
         The builds that ran before the service are known, and each is

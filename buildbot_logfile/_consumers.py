@@ -126,6 +126,8 @@ class RequestConsumer:
         self.gate: WriteGate | None = None
         self._rechecking = False
         self._finish_due = False
+        # Whether the request has paused the producer (see pauseProducing).
+        self._request_paused = False
 
     def _cancel(self, _: defer.Deferred[None]) -> None:
         self._drop_bundle()
@@ -134,7 +136,25 @@ class RequestConsumer:
 
     def registerProducer(self, producer: LogFileProducer, streaming: bool) -> None:
         self.producer = producer
-        self.request.registerProducer(producer, streaming)
+        self.request.registerProducer(self, streaming)
+
+    # The request pauses and resumes the producer through the consumer,
+    # which keeps it paused while the request or the gate (being asked
+    # again) wants it so: what it produces meanwhile would pile up here.
+
+    def pauseProducing(self) -> None:
+        self._request_paused = True
+        if self.producer is not None:
+            self.producer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        self._request_paused = False
+        if self.producer is not None and not self._rechecking:
+            self.producer.resumeProducing()
+
+    def stopProducing(self) -> None:
+        if self.producer is not None:
+            self.producer.stopProducing()
 
     def unregisterProducer(self) -> None:
         self._flush()
@@ -178,10 +198,15 @@ class RequestConsumer:
         self._ticker.discard(self)
         self._bundle.append(data)
         self._bundle_bytes += len(data)
+        if self.producer is not None:
+            self.producer.pauseProducing()
         if not self._rechecking:
-            assert self.gate is not None
-            self._rechecking = True
-            self.gate.recheck().addCallback(self._rechecked)
+            self._ask_gate()
+
+    def _ask_gate(self) -> None:
+        assert self.gate is not None
+        self._rechecking = True
+        self.gate.recheck().addCallback(self._rechecked)
 
     def _rechecked(self, allowed: bool) -> None:
         self._rechecking = False
@@ -190,9 +215,14 @@ class RequestConsumer:
         if not allowed:
             self.cut_off()
             return
+        if self.gate is not None and not self.gate.holds():  # new rules again meanwhile
+            self._ask_gate()
+            return
         self._flush()
         if self._finish_due:
             self.finish()
+        elif self.producer is not None and not self._request_paused:
+            self.producer.resumeProducing()
 
     def cut_off(self) -> None:
         """The client may no longer see this log: nothing more goes to it."""
@@ -225,7 +255,7 @@ class RequestConsumer:
         self._end_early(
             503,
             b"This log cannot be read just now; try again.\n",
-            {b"cache-control": b"no-store", b"retry-after": b"1"},
+            {b"retry-after": b"1"},
         )
 
     def _end_early(self, code: int, message: bytes, headers: dict[bytes, bytes]) -> None:
@@ -242,6 +272,7 @@ class RequestConsumer:
             return
         request.setResponseCode(code)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-store")
         for name, value in headers.items():
             request.setHeader(name, value)
         request.write(message)

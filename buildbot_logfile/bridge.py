@@ -205,6 +205,7 @@ class LegacyStatus(service.BuildbotService):
 
     @async_to_deferred
     async def startService(self) -> None:
+        self.builders.unsettle()
         reader = self._reader = LogReader(self.master)
         mirrors = self._mirrors = MirrorRegistry(self.master, reader, LogAppends(self.master))
         lookup = Lookup(self.master, self.builders, mirrors)

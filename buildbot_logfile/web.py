@@ -397,7 +397,7 @@ class LegacyLogPages:
 
     async def _log(
         self, request: IRequest, build: BuildStatus, tail: str, route: tuple[str, str] | None
-    ) -> tuple[_FoundLog, OpenLog]:
+    ) -> tuple[_FoundLog, OpenLog, ViewGate]:
         """
         The log page at C{tail}, the path below C{build}'s C{steps/}, if
         this user may view the log, with the log opened and the answer's
@@ -416,8 +416,8 @@ class LegacyLogPages:
             of_build = f"build {build.builder.name} #{build.number}"
             what = f"log {log_name!r} in step {step_name!r} of {of_build}"
             raise await self._missing(request, what, self._logs_path(step))
-        for path in self._view_paths(found):
-            await self.authorize(request, path)
+        gate = ViewGate(self.authorize, request, self._view_paths(found))
+        await gate.check()
         opened = await self._source().open_log(found.step, found.log_data)
         if opened is None or opened.logfile is None:
             raise _NotFound(f"log {found.name!r} (an HTML log still being written)")
@@ -429,7 +429,7 @@ class LegacyLogPages:
             request.setHeader(b"vary", b"accept-encoding")
         else:
             request.setHeader(b"cache-control", LIVE_CACHE.encode())
-        return found, opened
+        return found, opened, gate
 
     @classmethod
     def _view_paths(cls, found: _FoundLog) -> tuple[DataPath, DataPath]:
@@ -473,10 +473,10 @@ class LegacyLogPages:
             return b""
         return _encoded.FileSender(request, f, self.encoded.path(lf.getFilename(), page)).start()
 
+    @staticmethod
     def _stream(
-        self,
         request: IRequest,
-        found: _FoundLog,
+        gate: ViewGate,
         opened: OpenLog,
         consumer: RequestConsumer,
         html: bool = False,
@@ -487,7 +487,7 @@ class LegacyLogPages:
         served = _finished.serve(request, opened, consumer, html)
         if served is not None:
             return served
-        consumer.gate = ViewGate(self.authorize, request, self._view_paths(found))
+        consumer.gate = gate
         opened.stream(consumer)
         return consumer.done
 
@@ -516,18 +516,18 @@ class LegacyLogPages:
         self, request: IRequest, build: BuildStatus, tail: str, route: tuple[str, str] | None
     ) -> Any:
         """A log's HTML page or text page, whichever C{tail} names (see L{_log})."""
-        found, opened = await self._log(request, build, tail, route)
+        found, opened, gate = await self._log(request, build, tail, route)
         if found.text:
-            return await self._text(request, found, opened)
-        return self._html(request, found, opened)
+            return await self._text(request, gate, opened)
+        return self._html(request, found, gate, opened)
 
-    def _html(self, request: IRequest, found: _FoundLog, opened: OpenLog) -> Any:
+    def _html(self, request: IRequest, found: _FoundLog, gate: ViewGate, opened: OpenLog) -> Any:
         lf = opened.logfile
         assert lf is not None
         if isinstance(lf, HTMLLogFile):
             # Build-made HTML must not run script on the master's origin.
             request.setHeader(b"content-security-policy", b"sandbox")
-            return self._stream(request, found, opened, RequestConsumer(request, raw_html))
+            return self._stream(request, gate, opened, RequestConsumer(request, raw_html))
         # Relative, as 0.8's childLink("text") was: the page's own last
         # segment, then text (".../logs/a/b%20log" links "b%20log/text").
         last = (request.postpath or request.prepath)[-1].decode("utf-8", "replace")
@@ -543,15 +543,15 @@ class LegacyLogPages:
         if request.method != b"HEAD":
             request.write(head)
         consumer = RequestConsumer(request, html_renderer(), PAGE_FOOTER)
-        return self._stream(request, found, opened, consumer, html=True)
+        return self._stream(request, gate, opened, consumer, html=True)
 
-    async def _text(self, request: IRequest, found: _FoundLog, opened: OpenLog) -> Any:
+    async def _text(self, request: IRequest, gate: ViewGate, opened: OpenLog) -> Any:
         start = request.args.get(b"start")
         if start is None:
             encoded = self._encoded(request, opened, "text", b"", b"")
             if encoded is not None:
                 return encoded
-            return self._stream(request, found, opened, TextRequestConsumer(request))
+            return self._stream(request, gate, opened, TextRequestConsumer(request))
         if not re.fullmatch(rb"[0-9]{1,19}", start[0]):
             request.setResponseCode(400)
             return b"start must be a byte offset (a whole number >= 0)\n"

@@ -7,6 +7,7 @@ import shutil
 import socket
 import textwrap
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import treq
@@ -14,6 +15,7 @@ from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
 from buildbot_logfile import _feed, _logdb, _mirror
+from buildbot_logfile._builders import Builders
 from buildbot_logfile._requests import Requests
 from buildbot_logfile._webstatus import WebStatus
 from buildbot_logfile.archiver import LogChunkArchiver
@@ -126,6 +128,58 @@ class StateRecorder(Recorder):
 
     def buildStarted(self, builderName: str, build: Any) -> Any:
         self._record("buildStarted", builderName, build.getNumber())
+
+
+class StatesHeard:
+    """A builder's watcher that keeps the states it hears."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    def builderChangedState(self, name: str, state: str) -> None:
+        self.states.append(state)
+
+
+def builders_of_a_stub_status() -> Builders:
+    """L{Builders} of a status with no master behind it and no worker for any builder."""
+    status = SimpleNamespace(
+        master=None,
+        spool_dir="spool",
+        watchers=[],
+        workers=SimpleNamespace(of_builder=lambda builderid: []),
+    )
+    return Builders(status)
+
+
+def test_a_builder_expecting_two_builds_is_building_from_the_first() -> None:
+    builders = builders_of_a_stub_status()
+    builder = builders.add({"name": "b1", "builderid": 1, "tags": []})
+    heard = StatesHeard()
+    builder.subscribe(heard)
+    builders.expect_build(1, 10)
+    builders.expect_build(1, 11)
+    builders.settle()
+    assert heard.states == []
+    builder.build_started(SimpleNamespace(number=1, buildid=10))  # type: ignore[arg-type]
+    assert heard.states == ["building"]  # before the watcher hears of the build
+    builder.build_started(SimpleNamespace(number=2, buildid=11))  # type: ignore[arg-type]
+    builders.not_expected(1, 10)
+    builders.not_expected(1, 11)
+    assert heard.states == ["building"]
+
+
+def test_a_service_that_starts_again_finds_its_builders_builds_anew() -> None:
+    builders = builders_of_a_stub_status()
+    builder = builders.add({"name": "b1", "builderid": 1, "tags": []})
+    builders.settle()
+    builder.build_started(SimpleNamespace(number=1, buildid=10))  # type: ignore[arg-type]
+    # Stopped, then started again: the build ended meanwhile.
+    builders.unsettle()
+    heard = StatesHeard()
+    builder.subscribe(heard)
+    assert (heard.states, builder.getCurrentBuilds()) == ([], [])
+    builders.settle()
+    assert heard.states == ["offline"]
 
 
 class CascadeTests(MasterTestCase):

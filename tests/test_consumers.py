@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
@@ -108,9 +110,19 @@ class Gate:
 
 
 class Request(DummyRequest):
-    """A request that says whether it has started its answer, and can be dropped."""
+    """
+    A request that says whether it has started its answer, can be dropped,
+    and keeps the producer registered with it (the test pauses it).
+    """
 
     lost = False
+    producer: Any = None
+
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
+        self.producer = producer
+
+    def unregisterProducer(self) -> None:
+        self.producer = None
 
     @property
     def startedWriting(self) -> bool:
@@ -121,7 +133,13 @@ class Request(DummyRequest):
 
 
 class Producer:
-    stopped = False
+    paused = stopped = False
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
 
     def stopProducing(self) -> None:
         self.stopped = True
@@ -153,7 +171,7 @@ def test_while_the_gate_is_asked_again_writes_and_the_end_wait_then_go_in_order(
 def test_a_page_the_gate_shuts_after_its_first_byte_is_cut_off() -> None:
     clock, request, consumer, gate = gated_consumer()
     producer = Producer()
-    consumer.producer = producer  # type: ignore[assignment]
+    consumer.registerProducer(producer, True)  # type: ignore[arg-type]
     consumer.writeChunk((STDOUT, "a"))
     gate.open = False
     consumer.writeChunk((STDOUT, "b"))
@@ -161,6 +179,7 @@ def test_a_page_the_gate_shuts_after_its_first_byte_is_cut_off() -> None:
     consumer.writeChunk((STDOUT, "c"))  # a producer's last word: goes nowhere
     clock.advance(INTERVAL)
     assert (request.written, request.lost, producer.stopped) == ([b"a"], True, True)
+    assert request.producer is None
     assert not request.finished  # an unfinished answer, as the client sees it
 
 
@@ -170,6 +189,7 @@ def test_a_page_the_gate_shuts_before_its_first_byte_answers_403() -> None:
     consumer.writeChunk((STDOUT, "a"))
     gate.asked[0].callback(False)
     assert (request.responseCode, request.written) == (403, [b"You may not view this.\n"])
+    assert request.responseHeaders.getRawHeaders(b"cache-control") == [b"no-store"]
     assert request.finished
     assert consumer.done.called
     assert clock.getDelayedCalls() == []
@@ -183,3 +203,35 @@ def test_a_client_gone_while_the_gate_is_asked_gets_nothing() -> None:
     gate.asked[0].callback(True)
     assert request.written == []
     assert clock.getDelayedCalls() == []
+
+
+def test_the_producer_waits_while_the_gate_is_asked_and_for_the_request_after() -> None:
+    # What it would produce meanwhile would pile up in the bundle.
+    _, request, consumer, gate = gated_consumer()
+    producer = Producer()
+    consumer.registerProducer(producer, True)  # type: ignore[arg-type]
+    assert request.producer is consumer  # the request pauses it through the consumer
+    gate.open = False
+    consumer.writeChunk((STDOUT, "a"))
+    assert producer.paused
+    request.producer.resumeProducing()  # the transport has room: not yet
+    assert producer.paused
+    request.producer.pauseProducing()  # and now it has none
+    gate.open = True
+    gate.asked[0].callback(True)
+    assert (request.written, producer.paused) == ([b"a"], True)
+    request.producer.resumeProducing()
+    assert not producer.paused
+
+
+def test_rules_that_change_again_while_asked_are_asked_too() -> None:
+    _, request, consumer, gate = gated_consumer()
+    producer = Producer()
+    consumer.registerProducer(producer, True)  # type: ignore[arg-type]
+    gate.open = False
+    consumer.writeChunk((STDOUT, "a"))
+    gate.asked[0].callback(True)  # the rules asked allow it; newer ones came meanwhile
+    assert (request.written, len(gate.asked), producer.paused) == ([], 2, True)
+    gate.open = True
+    gate.asked[1].callback(True)
+    assert (request.written, producer.paused) == ([b"a"], False)
