@@ -18,8 +18,11 @@ from typing import Any
 
 from twisted.internet import defer
 from twisted.python import log
+from zope.interface import implementer
 
-__all__ = ["BuildControl", "BuilderControl", "Control", "UsageError"]
+from buildbot_logfile.interfaces import IBuildControl, IBuilderControl, IControl
+
+__all__ = ["BuildControl", "BuilderControl", "Control", "UsageError", "control_of"]
 
 
 class UsageError(ValueError):
@@ -37,6 +40,26 @@ def _leaves(fields: Iterable[Any]) -> Iterator[Any]:
             yield field
 
 
+def control_of(obj: Any) -> Control | None:
+    """
+    0.8's C{IControl(master)}: the control of Buildbot 4's master, through
+    its C{LegacyStatus} (or of that service itself).  None for anything
+    else; a master without the service is a C{TypeError} that says so.
+    """
+    from buildbot_logfile.bridge import LegacyStatus
+
+    if isinstance(obj, LegacyStatus):
+        return Control(obj)
+    services = getattr(getattr(obj, "service_manager", None), "namedServices", None)
+    if services is None:
+        return None
+    for service in services.values():
+        if isinstance(service, LegacyStatus):
+            return Control(service)
+    raise TypeError("IControl(master) needs reporters.LegacyStatus in c['services']")
+
+
+@implementer(IControl)
 class Control:
     """
     0.8's C{IControl(master)} for the chat bots: the builders of the 0.8
@@ -55,6 +78,7 @@ class Control:
         return BuilderControl(self, self.status.getBuilder(name))
 
 
+@implementer(IBuilderControl)
 class BuilderControl:
     """0.8's C{IBuilderControl}: forces a build, finds a running one to stop."""
 
@@ -149,6 +173,7 @@ class BuilderControl:
         return None
 
 
+@implementer(IBuildControl)
 class BuildControl:
     """0.8's C{IBuildControl}: stops a running build."""
 

@@ -338,6 +338,7 @@ class LegacyStatus(service.BuildbotService):
         for receiver in added:
             try:
                 if IService.providedBy(receiver):
+                    self._give_master(receiver)
                     self._adding = None
                     await defer.maybeDeferred(receiver.setServiceParent, self)
                     adding, self._adding = self._adding, None
@@ -349,6 +350,18 @@ class LegacyStatus(service.BuildbotService):
                 self._receiver_failed(receiver)
                 failures.append(Failure())
         return failures
+
+    def _give_master(self, receiver: Any) -> None:
+        """
+        0.8's C{Status} set each receiver's C{master} as it added it, before
+        C{setServiceParent}, where 0.8's chat bots took
+        C{interfaces.IControl(self.master)}: here Buildbot 4's master, which
+        that adapts.  A receiver that has a master of its own keeps it.
+        """
+        if isinstance(getattr(type(receiver), "master", None), property):
+            return
+        if getattr(receiver, "master", None) is None:
+            receiver.master = self.master
 
     def addService(self, child: IService) -> defer.Deferred[None]:
         # Twisted's setServiceParent, which 0.8 receivers have, drops the

@@ -6,7 +6,10 @@ from there where Buildbot defines nothing under the name.
 
 from __future__ import annotations
 
+from typing import Any
+
 from zope.interface import Interface
+from zope.interface.interface import adapter_hooks
 
 LOG_CHANNEL_STDOUT = 0
 LOG_CHANNEL_STDERR = 1
@@ -75,3 +78,36 @@ class IStatusEvent(Interface):
 
 class ITestResult(Interface):
     """A test result (no status object provides it: 0.8's were never stored here)."""
+
+
+# What 0.8's status plugins (chat bots) used to force and stop builds:
+# C{IControl(master)}, as 0.8 adapted its C{BuildMaster}.
+
+
+class IControl(Interface):
+    """The control of the whole buildbot: C{getBuilder(name)} (see L{_words_control})."""
+
+
+class IBuilderControl(Interface):
+    """A builder's control: C{submitBuildRequest}, C{getBuild(number)}."""
+
+
+class IBuildControl(Interface):
+    """A running build's control: C{stopBuild(reason)}."""
+
+
+def _adapt_to_control(interface: Any, obj: Any) -> Any:
+    """
+    C{IControl(master)} for Buildbot 4's master (or the 0.8 C{Status}):
+    Buildbot 4 has no such interface to register an adapter with, and an
+    adapter registered for the master's class would import it whenever
+    this module is.  Every other interface is left to its registry.
+    """
+    if interface is not IControl:
+        return None
+    from buildbot_logfile._words_control import control_of
+
+    return control_of(obj)
+
+
+adapter_hooks.append(_adapt_to_control)

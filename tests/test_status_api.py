@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from types import SimpleNamespace
 from typing import Any
 
 import treq
@@ -689,6 +690,45 @@ class MasterAsParentTests(MasterTestCase):
         # Buildbot itself tells the operator such a plugin reads a model as a dict
         (warned,) = self.flushWarnings([BuildSetModel.__getitem__])
         self.assertIs(warned["category"], DeprecatedApiWarning)
+
+
+class ControlsItsMaster(StatusReceiverMultiService):
+    """As 0.8's chat bots took their control: C{IControl(self.master)}, as they were added."""
+
+    def setServiceParent(self, parent: Any) -> Any:
+        from buildbot import interfaces
+
+        d = StatusReceiverMultiService.setServiceParent(self, parent)
+        self.control = interfaces.IControl(self.master)
+        return d
+
+
+class ControlTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_receiver_forces_and_stops_builds_through_icontrol_of_its_master(
+        self,
+    ) -> defer.Generator:
+        from buildbot import interfaces
+        from buildbot.sourcestamp import SourceStamp
+
+        controller = ControlsItsMaster()
+        recorder = Recorder()
+        yield self.start_master(
+            {"b1": [python_step("emit", "print(1)")]}, receivers=[recorder, controller]
+        )
+        self.assertIs(controller.master, self.master)
+        builder = controller.control.getBuilder("b1")
+        self.assertTrue(interfaces.IBuilderControl.providedBy(builder))
+        request = yield builder.submitBuildRequest(SourceStamp(), "asked by the bot")
+        self.assertEqual(request.getBuilderName(), "b1")
+        yield recorder.wait_for_builds(1)
+        build = self.legacy_status().getBuilder("b1").getBuild(1)
+        self.assertEqual(
+            build.getReason(), "A build was forced by 'buildbot.status.words': asked by the bot"
+        )
+        # A master without LegacyStatus says what it lacks.
+        with self.assertRaisesRegex(TypeError, "needs reporters.LegacyStatus"):
+            interfaces.IControl(SimpleNamespace(service_manager=SimpleNamespace(namedServices={})))
 
 
 class Requests(Snapshots):
