@@ -46,14 +46,15 @@ def control_of(obj: Any) -> Control | None:
     its C{LegacyStatus} (or of that service itself).  None for anything
     else; a master without the service is a C{TypeError} that says so.
     """
+    from buildbot.master import BuildMaster
+
     from buildbot_logfile.bridge import LegacyStatus
 
     if isinstance(obj, LegacyStatus):
         return Control(obj)
-    services = getattr(getattr(obj, "service_manager", None), "namedServices", None)
-    if services is None:
+    if not isinstance(obj, BuildMaster):
         return None
-    for service in services.values():
+    for service in obj.service_manager.namedServices.values():
         if isinstance(service, LegacyStatus):
             return Control(service)
     raise TypeError("IControl(master) needs reporters.LegacyStatus in c['services']")

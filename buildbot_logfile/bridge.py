@@ -11,6 +11,7 @@ L{PagesListener} serves the old pages on their own port.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -356,12 +357,16 @@ class LegacyStatus(service.BuildbotService):
         0.8's C{Status} set each receiver's C{master} as it added it, before
         C{setServiceParent}, where 0.8's chat bots took
         C{interfaces.IControl(self.master)}: here Buildbot 4's master, which
-        that adapts.  A receiver that has a master of its own keeps it.
+        that adapts.  A receiver that has something else as its master
+        keeps it, and one that cannot take the attribute goes without.
         """
+        from buildbot.master import BuildMaster
+
         if isinstance(getattr(type(receiver), "master", None), property):
             return
-        if getattr(receiver, "master", None) is None:
-            receiver.master = self.master
+        if isinstance(getattr(receiver, "master", None), (type(None), BuildMaster)):
+            with contextlib.suppress(AttributeError):
+                receiver.master = self.master
 
     def addService(self, child: IService) -> defer.Deferred[None]:
         # Twisted's setServiceParent, which 0.8 receivers have, drops the

@@ -483,11 +483,11 @@ class LegacyLogPages:
     ) -> Any:
         if request.method == b"HEAD":
             return b""
+        consumer.gate = gate
         # A finished log's page is read from its spool as a file is (_finished).
         served = _finished.serve(request, opened, consumer, html)
         if served is not None:
             return served
-        consumer.gate = gate
         opened.stream(consumer)
         return consumer.done
 

@@ -727,8 +727,11 @@ class ControlTests(MasterTestCase):
             build.getReason(), "A build was forced by 'buildbot.status.words': asked by the bot"
         )
         # A master without LegacyStatus says what it lacks.
+        yield self.legacy_status().disownServiceParent()
         with self.assertRaisesRegex(TypeError, "needs reporters.LegacyStatus"):
-            interfaces.IControl(SimpleNamespace(service_manager=SimpleNamespace(namedServices={})))
+            interfaces.IControl(self.master)
+        # Anything else is not adapted.
+        self.assertIsNone(interfaces.IControl(SimpleNamespace(service_manager=None), None))
 
 
 class Requests(Snapshots):
