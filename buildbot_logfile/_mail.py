@@ -48,6 +48,7 @@ from buildbot_logfile._mail_message import (
     _mime_text,
     _result_name,
     _text,
+    ascii_address,
     custom_mesg_data,
     defaultGetPreviousBuild,
     defaultMessage,
@@ -581,11 +582,14 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
         # The envelope holds bare addresses; SMTP without SMTPUTF8 carries ASCII only.
         envelope = []
         for r in recipients:
-            address = parseaddr(r)[1]
-            if address.isascii() and address:
+            address = ascii_address(parseaddr(r)[1])
+            if address:
                 envelope.append(address)
             else:
-                twlog.msg(f"MailNotifier: cannot send to {r!r} over SMTP (not ASCII); skipped")
+                twlog.msg(
+                    f"MailNotifier: cannot send to {r!r} over SMTP (its local part is not"
+                    " ASCII, or its domain has no IDNA form); skipped"
+                )
         if not envelope:
             twlog.msg("MailNotifier: no recipients; no mail sent")
             return defer.succeed(None)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from email import charset
 from email.header import Header
 from email.mime.text import MIMEText
-from email.utils import parseaddr
+from email.utils import formataddr, parseaddr
 from typing import Any
 
 from buildbot import config, interfaces, util
@@ -310,17 +310,42 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def ascii_address(address: str) -> str | None:
+    """
+    A bare address as mail without SMTPUTF8 carries it: as it is when
+    ASCII; with a domain that is not, that domain's IDNA form
+    (C{bücher.example} is C{xn--bcher-kva.example}); None when its local
+    part is not ASCII, which only SMTPUTF8 carries, or its domain has no
+    IDNA form.
+    """
+    if address.isascii():
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii():
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
+
+
 def _address(addr: str) -> str:
     """
     An address for a header: as it is when ASCII (as 0.8 wrote it), with a
-    non-ASCII name encoded on its own, so the address stays readable.
+    non-ASCII name encoded on its own, so the address stays readable, and
+    a non-ASCII domain in its IDNA form (see L{ascii_address}).
     """
     if addr.isascii():
         return addr
     name, address = parseaddr(addr)
-    if not name or not address.isascii():
+    sendable = ascii_address(address)
+    if sendable is None:
         return addr
-    return f"{Header(name, ENCODING).encode()} <{address}>"
+    if not name:
+        return sendable
+    if name.isascii():
+        return formataddr((name, sendable))
+    return f"{Header(name, ENCODING).encode()} <{sendable}>"
 
 
 def _mime_text(text: str, subtype: str = "plain") -> MIMEText:

@@ -25,6 +25,7 @@ from twisted.cred import checkers, portal
 from twisted.internet import defer, error, protocol, reactor
 from twisted.mail import smtp
 from twisted.mail._cred import LOGINCredentials
+from twisted.python import log
 from zope.interface import implementer
 
 from buildbot_logfile import _shims
@@ -335,6 +336,54 @@ class MailTests(MasterTestCase):
         )
         self.assertEqual(mail.header("Subject"), "buildbot failure in Caf\u00e9 Project on b1")
         self.assertEqual(mail.text(), body)
+
+    @defer.inlineCallbacks
+    def test_addresses_beyond_ascii_as_smtp_without_smtputf8_carries_them(
+        self,
+    ) -> defer.Generator:
+        said: list[dict[str, Any]] = []
+        log.addObserver(said.append)
+        self.addCleanup(log.removeObserver, said.append)
+        mailbox = Mailbox()
+
+        class AlsoToTheBookshop(MailNotifier):
+            # 0.8's VALID_EMAIL takes only ASCII domains from lookups and
+            # the config; a subclass may give others.
+            def sendMessage(self, m: Any, recipients: list[str]) -> Any:
+                return MailNotifier.sendMessage(self, m, [*recipients, "shop@b\u00fccher.example"])
+
+        notifier = AlsoToTheBookshop(
+            "buildbot@example.org",
+            lookup=Domain("example.org"),
+            relayhost="127.0.0.1",
+            smtpPort=self.serve(mailbox),
+        )
+        yield self.start_master(
+            {"b1": [python_step("fail", "exit(1)")]},
+            receivers=[notifier, self.heard],
+            schedulers=[on_main_branch()],
+        )
+        for number, author in enumerate(("bob", "j\u00fcrgen"), 1):
+            yield self.master.data.updates.addChange(
+                author=author, files=["a.c"], comments="x", revision=f"r{number}",
+                branch="main", project="", codebase="",
+            )  # fmt: skip
+            yield self.heard.wait_for_builds(number)
+        yield self.settle(2)
+        # A domain beyond ASCII goes in its IDNA form; a local part beyond
+        # ASCII, which only SMTPUTF8 carries, is said and left out.
+        self.assertEqual(
+            sorted(mail.recipients for mail in mailbox.mails),
+            [["bob@example.org", "shop@xn--bcher-kva.example"], ["shop@xn--bcher-kva.example"]],
+        )
+        messages = [" ".join(map(str, e.get("message", ()))) for e in said]
+        self.assertEqual(
+            [m for m in messages if m.startswith("MailNotifier: cannot send")],
+            [
+                "MailNotifier: cannot send to 'j\u00fcrgen@example.org' over SMTP (its local"
+                " part is not ASCII, or its domain has no IDNA form); skipped"
+            ],
+        )
 
     @defer.inlineCallbacks
     def test_modes_and_filters(self) -> defer.Generator:
