@@ -209,11 +209,11 @@ class BuilderStatus(Watched):
         """
         Deliver this builder's events (builds, requests, state) to
         C{receiver}, starting with its state: at once, or, while builds
-        that ran before the service are being announced, once they are
-        current (see L{expect_build}).
+        that ran before the service are being announced and none is
+        current yet, once they are (see L{expect_build}).
         """
         self.watchers.append(receiver)
-        if self._expected:
+        if self._expected and not self._current:
             self._unstated.append(receiver)
         else:
             deliver(receiver, "builderChangedState", self.name, self.getState()[0])
