@@ -27,8 +27,6 @@ from buildbot_logfile._import08_history import (
     Build08,
     HistoryError,
     Log08,
-    build_numbers,
-    builder_folders,
     builder_name,
     read_build,
 )
@@ -134,10 +132,16 @@ class Importer:
         self.summary.problems += 1
         self.reporter.say(f"problem: {what}: {reason}")
 
-    def run(self, old_basedir: str, only: list[str]) -> Summary:
+    def run(
+        self, old_basedir: str, histories: list[tuple[str, list[int]]], only: list[str]
+    ) -> Summary:
+        """
+        Import C{histories}, the builder folders of C{old_basedir} with
+        their build numbers (see L{builder_folders}); only the builders
+        named in C{only}, if any.
+        """
         folders = []
-        for folder in builder_folders(old_basedir):
-            numbers = build_numbers(folder)
+        for folder, numbers in histories:
             name, trouble = builder_name(folder, numbers)
             if trouble:
                 self.problem(os.path.join(folder, "builder"), trouble)

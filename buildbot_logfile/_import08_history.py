@@ -153,16 +153,18 @@ def builder_name(folder: str, numbers: list[int]) -> tuple[str, str | None]:
     return fallback, f"{trouble}; named {fallback!r} after its folder"
 
 
-def builder_folders(basedir: str) -> list[str]:
+def builder_folders(basedir: str) -> list[tuple[str, list[int]]]:
     """
     The folders under an 0.8 master's C{basedir} that hold a builder's
-    history (its C{builder} pickle, or build pickles), in order.  A
+    history (its C{builder} pickle, or build pickles), in order, each with
+    the numbers of its build pickles (a folder of a long history holds
+    tens of thousands of files: listed once).  A
     builder's C{builddir} may be a path (C{'group/nested'}, looked for up
     to L{BUILDDIR_DEPTH} folders down) and a folder may be a link to
     another disk (followed, as 0.8 read through it; each folder once).
     Other folders (C{public_html}, C{templates}) are only looked into.
     """
-    found: list[str] = []
+    found: list[tuple[str, list[int]]] = []
     seen: set[str] = set()
 
     def look(folder: str, depth: int) -> None:
@@ -176,8 +178,9 @@ def builder_folders(basedir: str) -> list[str]:
             if not os.path.isdir(path) or real in seen:
                 continue
             seen.add(real)
-            if build_numbers(path) or os.path.isfile(os.path.join(path, "builder")):
-                found.append(path)
+            numbers = build_numbers(path)
+            if numbers or os.path.isfile(os.path.join(path, "builder")):
+                found.append((path, numbers))
             elif depth < BUILDDIR_DEPTH:
                 look(path, depth + 1)
 

@@ -96,7 +96,8 @@ async def _import(args: argparse.Namespace) -> int:
     old = os.path.abspath(args.old_basedir)
     if not os.path.isdir(old):
         raise SetupError(f"{args.old_basedir}: no such directory")
-    if not builder_folders(old):
+    histories = builder_folders(old)
+    if not histories:
         hint = (
             "it is one builder's folder: give the master's basedir, its parent"
             if os.path.isfile(os.path.join(old, "builder"))
@@ -114,7 +115,7 @@ async def _import(args: argparse.Namespace) -> int:
             reporter_for(),
             dry_run=args.dry_run,
         )
-        summary = importer.run(old, args.builder)
+        summary = importer.run(old, histories, args.builder)
     finally:
         await db.pool.stop()
     return 1 if summary.problems else 0
