@@ -359,16 +359,13 @@ class JsonStatus:
         this request may view: the workers' data API path says nothing of
         what runs on them.
         """
-        answer: dict[str, Any] = slave.asDict()
         builds = [b for b in slave.getRunningBuilds() if await self._may_view_build(request, b)]
-        shown = {(b.builder.name, b.number) for b in builds}
-        answer["runningBuilds"] = [b.asDict() for b in builds]
+        answer: dict[str, Any] = slave.asDict(running=builds)
         builders = []
         for entry in answer["builders"]:
             builder = self._status().getBuilder(entry["name"])
             if await self.authorize.allows(request, ("builders", str(builder.builderid))):
-                numbers = [n for n in entry["builds"] if (entry["name"], n) in shown]
-                builders.append({**entry, "builds": numbers})
+                builders.append(entry)
         answer["builders"] = builders
         return answer
 

@@ -80,10 +80,16 @@ class SlaveStatus:
             if build.getWorkername() == self.name
         ]
 
-    def asDict(self) -> dict[str, Any]:
-        """As 0.8's JSON status gave it."""
+    def asDict(self, *, running: list[BuildStatus] | None = None) -> dict[str, Any]:
+        """
+        As 0.8's JSON status gave it.  C{running}: the running builds it
+        shows, if not all of them (the JSON pages show those the user may
+        view).
+        """
+        if running is None:
+            running = self.getRunningBuilds()
         builders: dict[str, list[int]] = {}
-        for build in self.getRunningBuilds():
+        for build in running:
             builders.setdefault(build.builder.name, []).append(build.number)
         return {
             "name": self.name,
@@ -92,7 +98,7 @@ class SlaveStatus:
             "access_uri": self.getAccessURI(),
             "version": self.getVersion(),
             "connected": self.isConnected(),
-            "runningBuilds": [b.asDict() for b in self.getRunningBuilds()],
+            "runningBuilds": [b.asDict() for b in running],
             "builders": [
                 {"name": b.name, "builds": builders.get(b.name, [])}
                 for b in self.status.builders.running.values()
