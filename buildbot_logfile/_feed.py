@@ -377,10 +377,14 @@ class EventFeed:
         except Exception:
             log.err(None, f"LegacyStatus: the steps of build {state.buildid}")
             return None
+        self._list_steps(state, steps)
+        return steps
+
+    def _list_steps(self, state: _BuildState, steps: list[_Message]) -> None:
+        """The build's C{steps}, of the data API, in its list and known by id."""
         for step in steps:
             self._step_builds[step["stepid"]] = state.buildid
             self._step(state, step)
-        return steps
 
     @staticmethod
     def _tell_build_finished(build: BuildStatus) -> BuildStatus:
@@ -407,10 +411,9 @@ class EventFeed:
         if state.status is None:
             return
         if steps is None:  # not listed at the start: read now
-            steps = await self.master.data.get(("builds", state.buildid, "steps")) or []
+            steps = list(await self.master.data.get(("builds", state.buildid, "steps")) or [])
+            self._list_steps(state, steps)
         for step in steps:
-            self._step_builds[step["stepid"]] = state.buildid
-            self._step(state, step)
             if step["started_at"] is None:
                 continue
             await self._step_event(state, "started", step)
