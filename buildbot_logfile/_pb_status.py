@@ -290,7 +290,7 @@ class RemoteBuildSet(_Remote):
     def remote_getReason(self) -> str:
         return self.b.getReason()
 
-    def remote_getID(self) -> int:
+    def remote_getID(self) -> str | None:
         return self.b.getID()
 
     def remote_getBuilderNames(self) -> defer.Deferred[list[str]]:
@@ -782,7 +782,7 @@ class StatusClientPerspective(StatusReceiverBase, NewCredPerspective):
     def perspective_getBuildSets(self) -> defer.Deferred[list[tuple[Any, int]]]:
         """The buildsets not finished yet, as C{(RemoteBuildSet, bsid)} (0.8's C{try} used it)."""
         d = self.status.getBuildSets()
-        d.addCallback(lambda buildsets: [(self.remotes.of(bs), bs.getID()) for bs in buildsets])
+        d.addCallback(lambda buildsets: [(self.remotes.of(bs), int(bs.bsid)) for bs in buildsets])
         return d
 
     def perspective_getBuilderNames(self) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from buildbot.data import resultspec
+from buildbot.process.properties import Properties
 from buildbot.util.twisted import async_to_deferred
 from twisted.internet import defer
 from twisted.python import log
@@ -35,36 +36,51 @@ def _number(build: Mapping[str, Any]) -> int:
 class BuildRequestStatus:
     """
     0.8's C{BuildRequestStatus}: a request for a build on one builder.  As
-    in 0.8.x, what needed the database answers with a Deferred.
+    in 0.8.x, what needed the database answers with a Deferred.  Its source
+    stamps and properties are its buildset's, as 0.8's C{BuildRequest}
+    took them.
     """
 
-    def __init__(self, status: Any, request: Mapping[str, Any], builder: BuilderStatus) -> None:
+    def __init__(
+        self,
+        status: Any,
+        request: Mapping[str, Any],
+        builder: BuilderStatus,
+        buildset: BuildSetStatus | None = None,
+    ) -> None:
         self.status = status
         self.brid = request["buildrequestid"]
         self.bsid = request["buildsetid"]
         self.builder = builder
+        self.buildset = buildset
         self.submitted_at = epoch(request.get("submitted_at"))
-        self.properties: dict[str, Any] = dict(request.get("properties") or {})
-        self.sourcestamps: list[SourceStamp] = []
         self.watchers: list[Any] = []
+
+    @property
+    def sourcestamps(self) -> list[SourceStamp]:
+        return list(self.buildset.sourcestamps) if self.buildset is not None else []
 
     def getBuilderName(self) -> str:
         return self.builder.name
 
-    def getBsid(self) -> int:
-        return int(self.bsid)
+    def getBsid(self) -> defer.Deferred[int]:
+        return defer.succeed(int(self.bsid))
 
     def getSubmitTime(self) -> defer.Deferred[float | None]:
         return defer.succeed(self.submitted_at)
 
     def getSourceStamp(self) -> defer.Deferred[SourceStamp | None]:
-        return defer.succeed(self.sourcestamps[0] if self.sourcestamps else None)
+        stamps = self.sourcestamps
+        return defer.succeed(stamps[0] if stamps else None)
 
     def getSourceStamps(self) -> defer.Deferred[list[SourceStamp]]:
-        return defer.succeed(list(self.sourcestamps))
+        return defer.succeed(self.sourcestamps)
 
-    def getBuildProperties(self) -> defer.Deferred[dict[str, Any]]:
-        return defer.succeed(dict(self.properties))
+    def getBuildProperties(self) -> defer.Deferred[Properties]:
+        """The buildset's properties, as 0.8's C{BuildRequest.properties} held them."""
+        if self.buildset is None:
+            return defer.succeed(Properties())
+        return self.buildset.properties()
 
     @async_to_deferred
     async def getBuilds(self) -> list[BuildStatus]:
@@ -97,7 +113,8 @@ class BuildRequestStatus:
 
     def asDict(self) -> dict[str, Any]:
         """As 0.8's JSON status gave it."""
-        source = self.sourcestamps[0].asDict() if self.sourcestamps else None
+        stamps = self.sourcestamps
+        source = stamps[0].asDict() if stamps else None
         return {
             "source": source,
             "builderName": self.builder.name,
@@ -110,22 +127,32 @@ class BuildRequestStatus:
 
 @implementer(IBuildSetStatus)
 class BuildSetStatus(Finishes):
-    """0.8's C{BuildSetStatus}: the builds asked for together."""
+    """
+    0.8's C{BuildSetStatus}: the builds asked for together.  Its builder
+    names and requests come from the database when asked for, as in 0.8:
+    at C{buildsetSubmitted} the requests are there, though their own
+    events come after.
+    """
 
     def __init__(self, status: Any, buildset: Mapping[str, Any]) -> None:
         super().__init__()
         self.status = status
         self.bsid = buildset["bsid"]
+        self.external_idstring: str | None = buildset.get("external_idstring")
         self.reason = buildset.get("reason") or ""
         self.submitted_at = epoch(buildset.get("submitted_at"))
-        self.results: int | None = buildset.get("results")
-        self.requests: list[BuildRequestStatus] = []
+        # Buildbot says -1 until the buildset completes; 0.8 said None.
+        self.results: int | None = None
         self.sourcestamps: list[SourceStamp] = []
+        self._properties: Properties | None = None
+        # Waiting for the source stamps to be read (see Requests._buildset).
+        self._loading: list[defer.Deferred[None]] | None = []
         if buildset.get("complete"):
-            self.mark_finished()
+            self.finished(buildset.get("results"))
 
-    def getID(self) -> int:
-        return int(self.bsid)
+    def getID(self) -> str | None:
+        """The buildset's external id string (the id a try job gave it), or None."""
+        return self.external_idstring
 
     def getReason(self) -> str:
         return self.reason
@@ -137,18 +164,53 @@ class BuildSetStatus(Finishes):
         return list(self.sourcestamps)
 
     def getBuilderNames(self) -> defer.Deferred[list[str]]:
-        return defer.succeed(sorted({r.getBuilderName() for r in self.requests}))
+        """The builders of its requests, sorted, once for each request, as 0.8 listed them."""
+        return self.getBuildRequests().addCallback(
+            lambda requests: sorted(r.getBuilderName() for r in requests)
+        )
 
     def getBuildRequests(self) -> defer.Deferred[list[BuildRequestStatus]]:
-        return defer.succeed(list(self.requests))
+        return defer.ensureDeferred(self.status.requests.of_buildset(self))
+
+    def getBuilderNamesAndBuildRequests(self) -> defer.Deferred[dict[str, BuildRequestStatus]]:
+        """0.8's undocumented C{{builder name: request}}."""
+        return self.getBuildRequests().addCallback(
+            lambda requests: {r.getBuilderName(): r for r in requests}
+        )
+
+    def properties(self) -> defer.Deferred[Properties]:
+        """Its properties (read once): those of its requests, as 0.8 gave them."""
+        if self._properties is not None:
+            return defer.succeed(self._properties)
+        d = defer.ensureDeferred(self.status.requests.buildset_properties(self.bsid))
+
+        def keep(properties: Properties) -> Properties:
+            self._properties = properties
+            return properties
+
+        return d.addCallback(keep)
 
     def finished(self, results: int | None) -> None:
         self.results = results
         self.mark_finished()
 
+    def when_loaded(self) -> defer.Deferred[None]:
+        """Fires once the source stamps have been read (or reading them failed)."""
+        if self._loading is None:
+            return defer.succeed(None)
+        d: defer.Deferred[None] = defer.Deferred()
+        self._loading.append(d)
+        return d
+
+    def loaded(self) -> None:
+        waiting, self._loading = self._loading or [], None
+        for d in waiting:
+            d.callback(None)
+
     def asDict(self) -> dict[str, Any]:
         return {
             "bsid": self.bsid,
+            "external_idstring": self.external_idstring,
             "reason": self.reason,
             "submittedAt": self.submitted_at,
             "results": self.results,
@@ -270,28 +332,63 @@ class Requests:
             (r for r in self.pending.values() if r.builder is builder), key=lambda r: r.brid
         )
 
+    async def of_buildset(self, bs: BuildSetStatus) -> list[BuildRequestStatus]:
+        """The requests of buildset C{bs}, from the database, by number."""
+        found = await self.data.get(
+            ("buildrequests",), filters=[resultspec.Filter("buildsetid", "eq", [bs.bsid])]
+        )
+        requests = []
+        for request in sorted(found or [], key=lambda r: r["buildrequestid"]):
+            brid = request["buildrequestid"]
+            known = self.pending.get(brid) or self._left.get(brid)
+            if known is None:
+                builder = await self.status.builders.by_id(request["builderid"])
+                if builder is None:
+                    continue  # a builder this master does not know (any more)
+                known = BuildRequestStatus(self.status, request, builder, bs)
+            requests.append(known)
+        return requests
+
+    async def buildset_properties(self, bsid: int) -> Properties:
+        found = await self.data.get(("buildsets", bsid, "properties")) or {}
+        properties = Properties()
+        for name, (value, source) in found.items():
+            properties.setProperty(name, value, source)
+        return properties
+
     async def _buildset(self, buildset: Mapping[str, Any]) -> BuildSetStatus:
+        """
+        The buildset's status, with its source stamps read.  One not
+        complete is kept as soon as it is made, so that its events find it,
+        and whoever else wants it meanwhile waits for its source stamps.
+        """
         bs = self.buildsets.get(buildset["bsid"])
-        if bs is None:
-            bs = self.buildsets[buildset["bsid"]] = BuildSetStatus(self.status, buildset)
+        if bs is not None:
+            await bs.when_loaded()
+            return bs
+        bs = BuildSetStatus(self.status, buildset)
+        if not bs.isFinished():  # a complete one has no events to come
+            self.buildsets[bs.bsid] = bs
+        try:
             for ss in buildset.get("sourcestamps") or []:
                 changes = await self.data.get(("sourcestamps", ss["ssid"], "changes")) or []
                 bs.sourcestamps.append(
                     SourceStamp.from_data(ss, [LegacyChange.from_data(c) for c in changes])
                 )
+        finally:
+            bs.loaded()
         return bs
 
     async def _request(self, request: Mapping[str, Any]) -> BuildRequestStatus | None:
         builder = await self.status.builders.by_id(request["builderid"])
         if builder is None:
             return None
-        found = BuildRequestStatus(self.status, request, builder)
         bs = self.buildsets.get(request["buildsetid"])
-        if bs is None:
+        if bs is not None:
+            await bs.when_loaded()
+        else:
             buildset = await self.data.get(("buildsets", request["buildsetid"]))
             bs = await self._buildset(buildset) if buildset else None
-        if bs is not None:
-            found.sourcestamps = list(bs.sourcestamps)
-            bs.requests.append(found)
+        found = BuildRequestStatus(self.status, request, builder, bs)
         self.pending[found.brid] = found
         return found

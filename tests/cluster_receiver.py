@@ -199,7 +199,7 @@ class JsonRecorder(StatusReceiverMultiService):
     def requestSubmitted(self, request: Any) -> None:
         self._record(
             "requestSubmitted",
-            lambda: {"request": request.asDict(), "bsid": request.getBsid(), "brid": request.brid},
+            lambda: {"request": request.asDict(), "bsid": request.bsid, "brid": request.brid},
         )
 
     def buildFinished(self, builderName: str, build: Any, results: Any) -> None:

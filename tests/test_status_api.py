@@ -735,11 +735,25 @@ class ControlTests(MasterTestCase):
 
 
 class Requests(Snapshots):
-    def buildsetSubmitted(self, buildset: Any) -> None:
-        self.seen.append(("buildsetSubmitted", buildset.getID(), buildset.getReason()))
+    @defer.inlineCallbacks
+    def buildsetSubmitted(self, buildset: Any) -> Any:
+        self.seen.append(
+            ("buildsetSubmitted", buildset.getID(), buildset.getReason(), buildset.getResults())
+        )
+        # As 0.8 read them from the database: there before their own events.
+        names = yield buildset.getBuilderNames()
+        requests = yield buildset.getBuildRequests()
+        self.seen.append(("buildset's requests", names, [r.brid for r in requests]))
 
-    def requestSubmitted(self, request: Any) -> None:
+    @defer.inlineCallbacks
+    def requestSubmitted(self, request: Any) -> Any:
         self.seen.append(("requestSubmitted", request.getBuilderName(), request.brid))
+        bsid = yield request.getBsid()
+        stamp = yield request.getSourceStamp()
+        properties = yield request.getBuildProperties()
+        self.seen.append(
+            ("request's buildset", bsid, stamp.ssid, properties.getProperty("scheduler"))
+        )
 
     def requestCancelled(self, builder: Any, request: Any) -> None:
         self.seen.append(("requestCancelled", builder.getName(), request.brid))
@@ -776,10 +790,16 @@ class RequestTests(MasterTestCase):
         yield poll(
             lambda: ("requestSubmitted", "waiting", brid) in receiver.seen, "requestSubmitted"
         )
-        buildset_data = yield self.master.data.get(("buildsets", request["buildsetid"]))
-        self.assertIn(
-            ("buildsetSubmitted", request["buildsetid"], buildset_data["reason"]), receiver.seen
-        )
+        bsid = request["buildsetid"]
+        buildset_data = yield self.master.data.get(("buildsets", bsid))
+        # A forced buildset has no external id (a try job's); none is complete yet.
+        self.assertIn(("buildsetSubmitted", None, buildset_data["reason"], None), receiver.seen)
+        (ss,) = buildset_data["sourcestamps"]
+        for read in (
+            ("buildset's requests", ["waiting"], [brid]),
+            ("request's buildset", bsid, ss["ssid"], "force"),
+        ):
+            yield poll(lambda read=read: read in receiver.seen, f"{read[0]}, read")
         builder = status.getBuilder("waiting")
         (pending,) = yield builder.getPendingBuildRequestStatuses()
         self.assertEqual(
@@ -787,8 +807,10 @@ class RequestTests(MasterTestCase):
         )
         self.assertEqual((yield pending.getSubmitTime()), request["submitted_at"].timestamp())
         (buildset,) = yield status.getBuildSets()
-        self.assertEqual(buildset.getID(), request["buildsetid"])
+        self.assertEqual(buildset.bsid, bsid)
         self.assertEqual((yield buildset.getBuilderNames()), ["waiting"])
+        (names_and_requests,) = (yield buildset.getBuilderNamesAndBuildRequests()).items()
+        self.assertEqual((names_and_requests[0], names_and_requests[1].brid), ("waiting", brid))
         yield self.master.data.control(
             "cancel", {"reason": "no"}, ("buildrequests", request["buildrequestid"])
         )
@@ -796,6 +818,19 @@ class RequestTests(MasterTestCase):
             lambda: ("requestCancelled", "waiting", brid) in receiver.seen, "requestCancelled"
         )
         self.assertEqual(builder.getPendingBuilds(), [])
+        # A try job's buildset says the id its job gave it.
+        builderid = yield self.master.data.updates.findBuilderId("waiting")
+        stamp_data = {"codebase": "", "branch": "b", "repository": "", "project": ""}
+        tried, _ = yield self.master.data.updates.addBuildset(
+            waited_for=False, scheduler="try", sourcestamps=[stamp_data], reason="tried",
+            properties={}, builderids=[builderid], external_idstring="1-23",
+        )  # fmt: skip
+        yield poll(
+            lambda: ("buildsetSubmitted", "1-23", "tried", None) in receiver.seen, "the try job"
+        )
+        tried_status = status.requests.buildsets[tried]
+        (stamp,) = tried_status.getSourceStamps()
+        self.assertEqual(stamp.branch, "b")
 
 
 class Following(StatusReceiverMultiService):
