@@ -13,7 +13,7 @@ from zope.interface import implementer
 
 from buildbot_logfile._build_data import BuildData, load_build_data
 from buildbot_logfile._delivery import deliver
-from buildbot_logfile._status_base import Watched, epoch
+from buildbot_logfile._status_base import Watched, epoch, legacy_results
 from buildbot_logfile._step_status import BuildStepStatus
 from buildbot_logfile.interfaces import IBuildStatus
 
@@ -89,7 +89,7 @@ class BuildStatus(Watched):
         self.masterid = build.get("masterid")
         self.started = epoch(build.get("started_at"))
         self.finished = epoch(build.get("complete_at"))
-        self.results = build.get("results")
+        self.results = legacy_results(build.get("results"))
         # 0.8's build text: its result's words once finished; getText adds
         # the steps' text2.
         if self.results is None:

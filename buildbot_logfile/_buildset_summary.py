@@ -13,7 +13,7 @@ from buildbot.data import resultspec
 from twisted.internet import defer
 from twisted.python import log
 
-from buildbot_logfile._status_base import as_datetime
+from buildbot_logfile._status_base import as_datetime, legacy_results
 
 
 class BuildSetSummaryNotifierMixin:
@@ -67,7 +67,9 @@ class BuildSetSummaryNotifierMixin:
         raise NotImplementedError
 
     def _buildset_completed(self, key: tuple[str, ...], msg: dict[str, Any]) -> Any:
-        d = defer.ensureDeferred(self.buildsetFinished(msg["bsid"], msg.get("results")))
+        d = defer.ensureDeferred(
+            self.buildsetFinished(msg["bsid"], legacy_results(msg.get("results")))
+        )
         why = f"{type(self).__name__}: while summarising a buildset"
         return d.addErrback(lambda failure: log.err(failure, why))
 
@@ -104,6 +106,6 @@ def _as_08_buildset(buildset: dict[str, Any]) -> dict[str, Any]:
         "submitted_at": as_datetime(buildset.get("submitted_at")),
         "complete": bool(buildset.get("complete")),
         "complete_at": as_datetime(buildset.get("complete_at")),
-        "results": buildset.get("results"),
+        "results": legacy_results(buildset.get("results")),
         "sourcestamps": buildset.get("sourcestamps") or [],
     }

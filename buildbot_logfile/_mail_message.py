@@ -68,8 +68,7 @@ def _defaultMessageIntro(mode: Iterable[str], results: int | None, build: Any) -
     elif results == EXCEPTION:
         text = "The Buildbot has detected a build exception"
     else:
-        # 0.8 raised here (a "change" mail about a skipped, retried or
-        # cancelled build); Buildbot 4 cancels builds more often.
+        # 0.8 raised here (a "change" mail about a skipped or retried build).
         text = "The Buildbot has detected a %s build" % _result_name(results)
 
     return text

@@ -20,7 +20,7 @@ from zope.interface import implementer
 from buildbot_logfile._changes import LegacyChange, SourceStamp
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._lru import LRU
-from buildbot_logfile._status_base import Finishes, epoch
+from buildbot_logfile._status_base import Finishes, epoch, legacy_results
 from buildbot_logfile.interfaces import IBuildRequestStatus, IBuildSetStatus
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class BuildSetStatus(Finishes):
         return d.addCallback(keep)
 
     def finished(self, results: int | None) -> None:
-        self.results = results
+        self.results = legacy_results(results)
         self.mark_finished()
 
     def when_loaded(self) -> defer.Deferred[None]:

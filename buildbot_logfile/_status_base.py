@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from buildbot.process.results import CANCELLED, EXCEPTION
 from twisted.internet import defer, task
 
 _UNESCAPED_DIRNAME_CHARS = re.compile(r"[A-Za-z0-9-]+")
@@ -52,6 +53,15 @@ def epoch(value: datetime | float | None) -> float | None:
     if isinstance(value, datetime):
         return value.timestamp()
     return float(value)
+
+
+def legacy_results(results: int | None) -> int | None:
+    """
+    A data-API result as 0.8 had it: 0.8 had no C{CANCELLED}, and a build
+    or step that Buildbot cancels is one 0.8 stopped, an C{EXCEPTION}.
+    Plugins index their own tables of 0.8's six results with it.
+    """
+    return EXCEPTION if results == CANCELLED else results
 
 
 def as_datetime(value: datetime | float | None) -> datetime | None:

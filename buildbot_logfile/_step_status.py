@@ -18,7 +18,7 @@ from buildbot.process.results import (
 from zope.interface import implementer
 
 from buildbot_logfile._delivery import deliver
-from buildbot_logfile._status_base import Watched, epoch, words
+from buildbot_logfile._status_base import Watched, epoch, legacy_results, words
 from buildbot_logfile.interfaces import IBuildStepStatus
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ _RESULT_WORDS = {
     RETRY: "retry",
     CANCELLED: "interrupted",
 }
+_SUFFIX_WORDS = {f"({Results[results]})": word for results, word in _RESULT_WORDS.items()}
 # The flags that made 0.8 name a step in its build's text, by its result
 # (BuildStep.maybeGetText2).
 _TEXT2_FLAGS = {
@@ -111,30 +112,33 @@ class BuildStepStatus(Watched):
             # Buildbot's word for a step it has not described yet; 0.8's
             # steps had their description, or their name at least.
             text = words(self.started_as) or [self.name]
+        elif text and text[-1] in _SUFFIX_WORDS:
+            # Buildbot adds the result as the step finishes, in an update
+            # just before the one that says it finished: 0.8 set the final
+            # text once.
+            text = [*text[:-1], _SUFFIX_WORDS[text[-1]]]
         self.text = text
         self.urls = {u["name"]: u["url"] for u in step.get("urls") or []}
         self.hidden = bool(step.get("hidden"))
         if finished:
             self.started = epoch(step.get("started_at")) or self.started
             self.finished = epoch(step.get("complete_at"))
-            self.results = step.get("results")
-            word = _RESULT_WORDS.get(self.results)
-            if word is not None and text and text[-1] == f"({Results[self.results]})":
-                self.text = [*text[:-1], word]
-            self.text2 = self._text2(running)
+            results = step.get("results")
+            self.results = legacy_results(results)
+            self.text2 = self._text2(results, running)
 
-    def _text2(self, running: Any) -> list[str]:
+    def _text2(self, results: int | None, running: Any) -> list[str]:
         """
         0.8's summary of the step for its build's text: its name, where
         its result counted against the build by its flags.  A step of
         another master (or of the past) is named whenever it did not
         succeed: its flags are not in the database.
         """
-        if self.results == CANCELLED:
+        if results == CANCELLED:
             return ["interrupted"]
-        if self.results in (SUCCESS, SKIPPED, None):
+        if results in (SUCCESS, SKIPPED, None):
             return []
-        flags = _TEXT2_FLAGS.get(self.results, ())
+        flags = _TEXT2_FLAGS.get(results, ())
         if running is None or any(getattr(running, flag, False) for flag in flags):
             return [self.name]
         return []

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote
 
 from buildbot.process.results import (
-    CANCELLED,
     EXCEPTION,
     FAILURE,
     RETRY,
@@ -32,7 +31,6 @@ css_classes = {
     SKIPPED: "skipped",
     EXCEPTION: "exception",
     RETRY: "retry",
-    CANCELLED: "exception",
     None: "",
 }
 

@@ -19,7 +19,6 @@ from typing import Any
 
 from buildbot import util
 from buildbot.process.results import (
-    CANCELLED,
     EXCEPTION,
     FAILURE,
     RETRY,
@@ -63,7 +62,7 @@ _EVENT = re.compile(
     "|(success|warnings|exception|failure)To(Failure|Success|Warnings|Exception))$"
 )
 # Buildbot's order of results from best to worst, for "worse" and "better".
-_SEVERITY = (SKIPPED, SUCCESS, WARNINGS, FAILURE, CANCELLED, EXCEPTION)
+_SEVERITY = (SKIPPED, SUCCESS, WARNINGS, FAILURE, EXCEPTION)
 
 _IRC_COLORS = [
     "WHITE", "BLACK", "NAVY_BLUE", "GREEN", "RED", "BROWN", "PURPLE", "OLIVE", "YELLOW",
@@ -252,9 +251,9 @@ class Contact(Commands, StatusReceiver):
 
         self.send(r)
 
-    # 0.8.14's, and (beyond it) Buildbot 4's results it had not: a build
-    # Buildbot cancels is one 0.8 stopped, an exception (its text, too, is
-    # 0.8's "exception interrupted"); a skipped one, 0.8 would have named "??".
+    # 0.8.14's, and (beyond it) a skipped build, which 0.8 would have
+    # named "??".  A build Buildbot cancels comes as 0.8's stopped one, an
+    # exception (legacy_results).
     results_descriptions = {
         SUCCESS: ("Success", "GREEN"),
         WARNINGS: ("Warnings", "YELLOW"),
@@ -262,7 +261,6 @@ class Contact(Commands, StatusReceiver):
         SKIPPED: ("Skipped", "AQUA_LIGHT"),
         EXCEPTION: ("Exception", "PURPLE"),
         RETRY: ("Retry", "AQUA_LIGHT"),
-        CANCELLED: ("Exception", "PURPLE"),
     }
 
     def getResultsDescriptionAndColor(self, results: int | None) -> tuple[str, str]:

@@ -16,7 +16,7 @@ import treq
 from buildbot.db.buildsets import BuildSetModel
 from buildbot.plugins import schedulers, steps, util
 from buildbot.process.buildstep import BuildStep
-from buildbot.process.results import FAILURE, SUCCESS
+from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, SUCCESS
 from buildbot.warnings import DeprecatedApiWarning
 from twisted.internet import defer
 
@@ -104,6 +104,26 @@ class Talkative(BuildStep):
             self.updateSummary()
             yield seen
         return SUCCESS
+
+
+class UntilStopped(BuildStep):
+    """A step that runs until its build is stopped, telling C{started} as it starts."""
+
+    def __init__(self, started: defer.Deferred[None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.started = started
+        self._stop: defer.Deferred[None] = defer.Deferred()
+
+    @defer.inlineCallbacks
+    def run(self) -> Any:
+        self.started.callback(None)
+        yield self._stop
+        return CANCELLED
+
+    def interrupt(self, reason: Any) -> defer.Deferred[None]:
+        if not self._stop.called:
+            self._stop.callback(None)
+        return super().interrupt(reason)
 
 
 REVISION = "abc1234" + "0" * 33
@@ -271,6 +291,13 @@ class StatusAPITests(MasterTestCase):
         self.assertEqual(finished["soft"], (["soft", "failed"], (FAILURE, []), []))
         self.assertEqual(finished["fail"], (["fail", "failed"], (FAILURE, ["fail"]), ["fail"]))
         self.assertEqual(finished["after"], (["after"], (SUCCESS, []), ["fail"]))
+        # ... and so it is in the text receivers are told of as it changes:
+        # Buildbot adds its "(failure)" a moment before the step finishes.
+        told = [e[1:] for e in self.snapshots.seen if e[0] == "stepTextChanged"]
+        self.assertEqual(
+            [t for t in told if t[0] in ("soft", "fail")],
+            [("soft", ["soft", "failed"]), ("fail", ["fail", "failed"])],
+        )
         self.assertEqual(build.getText(), ["failed", "fail"])
         self.assertEqual(build.asDict()["text"], ["failed", "fail"])
         # The builder's watchers hear of the end first, as in 0.8.
@@ -291,6 +318,29 @@ class StatusAPITests(MasterTestCase):
         for name in ("soft", "fail", "after"):
             started = [e[:2] for e in seen].index(("stepStarted", name))
             self.assertEqual(seen[started + 1], ("stepETAUpdate", name))
+
+    @defer.inlineCallbacks
+    def test_a_stopped_build_is_an_exception_as_in_0_8(self) -> defer.Generator:
+        started: defer.Deferred[None] = defer.Deferred()
+        yield self.start([UntilStopped(started, name="wait", descriptionDone="waited")])
+        yield self.force("b1")
+        yield started
+        (running,) = yield self.master.data.get(("builds",))
+        yield self.master.data.control("stop", {"reason": "enough"}, ("builds", running["buildid"]))
+        build = yield self.snapshots.finished
+        finished = yield self.master.data.get(("builds", running["buildid"]))
+        self.assertEqual(finished["results"], CANCELLED)  # Buildbot's word for it
+        # 0.8 had no CANCELLED: a build it stopped was an EXCEPTION, its
+        # interrupted step too; the step's text ended in "interrupted", and
+        # that was the only text it was told of.
+        stopped = {e[1]: e[3:] for e in self.snapshots.seen if e[0] == "stepFinished"}["wait"]
+        self.assertEqual(
+            stopped, (["waited", "interrupted"], (EXCEPTION, ["interrupted"]), ["interrupted"])
+        )
+        self.assertEqual(build.getText(), ["exception", "interrupted"])
+        self.assertEqual(build.getResults(), EXCEPTION)
+        texts = [e[2] for e in self.snapshots.seen if e[:2] == ("stepTextChanged", "wait")]
+        self.assertEqual(texts, [["waited", "interrupted"]])
 
     @defer.inlineCallbacks
     def test_render_and_as_dict(self) -> defer.Generator:
