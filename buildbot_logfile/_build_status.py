@@ -208,11 +208,14 @@ class BuildStatus(Watched):
         return self.steps
 
     def getCurrentStep(self) -> BuildStepStatus | None:
-        """The step running now, if any."""
-        for step in self.started_steps:
-            if step.isStarted() and not step.isFinished():
-                return step
-        return None
+        """
+        The step started last, until the build finishes: as in 0.8, that
+        is the one that ran last between two steps too.
+        """
+        if self.isFinished():
+            return None
+        started = [step for step in self.started_steps if step.isStarted()]
+        return started[-1] if started else None
 
     def getTimes(self) -> tuple[float | None, float | None]:
         return (self.started, self.finished)

@@ -68,6 +68,8 @@ class BuilderStatus(Watched):
         # expect_build), and watchers that wait for them to hear a state.
         self._expected: set[int] = set()
         self._unstated: list[Any] = []
+        # A build ended, its state not told yet (see build_finished).
+        self._ending = False
         self.events: list[Event] = []
 
     @classmethod
@@ -99,7 +101,7 @@ class BuilderStatus(Watched):
         C{"idle"}.
         """
         builds = self.getCurrentBuilds()
-        if builds:
+        if builds or self._ending:
             return ("building", builds)
         if not any(s.isConnected() for s in self.getSlaves()):
             return ("offline", builds)
@@ -267,8 +269,14 @@ class BuilderStatus(Watched):
         self.announce_state()
 
     def build_finished(self, build: BuildStatus) -> None:
-        """A build of this builder ended (L{announce_state} tells watchers, once they heard)."""
+        """
+        A build of this builder ended (L{announce_state} tells watchers,
+        once they heard).  Until then the builder is still C{building},
+        with the build no longer current, as 0.8's builder was while its
+        watchers heard C{buildFinished}.
+        """
         self._current.pop(build.number, None)
+        self._ending = True
 
     def running_build(self, number: int) -> BuildStatus | None:
         return self._current.get(number)
@@ -279,6 +287,7 @@ class BuilderStatus(Watched):
         to those that have heard none.  Nothing while a build is expected
         and none is current: C{idle} would leave the expected build out.
         """
+        self._ending = False
         if self._expected and not self._current:
             return
         state = self.getState()[0]

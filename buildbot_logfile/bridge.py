@@ -511,6 +511,10 @@ class LegacyStatus(service.BuildbotService):
         if isinstance(thing, BuildStepStatus):
             if old is not None:
                 return f"{self.getURLForThing(thing.build)}/steps/{_segment(thing.name)}"
+            if thing.stepid is None:
+                # The UI has a step's page once it has started; a step to
+                # come, or one the build passed over, is shown in its build.
+                return self.getURLForThing(thing.build)
             return f"{self.getURLForThing(thing.build)}/steps/{thing.number}"
         if isinstance(thing, LogFile):
             if old is not None:

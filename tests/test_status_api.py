@@ -38,6 +38,10 @@ class Snapshots(StatusReceiverMultiService):
         self.started_texts: dict[str, list[str]] = {}
         self.finished: defer.Deferred[Any] = defer.Deferred()
         self.builder_names_at_attach: list[str] | None = None
+        # At each stepFinished: the step, and whether it is its build's current step.
+        self.current_at_step_end: list[tuple[str, bool]] = []
+        # At each buildFinished: the builder's state and its current builds.
+        self.state_at_build_end: list[tuple[str, list[Any]]] = []
 
     def setServiceParent(self, parent: Any) -> Any:
         d = StatusReceiverMultiService.setServiceParent(self, parent)
@@ -64,6 +68,7 @@ class Snapshots(StatusReceiverMultiService):
         self.seen.append(("stepETAUpdate", step.getName()))
 
     def stepFinished(self, build: Any, step: Any, results: Any) -> None:
+        self.current_at_step_end.append((step.getName(), build.getCurrentStep() is step))
         self.seen.append(
             ("stepFinished", step.getName(), build.getProperty("mid"), step.getText(),
              step.getResults(), build.getText())
@@ -76,6 +81,7 @@ class Snapshots(StatusReceiverMultiService):
             waiting.callback(None)
 
     def buildFinished(self, name: str, build: Any, results: int) -> None:
+        self.state_at_build_end.append(build.getBuilder().getState())
         self.seen.append(("buildFinished", build.number))
         if not self.finished.called:
             self.finished.callback(build)
@@ -272,7 +278,17 @@ class StatusAPITests(MasterTestCase):
         self.assertEqual(talk.getResults(), (SUCCESS, []))
         self.assertEqual(talk.step_number, step_data["number"])
         self.assertFalse(talk.isHidden())
+        # A step stays its build's current step as it finishes and until
+        # the next starts, as in 0.8; none once the build has finished.
+        self.assertEqual(
+            self.snapshots.current_at_step_end,
+            [(name, True) for name in ("worker_preparation", "talk", "setter", "after")],
+        )
         self.assertIsNone(build.getCurrentStep())
+        # While its watchers hear buildFinished, the builder still says
+        # "building", the build no longer current, as 0.8's did.
+        self.assertEqual(self.snapshots.state_at_build_end, [("building", [])])
+        self.assertEqual(build.getBuilder().getState(), ("idle", []))
 
     @defer.inlineCallbacks
     def test_texts_are_08_words(self) -> defer.Generator:
@@ -366,6 +382,8 @@ class StatusAPITests(MasterTestCase):
             {"name": "stdio", "url": as_dict["logs"][0][1], "step": "emit", "isFinished": True},
         )
         builder = build.getBuilder()
+        # (this runs inside buildFinished, while the builder still says "building")
+        yield poll(lambda: builder.getState()[0] == "idle", "the builder's state told")
         self.assertEqual(builder.asDict()["state"], "idle")
         self.assertEqual(builder.currentBuilds, [])
         self.assertEqual(builder.category, None)
@@ -528,6 +546,13 @@ class StepsToComeTests(MasterTestCase):
         never = build.getStep("never")
         self.assertEqual(
             (never.getResults(), never.getText(), never.getLogs()), ((None, []), [], [])
+        )
+        # The modern UI has no page of it (its number is the next started
+        # step's, which it comes before): its build's is its URL.
+        status = self.legacy_status()
+        self.assertEqual(
+            [status.getURLForThing(s) for s in (never, build.getStep("always"))],
+            [status.getURLForThing(build), f"{status.getURLForThing(build)}/steps/7"],
         )
         self.assertEqual(build.getText(), ["failed", "fail"])
         self.assertEqual(
