@@ -104,6 +104,11 @@ class BuildStatus(Watched):
             self.properties.build = self
         for name, (value, source) in properties.items():
             self.properties.setProperty(name, value, source)
+        # 0.8's worker set "slavename" on every build (Buildbot 4 sets
+        # "workername" only); plugins read it, and render it in their mail.
+        worker = properties.get("workername")
+        if worker is not None and "slavename" not in properties:
+            self.properties.setProperty("slavename", worker[0], "BuildSlave")
 
     # The 0.8 API
 

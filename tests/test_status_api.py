@@ -269,7 +269,12 @@ class StatusAPITests(MasterTestCase):
         (setter_finished,) = [e for e in seen if e[:2] == ("stepFinished", "setter")]
         self.assertEqual(setter_finished[2], "set mid-build")
         props = yield self.master.data.get(("builds", build.buildid, "properties"))
-        self.assertEqual(build.getProperties().asDict(), {k: tuple(v) for k, v in props.items()})
+        # ... with 0.8's name of the worker beside Buildbot 4's
+        self.assertEqual(
+            build.getProperties().asDict(),
+            {**{k: tuple(v) for k, v in props.items()}, "slavename": ("local1", "BuildSlave")},
+        )
+        self.assertEqual(build.render(util.Interpolate("%(prop:slavename)s")), "local1")
         data = yield self.master.data.get(("builds", build.buildid))
         self.assertEqual(build.getText(), data["state_string"].split())
         talk = build.getSteps()[1]
