@@ -75,7 +75,10 @@ class EventFeed:
         mirrors: MirrorRegistry,
         on_build_finished: Callable[[BuildStatus], None],
     ) -> None:
-        """C{on_build_finished} takes each build once its receivers have heard the end."""
+        """
+        C{on_build_finished} takes each build as it ends, before its
+        receivers hear of it: a build they look up then is the same object.
+        """
         self.master = master
         self.builders = builders
         self.workers = workers
@@ -561,9 +564,9 @@ class EventFeed:
         state.running = None
         builder = build.builder
         builder.build_finished(build)
+        self.on_build_finished(build)
         build.mark_finished()
         builder.announce_state()
         del self._builds[build.buildid]
         for stepid in state.steps:
             self._step_builds.pop(stepid, None)
-        self.on_build_finished(build)

@@ -42,6 +42,7 @@ class Snapshots(StatusReceiverMultiService):
         self.current_at_step_end: list[tuple[str, bool]] = []
         # At each buildFinished: the builder's state and its current builds.
         self.state_at_build_end: list[tuple[str, list[Any]]] = []
+        self.same_build_at_end: bool | None = None
 
     def setServiceParent(self, parent: Any) -> Any:
         d = StatusReceiverMultiService.setServiceParent(self, parent)
@@ -82,6 +83,7 @@ class Snapshots(StatusReceiverMultiService):
 
     def buildFinished(self, name: str, build: Any, results: int) -> None:
         self.state_at_build_end.append(build.getBuilder().getState())
+        self.same_build_at_end = build.getBuilder().getBuild(-1) is build
         self.seen.append(("buildFinished", build.number))
         if not self.finished.called:
             self.finished.callback(build)
@@ -293,6 +295,8 @@ class StatusAPITests(MasterTestCase):
         # While its watchers hear buildFinished, the builder still says
         # "building", the build no longer current, as 0.8's did.
         self.assertEqual(self.snapshots.state_at_build_end, [("building", [])])
+        # ... and it is the builder's newest build, as the same object
+        self.assertTrue(self.snapshots.same_build_at_end)
         self.assertEqual(build.getBuilder().getState(), ("idle", []))
 
     @defer.inlineCallbacks
