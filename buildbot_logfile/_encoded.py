@@ -176,6 +176,7 @@ def _write(
 ) -> _Identity:
     """Write the page gzip-encoded to a new file renamed into C{target}; its identity."""
     directory, name = os.path.split(target)
+    _spool.check_directory(target)
     # What a make that a crash cut short left (makes are one at a time).
     for left in glob.glob(os.path.join(glob.escape(directory), glob.escape(f".{name}.") + "*.tmp")):
         os.unlink(left)

@@ -79,10 +79,16 @@ def builders_page(names: Sequence[str], prefix: str = "builders/") -> bytes:
 
 
 def builder_page(
-    builder: BuilderStatus, current: Sequence[BuildStatus], recent: Sequence[Mapping[str, Any]]
+    builder: BuilderStatus,
+    current: Sequence[BuildStatus],
+    recent: Sequence[Mapping[str, Any]],
+    depth: int = 0,
 ) -> bytes:
-    """C{/builders/B}: the builder's state, its running builds, and its last finished ones."""
-    link = quote(builder.name)
+    """
+    C{/builders/B}: the builder's state, its running builds, and its last
+    finished ones.  C{depth}: as for L{step_page}, of the builder's name.
+    """
+    link = "../" * depth + quote(builder.name)
     state, _ = builder.getState()
     body = [f"<p>State: {html.escape(state)}</p>", "<h2>Current builds</h2>"]
     if current:
@@ -113,12 +119,23 @@ def builder_page(
 
 def _log_links(prefix: str, logs: Sequence[Mapping[str, Any]]) -> str:
     """Links to each log's page and text page, C{prefix} leading to the step's C{logs/}."""
-    # Linked by slug: a log's name may hold a "/", a slug may not.
     return " ".join(
-        f'<a href="{prefix}{quote(entry["slug"])}">{html.escape(entry["name"])}</a>'
-        f' (<a href="{prefix}{quote(entry["slug"])}/text">text</a>)'
+        f'<a href="{prefix}{_log_segment(entry)}">{html.escape(entry["name"])}</a>'
+        f' (<a href="{prefix}{_log_segment(entry)}/text">text</a>)'
         for entry in logs
     )
+
+
+def _log_segment(entry: Mapping[str, Any]) -> str:
+    """
+    A log as its links name it: by name, as 0.8 linked it (a "/" in it
+    as %2F), since a name is looked up before a slug, and one log's slug
+    may be another's name ("a/b" is "a_b", beside a log named "a_b").  A
+    name of dots only is a relative path itself: such a log is linked
+    by its slug.
+    """
+    name = entry["name"]
+    return quote(entry["slug"] if name.strip(".") == "" else name)
 
 
 def logs_page(title: str, logs: Sequence[Mapping[str, Any]]) -> bytes:
@@ -127,18 +144,21 @@ def logs_page(title: str, logs: Sequence[Mapping[str, Any]]) -> bytes:
 
 
 def build_page(
-    build: BuildStatus, logs_of: Mapping[int | None, Sequence[Mapping[str, Any]]]
+    build: BuildStatus,
+    logs_of: Mapping[int | None, Sequence[Mapping[str, Any]]],
+    depth: int = 0,
 ) -> bytes:
     """
     C{/builders/B/builds/N}: the build's result, its steps with results,
     text and log links (C{logs_of} by step id, None for steps yet to
-    start), source stamps and properties.
+    start), source stamps and properties.  C{depth}: as for L{step_page},
+    of the builder's name.
     """
     number = build.number
     result = _result_name(build.getResults(), build.isFinished())
     started, finished = build.getTimes()
     body = [
-        f'<p><a href="../../{quote(build.builder.name)}">'
+        f'<p><a href="{"../" * (2 + depth)}{quote(build.builder.name)}">'
         f"Builder {html.escape(build.builder.name)}</a></p>",
         f'<p class="{result}">Result: {html.escape(result)}'
         f" {html.escape(' '.join(build.getText()))}</p>",

@@ -10,6 +10,7 @@ measured with C{benchmarks/bench_logfile.py} on ext4.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import ctypes
 import io
 import os
@@ -326,10 +327,8 @@ def _create(path: str) -> int:
     compressed spool of an earlier log of that name goes: readers prefer
     it to the plain file; and so do its encoded pages.
     """
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    if os.path.islink(directory):
-        raise SpoolUnavailable(f"{directory} is a symbolic link; not writing through it")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    check_directory(path)
     try:
         if not stat.S_ISREG(os.lstat(path).st_mode):
             os.unlink(path)
@@ -344,11 +343,26 @@ def _create(path: str) -> int:
     return os.open(path, flags, 0o644)
 
 
+def check_directory(path: str) -> None:
+    """
+    Refuse a spool path whose builder directory is a link: spool files
+    live under C{logdir} only, and this project makes the builder
+    directories itself.  (The last part of a path is opened without
+    following links; this is the part before it.)
+    """
+    directory = os.path.dirname(path)
+    if os.path.islink(directory):
+        raise SpoolUnavailable(f"{directory} is a symbolic link; not going through it")
+
+
 def existing_spool(path: str) -> str | None:
     """
     The regular file a finished log at C{path} lives in (0.8 preferred the
-    compressed ones); links do not count.
+    compressed ones); links do not count, nor does a builder directory
+    that is one.
     """
+    if os.path.islink(os.path.dirname(path)):
+        return None
     for suffix in (".bz2", ".gz", ""):
         try:
             if stat.S_ISREG(os.lstat(path + suffix).st_mode):
@@ -364,6 +378,7 @@ def open_no_link(path: str) -> int:
     waiting on what is no file (opening a FIFO put in its place would
     block until something writes to it).
     """
+    check_directory(path)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -444,24 +459,28 @@ def compress_spool(path: str, method: str | None) -> defer.Deferred[None]:
     the file as it is.
     """
     suffix = COMPRESSION_SUFFIXES.get(method or "")
-    if suffix is None or not os.path.exists(path):
-        return defer.succeed(None)
+    if suffix is None or existing_spool(path) != path:
+        return defer.succeed(None)  # none to compress, or not a file of its own
     compressed = path + suffix + ".tmp"
     opener: Callable[[str, str], IO[bytes]] = (
         bz2.BZ2File if suffix == ".bz2" else GzipWriter  # type: ignore[assignment]
     )
 
     def compress() -> None:
-        with open(path, "rb") as infile, opener(compressed, "wb") as out:
+        with io.FileIO(open_no_link(path), "r") as infile, opener(compressed, "wb") as out:
             while buf := infile.read(1024 * 1024):
                 out.write(buf)
         os.replace(compressed, path + suffix)
         os.unlink(path)
 
     def failed(failure: Any) -> Any:
-        log.msg(f"failed to compress {path}")
-        if os.path.exists(compressed):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(compressed)
+        if failure.check(OSError):
+            # The spool is a cache: the plain file stays, and is read.
+            log.msg(f"could not compress {path}: {failure.getErrorMessage()}")
+            return None
+        log.msg(f"failed to compress {path}")
         return failure
 
     return threads.deferToThread(compress).addErrback(failed)

@@ -142,6 +142,17 @@ def url_segments(request: IRequest) -> list[str]:
     return [s.decode("utf-8", "replace") for s in (*request.prepath, *request.postpath)]
 
 
+def builder_depth(request: IRequest, builder: str, after: int = 0) -> int:
+    """
+    How many of the URL's own C{/} the builder's name took (a name with a
+    C{/}, reached with it as it is, not as C{%2F}), C{after} segments
+    following it: the page's relative links climb as many more.
+    """
+    segments = url_segments(request)
+    tail = "/".join([builder, *segments[len(segments) - after :]] if after else [builder])
+    return sum(1 for i in url_separators(request, tail) if i < len(builder))
+
+
 def url_separators(request: IRequest, tail: str) -> frozenset[int]:
     """
     Where in C{tail}, the end of the path a page's route matched, the
@@ -554,7 +565,9 @@ class LegacyLogPages:
             return self._stream(request, gate, opened, TextRequestConsumer(request))
         if not re.fullmatch(rb"[0-9]{1,19}", start[0]):
             request.setResponseCode(400)
-            return b"start must be a byte offset (a whole number >= 0)\n"
+            # The log's own headers are set by now: no cache may keep this.
+            request.setHeader(b"cache-control", b"no-store")
+            return b"start must be a byte offset: a whole number from 0 to 19 digits long\n"
         body, size, more = await opened.text_bytes(int(start[0]), START_LIMIT)
         request.setHeader(b"x-text-size", str(size).encode())
         assert opened.logfile is not None
@@ -586,7 +599,9 @@ class LegacyLogPages:
         await self.authorize(request, ("builders", str(found.builderid), "builds"))  # listed
         recent = await source.recent_builds(found, RECENT_BUILDS)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page_set.builder_page(found, found.getCurrentBuilds(), recent)
+        return page_set.builder_page(
+            found, found.getCurrentBuilds(), recent, builder_depth(request, builder)
+        )
 
     @app.route("/builders/<path:builder>/builds/<number:number>", methods=["GET", "HEAD"])
     async def build_page(self, request: IRequest, builder: str, number: int) -> bytes:
@@ -596,7 +611,7 @@ class LegacyLogPages:
         await self.authorize(request, (*build_path, "steps"))  # the page lists them
         logs_of = {step.stepid: await self._source().step_logs(step) for step in build.getSteps()}
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page_set.build_page(build, logs_of)
+        return page_set.build_page(build, logs_of, builder_depth(request, builder, after=2))
 
     @app.route(
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>", methods=["GET", "HEAD"]

@@ -325,6 +325,40 @@ class SpoolFaultTests(FaultTestCase):
         self.assertFalse(os.path.islink(lf.getFilename()))
 
     @defer.inlineCallbacks
+    def test_a_builder_directory_replaced_by_a_link(self) -> defer.Generator:
+        lf = yield self.finished_log(python_step("emit", "print('hello'); print('world')"))
+        # As after a restart: nothing known of the log but its spool.
+        yield self.restart_legacy_status()
+        builder_dir = os.path.dirname(lf.getFilename())
+        # Moved, not copied: the spool keeps its inode, as a link made by
+        # hand to a directory moved elsewhere on the same disk would.
+        outside = os.path.join(os.path.abspath(self.mktemp()), "b1")
+        os.makedirs(os.path.dirname(outside))
+        os.rename(builder_dir, outside)
+        os.symlink(outside, builder_dir)
+        spool = os.path.join(outside, os.path.basename(lf.getFilename()))
+        # The same size and lines as the log's, so that only where it lies tells.
+        with open(spool, "rb") as f:
+            crafted = f.read().replace(b"hello\nworld\n", b"SECRE\nOUTSI\n")
+        with open(spool, "wb") as f:
+            f.write(crafted)
+        before = sorted(os.listdir(outside))
+        yield self.assert_served_whole("b1", 1, "emit")
+        path = "/builders/b1/builds/1/steps/emit/logs/stdio"
+        for page in (path, f"{path}/text"):
+            response = yield treq.get(
+                self.pages + page, headers={"Accept-Encoding": "gzip"}, persistent=False
+            )
+            body = yield treq.content(response)
+            self.assertEqual(response.code, 200)
+            self.assertNotIn(b"SECRE", gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body)
+        # Nothing was read, written or compressed through the link.
+        self.assertEqual(sorted(os.listdir(outside)), before)
+        with open(spool, "rb") as f:
+            self.assertEqual(f.read(), crafted)
+        self.flushLoggedErrors()
+
+    @defer.inlineCallbacks
     def test_a_spool_that_cannot_be_read(self) -> defer.Generator:
         # Mode 000 stops nobody when the master runs as root: a directory
         # where the file should be cannot be read by anyone.

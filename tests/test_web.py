@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import gzip
+import html
 import random
 import re
 import textwrap
@@ -130,9 +131,11 @@ class PageTests(WebTestCase):
         self.assertEqual(body, "ab\u00e9".encode())
         self.assertEqual(response.headers.getRawHeaders("x-text-size"), ["4"])
         self.assertEqual(response.headers.getRawHeaders("x-more-data"), ["true"])
-        for bad in ("-1", "x", ""):
+        for bad in ("-1", "x", "", "1" * 20):
             response, _ = yield self.get(path + "?start=" + bad)
             self.assertEqual(response.code, 400)
+            # of a finished log, whose pages may be kept a week: not this
+            self.assertEqual(response.headers.getRawHeaders("cache-control"), ["no-store"])
 
     @defer.inlineCallbacks
     def test_not_found_and_hostile_paths(self) -> defer.Generator:
@@ -826,6 +829,30 @@ class SlashedLogNameTests(MasterTestCase):
                 self.assertEqual(response.code, 200, link)
 
     @defer.inlineCallbacks
+    def test_the_links_of_a_builder_named_with_a_slash_however_reached(
+        self,
+    ) -> defer.Generator:
+        yield self.start_master(
+            {"a/b": [named_logs_step({"out": ("hello\n", "")}, name="s")]}, http=True
+        )
+        yield self.force("a/b")
+        yield self.recorder.wait_for_builds(1)
+        builder = self.pages + "/builders/a%2Fb"
+        for spelling in ("a%2Fb", "a/b"):
+            for page in (f"/builders/{spelling}", f"/builders/{spelling}/builds/1"):
+                url = self.pages + page
+                response, body = yield self.get(url)
+                self.assertEqual(response.code, 200, url)
+                links = {
+                    urljoin(url, html.unescape(href))
+                    for href in re.findall(r'href="([^"]*)"', body.decode())
+                }
+                self.assertTrue(links & {builder, f"{builder}/builds/1"}, (url, links))
+                for link in links:
+                    response, _ = yield self.get(link)
+                    self.assertEqual(response.code, 200, (url, link))
+
+    @defer.inlineCallbacks
     def test_a_finished_log_named_with_a_slash(self) -> defer.Generator:
         yield self.start([named_logs_step(SLASH_LOGS_TEXT)])
         yield self.force("b1")
@@ -867,6 +894,31 @@ class SlashedLogNameTests(MasterTestCase):
                     (404, expected + " in step 'slash logs' of build b1 #1\n"),
                     path,
                 )
+
+    @defer.inlineCallbacks
+    def test_each_link_leads_to_its_own_log_where_slugs_and_names_meet(
+        self,
+    ) -> defer.Generator:
+        # Buildbot slugs "a/b" as "a_b", and then the log named "a_b" as "a_b_2".
+        texts = {name: (f"log {name}\n", "") for name in ("a/b", "a_b", "x y", "x_y", "..")}
+        yield self.start([named_logs_step(texts, name="meet")])
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        for base in self.bases:
+            build = base + "/builders/b1/builds/1"
+            for listing in (build, f"{build}/steps/meet", f"{build}/steps/meet/logs/"):
+                _, body = yield self.get(listing)
+                found = re.findall(
+                    r'<a href="([^"]+)">([^<]+)</a> \(<a href="([^"]+)">text</a>\)', body.decode()
+                )
+                self.assertEqual(sorted(html.unescape(name) for _, name, _ in found), sorted(texts))
+                for html_link, name, text_link in found:
+                    name = html.unescape(name)
+                    response, page = yield self.get(urljoin(listing, html.unescape(text_link)))
+                    self.assertEqual((response.code, page.decode()), (200, f"log {name}\n"), name)
+                    response, page = yield self.get(urljoin(listing, html.unescape(html_link)))
+                    self.assertEqual(response.code, 200, name)
+                    self.assertIn(f"log {html.escape(name)}", page.decode())
 
     @defer.inlineCallbacks
     def test_a_name_that_is_two_pages(self) -> defer.Generator:
