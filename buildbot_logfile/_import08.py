@@ -13,7 +13,9 @@ goes on and ends with a L{Summary}.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -35,6 +37,7 @@ from buildbot_logfile._import08_logs import (
     ChunkPacker,
     LogFileChunks,
     LogReadError,
+    LogUnreadable,
     PlainLines,
     StreamLines,
     discard,
@@ -54,6 +57,8 @@ class Summary:
     logs: int = 0
     text_bytes: int = 0
     problems: int = 0
+    # Why the run stopped before its end, if it did.
+    stopped: str | None = None
 
     def lines(self, dry_run: bool) -> list[str]:
         verb = "would be imported" if dry_run else "imported"
@@ -66,7 +71,12 @@ class Summary:
             f"  logs: {self.logs} {verb}, {self.text_bytes} bytes of log text",
             f"  problems: {self.problems}",
         ]
-        if not self.imported and self.skipped and not dry_run:
+        if self.stopped:
+            out.append(
+                f"  stopped: {self.stopped}; the builds imported stay, and a run once that"
+                " is cleared imports the rest"
+            )
+        elif not self.imported and self.skipped and not dry_run:
             out.append("  nothing imported: every build found is already in the database")
         return out
 
@@ -113,6 +123,14 @@ class Reporter:
             self._bar_drawn = False
 
 
+class ImportStopped(Exception):
+    """Why the run stops before its end: the builds imported so far stay."""
+
+
+class DatabaseRefused(ImportStopped):
+    """The database takes no writes (read-only, full, away)."""
+
+
 class Importer:
     """
     One run.  C{db} is the master's database; with C{dry_run} it is only
@@ -127,19 +145,54 @@ class Importer:
         self.reporter = reporter
         self.dry_run = dry_run
         self.summary = Summary()
+        self._stop_asked: str | None = None
 
     def problem(self, what: str, reason: str) -> None:
         self.summary.problems += 1
         self.reporter.say(f"problem: {what}: {reason}")
 
     def run(
-        self, old_basedir: str, histories: list[tuple[str, list[int]]], only: list[str]
+        self,
+        old_basedir: str,
+        histories: list[tuple[str, list[int]]],
+        only: list[str],
+        unlisted: list[tuple[str, str]] | None = None,
     ) -> Summary:
         """
         Import C{histories}, the builder folders of C{old_basedir} with
         their build numbers (see L{builder_folders}); only the builders
-        named in C{only}, if any.
+        named in C{only}, if any.  C{unlisted}: folders that could not be
+        looked into, and why.  SIGINT and SIGTERM stop the run once the
+        build under way is in.
         """
+        handled = (signal.SIGINT, signal.SIGTERM)
+        # Only the main thread may set handlers (tests run it elsewhere).
+        main = threading.current_thread() is threading.main_thread()
+        previous = {sig: signal.signal(sig, self._ask_stop) for sig in handled} if main else {}
+        try:
+            self._run(old_basedir, histories, only, unlisted or [])
+        except ImportStopped as e:
+            self.summary.stopped = str(e)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        self.reporter.progress(force=True)
+        for line in self.summary.lines(self.dry_run):
+            self.reporter.say(line)
+        return self.summary
+
+    def _ask_stop(self, signum: int, frame: object) -> None:
+        self._stop_asked = f"{signal.Signals(signum).name} received"
+
+    def _run(
+        self,
+        old_basedir: str,
+        histories: list[tuple[str, list[int]]],
+        only: list[str],
+        unlisted: list[tuple[str, str]],
+    ) -> None:
+        for path, why in unlisted:
+            self.reporter.say(f"note: {path}: cannot be listed ({why}); not looked into")
         folders = []
         for folder, numbers in histories:
             name, trouble = builder_name(folder, numbers)
@@ -155,10 +208,6 @@ class Importer:
         for folder, name, numbers in folders:
             self.summary.builders += 1
             self._builder(folder, name, numbers)
-        self.reporter.progress(force=True)
-        for line in self.summary.lines(self.dry_run):
-            self.reporter.say(line)
-        return self.summary
 
     def _read(self, folder: str, name: str, number: int) -> Build08 | None:
         path = os.path.join(folder, str(number))
@@ -205,6 +254,8 @@ class Importer:
             self.reporter.progress(done=len(numbers))
             return
         for number in numbers:
+            if self._stop_asked is not None:
+                raise ImportStopped(self._stop_asked)
             if number in existing:
                 self.summary.skipped += 1
                 self.reporter.progress(done=1)
@@ -242,6 +293,7 @@ class Importer:
                 f"with results {build.results}",
             )
         self.db.take_replaced()
+        self.db.take_cut()
         try:
             if self.dry_run:
                 logs, text_bytes = self._contents(None, folder, build, 0)
@@ -253,10 +305,25 @@ class Importer:
                     assert builderid is not None
                     buildid = self.db.add_build(conn, build, builderid, masterid)
                     logs, text_bytes = self._contents(conn, folder, build, buildid)
+        except LogUnreadable as e:
+            # Not damage: nothing of the build is kept, so that a run once
+            # the file can be read imports it whole.
+            self.summary.unreadable += 1
+            self.problem(e.path, f"{e.reason}; build skipped (a later run imports it)")
+            return
+        except sa.exc.OperationalError as e:
+            # The database takes no writes (read-only, full, away): so it
+            # would be for every build after this one.
+            raise DatabaseRefused(
+                f"the database takes no writes ({_first_line(e)}) at {where}"
+            ) from e
         except sa.exc.SQLAlchemyError as e:
             self.summary.unreadable += 1
-            self.problem(where, f"the database refused the build ({e.__class__.__name__}: {e})")
+            self.problem(where, f"the database refused the build ({_first_line(e)})")
             return
+        cut = self.db.take_cut()
+        if cut:
+            self.problem(where, f"{', '.join(cut)} cut to 256, as much as Buildbot's column holds")
         replaced = self.db.take_replaced()
         if replaced:
             self.problem(
@@ -379,6 +446,12 @@ class Importer:
             self.problem(path, f"{unknown} entries on channels other than 0-2 left out")
         self.reporter.progress(text_bytes=lines.text_bytes - reported)
         return lines.text_bytes
+
+
+def _first_line(e: sa.exc.SQLAlchemyError) -> str:
+    """The database's own words, without SQLAlchemy's statement and parameters."""
+    said = str(getattr(e, "orig", None) or e).strip().splitlines()
+    return f"{type(e).__name__}: {said[0] if said else ''}"
 
 
 def _numbers(numbers: list[int]) -> str:

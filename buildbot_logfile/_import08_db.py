@@ -65,6 +65,8 @@ class Database:
         self.m = model
         self._workers: dict[str, int] = {}
         self._replaced = 0
+        # What add_build cut to fit Buildbot's columns, for the import to say.
+        self._cut: list[str] = []
         # Buildbot creates its tables on MySQL and MariaDB in utf8mb3,
         # whatever the database's own character set: a character beyond
         # U+FFFF (an emoji in a commit message) would make the server
@@ -92,6 +94,17 @@ class Database:
         if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
             self._replaced += replaced
         return statement, narrowed
+
+    def take_cut(self) -> list[str]:
+        """What was cut to fit its column since the last call."""
+        cut, self._cut = self._cut, []
+        return cut
+
+    def _fit(self, value: str, what: str, size: int = 256) -> str:
+        """C{value} as a column of C{size} characters holds it; noted if cut."""
+        if len(value) > size:
+            self._cut.append(f"{what} of {len(value)} characters")
+        return value[:size]
 
     def take_replaced(self) -> int:
         """How many characters went in as U+FFFD since the last call (see __init__)."""
@@ -152,7 +165,7 @@ class Database:
             conn,
             self.m.buildsets.insert().values(
                 external_idstring=None,
-                reason=build.reason[:256],
+                reason=self._fit(build.reason, "the reason"),
                 submitted_at=started,
                 complete=1,
                 complete_at=complete_at if complete_at is not None else started,
@@ -205,9 +218,9 @@ class Database:
                 [
                     {
                         "buildid": buildid,
-                        "name": name[:256],
+                        "name": self._fit(name, f"property name {name[:40]!r}..."),
                         "value": json.dumps(value),
-                        "source": source[:256],
+                        "source": self._fit(source, f"the source of property {name[:40]!r}"),
                     }
                     for name, (value, source) in build.properties.items()
                 ],

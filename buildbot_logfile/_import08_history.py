@@ -153,7 +153,9 @@ def builder_name(folder: str, numbers: list[int]) -> tuple[str, str | None]:
     return fallback, f"{trouble}; named {fallback!r} after its folder"
 
 
-def builder_folders(basedir: str) -> list[tuple[str, list[int]]]:
+def builder_folders(
+    basedir: str, unlisted: list[tuple[str, str]] | None = None
+) -> list[tuple[str, list[int]]]:
     """
     The folders under an 0.8 master's C{basedir} that hold a builder's
     history (its C{builder} pickle, or build pickles), in order, each with
@@ -163,6 +165,8 @@ def builder_folders(basedir: str) -> list[tuple[str, list[int]]]:
     to L{BUILDDIR_DEPTH} folders down) and a folder may be a link to
     another disk (followed, as 0.8 read through it; each folder once).
     Other folders (C{public_html}, C{templates}) are only looked into.
+    A folder that cannot be listed (a mount point's C{lost+found}) is
+    added to C{unlisted} with why, and left.
     """
     found: list[tuple[str, list[int]]] = []
     seen: set[str] = set()
@@ -178,7 +182,12 @@ def builder_folders(basedir: str) -> list[tuple[str, list[int]]]:
             if not os.path.isdir(path) or real in seen:
                 continue
             seen.add(real)
-            numbers = build_numbers(path)
+            try:
+                numbers = build_numbers(path)
+            except OSError as e:
+                if unlisted is not None:
+                    unlisted.append((path, e.strerror or str(e)))
+                continue
             if numbers or os.path.isfile(os.path.join(path, "builder")):
                 found.append((path, numbers))
             elif depth < BUILDDIR_DEPTH:
@@ -190,8 +199,15 @@ def builder_folders(basedir: str) -> list[tuple[str, list[int]]]:
 
 
 def build_numbers(folder: str) -> list[int]:
-    """The numbers of the build pickles in a builder's folder, in order."""
-    return sorted(int(n) for n in os.listdir(folder) if n.isdigit() and n.isascii())
+    """
+    The numbers of the build pickles in a builder's folder, in order: its
+    files named by a number (not a FIFO, whose reading would wait for ever).
+    """
+    return sorted(
+        int(n)
+        for n in os.listdir(folder)
+        if n.isdigit() and n.isascii() and os.path.isfile(os.path.join(folder, n))
+    )
 
 
 def read_build(path: str, builder: str, number: int) -> Build08:
@@ -199,6 +215,13 @@ def read_build(path: str, builder: str, number: int) -> Build08:
     status = load_pickle(path)
     if not isinstance(status, p08.BuildStatus):
         raise HistoryError(f"not an 0.8 BuildStatus but {type(status).__name__}")
+    try:
+        return _build(status, builder, number)
+    except Exception as e:  # fields of types 0.8 never wrote, nested past reason...
+        raise HistoryError(f"a build 0.8 did not write ({type(e).__name__}: {e})") from e
+
+
+def _build(status: p08.BuildStatus, builder: str, number: int) -> Build08:
     s = status.state
     stamps = s.get("sources")
     if stamps is None:
@@ -340,4 +363,13 @@ def _results(results: Any) -> int | None:
 
 
 def _time(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A time of 0.8's (seconds since the epoch), or None where it is none."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    if not 0 <= value < _LATEST:
+        raise ValueError(f"{value!r} is no time")
+    return float(value)
+
+
+# Times at or after this (the year 10000) are no times of a build.
+_LATEST = 253402300800

@@ -15,11 +15,13 @@ Nothing holds more than a chunk and a record of text.
 from __future__ import annotations
 
 import bz2
+import io
 import os
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, cast
 
 from buildbot.db.logs import LogsConnectorComponent
 from buildbot.util.lineboundaries import LineBoundaryFinder
@@ -41,6 +43,15 @@ Chunk = tuple[int, int, bytes, int]
 
 class LogReadError(Exception):
     """The log file could not be read to its end; what was read stands."""
+
+
+class LogUnreadable(Exception):
+    """The log file cannot be opened (its permissions, the file system): none of it was read."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 @dataclass
@@ -73,10 +84,92 @@ def find_log_file(folder: str, filename: str) -> LogSource:
 
 def _open(path: str) -> IO[bytes]:
     if path.endswith((".bz2", ".bz2.tmp")):
-        return bz2.open(path, "rb")
+        return cast(IO[bytes], _Inflating(path, bz2.BZ2Decompressor, b"BZh"))
     if path.endswith((".gz", ".gz.tmp")):
-        return _spool.open_gzip(path)
+        return cast(IO[bytes], _Inflating(path, _gzip_decompressor, b"\x1f\x8b"))
     return open(path, "rb")
+
+
+def _gzip_decompressor() -> Any:
+    return zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+
+class _Inflating(io.RawIOBase):
+    """
+    A compressed log file, read front to back, inflated as far as it is
+    whole: every byte inflated before damage (a stream cut short, corrupt
+    data, garbage after its end) is handed over, then the read raises.
+    Python's C{BZ2File} and C{GzipFile} drop what the read that met the
+    damage had inflated, up to the whole of a L{READ_SIZE} read.  Streams
+    one after another (as C{cat} joins them) are read as one, as they are.
+    """
+
+    # Inflated at a time: what damage in it costs.
+    PIECE = 16 * 1024
+
+    def __init__(self, path: str, decompressor: Callable[[], Any], magic: bytes) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - its own, closed with it
+        self._new = decompressor
+        self._magic = magic
+        self._inflater = decompressor()
+        self._out = bytearray()
+        self._position = 0
+        self._failure: Exception | None = None
+        self._at_end = False
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True  # to where it is: iter_records seeks before each read
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence != io.SEEK_SET or offset != self._position:
+            raise io.UnsupportedOperation("a compressed log is read front to back")
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = -1 if size is None else size
+        while (want < 0 or len(self._out) < want) and not self._at_end:
+            self._inflate_more()
+        if not self._out and self._failure is not None:
+            raise self._failure
+        taken = len(self._out) if want < 0 else min(want, len(self._out))
+        data = bytes(self._out[:taken])
+        del self._out[:taken]
+        self._position += taken
+        return data
+
+    def _inflate_more(self) -> None:
+        piece = self._file.read(self.PIECE)
+        if not piece:
+            self._at_end = True
+            if not self._inflater.eof:
+                self._failure = EOFError("compressed stream cut short")
+            return
+        try:
+            while piece:
+                if self._inflater.eof:
+                    # gzip's own reader takes zeros after a stream as padding
+                    piece = piece.lstrip(b"\0")
+                    if not piece:
+                        break
+                    if not piece.startswith(self._magic[: len(piece)]):
+                        raise OSError("data after the end of the compressed stream")
+                    self._inflater = self._new()
+                self._out += self._inflater.decompress(piece)
+                piece = self._inflater.unused_data if self._inflater.eof else b""
+        except (OSError, EOFError, zlib.error) as e:
+            self._at_end = True
+            self._failure = e
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 class LogFileChunks:
@@ -99,7 +192,11 @@ class LogFileChunks:
     def __iter__(self) -> Iterator[tuple[int, str]]:
         decoders: dict[int, ChunkDecoder] = {}
         try:
-            with _open(self.path) as f:
+            opened = _open(self.path)
+        except OSError as e:
+            raise LogUnreadable(self.path, f"cannot be opened ({e.strerror or e})") from e
+        try:
+            with opened as f:
                 for channel, data, _ in iter_records(f, 0, None, READ_SIZE, self.path, strict=True):
                     self.text_bytes += len(data)
                     decoder = decoders.get(channel)

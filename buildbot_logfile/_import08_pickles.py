@@ -23,6 +23,7 @@ import datetime
 import decimal
 import io
 import pickle
+import struct
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -159,7 +160,14 @@ _BUILTINS: dict[tuple[str, str], Callable[..., Any] | type] = {
 }
 
 
-class _AllowListUnpickler(pickle.Unpickler):
+class _AllowListUnpickler(pickle._Unpickler):
+    """
+    The allow-list over Python's own unpickler: its memo is a dict, where
+    the C unpickler's is an array it grows to the index a damaged pickle
+    names (one flipped bit asked for gigabytes).  Pickles of builds are a
+    few kilobytes: the pure-Python one's speed does not matter.
+    """
+
     def find_class(self, module: str, name: str) -> Any:
         found = _CLASSES.get((module, name)) or _BUILTINS.get((module, name))
         if found is None:
@@ -172,7 +180,10 @@ class _AllowListUnpickler(pickle.Unpickler):
 
 def load(f: IO[bytes]) -> Any:
     """Unpickle C{f} with the allow-list; raise for anything else."""
-    return _AllowListUnpickler(f, encoding="bytes").load()
+    try:
+        return _AllowListUnpickler(f, encoding="bytes").load()
+    except struct.error as e:  # the pure-Python unpickler's word for a short read
+        raise pickle.UnpicklingError("pickle data was truncated") from e
 
 
 def loads(data: bytes) -> Any:
@@ -180,7 +191,8 @@ def loads(data: bytes) -> Any:
 
 
 def key_text(key: Any) -> str:
-    return key.decode("latin-1") if isinstance(key, bytes) else str(key)
+    """A dict's key (a property's name) as C{str}, read as L{text} reads a value."""
+    return text(key) if isinstance(key, bytes) else str(key)
 
 
 def text(value: Any) -> str:

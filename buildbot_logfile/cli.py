@@ -12,6 +12,7 @@ so URLs with secrets and every database Buildbot supports work alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -74,7 +75,10 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
         errors = "".join(f"\n  {error}" for error in e.errors)
         raise SetupError(f"errors in {os.path.join(basedir, config_file)}:{errors}") from e
     finally:
-        os.chdir(cwd)
+        # Every path is absolute by now: a directory its user cannot go
+        # back to (one left by sudo) is no reason to stop.
+        with contextlib.suppress(OSError):
+            os.chdir(cwd)
     master = BuildMaster(basedir)
     master.config = master_cfg
     db = DBConnector(basedir=basedir)
@@ -96,7 +100,8 @@ async def _import(args: argparse.Namespace) -> int:
     old = os.path.abspath(args.old_basedir)
     if not os.path.isdir(old):
         raise SetupError(f"{args.old_basedir}: no such directory")
-    histories = builder_folders(old)
+    unlisted: list[tuple[str, str]] = []
+    histories = builder_folders(old, unlisted)
     if not histories:
         hint = (
             "it is one builder's folder: give the master's basedir, its parent"
@@ -115,14 +120,17 @@ async def _import(args: argparse.Namespace) -> int:
             reporter_for(),
             dry_run=args.dry_run,
         )
-        summary = importer.run(old, histories, args.builder)
+        summary = importer.run(old, histories, args.builder, unlisted)
     finally:
         await db.pool.stop()
-    return 1 if summary.problems else 0
+    return 1 if summary.problems or summary.stopped else 0
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The console script: exit 0 when all went in, 1 after problems, 2 when it cannot start."""
+    """
+    The console script: exit 0 when all went in, 1 after problems or when
+    stopped midway, 2 when it cannot start.
+    """
     args = _parser().parse_args(argv)
 
     async def run(_: Any) -> None:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import bz2
 import decimal
+import gzip
 import os
 import pickle
 import re
 import shutil
+import signal
+import subprocess
+import tempfile
+import zlib
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +30,7 @@ from buildbot_logfile import _import08_pickles as p08
 from tests import history08 as h
 from tests.databases import MariaDBTestCase, PostgresTestCase
 from tests.masters import MasterTestCase, python_step
+from tests.support import cannot_run
 
 # The fixtures' builds: (number, started_at, complete_at, results, state_string, reason)
 # and their steps: (name, started_at, complete_at, results, state_string, [(log, file)]).
@@ -563,6 +569,8 @@ def test_the_unpickler_refuses_pickles_of_python3_objects() -> None:
 
 
 class WrittenHistoryTests(ImportTestCase):
+    maxDiff = None
+
     @defer.inlineCallbacks
     def test_07_paths_html_logs_and_buildbot_line_rules(self) -> Any:
         old, master_dir = self.dirs(compression="gz")
@@ -670,6 +678,27 @@ class WrittenHistoryTests(ImportTestCase):
         h.write_log(os.path.join(folder, "11-log-s-stdio"), good)
         log = h.LogFile(name="stdio", filename="11-log-s-stdio")
         h.write_build(folder, h.build(11, [h.step("s" * 60, [log], 1300000011.0)], 1300000000.0))
+        # a .gz cut short: what is whole before the cut goes in, to its last whole record
+        many = [(0, f"line {i:06d}\n") for i in range(30000)]
+        whole = gzip.compress(records(many))
+        add(12, {"12-log-s-stdio.gz": whole[: len(whole) * 2 // 3]})
+        readable = zlib.decompressobj(31).decompress(whole[: len(whole) * 2 // 3])
+        salvaged = readable[: readable.rindex(b",") + 1]
+        # pickles of what 0.8 never wrote: steps as a number, a time that
+        # is none, a memo index that asks the C unpickler for gigabytes
+        crafted = h.build(13, [], 1300000000.0)
+        crafted.steps = 5
+        h.write_build(folder, crafted)
+        h.write_build(folder, h.build(14, [], float("nan")))
+        with open(os.path.join(folder, "15"), "wb") as f:
+            f.write(b"\x80\x02Nr\xff\xff\xff\x7f.")
+        # a reason longer than Buildbot's column, a property named in UTF-8
+        # bytes (a Python 2 str, from a master.cfg without u'')
+        properties = h.Properties(properties={"PLACEHOLDER": (1, "SetProperty")})
+        pickled = h.dumps(h.build(16, [], 1300000016.0, reason="r" * 300, properties=properties))
+        with open(os.path.join(folder, "16"), "wb") as f:
+            f.write(pickled.replace(b"X\x0b\x00\x00\x00PLACEHOLDER", b"U\x05pr\xc3\xbcf"))
+        os.mkfifo(os.path.join(folder, "17"))  # no pickle: not read (it would wait for ever)
 
         result = h.run_import(old, master_dir)
         f = folder
@@ -705,15 +734,24 @@ class WrittenHistoryTests(ImportTestCase):
                 " (emptied or cut after the build?); log imported as it is",
                 f"problem: {f}/11: step {'s' * 60!r} stored as {'s' * 50!r} (Buildbot's names"
                 " are unique and of 50 characters at most): old links by its name now answer 404",
+                f"problem: {f}/12-log-s-stdio.gz: EOFError: compressed stream cut short;"
+                " log imported as far as it reads",
+                f"problem: {f}/13: a build 0.8 did not write (TypeError: 'int' object is not"
+                " iterable); build skipped",
+                f"problem: {f}/14: a build 0.8 did not write (ValueError: nan is no time);"
+                " build skipped",
+                f"problem: {f}/15: not an 0.8 BuildStatus but NoneType; build skipped",
+                f"problem: {f}/16: the reason of 300 characters cut to 256, as much as"
+                " Buildbot's column holds",
             ],
         )
         self.assertIn(
-            "  builds: 11 imported, 0 skipped (already imported), 0 refused, 1 unreadable",
+            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 4 unreadable",
             result.stdout,
         )
         yield self.start(master_dir)
         texts = {}
-        for number in (0, 2, 3, 4, 5, 6, 9, 10):
+        for number in (0, 2, 3, 4, 5, 6, 9, 10, 12):
             path = f"/builders/builder/builds/{number}/steps/s/logs/stdio/text"
             texts[number] = yield self.page(path)
         self.assertEqual(
@@ -727,8 +765,114 @@ class WrittenHistoryTests(ImportTestCase):
                 6: (200, b"one\ntwo\nthree\n"),
                 9: (200, b"one\n"),
                 10: (200, b"one\ntwo\nthree\n"),
+                12: (200, "".join(t for _, t in many[: salvaged.count(b",")]).encode()),
             },
         )
+        self.assertGreater(len(texts[12][1]), 200 * 1024)
+        build = yield self.master.data.get(("builders", "builder", "builds", 16))
+        properties = yield self.master.data.get(("builds", build["buildid"], "properties"))
+        self.assertEqual(
+            {name: tuple(entry) for name, entry in properties.items()},
+            {"pr\u00fcf": (1, "SetProperty")},
+        )
+
+
+NOBODY = 65534
+
+
+def as_nobody(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The console script run as an operator who is not root (user and group nobody)."""
+    command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", h.COMMAND]
+    return subprocess.run(
+        [*command, "import-08", *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+class OperatorTests(ImportTestCase):
+    maxDiff = None
+
+    def history(self, base: str, builds: int, log: list[tuple[int, str]]) -> str:
+        """An old basedir under C{base} with C{builds} builds of one step whose log is C{log}."""
+        folder = os.path.join(base, "old", "builder")
+        h.write_builder(folder, "builder")
+        for number in range(builds):
+            h.write_log(os.path.join(folder, f"{number}-log-s-stdio"), log)
+            log_state = h.LogFile(name="stdio", filename=f"{number}-log-s-stdio")
+            step = h.step("s", [log_state], 1300000000.0 + number)
+            h.write_build(folder, h.build(number, [step], 1300000000.0 + number))
+        return os.path.dirname(folder)
+
+    def test_what_an_operator_who_is_not_root_cannot_read_or_write(self) -> None:
+        if os.geteuid() != 0:
+            cannot_run(self, "changing to another user needs root (CI runs as root)")
+        base = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, base)
+        old = self.history(base, 2, [(0, "one\n")])
+        master_dir = h.create_master_dir(os.path.join(base, "master"))
+        subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", base], check=True)
+        # A folder nobody may list (a mount point's lost+found), a log nobody may read.
+        os.mkdir(os.path.join(old, "lost+found"), 0o700)
+        log = os.path.join(old, "builder", "1-log-s-stdio")
+        os.chmod(log, 0)
+        env = {**os.environ, "HOME": base, "PYTHONWARNINGS": "ignore"}
+        result = as_nobody(old, master_dir, env=env)
+        self.assertEqual(
+            (result.returncode, result.stderr, result.stdout),
+            (1, "", f"note: {old}/lost+found: cannot be listed (Permission denied);"
+             " not looked into\n"
+             f"problem: {log}: cannot be opened (Permission denied); build skipped"
+             " (a later run imports it)\n" + summary("1", 1, 0, 0, 1, 1, 4, 1)),
+        )  # fmt: skip
+        # Readable now, the build goes in whole.
+        os.chmod(log, 0o644)
+        result = as_nobody(old, master_dir, env=env)
+        self.assertEqual(result.returncode, 0, result.stdout)
+        self.assertIn("  builds: 1 imported, 1 skipped (already imported)", result.stdout)
+        url = h.db_url(master_dir)
+        engine = sa.create_engine(url)
+        self.addCleanup(engine.dispose)
+        with engine.connect() as conn:
+            lines = conn.execute(sa.text("SELECT num_lines FROM logs ORDER BY id")).scalars().all()
+        self.assertEqual(lines, [1, 1])
+        # A database nobody may write stops the run at its first build, in one line.
+        os.chmod(log, 0)
+        h.write_build(os.path.join(old, "builder"), h.build(2, [], 1300000002.0))
+        os.chown(os.path.join(old, "builder", "2"), NOBODY, NOBODY)
+        os.chown(os.path.join(master_dir, "state.sqlite"), 0, 0)
+        result = as_nobody(old, master_dir, env=env)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn(
+            f"  stopped: the database takes no writes (OperationalError: attempt to write a"
+            f" readonly database) at {old}/builder/2; the builds imported stay, and a run once"
+            " that is cleared imports the rest",
+            result.stdout,
+        )
+        self.assertNotIn("INSERT", result.stdout)
+
+    def test_ctrl_c_stops_the_run_once_its_build_is_in(self) -> None:
+        base = os.path.abspath(self.mktemp())
+        old = self.history(base, 20, [(0, "x" * 99 + "\n")] * 20000)
+        master_dir = h.create_master_dir(os.path.join(base, "master"))
+        os.unlink(os.path.join(old, "builder", "0-log-s-stdio"))  # says so as build 0 goes in
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        run = subprocess.Popen(
+            [h.COMMAND, "import-08", old, master_dir], stdout=subprocess.PIPE, text=True, env=env
+        )
+        assert run.stdout is not None
+        first = run.stdout.readline()
+        self.assertIn("0-log-s-stdio: log file missing", first)
+        run.send_signal(signal.SIGINT)
+        rest = run.stdout.read()
+        self.assertEqual(run.wait(timeout=120), 1)
+        imported = int(re.search(r"builds: (\d+) imported", rest).group(1))
+        self.assertLess(imported, 20)
+        self.assertIn(
+            "  stopped: SIGINT received; the builds imported stay, and a run once that is"
+            " cleared imports the rest",
+            rest,
+        )
+        result = h.run_import(old, master_dir)
+        self.assertIn(f"  builds: {20 - imported} imported, {imported} skipped", result.stdout)
 
 
 class LayoutTests(ImportTestCase):
