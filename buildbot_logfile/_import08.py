@@ -175,14 +175,22 @@ class Importer:
             self.summary.stopped = str(e)
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                # None: a handler not set from Python, which cannot be put back.
+                if handler is not None:
+                    signal.signal(sig, handler)
         self.reporter.progress(force=True)
         for line in self.summary.lines(self.dry_run):
             self.reporter.say(line)
         return self.summary
 
     def _ask_stop(self, signum: int, frame: object) -> None:
-        self._stop_asked = f"{signal.Signals(signum).name} received"
+        name = signal.Signals(signum).name
+        if self._stop_asked is None:
+            self._stop_asked = f"{name} received"
+            return
+        # Asked again while a build goes in (a huge log, a locked
+        # database): that build is given up, rolled back.
+        raise ImportStopped(f"{name} received twice; the build under way was not kept")
 
     def _run(
         self,
@@ -192,7 +200,10 @@ class Importer:
         unlisted: list[tuple[str, str]],
     ) -> None:
         for path, why in unlisted:
-            self.reporter.say(f"note: {path}: cannot be listed ({why}); not looked into")
+            if os.path.basename(path) == "lost+found":  # a mount point's, root's alone
+                self.reporter.say(f"note: {path}: cannot be listed ({why}); not looked into")
+            else:
+                self.problem(path, f"cannot be listed ({why}); not looked into")
         folders = []
         for folder, numbers in histories:
             name, trouble = builder_name(folder, numbers)
@@ -225,7 +236,10 @@ class Importer:
                 conn, builderid
             )
 
-        import_master, existing = self.db.read(state)
+        try:
+            import_master, existing = self.db.read(state)
+        except sa.exc.SQLAlchemyError as e:
+            raise DatabaseRefused(f"the database failed ({_first_line(e)}) at {folder}") from e
         builds: dict[int, Build08 | None] = {}
         taken = []
         for number in numbers:
@@ -311,13 +325,10 @@ class Importer:
             self.summary.unreadable += 1
             self.problem(e.path, f"{e.reason}; build skipped (a later run imports it)")
             return
-        except sa.exc.OperationalError as e:
-            # The database takes no writes (read-only, full, away): so it
-            # would be for every build after this one.
-            raise DatabaseRefused(
-                f"the database takes no writes ({_first_line(e)}) at {where}"
-            ) from e
         except sa.exc.SQLAlchemyError as e:
+            if _database_failed(e):
+                # So it would be for every build after this one.
+                raise DatabaseRefused(f"the database failed ({_first_line(e)}) at {where}") from e
             self.summary.unreadable += 1
             self.problem(where, f"the database refused the build ({_first_line(e)})")
             return
@@ -446,6 +457,17 @@ class Importer:
             self.problem(path, f"{unknown} entries on channels other than 0-2 left out")
         self.reporter.progress(text_bytes=lines.text_bytes - reported)
         return lines.text_bytes
+
+
+def _database_failed(e: sa.exc.SQLAlchemyError) -> bool:
+    """
+    Whether the database, not the build, is why a statement failed: it is
+    read-only (SQLite, MySQL; PostgreSQL's standby or read-only
+    transactions: SQLSTATE 25006), full, locked or away.
+    """
+    if isinstance(e, sa.exc.OperationalError):
+        return True
+    return getattr(getattr(e, "orig", None), "pgcode", None) == "25006"
 
 
 def _first_line(e: sa.exc.SQLAlchemyError) -> str:

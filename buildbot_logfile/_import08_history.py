@@ -323,7 +323,7 @@ def _change(change: p08.Change) -> Change08:
         comments=p08.text(s.get("comments") or ""),
         files=[p08.text(f) for f in s.get("files") or []],
         revision=p08.opt_text(s.get("revision")),
-        when=int(_time(s.get("when")) or 0),
+        when=_change_time(s.get("when")),
         branch=p08.opt_text(s.get("branch")),
         category=p08.opt_text(s.get("category")),
         revlink=p08.opt_text(s.get("revlink")),
@@ -360,6 +360,18 @@ def _results(results: Any) -> int | None:
     if isinstance(results, (tuple, list)):  # 0.7's steps: (result, text2)
         results = results[0] if results else None
     return results if isinstance(results, int) and not isinstance(results, bool) else None
+
+
+def _change_time(value: Any) -> int:
+    """
+    A change's time, as its change source gave it to 0.8, which kept it
+    whatever it was (a commit from before 1970, milliseconds): 0 where it
+    is no time Buildbot can store.
+    """
+    try:
+        return int(_time(value) or 0)
+    except ValueError:
+        return 0
 
 
 def _time(value: Any) -> float | None:

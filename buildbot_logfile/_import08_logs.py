@@ -97,26 +97,28 @@ def _gzip_decompressor() -> Any:
 class _Inflating(io.RawIOBase):
     """
     A compressed log file, read front to back, inflated as far as it is
-    whole: every byte inflated before damage (a stream cut short, corrupt
+    whole: what was inflated before damage (a stream cut short, corrupt
     data, garbage after its end) is handed over, then the read raises.
     Python's C{BZ2File} and C{GzipFile} drop what the read that met the
-    damage had inflated, up to the whole of a L{READ_SIZE} read.  Streams
-    one after another (as C{cat} joins them) are read as one, as they are.
+    damage had inflated, up to the whole of a L{READ_SIZE} read; here
+    corrupt data costs what one L{PIECE} of it inflates to, a stream cut
+    short nothing.  Streams one after another (as C{cat} joins them) are
+    read as one, as they are.
     """
 
-    # Inflated at a time: what damage in it costs.
+    # Compressed bytes inflated at a time, and the most one inflation gives.
     PIECE = 16 * 1024
+    MOST = 1024 * 1024
 
     def __init__(self, path: str, decompressor: Callable[[], Any], magic: bytes) -> None:
         super().__init__()
         self._file = open(path, "rb")  # noqa: SIM115 - its own, closed with it
         self._new = decompressor
         self._magic = magic
-        self._inflater = decompressor()
+        self._blocks: Iterator[bytes] | None = self._inflated()
         self._out = bytearray()
         self._position = 0
         self._failure: Exception | None = None
-        self._at_end = False
 
     def readable(self) -> bool:
         return True
@@ -134,8 +136,14 @@ class _Inflating(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         want = -1 if size is None else size
-        while (want < 0 or len(self._out) < want) and not self._at_end:
-            self._inflate_more()
+        while (want < 0 or len(self._out) < want) and self._blocks is not None:
+            try:
+                self._out += next(self._blocks)
+            except StopIteration:
+                self._blocks = None
+            except (OSError, EOFError, zlib.error) as e:
+                self._blocks = None
+                self._failure = e
         if not self._out and self._failure is not None:
             raise self._failure
         taken = len(self._out) if want < 0 else min(want, len(self._out))
@@ -144,31 +152,37 @@ class _Inflating(io.RawIOBase):
         self._position += taken
         return data
 
-    def _inflate_more(self) -> None:
-        piece = self._file.read(self.PIECE)
-        if not piece:
-            self._at_end = True
-            if not self._inflater.eof:
-                self._failure = EOFError("compressed stream cut short")
-            return
-        try:
-            while piece:
-                if self._inflater.eof:
-                    # gzip's own reader takes zeros after a stream as padding
-                    piece = piece.lstrip(b"\0")
-                    if not piece:
-                        break
-                    if not piece.startswith(self._magic[: len(piece)]):
-                        raise OSError("data after the end of the compressed stream")
-                    self._inflater = self._new()
-                self._out += self._inflater.decompress(piece)
-                piece = self._inflater.unused_data if self._inflater.eof else b""
-        except (OSError, EOFError, zlib.error) as e:
-            self._at_end = True
-            self._failure = e
+    def _inflated(self) -> Iterator[bytes]:
+        """The file inflated, L{MOST} bytes at most at a time; damage raises."""
+        inflater = self._new()
+        data = b""
+        while True:
+            if not data:
+                # bz2 may hold inflated bytes it has not given yet
+                holding = not inflater.eof and not getattr(inflater, "needs_input", True)
+                data = self._file.read(self.PIECE)
+                if not data and not holding:
+                    if not inflater.eof:
+                        raise EOFError("compressed stream cut short")
+                    return
+            if inflater.eof:
+                # gzip's own reader takes zeros after a stream as padding
+                data = data.lstrip(b"\0")
+                if not data:
+                    continue
+                if not data.startswith(self._magic[: len(data)]):
+                    raise OSError("data after the end of the compressed stream")
+                inflater = self._new()
+            out = inflater.decompress(data, self.MOST)
+            # What it did not take: zlib's past the limit, or after the stream.
+            data = (
+                inflater.unused_data if inflater.eof else getattr(inflater, "unconsumed_tail", b"")
+            )
+            yield out
 
     def close(self) -> None:
-        self._file.close()
+        if getattr(self, "_file", None) is not None:  # None if it could not be opened
+            self._file.close()
         super().close()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from buildbot.process.results import Results
 
 from buildbot_logfile._render import quote
-from buildbot_logfile._status_base import epoch
+from buildbot_logfile._status_base import epoch, legacy_results
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 
 STYLE = """
@@ -104,7 +104,7 @@ def builder_page(
     body.append("<h2>Recent builds</h2>")
     rows = []
     for b in recent:
-        result = _result_name(b.get("results"), bool(b.get("complete")))
+        result = _result_name(legacy_results(b.get("results")), bool(b.get("complete")))
         rows.append(
             "<tr>"
             + _cell(f'<a href="{link}/builds/{b["number"]}">#{b["number"]}</a>')

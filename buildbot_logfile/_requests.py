@@ -141,8 +141,9 @@ class BuildSetStatus(Finishes):
         self.external_idstring: str | None = buildset.get("external_idstring")
         self.reason = buildset.get("reason") or ""
         self.submitted_at = epoch(buildset.get("submitted_at"))
-        # Buildbot says -1 until the buildset completes; 0.8 said None.
-        self.results: int | None = None
+        # -1 until the buildset completes, as 0.8's database had it (and
+        # Buildbot 4's has; its message of a new buildset has none).
+        self.results: int | None = -1
         self.sourcestamps: list[SourceStamp] = []
         self._properties: Properties | None = None
         # Waiting for the source stamps to be read (see Requests._buildset).

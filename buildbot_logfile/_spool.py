@@ -378,8 +378,19 @@ def open_no_link(path: str) -> int:
     waiting on what is no file (opening a FIFO put in its place would
     block until something writes to it).
     """
-    check_directory(path)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC)
+    directory, name = os.path.split(path)
+    # Opened as the directory it is now, not through a link put in its
+    # place between a check and the open.
+    try:
+        dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | _CLOEXEC)
+    except OSError as e:
+        if os.path.islink(directory):
+            raise SpoolUnavailable(f"{directory} is a symbolic link; not going through it") from e
+        raise
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise SpoolUnavailable(f"{path}: not a regular file")
@@ -396,11 +407,6 @@ def open_spool_file(path: str) -> tuple[io.FileIO, str]:
     if found is None:
         raise SpoolUnavailable(f"{path}: no spool file")
     return io.FileIO(open_no_link(found), "r"), found
-
-
-def open_gzip(path: str) -> IO[bytes]:
-    """A gzip file for reading, through the fastest reader there is."""
-    return cast(IO[bytes], GzipReader(path, "rb"))
 
 
 def gzip_writer(fileobj: IO[bytes]) -> IO[bytes]:

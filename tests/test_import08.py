@@ -842,7 +842,7 @@ class OperatorTests(ImportTestCase):
         result = as_nobody(old, master_dir, env=env)
         self.assertEqual(result.returncode, 1)
         self.assertIn(
-            f"  stopped: the database takes no writes (OperationalError: attempt to write a"
+            f"  stopped: the database failed (OperationalError: attempt to write a"
             f" readonly database) at {old}/builder/2; the builds imported stay, and a run once"
             " that is cleared imports the rest",
             result.stdout,

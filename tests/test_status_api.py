@@ -876,8 +876,9 @@ class RequestTests(MasterTestCase):
         )
         bsid = request["buildsetid"]
         buildset_data = yield self.master.data.get(("buildsets", bsid))
-        # A forced buildset has no external id (a try job's); none is complete yet.
-        self.assertIn(("buildsetSubmitted", None, buildset_data["reason"], None), receiver.seen)
+        # A forced buildset has no external id (a try job's); its results
+        # are 0.8's -1 until it completes.
+        self.assertIn(("buildsetSubmitted", None, buildset_data["reason"], -1), receiver.seen)
         (ss,) = buildset_data["sourcestamps"]
         for read in (
             ("buildset's requests", ["waiting"], [brid]),
@@ -910,7 +911,7 @@ class RequestTests(MasterTestCase):
             properties={}, builderids=[builderid], external_idstring="1-23",
         )  # fmt: skip
         yield poll(
-            lambda: ("buildsetSubmitted", "1-23", "tried", None) in receiver.seen, "the try job"
+            lambda: ("buildsetSubmitted", "1-23", "tried", -1) in receiver.seen, "the try job"
         )
         tried_status = status.requests.buildsets[tried]
         (stamp,) = tried_status.getSourceStamps()
