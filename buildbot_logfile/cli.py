@@ -79,6 +79,16 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
         # back to (one left by sudo) is no reason to stop.
         with contextlib.suppress(OSError):
             os.chdir(cwd)
+    # Buildbot 4.2 keeps a dict, 4.3 a DBConfig (whose URL may be rendered from secrets).
+    db_config = master_cfg.db
+    url = db_config["db_url"] if isinstance(db_config, dict) else db_config.db_url
+    sqlite = _sqlite_file(basedir, url) if isinstance(url, str) else None
+    if sqlite is not None and not os.path.exists(sqlite):
+        # Opening it would leave an empty database behind.
+        raise SetupError(
+            f"the database of {basedir} ({sqlite}) does not exist;"
+            f" run 'buildbot upgrade-master {basedir}' first"
+        )
     master = BuildMaster(basedir)
     master.config = master_cfg
     db = DBConnector(basedir=basedir)
@@ -94,6 +104,15 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
             f"run 'buildbot upgrade-master {basedir}' first"
         ) from e
     return master_cfg, db
+
+
+def _sqlite_file(basedir: str, url: str) -> str | None:
+    """The file of an SQLite database URL (relative to the master's basedir), if it is one."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = url[len(prefix) :].split("?", 1)[0]
+    return os.path.join(basedir, path) if path else None
 
 
 async def _import(args: argparse.Namespace) -> int:

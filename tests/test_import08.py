@@ -974,6 +974,16 @@ class LayoutTests(ImportTestCase):
                     f" 'builder' pickle or build pickles); {hint}\n",
                 ),
             )
+        # A master whose database is gone is refused, and none is left behind.
+        database = os.path.join(master_dir, "state.sqlite")
+        os.unlink(database)
+        result = h.run_import(old, master_dir)
+        self.assertEqual(
+            (result.returncode, result.stdout, result.stderr),
+            (2, "", f"buildbot-logfile: the database of {master_dir} ({database}) does not exist;"
+             f" run 'buildbot upgrade-master {master_dir}' first\n"),
+        )  # fmt: skip
+        self.assertFalse(os.path.exists(database))
 
 
 def test_the_unpickler_reads_python2_decimals_and_datetimes() -> None:
