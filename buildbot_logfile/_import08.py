@@ -73,8 +73,8 @@ class Summary:
         ]
         if self.stopped:
             out.append(
-                f"  stopped: {self.stopped}; the builds imported stay, and a run once that"
-                " is cleared imports the rest"
+                f"  stopped: {self.stopped}; the builds imported stay, and a later run"
+                " imports the rest"
             )
         elif not self.imported and self.skipped and not dry_run:
             out.append("  nothing imported: every build found is already in the database")
@@ -128,7 +128,7 @@ class ImportStopped(Exception):
 
 
 class DatabaseRefused(ImportStopped):
-    """The database takes no writes (read-only, full, away)."""
+    """The database failed: it is read-only, full, locked or away."""
 
 
 class Importer:

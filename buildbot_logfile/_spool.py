@@ -350,9 +350,13 @@ def check_directory(path: str) -> None:
     directories itself.  (The last part of a path is opened without
     following links; this is the part before it.)
     """
-    directory = os.path.dirname(path)
-    if os.path.islink(directory):
+    if _in_linked_directory(path):
+        directory = os.path.dirname(path)
         raise SpoolUnavailable(f"{directory} is a symbolic link; not going through it")
+
+
+def _in_linked_directory(path: str) -> bool:
+    return os.path.islink(os.path.dirname(path))
 
 
 def existing_spool(path: str) -> str | None:
@@ -361,7 +365,7 @@ def existing_spool(path: str) -> str | None:
     compressed ones); links do not count, nor does a builder directory
     that is one.
     """
-    if os.path.islink(os.path.dirname(path)):
+    if _in_linked_directory(path):
         return None
     for suffix in (".bz2", ".gz", ""):
         try:
@@ -383,9 +387,8 @@ def open_no_link(path: str) -> int:
     # place between a check and the open.
     try:
         dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | _CLOEXEC)
-    except OSError as e:
-        if os.path.islink(directory):
-            raise SpoolUnavailable(f"{directory} is a symbolic link; not going through it") from e
+    except OSError:
+        check_directory(path)  # says so, if a link is why
         raise
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW | _CLOEXEC, dir_fd=dir_fd)

@@ -843,8 +843,8 @@ class OperatorTests(ImportTestCase):
         self.assertEqual(result.returncode, 1)
         self.assertIn(
             f"  stopped: the database failed (OperationalError: attempt to write a"
-            f" readonly database) at {old}/builder/2; the builds imported stay, and a run once"
-            " that is cleared imports the rest",
+            f" readonly database) at {old}/builder/2; the builds imported stay, and a later"
+            " run imports the rest",
             result.stdout,
         )
         self.assertNotIn("INSERT", result.stdout)
@@ -867,8 +867,8 @@ class OperatorTests(ImportTestCase):
         imported = int(re.search(r"builds: (\d+) imported", rest).group(1))
         self.assertLess(imported, 20)
         self.assertIn(
-            "  stopped: SIGINT received; the builds imported stay, and a run once that is"
-            " cleared imports the rest",
+            "  stopped: SIGINT received; the builds imported stay, and a later run imports"
+            " the rest",
             rest,
         )
         result = h.run_import(old, master_dir)
