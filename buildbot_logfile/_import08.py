@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from buildbot.process.results import EXCEPTION
 from buildbot.util import identifiers
 
-from buildbot_logfile._import08_db import Database, unique_names
+from buildbot_logfile._import08_db import COLUMN, Database, too_long, unique_names
 from buildbot_logfile._import08_history import (
     Build08,
     HistoryError,
@@ -306,8 +306,12 @@ class Importer:
                 f"the build never finished; imported as finished at {int(build.finished)} "
                 f"with results {build.results}",
             )
+        cut = too_long(build)
+        if cut:
+            self.problem(
+                where, f"{', '.join(cut)} cut to {COLUMN}, as much as Buildbot's column holds"
+            )
         self.db.take_replaced()
-        self.db.take_cut()
         try:
             if self.dry_run:
                 logs, text_bytes = self._contents(None, folder, build, 0)
@@ -332,9 +336,6 @@ class Importer:
             self.summary.unreadable += 1
             self.problem(where, f"the database refused the build ({_first_line(e)})")
             return
-        cut = self.db.take_cut()
-        if cut:
-            self.problem(where, f"{', '.join(cut)} cut to 256, as much as Buildbot's column holds")
         replaced = self.db.take_replaced()
         if replaced:
             self.problem(

@@ -65,8 +65,6 @@ class Database:
         self.m = model
         self._workers: dict[str, int] = {}
         self._replaced = 0
-        # What add_build cut to fit Buildbot's columns, for the import to say.
-        self._cut: list[str] = []
         # Buildbot creates its tables on MySQL and MariaDB in utf8mb3,
         # whatever the database's own character set: a character beyond
         # U+FFFF (an emoji in a commit message) would make the server
@@ -94,17 +92,6 @@ class Database:
         if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
             self._replaced += replaced
         return statement, narrowed
-
-    def take_cut(self) -> list[str]:
-        """What was cut to fit its column since the last call."""
-        cut, self._cut = self._cut, []
-        return cut
-
-    def _fit(self, value: str, what: str, size: int = 256) -> str:
-        """C{value} as a column of C{size} characters holds it; noted if cut."""
-        if len(value) > size:
-            self._cut.append(f"{what} of {len(value)} characters")
-        return value[:size]
 
     def take_replaced(self) -> int:
         """How many characters went in as U+FFFD since the last call (see __init__)."""
@@ -165,7 +152,7 @@ class Database:
             conn,
             self.m.buildsets.insert().values(
                 external_idstring=None,
-                reason=self._fit(build.reason, "the reason"),
+                reason=build.reason[:COLUMN],
                 submitted_at=started,
                 complete=1,
                 complete_at=complete_at if complete_at is not None else started,
@@ -218,9 +205,9 @@ class Database:
                 [
                     {
                         "buildid": buildid,
-                        "name": self._fit(name, f"property name {name[:40]!r}..."),
+                        "name": name[:COLUMN],
                         "value": json.dumps(value),
-                        "source": self._fit(source, f"the source of property {name[:40]!r}"),
+                        "source": source[:COLUMN],
                     }
                     for name, (value, source) in build.properties.items()
                 ],
@@ -422,6 +409,23 @@ class ChunkWriter:
         if self.rows:
             self.conn.execute(self.table.insert(), self.rows)
             self.rows = []
+
+
+# Characters Buildbot's columns of a reason and a property's name and source hold.
+COLUMN = 256
+
+
+def too_long(build: Build08) -> list[str]:
+    """What of C{build} L{Database.add_build} cuts to fit its column, said for the import."""
+    found = []
+    if len(build.reason) > COLUMN:
+        found.append(f"the reason of {len(build.reason)} characters")
+    for name, (_, source) in build.properties.items():
+        if len(name) > COLUMN:
+            found.append(f"property name {name[:40]!r}... of {len(name)} characters")
+        if len(source) > COLUMN:
+            found.append(f"the source of property {name[:40]!r} of {len(source)} characters")
+    return found
 
 
 def unique_names(names: list[str], length: int = 50) -> list[str]:
