@@ -149,7 +149,7 @@ def builder_depth(request: IRequest, builder: str, after: int = 0) -> int:
     following it: the page's relative links climb as many more.
     """
     segments = url_segments(request)
-    tail = "/".join([builder, *segments[len(segments) - after :]] if after else [builder])
+    tail = "/".join([builder, *segments[len(segments) - after :]])
     return sum(1 for i in url_separators(request, tail) if i < len(builder))
 
 
