@@ -60,7 +60,8 @@ class BuilderStatus(Watched):
         self.master = status.master
         self.name = name
         self.builderid = builderid
-        self.tags = list(tags)
+        # 0.8 kept None for a builder without tags; Buildbot 4 gives [].
+        self.tags: list[str] | None = list(tags) or None
         self.basedir = os.path.join(status.spool_dir, builder_dirname(name))
         self._current: dict[int, BuildStatus] = {}
         self._state: str | None = None
@@ -80,7 +81,7 @@ class BuilderStatus(Watched):
     def getName(self) -> str:
         return self.name
 
-    def getTags(self) -> list[str]:
+    def getTags(self) -> list[str] | None:
         return self.tags
 
     def getCategory(self) -> str | None:
@@ -92,7 +93,7 @@ class BuilderStatus(Watched):
         return self.getCategory()
 
     def matchesAnyTag(self, tags: Iterable[str]) -> bool:
-        return bool(set(tags) & set(self.tags))
+        return bool(set(tags) & set(self.tags or []))
 
     def getState(self) -> tuple[str, list[BuildStatus]]:
         """

@@ -418,7 +418,7 @@ class LegacyStatus(service.BuildbotService):
             [
                 name
                 for name, b in self.builders.running.items()
-                if not wanted or wanted & set(b.tags)
+                if not wanted or wanted & set(b.tags or [])
             ]
         )
 

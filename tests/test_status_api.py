@@ -396,6 +396,9 @@ class StatusAPITests(MasterTestCase):
         self.assertEqual(builder.asDict()["state"], "idle")
         self.assertEqual(builder.currentBuilds, [])
         self.assertEqual(builder.category, None)
+        # an untagged builder's tags are None, as 0.8 kept them
+        self.assertIsNone(builder.getTags())
+        self.assertIsNone(builder.asDict()["tags"])
         self.assertFalse(builder.matchesAnyTag(["x"]))
 
     @defer.inlineCallbacks
