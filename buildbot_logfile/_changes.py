@@ -77,15 +77,15 @@ class LegacyChange(Change):
 class SourceStamp:
     """
     0.8's C{SourceStamp} (C{buildbot.sourcestamp}): what a build was
-    built from.  C{patch} is 0.8's C{(level, diff, subdir)}, C{patch_info}
-    its C{(author, comment)}.
+    built from.  C{patch} is 0.8's C{(level, diff, subdir)}, the diff text
+    (bytes if it is not UTF-8), C{patch_info} its C{(author, comment)}.
     """
 
     def __init__(
         self,
         branch: str | None = None,
         revision: str | None = None,
-        patch: tuple[int, str, str | None] | None = None,
+        patch: tuple[int, str | bytes, str | None] | None = None,
         changes: Sequence[Change] = (),
         project: str = "",
         repository: str = "",
@@ -109,7 +109,12 @@ class SourceStamp:
         patch = ss.get("patch")
         body = patch.get("body") if patch else None
         if isinstance(body, bytes):
-            body = body.decode("utf-8", "replace")
+            # Text as Python 3 plugins read it; a patch that is not UTF-8
+            # stays bytes, as 0.8 held every patch (its mail attaches it as is).
+            try:
+                body = body.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
         return cls(
             branch=ss.get("branch"),
             revision=ss.get("revision"),
@@ -134,6 +139,8 @@ class SourceStamp:
         result: dict[str, Any] = {"revision": self.revision, "hasPatch": self.patch is not None}
         if self.patch:
             result["patch_level"], result["patch_body"], result["patch_subdir"] = self.patch
+            if isinstance(result["patch_body"], bytes):  # JSON holds text only
+                result["patch_body"] = result["patch_body"].decode("utf-8", "replace")
         if self.patch_info:
             result["patch_author"], result["patch_comment"] = self.patch_info
         result.update(

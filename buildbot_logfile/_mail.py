@@ -86,6 +86,18 @@ __all__ = (
 )  # fmt: skip
 
 
+def _unchecked_tls() -> Any:
+    """
+    TLS options that take the relay's certificate whatever it is, or None
+    where Twisted has no TLS (pyOpenSSL missing): then mail goes in clear.
+    """
+    try:
+        from twisted.internet.ssl import CertificateOptions
+    except ImportError:
+        return None
+    return CertificateOptions()
+
+
 @implementer(interfaces.IEmailSender)
 class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
     """This is a status notifier which sends email to a list of recipients
@@ -142,7 +154,7 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
         buildSetSummary: bool = False,
         subject: str = "buildbot %(result)s in %(title)s on %(builder)s",
         lookup: Any = None,
-        extraRecipients: list[str] | tuple[str, ...] = (),
+        extraRecipients: list[str] | tuple[str, ...] | None = None,
         sendToInterestedUsers: bool = True,
         customMesg: Any = None,
         messageFormatter: Callable[..., dict[str, Any]] = defaultMessage,
@@ -157,6 +169,8 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
     ) -> None:
         StatusReceiverMultiService.__init__(self)
 
+        if extraRecipients is None:
+            extraRecipients = []  # a list, as 0.8's: subclasses append to a copy
         if not isinstance(extraRecipients, (list, tuple)):
             config.error("extraRecipients must be a list or tuple")
         else:
@@ -452,7 +466,7 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
         # interpolation if only one build was given
         if self.extraHeaders:
             if builds is not None and len(builds) == 1:
-                d = defer.maybeDeferred(builds[0].render, self.extraHeaders)
+                d = builds[0].render(self.extraHeaders)
             else:
                 d = defer.succeed(self.extraHeaders)
 
@@ -573,8 +587,14 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
 
         return self.sendMessage(m, list(to_recipients | cc_recipients))
 
-    def sendmail(self, s: bytes, recipients: Sequence[str]) -> defer.Deferred[Any]:
-        """Send C{s} (the message's bytes) to C{recipients} through the relay."""
+    def sendmail(self, s: bytes | str, recipients: Sequence[str]) -> defer.Deferred[Any]:
+        """
+        Send C{s} (the message's bytes, or its C{as_string()}, which 0.8's
+        C{sendMessage} gave and subclasses copied) to C{recipients} through
+        the relay.
+        """
+        if isinstance(s, str):
+            s = s.encode(ENCODING)
         result: defer.Deferred[Any] = defer.Deferred()
 
         useAuth = bool(self.smtpUser and self.smtpPassword)
@@ -606,6 +626,9 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
             requireAuthentication=useAuth,
             # STARTTLS checks the relay's certificate against this name.
             hostname=self.relayhost if self.useTls or useAuth else None,
+            # Otherwise STARTTLS where the relay offers it, unchecked, as
+            # 0.8's Twisted did: never worse than the clear text it replaces.
+            contextFactory=None if self.useTls or useAuth else _unchecked_tls(),
         )
 
         self.master.reactor.connectTCP(self.relayhost, self.smtpPort, sender_factory)

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import twisted.test
 from buildbot.config.errors import ConfigErrors, capture_config_errors
 from buildbot.interfaces import IEmailLookup
 from buildbot.plugins import schedulers, util
 from buildbot.process.results import FAILURE, SUCCESS
 from twisted.cred import checkers, portal
-from twisted.internet import defer, error, protocol, reactor
+from twisted.internet import defer, error, protocol, reactor, ssl
 from twisted.mail import smtp
 from twisted.mail._cred import LOGINCredentials
 from twisted.python import log
@@ -153,6 +154,15 @@ class _Realm:
 
 
 class _Server(smtp.ESMTP):
+    # Takes mail only once STARTTLS has made the connection private.
+    tls_only = False
+
+    def do_MAIL(self, rest: bytes) -> None:
+        if self.tls_only and not self.startedTLS:
+            self.sendCode(530, b"5.7.0 Must issue a STARTTLS command first")
+            return
+        super().do_MAIL(rest)
+
     def connectionLost(self, reason: Any) -> None:
         super().connectionLost(reason)
         self.factory.lost(self)
@@ -177,12 +187,21 @@ class SMTPServer(_Tracked):
     """
     A real ESMTP server on a free loopback port; with C{logins}, it asks
     for AUTH LOGIN with those C{{user: password}} (bytes) and takes mail
-    only from who logged in.
+    only from who logged in; with C{tls_only}, it offers STARTTLS (with
+    Twisted's test certificate) and takes mail only over it.
     """
 
-    def __init__(self, mailbox: Mailbox, logins: dict[bytes, bytes] | None = None) -> None:
+    def __init__(
+        self, mailbox: Mailbox, logins: dict[bytes, bytes] | None = None, tls_only: bool = False
+    ) -> None:
         super().__init__()
         self.mailbox = mailbox
+        self.tls = None
+        if tls_only:
+            with open(
+                os.path.join(os.path.dirname(twisted.test.__file__), "server.pem"), "rb"
+            ) as f:
+                self.tls = ssl.PrivateCertificate.loadPEM(f.read()).options()
         self.portal = None
         if logins:
             checker = checkers.InMemoryUsernamePasswordDatabaseDontUse()
@@ -194,6 +213,8 @@ class SMTPServer(_Tracked):
         server = _Server({b"LOGIN": LOGINCredentials} if self.portal else None)
         server.factory = self
         server.host = b"mail.test"
+        if self.tls is not None:
+            server.ctx, server.tls_only = self.tls, True
         if self.portal is not None:
             server.portal = self.portal
         else:
@@ -259,9 +280,11 @@ def body_of(
 
 
 class MailTests(MasterTestCase):
-    def serve(self, mailbox: Mailbox, logins: dict[bytes, bytes] | None = None) -> int:
+    def serve(
+        self, mailbox: Mailbox, logins: dict[bytes, bytes] | None = None, tls_only: bool = False
+    ) -> int:
         """An SMTP server for C{mailbox}, stopped (its connections closed) after the test."""
-        server = SMTPServer(mailbox, logins)
+        server = SMTPServer(mailbox, logins, tls_only)
         port = reactor.listenTCP(0, server, interface="127.0.0.1")
         self.addCleanup(server.all_closed)
         self.addCleanup(port.stopListening)
@@ -650,13 +673,29 @@ class MailTests(MasterTestCase):
                 text = f"{name} #{build.getNumber()}: {' '.join(build.getText())}\n"
                 msgdict = {"body": text, "type": "plain", "subject": f"[ci] {name}"}
                 title = self.master_status.getTitle()
+                # As Chromium's notifiers did: 0.8's list of extra recipients, copied.
+                recipients = self.extraRecipients[:]
+                recipients.append(self.team)
                 d = self.createEmail(msgdict, name, title, results, builds)
 
                 def send(m: Any) -> Any:
-                    m["To"] = self.team
-                    return self.sendMessage(m, [self.team])
+                    m["To"] = ", ".join(recipients)
+                    # 0.8.14's render: a Deferred.
+                    d = build.render(util.Interpolate("%(prop:buildername)s"))
+
+                    def header(builder: str) -> Any:
+                        m["X-Builder"] = builder
+                        return self.sendMessage(m, recipients)
+
+                    return d.addCallback(header)
 
                 return d.addCallback(send)
+
+            def sendMessage(self, m: Any, recipients: list[str]) -> Any:
+                # 0.8.14's own, which gave sendmail the message as a string
+                s = m.as_string()
+                log.msg("sending mail (%d bytes) to" % len(s), recipients)
+                return self.sendmail(s, recipients)
 
         mailbox = Mailbox()
         notifier = Terse(
@@ -671,6 +710,7 @@ class MailTests(MasterTestCase):
         (mail,) = mailbox.mails
         self.assertEqual(mail.recipients, ["team@example.org"])
         self.assertEqual((mail.header("Subject"), mail.text()), ("[ci] b1", "b1 #1: failed fail\n"))
+        self.assertEqual(mail.header("X-Builder"), "b1")
 
     @defer.inlineCallbacks
     def test_a_buildset_summary(self) -> defer.Generator:
@@ -733,6 +773,52 @@ class MailTests(MasterTestCase):
         yield self.settle(1)
         (mail,) = mailbox.mails
         self.assertEqual((mail.user, mail.recipients), (b"bb", ["ops@example.org"]))
+
+    @defer.inlineCallbacks
+    def test_starttls_wherever_the_relay_offers_it(self) -> defer.Generator:
+        mailbox = Mailbox()
+        notifier = MailNotifier(
+            "buildbot@example.org",
+            extraRecipients=["ops@example.org"],
+            sendToInterestedUsers=False,
+            relayhost="127.0.0.1",
+            smtpPort=self.serve(mailbox, tls_only=True),
+        )
+        yield self.start_master(
+            {"b1": [python_step("emit", "print('hi')")]}, receivers=[notifier, self.heard]
+        )
+        yield self.force("b1")
+        yield self.settle(1)
+        (mail,) = mailbox.mails  # the relay took it over TLS only
+        self.assertEqual(mail.recipients, ["ops@example.org"])
+
+    @defer.inlineCallbacks
+    def test_a_patch_that_is_not_utf_8_attached_as_it_is(self) -> defer.Generator:
+        mailbox = Mailbox()
+        notifier = MailNotifier(
+            "buildbot@example.org",
+            extraRecipients=["ops@example.org"],
+            sendToInterestedUsers=False,
+            relayhost="127.0.0.1",
+            smtpPort=self.serve(mailbox),
+        )
+        yield self.start_master(
+            {"b1": [python_step("emit", "print('hi')")]}, receivers=[notifier, self.heard]
+        )
+        patch = b"--- a\n+++ b\n+caf\xe9\n"  # Latin-1
+        yield self.master.data.updates.addBuildset(
+            waited_for=False, scheduler="force", reason="try", builderids=[1],
+            sourcestamps=[{
+                "codebase": "", "branch": "", "revision": "abc", "repository": "", "project": "",
+                "patch_body": patch, "patch_level": 1, "patch_author": "", "patch_comment": "",
+                "patch_subdir": ".",
+            }],
+        )  # fmt: skip
+        yield self.settle(1)
+        (mail,) = mailbox.mails
+        _, attached = mail.message.get_payload()
+        self.assertEqual(attached.get_content_type(), "application/octet-stream")
+        self.assertEqual(attached.get_payload(decode=True), patch)
 
     @defer.inlineCallbacks
     def test_a_relay_that_refuses_is_down_or_silent(self) -> defer.Generator:
