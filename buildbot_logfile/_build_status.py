@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from buildbot.process.properties import Properties
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, WARNINGS
 from twisted.internet import defer
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from buildbot_logfile._build_data import BuildData, load_build_data
@@ -271,19 +270,13 @@ class BuildStatus(Watched):
                 return step
         return None
 
-    def render(self, value: Any) -> Any:
+    def render(self, value: Any) -> defer.Deferred[Any]:
         """
         C{value} rendered with this build's properties (C{Interpolate},
-        C{WithProperties}, C{Property}...), at once, as 0.8 did.  A
-        renderable that can only answer later raises C{RuntimeError}.
+        C{WithProperties}, C{Property}...): a Deferred, as 0.8.8 to 0.8.14
+        gave (0.8's mail and its subclasses add callbacks to it).
         """
-        rendered: list[Any] = []
-        defer.maybeDeferred(self.properties.render, value).addBoth(rendered.append)
-        if not rendered:
-            raise RuntimeError(f"{value!r} does not render at once")
-        if isinstance(rendered[0], Failure):
-            rendered[0].raiseException()
-        return rendered[0]
+        return defer.maybeDeferred(self.properties.render, value)
 
     def subscribe(self, receiver: Any, updateInterval: float | None = None) -> None:
         """
@@ -406,6 +399,11 @@ class BuildStatus(Watched):
         if name is None:
             name = self._logfile_names[logid] = self.generateLogfileName(stepname, logname)
         return name
+
+    def reserve_logfile_name(self, logid: int, name: str) -> None:
+        """A log's spool name given elsewhere (see L{LogMirror.adopt}), kept from others."""
+        self._logfile_names[logid] = name
+        self.logfilenames.add(name)
 
     @property
     def changes(self) -> list[LegacyChange]:

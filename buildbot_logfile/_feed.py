@@ -530,6 +530,7 @@ class EventFeed:
         mirror = state.mirrors.get(logid)
         if mirror is None:
             mirror = state.mirrors[logid] = self.mirrors.find_or_create(step, msg)
+            mirror.adopt(step)  # one a lookup opened first, on a build of its own
             # logStarted before any text, so a receiver's catch-up starts
             # from the first line.
             await mirror.lock.run(mirror.ensure_started)
@@ -548,9 +549,14 @@ class EventFeed:
         step.logs.append(lf)
         for w in list(step.watchers):
             returned = deliver(w, "logStarted", step.build, step, lf)
-            if returned:
+            if not returned:
+                continue
+            try:
                 lf.subscribe(returned, True)
-                lf.waitUntilFinished().addCallback(LogFile.unsubscribe, returned)
+            except Exception:
+                # The text so far unreadable: the other receivers still hear the log.
+                log.err(None, f"LegacyStatus: while catching {returned!r} up on {lf.getName()}")
+            lf.waitUntilFinished().addCallback(LogFile.unsubscribe, returned)
 
     async def _build_finished(self, state: _BuildState, msg: _Message) -> None:
         build = state.status

@@ -22,7 +22,7 @@ from buildbot_logfile import _spool
 from buildbot_logfile._build_data import BuildData
 from buildbot_logfile._build_status import BuildStatus
 from buildbot_logfile._changes import LegacyChange, SourceStamp
-from buildbot_logfile._mirror import chunks_of
+from buildbot_logfile._mirror import database_entries
 from buildbot_logfile._step_status import BuildStepStatus
 from buildbot_logfile.logfile import LogFile
 
@@ -251,6 +251,9 @@ class StoredLogFile(LogFile):
         self._stored = (log, reader)
         self._written_now = False
         self.slug = log["slug"]
+        self.entries_elsewhere = lambda: database_entries(
+            reader, log["logid"], log["type"], log["num_lines"]
+        )
         return self
 
     def _ensure(self) -> None:
@@ -259,14 +262,8 @@ class StoredLogFile(LogFile):
         log, reader = self._stored
         lf = LogFile(self.step, self.name, self.filename)
         lf.logMaxSize = lf.logMaxTailSize = None
-        line = 0
-        while line < log["num_lines"]:
-            text = reader.read_lines_now(log["logid"], line, log["num_lines"] - 1)
-            if not text:
-                break
-            for channel, chunk in chunks_of(log["type"], text):
-                lf.addEntry(channel, chunk)
-            line += text.count("\n")
+        for channel, chunk in database_entries(reader, log["logid"], log["type"], log["num_lines"]):
+            lf.addEntry(channel, chunk)
         lf.finish()
         self.spool_failure = lf.spool_failure
         self._written_now = True
@@ -278,6 +275,12 @@ class StoredLogFile(LogFile):
     def hasContents(self) -> bool:
         self._ensure()
         return super().hasContents()
+
+    def getChunks(
+        self, channels: list[int] | tuple[int, ...] = (), onlyText: bool = False
+    ) -> Iterator[Any]:
+        self._ensure()  # a spool that cannot be written is read around
+        return super().getChunks(channels, onlyText)
 
 
 def history_logfiles(

@@ -94,6 +94,25 @@ def stream_chunks(text: str, lines: int | None = None) -> Iterator[tuple[int, st
         pos = end
 
 
+def database_entries(
+    reader: LogReader, logid: int, logtype: str, num_lines: int
+) -> Iterator[tuple[int, str]]:
+    """
+    The C{(channel, text)} chunks of a log's first C{num_lines} lines,
+    read from the database as they are taken, a batch at a time, each read
+    waited for (see L{LogReader.blocking}): for 0.8's synchronous reads.
+    """
+    line = 0
+    while line < num_lines:
+        text = reader.read_lines_now(logid, line, num_lines - 1)
+        count = text.count("\n")
+        if not count:
+            log.msg(f"log {logid}: lines {line}.. missing from the database")
+            return
+        yield from chunks_of(logtype, text, count)
+        line += count
+
+
 class ServiceStopped(Exception):
     """Why a live log's LogFile was cut off: the service that fed it stopped."""
 
@@ -151,6 +170,21 @@ class LogMirror:
     @property
     def path(self) -> str:
         return os.path.join(self.step.build.builder.basedir, self.filename)
+
+    def adopt(self, step: BuildStepStatus) -> None:
+        """
+        Belong to C{step} from here on: the event feed's step of the log,
+        where a lookup opened the log before the feed announced its build
+        (a reconfig holding the events, say), on a copy of the build it
+        read for itself.  Receivers then get the same objects in every
+        event.  The spool keeps its name, reserved in C{step}'s build.
+        """
+        if step is self.step:
+            return
+        self.step = step
+        step.build.reserve_logfile_name(self.logid, self.filename)
+        if self.logfile is not None:
+            self.logfile.step = step
 
     @property
     def complete(self) -> bool:
@@ -254,6 +288,10 @@ class LogMirror:
     def _take(self, lf: LogFile) -> None:
         """Mirror into C{lf} from here on."""
         lf.slug = self.slug
+        # The lines it holds when read, should its spool fail.
+        lf.entries_elsewhere = lambda: database_entries(
+            self.reader, self.logid, self.type, self.lines
+        )
         self.logfile = lf
 
     def ensure_started(self) -> None:

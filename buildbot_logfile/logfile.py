@@ -20,7 +20,7 @@ they are parsed back is L{buildbot_logfile._records}'.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet import defer
@@ -98,6 +98,10 @@ class LogFile:
     # Why the spool file cannot be trusted, if it cannot: the log goes on
     # without it (see mark_spool_failed).
     spool_failure: Exception | None = None
+    # Beyond 0.8: where the entries logged so far can be read when the
+    # spool has failed, if anywhere (the bridge's logs: the database).  The
+    # text stays readable, as 0.8's plugins read it, in logFinished above all.
+    entries_elsewhere: Callable[[], Iterable[tuple[int, str]]] | None = None
     _writer: _spool.SpoolWriter | None = None
     _run: RecordRun | None = None
     _compressing: defer.Deferred[None] | None = None
@@ -190,10 +194,11 @@ class LogFile:
     def hasContents(self) -> bool:
         """
         Whether the log's text is on disk: always for a new log, but the
-        files of old ones may have been deleted or found damaged.
+        files of old ones may have been deleted or found damaged.  A log
+        whose spool failed has it if L{entries_elsewhere} can read it.
         """
         if self.spool_failure is not None:
-            return False
+            return self.entries_elsewhere is not None
         return self.openfile is not None or _spool.existing_spool(self.getFilename()) is not None
 
     def getFile(self) -> IO[bytes]:
@@ -249,10 +254,21 @@ class LogFile:
         """
         The log as it is at this call, as C{(channel, text)} chunks of the
         given C{channels} (all if none), or just their texts with
-        C{onlyText}.  Entries added while iterating are not included.
+        C{onlyText}.  Entries added while iterating are not included.  A
+        log whose spool failed is read from L{entries_elsewhere}, if set.
         """
+        if self.spool_failure is not None and self.entries_elsewhere is not None:
+            return self._select(self.entries_elsewhere(), channels, onlyText)
         f, end, run = self._snapshot()
         return self._generate_chunks(f, end, run, channels, onlyText)
+
+    @staticmethod
+    def _select(
+        entries: Iterable[tuple[int, str]], channels: list[int] | tuple[int, ...], onlyText: bool
+    ) -> Iterator[Any]:
+        for channel, text in entries:
+            if not channels or channel in channels:
+                yield text if onlyText else (channel, text)
 
     def _generate_chunks(
         self,
@@ -344,7 +360,8 @@ class LogFile:
         Call C{receiver.logChunk(build, step, log, channel, text)} for each
         entry added from now on, as it was added (before any truncation),
         until the log finishes.  With C{catchup}, the text logged so far
-        comes first.  A finished log has nothing more to tell.
+        comes first, until the receiver unsubscribes; one that raises is
+        logged and skipped.  A finished log has nothing more to tell.
         """
         if self.finished:
             return
@@ -352,7 +369,9 @@ class LogFile:
         self._observe()
         if catchup and self.length:  # (nothing to read, whatever the spool does)
             for channel, text in self.getChunks():
-                receiver.logChunk(self.step.build, self.step, self, channel, text)
+                if receiver not in self.watchers:
+                    break  # it unsubscribed meanwhile
+                deliver(receiver, "logChunk", self.step.build, self.step, self, channel, text)
 
     def unsubscribe(self, receiver: Any) -> None:
         """Stop calling C{receiver.logChunk}."""

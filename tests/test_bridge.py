@@ -353,7 +353,86 @@ class SlowToStop(Recorder):
         return self.may_stop.addCallback(lambda _: Recorder.stopService(self))
 
 
+class SameObjects(Recorder):
+    """Notes where an event's build, step and log are not those the build's events gave."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.problems: list[tuple[str, str]] = []
+        self.builds: dict[int, Any] = {}
+
+    def buildStarted(self, builderName: str, build: Any) -> Any:
+        self.builds[build.getNumber()] = build
+        return super().buildStarted(builderName, build)
+
+    def _check(self, event: str, build: Any, step: Any, log: Any) -> None:
+        checks = {
+            "the build is buildStarted's": build is self.builds.get(build.getNumber()),
+            "the step is the build's": step in build.getSteps() and step.getBuild() is build,
+            "the log is the step's": log.getStep() is step and log in step.getLogs(),
+        }
+        self.problems += [(event, what) for what, holds in checks.items() if not holds]
+
+    def logStarted(self, build: Any, step: Any, log: Any) -> Any:
+        self._check("logStarted", build, step, log)
+        return super().logStarted(build, step, log)
+
+    def logChunk(self, build: Any, step: Any, log: Any, channel: int, text: str) -> None:
+        self._check("logChunk", build, step, log)
+        super().logChunk(build, step, log, channel, text)
+
+    def logFinished(self, build: Any, step: Any, log: Any) -> None:
+        self._check("logFinished", build, step, log)
+        super().logFinished(build, step, log)
+
+    def buildFinished(self, builderName: str, build: Any, results: Any) -> None:
+        for log in build.getLogs():
+            if not log.getStep().isFinished():
+                self.problems.append(("buildFinished", f"{log.getName()}'s step finished"))
+        super().buildFinished(builderName, build, results)
+
+
+class RaisesInLogChunk(Recorder):
+    def logChunk(self, build: Any, step: Any, log: Any, channel: int, text: str) -> None:
+        super().logChunk(build, step, log, channel, text)
+        raise RuntimeError("logChunk is broken")
+
+
 class ReplacementTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_log_looked_up_while_a_reconfig_holds_the_events(self) -> defer.Generator:
+        """
+        The log is opened (a page, getLogFile) before the held events
+        announce its build: receivers still get the build's own objects
+        in every event, and each its catch-up, whatever the one before it
+        does.
+        """
+        old, broken, kept = SlowToStop("old"), RaisesInLogChunk("broken"), SameObjects("kept")
+        live = LiveLog()
+        yield self.start_master({"b1": [live_log_step(live)]}, receivers=[old, broken, kept])
+        reconfiguring = self.reconfig(
+            services=[LegacyStatus(receivers=[broken, kept, Recorder("new")])]
+        )
+        yield old.stopping
+        yield self.force("b1")
+        yield live.opened
+        yield live.write(stdout="before 1\n", stderr="before 2\n")
+        lf = yield self.legacy_status().getLogFile("b1", 1, "live", "stdio")
+        self.assertEqual(lf.getText(), "before 1\nbefore 2\n")
+        self.assertEqual(kept.events, [("builderAdded", "b1")])  # held
+        old.may_stop.callback(None)
+        yield reconfiguring
+        yield live.write(stdout="after\n")
+        live.end()
+        yield kept.wait_for_builds(1)
+        _, content = yield self.db_log("b1", 1, "live", "stdio")
+        key = (1, "live", "stdio")
+        for receiver in (broken, kept):
+            self.assertEqual(merged(receiver.chunks[key]), db_chunks("s", content))
+            self.assertEqual(receiver.events.count(("logStarted", *key)), 1)
+        self.assertEqual(kept.problems, [])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)  # broken's first failure
+
     @defer.inlineCallbacks
     def test_the_new_receiver_hears_what_happened_while_the_old_one_stopped(
         self,

@@ -21,6 +21,7 @@ from buildbot_logfile.bridge import LegacyStatus
 from tests.masters import (
     LiveLog,
     MasterTestCase,
+    Recorder,
     db_chunks,
     db_text,
     live_log_step,
@@ -152,6 +153,25 @@ class FaultTestCase(MasterTestCase):
         return response.code, body
 
 
+class ReadsText(Recorder):
+    """Reads each log's text at its end and the build's, as 0.8's mail and scanners did."""
+
+    def __init__(self) -> None:
+        super().__init__("reads text")
+        self.texts: dict[tuple[str, str], str] = {}
+
+    def logFinished(self, build: Any, step: Any, log: Any) -> None:
+        if log.getName() == "stdio" and log.hasContents():
+            self.texts[("logFinished", step.getName())] = log.getText()
+        super().logFinished(build, step, log)
+
+    def buildFinished(self, builderName: str, build: Any, results: Any) -> None:
+        for log in build.getLogs():
+            if log.getName() == "stdio" and log.hasContents():
+                self.texts[("buildFinished", log.getStep().getName())] = log.getText()
+        super().buildFinished(builderName, build, results)
+
+
 class SpoolFaultTests(FaultTestCase):
     @defer.inlineCallbacks
     def test_a_live_spool_deleted_while_a_page_streams_it(self) -> defer.Generator:
@@ -178,7 +198,9 @@ class SpoolFaultTests(FaultTestCase):
 
     @defer.inlineCallbacks
     def check_unwritable_spool(self, step, mount_options: str) -> defer.Generator:
-        yield self.start({"b1": [step]})
+        reader = ReadsText()
+        yield self.start({"b1": [step]}, receivers=[reader])
+        self.recorder = reader
         mount_tmpfs(self, self.spool, mount_options)
         yield self.force("b1")
         yield self.recorder.wait_for_builds(1)
@@ -186,6 +208,18 @@ class SpoolFaultTests(FaultTestCase):
         yield self.assert_served_whole("b1", 1, step.name)
         # What the failed spool wrote is gone: its space is free again.
         self.assertEqual([files for _, _, files in os.walk(self.spool) if files], [])
+        # The text reads from the database, as plugins read it when a log ends...
+        expected = yield self.db_text_of("b1", 1, step.name)
+        self.assertEqual(
+            reader.texts,
+            {("logFinished", step.name): expected, ("buildFinished", step.name): expected},
+        )
+        # ... and later, from history (the spool still cannot be written).
+        yield self.restart_legacy_status()
+        build = self.legacy_status().getBuilder("b1").getBuild(1)
+        (log,) = build.getSteps()[-1].getLogs()
+        self.assertTrue(log.hasContents())
+        self.assertEqual(log.getText(), expected)
 
     def test_a_full_disk(self) -> defer.Deferred:
         return self.check_unwritable_spool(python_step("big", BIG), "size=5m")

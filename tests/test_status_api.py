@@ -276,7 +276,7 @@ class StatusAPITests(MasterTestCase):
             build.getProperties().asDict(),
             {**{k: tuple(v) for k, v in props.items()}, "slavename": ("local1", "BuildSlave")},
         )
-        self.assertEqual(build.render(util.Interpolate("%(prop:slavename)s")), "local1")
+        self.assertEqual((yield build.render(util.Interpolate("%(prop:slavename)s"))), "local1")
         data = yield self.master.data.get(("builds", build.buildid))
         self.assertEqual(build.getText(), data["state_string"].split())
         talk = build.getSteps()[1]
@@ -371,9 +371,9 @@ class StatusAPITests(MasterTestCase):
     def test_render_and_as_dict(self) -> defer.Generator:
         build = yield self.build_of_a_change()
         rendered = build.render(util.Interpolate("%(prop:buildername)s at %(src::revision)s"))
-        self.assertEqual(rendered, "b1 at r1")
-        self.assertEqual(build.render(util.Property("buildnumber")), 1)
-        self.assertEqual(build.render("plain"), "plain")
+        self.assertEqual((yield rendered), "b1 at r1")
+        self.assertEqual((yield build.render(util.Property("buildnumber"))), 1)
+        self.assertEqual((yield build.render("plain")), "plain")
         as_dict = build.asDict()
         self.assertEqual(
             sorted(as_dict),
