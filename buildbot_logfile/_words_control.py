@@ -30,6 +30,13 @@ class UsageError(ValueError):
         ValueError.__init__(self, string, *more)
 
 
+# What a user may type for a ForceScheduler's BooleanParameter.
+_BOOLEANS = {
+    **dict.fromkeys(("true", "yes", "on", "1"), True),
+    **dict.fromkeys(("false", "no", "off", "0"), False),
+}
+
+
 def _leaves(fields: Iterable[Any]) -> Iterator[Any]:
     """The parameters of a ForceScheduler's form, nested ones opened."""
     for field in fields:
@@ -118,7 +125,11 @@ class BuilderControl:
         C{reasonString} (by default "A build was forced by '<owner>':
         <reason>").
         """
-        from buildbot.schedulers.forcesched import CodebaseParameter, FixedParameter
+        from buildbot.schedulers.forcesched import (
+            BooleanParameter,
+            CodebaseParameter,
+            FixedParameter,
+        )
 
         from buildbot_logfile._requests import BuildRequestStatus
 
@@ -141,13 +152,20 @@ class BuilderControl:
                 )
             args[fields[0].fullName] = value
         declared = {
-            f.fullName for f in _leaves(f for f in scheduler.forcedProperties if f not in codebases)
+            f.fullName: f
+            for f in _leaves(f for f in scheduler.forcedProperties if f not in codebases)
         }
         for pname, pvalue in (props or {}).items():
-            if pname not in declared:
+            field = declared.get(pname)
+            if field is None:
                 raise UsageError(
                     f"sorry, force scheduler '{scheduler.name}' has no property '{pname}'"
                 )
+            if isinstance(field, BooleanParameter):
+                # The form's checkbox takes True or False, and any text as False.
+                pvalue = _BOOLEANS.get(str(pvalue).lower())
+                if pvalue is None:
+                    raise UsageError(f"sorry, property '{pname}' is true or false")
             args[pname] = pvalue
         try:
             result = yield self.master.data.control(

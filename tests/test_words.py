@@ -742,7 +742,8 @@ class WordsTests(MasterTestCase):
             {"b1": [live_logs_step([first, second])]},
             receivers=[self.bot(port, allowForce=True), self.heard],
             schedulers=[schedulers.ForceScheduler(
-                name="force", builderNames=["b1"], properties=[util.StringParameter(name="x")]
+                name="force", builderNames=["b1"],
+                properties=[util.StringParameter(name="x"), util.BooleanParameter(name="clean")],
             )],
         )  # fmt: skip
         yield alice.wait_present("bb", "#ci")
@@ -757,8 +758,12 @@ class WordsTests(MasterTestCase):
         )
         refused = yield alice.ask("bb: force build --props=y=2 b1")
         self.assertEqual(refused, ["sorry, force scheduler 'force' has no property 'y'"])
+        refused += yield alice.ask("bb: force build --props=clean=maybe b1")
+        self.assertEqual(refused[1:], ["sorry, property 'clean' is true or false"])
         # The builder is busy: the next build waits, and says so.
-        queued = yield alice.ask("bb: force build --branch=dev --revision=abc --props=x=1 b1")
+        queued = yield alice.ask(
+            "bb: force build --branch=dev --revision=abc --props=x=1,clean=True b1"
+        )
         self.assertEqual(queued, ["The build has been queued, I'll give a shout when it starts"])
         self.assertEqual((yield alice.ask("bb: stop build b1 enough")), ["build 1 interrupted"])
         yield second.opened
@@ -784,6 +789,7 @@ class WordsTests(MasterTestCase):
         build = yield self.master.data.get(("builders", "b1", "builds", 2))
         properties = yield self.master.data.get(("builds", build["buildid"], "properties"))
         self.assertEqual(properties["x"], ("1", "Force Build Form"))
+        self.assertEqual(properties["clean"], (True, "Force Build Form"))
 
     @defer.inlineCallbacks
     def buildset_of(self, builder: str, number: int) -> Any:
