@@ -13,7 +13,8 @@ from typing import Any
 from buildbot.data import resultspec
 from buildbot.process.results import SUCCESS
 
-from buildbot_logfile._changes import LegacyChange, SourceStamp
+from buildbot_logfile._built_changes import built_changes
+from buildbot_logfile._changes import SourceStamp
 from buildbot_logfile._status_base import epoch
 
 
@@ -66,7 +67,7 @@ async def load_build_data(data: Any, build: Mapping[str, Any]) -> BuildData:
     """
     C{build} (a data-API build, or an mq message about one) with its
     properties, worker, reason (its buildset's), and the source stamps it
-    was built from, each with the changes made on it.
+    was built from, each with the changes it built (see L{_built_changes}).
     """
     found = BuildData(build)
     found.properties = dict(await data.get(("builds", build["buildid"], "properties")) or {})
@@ -78,9 +79,15 @@ async def load_build_data(data: Any, build: Mapping[str, Any]) -> BuildData:
         buildset = await data.get(("buildsets", request["buildsetid"])) or {}
         found.buildsetid = request["buildsetid"]
         found.reason = buildset.get("reason") or ""
+        db = data.master.db
         for ss in buildset.get("sourcestamps") or []:
-            changes = await data.get(("sourcestamps", ss["ssid"], "changes")) or []
-            found.sourcestamps.append(
-                SourceStamp.from_data(ss, [LegacyChange.from_data(c) for c in changes])
+            changes = await db.pool.do(
+                lambda conn, ssid=ss["ssid"]: built_changes(
+                    conn,
+                    db.model,
+                    (build["builderid"], build["number"], request["buildsetid"]),
+                    ssid,
+                )
             )
+            found.sourcestamps.append(SourceStamp.from_data(ss, changes))
     return found

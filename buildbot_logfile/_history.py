@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from buildbot_logfile import _spool
 from buildbot_logfile._build_data import BuildData
 from buildbot_logfile._build_status import BuildStatus
-from buildbot_logfile._changes import LegacyChange, SourceStamp
+from buildbot_logfile._built_changes import built_changes
+from buildbot_logfile._changes import SourceStamp
 from buildbot_logfile._mirror import database_entries
 from buildbot_logfile._step_status import BuildStepStatus
 from buildbot_logfile.logfile import LogFile
@@ -133,7 +134,13 @@ def _read_build(conn: Any, model: Any, builderid: int, number: int) -> dict[str,
         .select_from(br.join(bs, br.c.buildsetid == bs.c.id))
         .where(br.c.id == row.buildrequestid)
     ).first()
-    sourcestamps = _read_sourcestamps(conn, model, request.buildsetid) if request else []
+    sourcestamps = (
+        _read_sourcestamps(
+            conn, model, request.buildsetid, (row.builderid, row.number, request.buildsetid)
+        )
+        if request
+        else []
+    )
     s, lg = model.steps, model.logs
     steps = []
     for step in conn.execute(sa.select(s).where(s.c.buildid == row.id).order_by(s.c.number)):
@@ -160,7 +167,10 @@ def _read_build(conn: Any, model: Any, builderid: int, number: int) -> dict[str,
     }
 
 
-def _read_sourcestamps(conn: Any, model: Any, buildsetid: int) -> list[SourceStamp]:
+def _read_sourcestamps(
+    conn: Any, model: Any, buildsetid: int, build: tuple[int, int, int]
+) -> list[SourceStamp]:
+    """The buildset's source stamps, each with the changes C{build} built (see built_changes)."""
     bss, ss, p = model.buildset_sourcestamps, model.sourcestamps, model.patches
     rows = conn.execute(
         sa.select(
@@ -184,32 +194,8 @@ def _read_sourcestamps(conn: Any, model: Any, buildsetid: int) -> list[SourceSta
             "ssid": r.id, "branch": r.branch, "revision": r.revision, "project": r.project,
             "repository": r.repository, "codebase": r.codebase, "patch": patch,
         }  # fmt: skip
-        stamps.append(SourceStamp.from_data(data, _read_changes(conn, model, r.id)))
+        stamps.append(SourceStamp.from_data(data, built_changes(conn, model, build, r.id)))
     return stamps
-
-
-def _read_changes(conn: Any, model: Any, ssid: int) -> list[LegacyChange]:
-    c, cf, cp = model.changes, model.change_files, model.change_properties
-    changes = []
-    for row in conn.execute(sa.select(c).where(c.c.sourcestampid == ssid).order_by(c.c.changeid)):
-        files = [
-            r.filename
-            for r in conn.execute(sa.select(cf.c.filename).where(cf.c.changeid == row.changeid))
-        ]
-        properties = {}
-        for r in conn.execute(sa.select(cp).where(cp.c.changeid == row.changeid)):
-            value = json.loads(r.property_value)
-            properties[r.property_name] = (
-                tuple(value) if isinstance(value, list) and len(value) == 2 else (value, "Change")
-            )
-        changes.append(LegacyChange.from_data({
-            "changeid": row.changeid, "author": row.author, "committer": row.committer,
-            "comments": row.comments, "revision": row.revision, "branch": row.branch,
-            "category": row.category, "revlink": row.revlink, "repository": row.repository,
-            "codebase": row.codebase, "project": row.project,
-            "when_timestamp": row.when_timestamp, "files": files, "properties": properties,
-        }))  # fmt: skip
-    return changes
 
 
 def _build_from(builder: BuilderStatus, rows: dict[str, Any]) -> BuildStatus:

@@ -89,6 +89,18 @@ class Snapshots(StatusReceiverMultiService):
             self.finished.callback(build)
 
 
+class ChangesAtEnd(Recorder):
+    """Notes the authors of each build's changes as the build ends."""
+
+    def __init__(self) -> None:
+        super().__init__("changes at end")
+        self.changes: dict[int, list[str]] = {}
+
+    def buildFinished(self, builderName: str, build: Any, results: Any) -> None:
+        self.changes[build.getNumber()] = [c.who for c in build.getChanges()]
+        super().buildFinished(builderName, build, results)
+
+
 class Talkative(BuildStep):
     """
     A step whose text changes while it runs, as a 0.8 step's did: it goes
@@ -164,6 +176,51 @@ class StatusAPITests(MasterTestCase):
             author="a", files=[], comments="c", revision="r1", branch="main", codebase=""
         )
         return (yield self.snapshots.finished)
+
+    @defer.inlineCallbacks
+    def test_a_build_lists_every_change_since_its_builder_last_built(self) -> defer.Generator:
+        """
+        As 0.8 gave a build the changes of each request it took: Buildbot 4
+        keeps only the last change of a tree-stable period, and skips the
+        requests it collapses.
+        """
+        heard = ChangesAtEnd()
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[heard])
+        ssids = {}
+        for who, branch in [
+            ("alice", "dev"), ("bob", "dev"), ("other", "elsewhere"), ("carol", "dev"),
+            ("dave", "dev"), ("erin", "dev"),
+        ]:  # fmt: skip
+            changeid = yield self.master.data.updates.addChange(
+                author=who, files=[], comments="", revision=who, branch=branch, codebase=""
+            )
+            change = yield self.master.data.get(("changes", changeid))
+            ssids[who] = change["sourcestamp"]["ssid"]
+            if who == "carol":  # the end of a tree-stable period
+                yield self.build_of(ssids["carol"], heard, 1)
+        # Two requests, dave's collapsed into erin's.
+        yield self.build_of(ssids["erin"], heard, 2)
+        yield self.force("b1")
+        yield heard.wait_for_builds(3)
+        expected = {1: ["alice", "bob", "carol"], 2: ["dave", "erin"], 3: []}
+        self.assertEqual(heard.changes, expected)
+        # The same from history
+        yield self.reconfig(services=[])
+        yield self.reconfig(services=[LegacyStatus()])
+        builder = self.legacy_status().getBuilder("b1")
+        self.assertEqual(
+            {n: [c.who for c in builder.getBuild(n).getChanges()] for n in expected}, expected
+        )
+        self.assertEqual(builder.getBuild(2).getResponsibleUsers(), ["dave", "erin"])
+
+    @defer.inlineCallbacks
+    def build_of(self, ssid: int, heard: ChangesAtEnd, number: int) -> defer.Generator:
+        builderid = yield self.master.data.updates.findBuilderId("b1")
+        yield self.master.data.updates.addBuildset(
+            waited_for=False, scheduler="main", reason="changes", builderids=[builderid],
+            sourcestamps=[ssid],
+        )  # fmt: skip
+        yield heard.wait_for_builds(number)
 
     @defer.inlineCallbacks
     def test_source_stamps_changes_users_and_revisions(self) -> defer.Generator:
