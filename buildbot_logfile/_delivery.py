@@ -9,6 +9,7 @@ both are reported, by name, without flooding the log.
 
 from __future__ import annotations
 
+import inspect
 import time
 import weakref
 from collections.abc import Callable
@@ -65,7 +66,15 @@ def deliver(receiver: Any, method: str, *args: Any) -> Any:
         return None
     started = _now()
     try:
-        return callback(*args)
+        returned = callback(*args)
+        if inspect.iscoroutine(returned):
+            # An async method (no 0.8 receiver had one): run, its failure
+            # logged; it subscribes nothing, being no receiver.
+            defer.ensureDeferred(returned).addErrback(
+                log.err, f"status receiver {receiver!r} failed in {method}"
+            )
+            return None
+        return returned
     except Exception:
         record = _record(receiver, method)
         record.failures += 1

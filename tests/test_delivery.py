@@ -84,3 +84,24 @@ class DeliveryTests(unittest.TestCase):
         self.assertEqual(_delivery.deliver(Quick(), "logChunk"), "fine")
         self.assertIsNone(_delivery.deliver(Quick(), "absent"))
         self.assertEqual(self.messages, [])
+
+    def test_an_async_method_runs_subscribes_nothing_and_its_failure_is_logged(self) -> None:
+        ran: list[str] = []
+
+        class Modern:
+            def __repr__(self) -> str:
+                return "<Modern receiver>"
+
+            async def buildStarted(self, name: str, build: Any) -> Any:
+                ran.append(name)
+                return self
+
+            async def buildFinished(self, name: str, build: Any, results: int) -> None:
+                raise RuntimeError("broken")
+
+        modern = Modern()
+        self.assertIsNone(_delivery.deliver(modern, "buildStarted", "b1", None))
+        self.assertEqual(ran, ["b1"])
+        self.assertIsNone(_delivery.deliver(modern, "buildFinished", "b1", None, 0))
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(self.whys, ["status receiver <Modern receiver> failed in buildFinished"])
