@@ -70,9 +70,8 @@ def deliver(receiver: Any, method: str, *args: Any) -> Any:
         if inspect.iscoroutine(returned):
             # An async method (no 0.8 receiver had one): run, its failure
             # logged; it subscribes nothing, being no receiver.
-            defer.ensureDeferred(returned).addErrback(
-                log.err, f"status receiver {receiver!r} failed in {method}"
-            )
+            why = f"status receiver {receiver!r} failed in {method}"
+            defer.ensureDeferred(returned).addErrback(lambda f: log.err(f, why))
             return None
         return returned
     except Exception:
