@@ -202,7 +202,9 @@ def custom_mesg_data(
         logs.append(
             (
                 f"{stepName}.{logName}",
-                f"{master_status.getURLForThing(build)}/steps/{stepName}/logs/{logName}",
+                # 0.8 appended the log's path to the build's URL, which
+                # Buildbot 4's UI does not serve: the log's own URL.
+                master_status.getURLForThing(logf),
                 logf.getText().splitlines(),
                 logStatus,
             )

@@ -673,6 +673,9 @@ class MailTests(MasterTestCase):
                 text = f"{name} #{build.getNumber()}: {' '.join(build.getText())}\n"
                 msgdict = {"body": text, "type": "plain", "subject": f"[ci] {name}"}
                 title = self.master_status.getTitle()
+                self.custom = self.getCustomMesgData(
+                    self.mode, name, build, results, self.master_status
+                )
                 # As Chromium's notifiers did: 0.8's list of extra recipients, copied.
                 recipients = self.extraRecipients[:]
                 recipients.append(self.team)
@@ -711,6 +714,16 @@ class MailTests(MasterTestCase):
         self.assertEqual(mail.recipients, ["team@example.org"])
         self.assertEqual((mail.header("Subject"), mail.text()), ("[ci] b1", "b1 #1: failed fail\n"))
         self.assertEqual(mail.header("X-Builder"), "b1")
+        # Each log's own URL (0.8 appended a path to the build's)
+        (log_data,) = notifier.custom["logs"]
+        url = self.master.config.buildbotURL
+        self.assertEqual(
+            log_data[:2],
+            (
+                "fail.stdio",
+                f"{url}#/builders/{(yield self.ids())['b1']}/builds/1/steps/1/logs/stdio",
+            ),
+        )
 
     @defer.inlineCallbacks
     def test_a_buildset_summary(self) -> defer.Generator:
