@@ -226,6 +226,15 @@ class BuilderStatus(Watched):
         if receiver in self._unstated:
             self._unstated.remove(receiver)
 
+    def _schedulers(self) -> list[str]:
+        """The names of this master's schedulers that feed the builder."""
+        schedulers = getattr(self.master.config, "schedulers", None) or {}
+        return sorted(
+            name
+            for name, scheduler in schedulers.items()
+            if self.name in (getattr(scheduler, "builderNames", None) or ())
+        )
+
     def asDict(self) -> dict[str, Any]:
         """As 0.8's JSON status gave it."""
         current = [b.number for b in self.getCurrentBuilds()]
@@ -234,7 +243,7 @@ class BuilderStatus(Watched):
             "category": self.category,
             "tags": self.tags,
             "slaves": self.slavenames,
-            "schedulers": [],
+            "schedulers": self._schedulers(),
             "cachedBuilds": current,
             "currentBuilds": current,
             "state": self.getState()[0],

@@ -18,6 +18,7 @@ aside as C{<number>.bad} rather than stopping the queue.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import pickle
@@ -39,9 +40,15 @@ def ReadFile(path: str) -> bytes:
 def WriteFile(path: str, buf: bytes) -> None:
     """Write C{buf} to C{path} whole: a crash leaves the old file or the new one."""
     partial = path + ".tmp"
-    with open(partial, "wb") as f:
-        f.write(buf)
-    os.replace(partial, path)
+    try:
+        with open(partial, "wb") as f:
+            f.write(buf)
+        os.replace(partial, path)
+    except OSError:
+        # A full disk: what was written of it frees its space again.
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
@@ -115,10 +122,14 @@ class MemoryQueue:
         self._items.append(item)
         return dropped
 
-    def insertBackChunk(self, chunk: list[Any]) -> list[Any] | None:
+    def insertBackChunk(self, chunk: list[Any], bounded: bool = True) -> list[Any] | None:
+        """
+        Put C{chunk} back in front; what is over the bound is dropped
+        (returned), unless not C{bounded}: items a failed disk did not take.
+        """
         dropped = None
         excess = len(self._items) + len(chunk) - self._maxItems
-        if excess > 0:
+        if excess > 0 and bounded:
             dropped, chunk = chunk[:excess], chunk[excess:]
         self._items.extendleft(reversed(chunk))
         return dropped
@@ -205,17 +216,18 @@ class DiskQueue:
         WriteFile(self._file(item_id), self.pickleFn(item))
 
     def pushItem(self, item: Any) -> Any:
+        # Written first: a write that fails (a full disk) loses no item.
+        item_id = self._ids[-1] + 1 if self._ids else 1
+        self._write(item_id, item)
+        self._ids.append(item_id)
         dropped, lost = None, 0
-        while self._ids and len(self._ids) >= self._maxItems:
+        while len(self._ids) > self._maxItems:
             ok, oldest = self._read(self._ids.popleft())
             if ok:
                 lost += dropped is not None
                 dropped = oldest
         if lost:
             log.msg(f"DiskQueue: {self.path} is full; {lost} items dropped")
-        item_id = self._ids[-1] + 1 if self._ids else 1
-        self._write(item_id, item)
-        self._ids.append(item_id)
         return dropped
 
     def insertBackChunk(self, chunk: list[Any]) -> list[Any] | None:
@@ -268,6 +280,9 @@ class PersistentQueue:
                 raise ValueError("PersistentQueue needs a secondaryQueue or a path")
             secondaryQueue = DiskQueue(path)
         self.secondaryQueue = secondaryQueue
+        # Items that came while the disk could not be written (full, gone),
+        # after those on it, in memory until they are sent or saved.
+        self._unwritten: deque[Any] = deque()
         # What a restart left on disk stays there until it is sent (a crash
         # loses none of it), but for what is over the disk's bound: the
         # memory the last run saved there, which comes back to memory.
@@ -277,17 +292,33 @@ class PersistentQueue:
             self.primaryQueue.insertBackChunk(self.secondaryQueue.popChunk(min(excess, room)))
 
     def pushItem(self, item: Any) -> Any:
+        if self._unwritten:
+            return self._keep_unwritten(item)
         # Once items are on disk, new ones follow them there, or the order breaks.
         if (
             self.secondaryQueue.nbItems()
             or self.primaryQueue.nbItems() >= self.primaryQueue.maxItems()
         ):
-            overflow = self.secondaryQueue.pushItem(item)
+            try:
+                overflow = self.secondaryQueue.pushItem(item)
+            except OSError as e:
+                log.msg(f"PersistentQueue: items kept in memory, the disk failed: {e}")
+                return self._keep_unwritten(item)
             if overflow is None:
                 return None
             # The disk is full too: the oldest item, in memory, makes room.
             item = overflow
         return self.primaryQueue.pushItem(item)
+
+    def _keep_unwritten(self, item: Any) -> Any:
+        """
+        Keep C{item} after the disk's, as many as the disk would have held
+        (the queue's bound stays what the operator set); the oldest dropped.
+        """
+        self._unwritten.append(item)
+        if len(self._unwritten) > self.secondaryQueue.maxItems():
+            return self._unwritten.popleft()
+        return None
 
     def insertBackChunk(self, chunk: list[Any]) -> list[Any] | None:
         dropped = None
@@ -296,11 +327,19 @@ class PersistentQueue:
             dropped, chunk = chunk[:excess], chunk[excess:]
         # What no longer fits in memory goes to the front of the disk queue.
         room = self.primaryQueue.maxItems() - self.primaryQueue.nbItems()
+        before_on_disk = self.secondaryQueue.nbItems()
         if len(chunk) > room:
             memory = self.primaryQueue.popChunk()
             together = chunk + memory
             keep = self.primaryQueue.maxItems()
-            self.secondaryQueue.insertBackChunk(together[keep:])
+            try:
+                self.secondaryQueue.insertBackChunk(together[keep:])
+            except OSError as e:
+                # Those the disk did not take stay in memory, first, over its bound.
+                log.msg(f"PersistentQueue: items kept in memory, the disk failed: {e}")
+                written = self.secondaryQueue.nbItems() - before_on_disk
+                self.primaryQueue.insertBackChunk(together[: len(together) - written], False)
+                return dropped
             chunk = together[:keep]
         self.primaryQueue.insertBackChunk(chunk)
         return dropped
@@ -310,16 +349,22 @@ class PersistentQueue:
         items = self.primaryQueue.popChunk(wanted)
         if len(items) < wanted and self.secondaryQueue.nbItems():
             items.extend(self.secondaryQueue.popChunk(wanted - len(items)))
+        while len(items) < wanted and self._unwritten:
+            items.append(self._unwritten.popleft())
         return items
 
     def save(self) -> None:
+        """Everything to disk; an C{OSError} leaves what the disk did not take in memory."""
+        while self._unwritten:
+            self.secondaryQueue.pushItem(self._unwritten[0])
+            self._unwritten.popleft()
         self.secondaryQueue.insertBackChunk(self.primaryQueue.popChunk())
 
     def items(self) -> list[Any]:
-        return self.primaryQueue.items() + self.secondaryQueue.items()
+        return self.primaryQueue.items() + self.secondaryQueue.items() + list(self._unwritten)
 
     def nbItems(self) -> int:
-        return self.primaryQueue.nbItems() + self.secondaryQueue.nbItems()
+        return self.primaryQueue.nbItems() + self.secondaryQueue.nbItems() + len(self._unwritten)
 
     def maxItems(self) -> int:
         return self.primaryQueue.maxItems() + self.secondaryQueue.maxItems()

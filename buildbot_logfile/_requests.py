@@ -7,6 +7,7 @@ C{changeAdded}.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +142,7 @@ class BuildSetStatus(Finishes):
         self.external_idstring: str | None = buildset.get("external_idstring")
         self.reason = buildset.get("reason") or ""
         self.submitted_at = epoch(buildset.get("submitted_at"))
+        self.complete_at = epoch(buildset.get("complete_at"))
         # -1 until the buildset completes, as 0.8's database had it (and
         # Buildbot 4's has; its message of a new buildset has none).
         self.results: int | None = -1
@@ -149,7 +151,7 @@ class BuildSetStatus(Finishes):
         # Waiting for the source stamps to be read (see Requests._buildset).
         self._loading: list[defer.Deferred[None]] | None = []
         if buildset.get("complete"):
-            self.finished(buildset.get("results"))
+            self.finished(buildset.get("results"), self.complete_at)
 
     def getID(self) -> str | None:
         """The buildset's external id string (the id a try job gave it), or None."""
@@ -191,8 +193,9 @@ class BuildSetStatus(Finishes):
 
         return d.addCallback(keep)
 
-    def finished(self, results: int | None) -> None:
+    def finished(self, results: int | None, complete_at: float | None) -> None:
         self.results = legacy_results(results)
+        self.complete_at = complete_at
         self.mark_finished()
 
     def when_loaded(self) -> defer.Deferred[None]:
@@ -209,13 +212,15 @@ class BuildSetStatus(Finishes):
             d.callback(None)
 
     def asDict(self) -> dict[str, Any]:
+        """0.8.14's: its database row, times as C{str} of a UTC datetime; and its source stamps."""
         return {
             "bsid": self.bsid,
             "external_idstring": self.external_idstring,
             "reason": self.reason,
-            "submittedAt": self.submitted_at,
-            "results": self.results,
+            "submitted_at": _as_text(self.submitted_at),
             "complete": self.isFinished(),
+            "complete_at": _as_text(self.complete_at) if self.complete_at else None,
+            "results": self.results,
             "sourceStamps": [ss.asDict() for ss in self.sourcestamps],
         }
 
@@ -273,7 +278,7 @@ class Requests:
         elif kind == "complete":
             finished = self.buildsets.pop(buildset["bsid"], None)
             if finished is not None:
-                finished.finished(buildset.get("results"))
+                finished.finished(buildset.get("results"), epoch(buildset.get("complete_at")))
 
     async def request_event(self, kind: str, brid: int, request: Any) -> None:
         """
@@ -393,3 +398,10 @@ class Requests:
         found = BuildRequestStatus(self.status, request, builder, bs)
         self.pending[found.brid] = found
         return found
+
+
+def _as_text(when: float | None) -> str:
+    """A time as 0.8.14's buildset C{asDict} gave it: C{str} of a UTC datetime (or "None")."""
+    if when is None:
+        return "None"
+    return str(datetime.datetime.fromtimestamp(when, datetime.timezone.utc))

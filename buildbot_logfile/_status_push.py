@@ -20,7 +20,7 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlencode, urlparse
+from urllib.parse import urlencode, urljoin, urlparse
 
 from twisted.internet import defer, protocol
 from twisted.python import log
@@ -167,9 +167,13 @@ class StatusPush(StatusReceiverMultiService):
                 break
         try:
             self.queue.save()
-            self._save_state()
         except OSError as e:
             log.msg(f"{self.__class__.__name__}: {self.queue.nbItems()} packets not saved: {e}")
+        try:
+            # Even with packets unsaved: ids must not repeat those on disk.
+            self._save_state()
+        except OSError as e:
+            log.msg(f"{self.__class__.__name__}: the state (next packet id) not saved: {e}")
         yield StatusReceiverMultiService.stopService(self)
 
     def _by(self, pushing: defer.Deferred[Any], deadline: float) -> defer.Deferred[Any]:
@@ -184,16 +188,17 @@ class StatusPush(StatusReceiverMultiService):
         """Whether the last push took anything out of the queue for good."""
         return self.lastIndex <= self.queue.getIndex()
 
-    def queueNextServerPush(self) -> None:
+    def queueNextServerPush(self) -> defer.Deferred[None]:
         """
         Plan the next push: C{bufferDelay} from now, or C{retryDelay} after a
         push that delivered nothing; nothing if one is planned or running.
+        An already-fired Deferred, as 0.8's subclasses expect.
         """
         planned = self.task is not None and self.task.active()
-        if self.stopped or planned or self._pushing is not None:
-            return
-        delay = self.bufferDelay if self.wasLastPushSuccessful() else self.retryDelay
-        self.task = self._master().reactor.callLater(delay, self._push_now)
+        if not (self.stopped or planned or self._pushing is not None):
+            delay = self.bufferDelay if self.wasLastPushSuccessful() else self.retryDelay
+            self.task = self._master().reactor.callLater(delay, self._push_now)
+        return defer.succeed(None)
 
     def _push_now(self) -> defer.Deferred[Any]:
         """Call the push callback if anything is queued; it plans the next push."""
@@ -216,8 +221,20 @@ class StatusPush(StatusReceiverMultiService):
         if not self.stopped and self.queue.nbItems():
             self.queueNextServerPush()
 
-    def push(self, event: str, **objs: Any) -> None:
-        """Queue C{event} with the C{asDict()} of C{objs} as its payload."""
+    def push(self, event: str, **objs: Any) -> defer.Deferred[None]:
+        """
+        Queue C{event} with the C{asDict()} of C{objs} as its payload.  An
+        already-fired Deferred, as 0.8's subclasses expect (they add an
+        errback); a packet that cannot be made or queued is logged here,
+        and the event's receiver goes on.
+        """
+        try:
+            self._push(event, objs)
+        except Exception:
+            log.err(None, f"{self.__class__.__name__}: while pushing {event}")
+        return defer.succeed(None)
+
+    def _push(self, event: str, objs: dict[str, Any]) -> None:
         if self.blackList and event in self.blackList:
             return
         packet: dict[str, Any] = {
@@ -314,6 +331,12 @@ class StatusPush(StatusReceiverMultiService):
 
     def slaveDisconnected(self, slavename: str) -> None:
         self.push("slaveDisconnected", slavename=slavename)
+
+    def slavePaused(self, slavename: str) -> None:
+        self.push("slavePaused", slavename=slavename)
+
+    def slaveUnpaused(self, slavename: str) -> None:
+        self.push("slaveUnpaused", slavename=slavename)
 
 
 class HttpStatusPush(StatusPush):
@@ -458,6 +481,11 @@ class HttpStatusPush(StatusPush):
 
     @defer.inlineCallbacks
     def _post(self, data: bytes) -> Any:
+        """
+        POST C{data}; a redirect is followed with the same POST, as 0.8's
+        C{getPage} followed it (an http URL moved to https, a path to its
+        slash), at most L{REDIRECTS} times.
+        """
         reactor = self._master().reactor
         agent = Agent(reactor, connectTimeout=self.timeout)
         headers = Headers(
@@ -466,14 +494,27 @@ class HttpStatusPush(StatusPush):
                 b"User-Agent": [b"buildbot"],
             }
         )
-        body = FileBodyProducer(io.BytesIO(data))
-        response = yield agent.request(b"POST", self.serverUrl.encode("ascii"), headers, body)
-        drain = _Drain()
-        response.deliverBody(drain)
-        yield drain.done
+        url = self.serverUrl.encode("ascii")
+        for _ in range(REDIRECTS + 1):
+            body = FileBodyProducer(io.BytesIO(data))
+            response = yield agent.request(b"POST", url, headers, body)
+            drain = _Drain()
+            response.deliverBody(drain)
+            yield drain.done
+            location = response.headers.getRawHeaders(b"location")
+            if response.code not in (301, 302, 307, 308) or not location:
+                break
+            url = urljoin(url, location[0])
+            if urlparse(url).scheme not in (b"http", b"https"):
+                raise _Refused(f"HTTP {response.code} to {url!r}, not an http(s) URL")
+        else:
+            raise _Refused(f"more than {REDIRECTS} redirects")
         if not 200 <= response.code < 300:
             raise _Refused(f"HTTP {response.code} {response.phrase.decode('latin-1')}")
 
+
+# Redirects a push follows, as Twisted's getPage did for 0.8.
+REDIRECTS = 20
 
 # The disk queues of the running HttpStatusPushes: two in one folder would
 # overwrite each other's packets (0.8 named the folder by host alone).

@@ -10,6 +10,7 @@ builds run and after they end.  The test writes each build's live output
 
 from __future__ import annotations
 
+import datetime
 import signal
 from collections.abc import Iterable
 from typing import Any
@@ -360,8 +361,12 @@ class ClusterTests(ClusterTestCase):
             )
             buildset = told["buildsetSubmitted"]["buildset"]
             self.assertEqual(
-                (buildset["bsid"], buildset["reason"], buildset["submittedAt"]),
-                (bsid, reason, buildset_at),
+                (buildset["bsid"], buildset["reason"], buildset["submitted_at"]),
+                (
+                    bsid,
+                    reason,
+                    str(datetime.datetime.fromtimestamp(buildset_at, datetime.timezone.utc)),
+                ),
                 master,
             )
             self.assertFalse(buildset["complete"], master)

@@ -6,6 +6,7 @@ written as 0.8 authors wrote them.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -884,6 +885,7 @@ class Requests(Snapshots):
         self.seen.append(
             ("buildsetSubmitted", buildset.getID(), buildset.getReason(), buildset.getResults())
         )
+        self.buildset_dict = buildset.asDict()
         # As 0.8 read them from the database: there before their own events.
         names = yield buildset.getBuilderNames()
         requests = yield buildset.getBuildRequests()
@@ -939,6 +941,14 @@ class RequestTests(MasterTestCase):
         # A forced buildset has no external id (a try job's); its results
         # are 0.8's -1 until it completes.
         self.assertIn(("buildsetSubmitted", None, buildset_data["reason"], -1), receiver.seen)
+        # 0.8.14's asDict: the row, its times as text
+        when = buildset_data["submitted_at"]
+        submitted = str(datetime.datetime.fromtimestamp(when, datetime.timezone.utc))
+        self.assertEqual(
+            {k: v for k, v in receiver.buildset_dict.items() if k != "sourceStamps"},
+            {"bsid": bsid, "external_idstring": None, "reason": buildset_data["reason"],
+             "submitted_at": submitted, "complete": False, "complete_at": None, "results": -1},
+        )  # fmt: skip
         (ss,) = buildset_data["sourcestamps"]
         for read in (
             ("buildset's requests", ["waiting"], [brid]),

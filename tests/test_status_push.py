@@ -5,6 +5,7 @@ pushing to a real HTTP server; and the queues it keeps its packets in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -13,12 +14,14 @@ from typing import Any
 
 from buildbot.process.results import FAILURE
 from twisted.internet import defer, reactor
+from twisted.python import log
 from twisted.trial import unittest
 from twisted.web import resource, server
 
 from buildbot_logfile import _shims
 from buildbot_logfile.bridge import LegacyStatus
 from tests.masters import MasterTestCase, poll, python_step
+from tests.test_faults import mount_tmpfs
 
 _shims.install()
 
@@ -41,19 +44,27 @@ class Post:
 class PushServer(resource.Resource):
     """
     The receiving end of a status push: records every POST, and answers
-    503 to the first C{refuse} of them (the server is down).
+    503 to the first C{refuse} of them (the server is down); with
+    C{moved}, every path but that one is redirected to it (301).
     """
 
     isLeaf = True
 
-    def __init__(self, refuse: int = 0, stall: int = 0) -> None:
+    def __init__(self, refuse: int = 0, stall: int = 0, moved: bytes | None = None) -> None:
         super().__init__()
         self.refuse = refuse
         self.stall = stall
+        self.moved = moved
+        self.paths: list[bytes] = []
         self.posts: list[Post] = []
         self.accepted: list[dict[str, Any]] = []
 
     def render_POST(self, request: Any) -> bytes:
+        self.paths.append(request.path)
+        if self.moved is not None and request.path != self.moved:
+            request.setResponseCode(301)
+            request.setHeader(b"location", self.moved)
+            return b"moved"
         form = {k.decode(): [v.decode() for v in vs] for k, vs in request.args.items()}
         post = Post(
             content_type=request.getHeader(b"content-type").decode(),
@@ -83,8 +94,10 @@ class PushServer(resource.Resource):
 
 
 class StatusPushTests(MasterTestCase):
-    def serve(self, refuse: int = 0, stall: int = 0) -> tuple[PushServer, str]:
-        push_server = PushServer(refuse, stall)
+    def serve(
+        self, refuse: int = 0, stall: int = 0, moved: bytes | None = None
+    ) -> tuple[PushServer, str]:
+        push_server = PushServer(refuse, stall, moved)
         port = reactor.listenTCP(0, server.Site(push_server), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         return push_server, f"http://127.0.0.1:{port.getHost().port}/push"
@@ -122,6 +135,8 @@ class StatusPushTests(MasterTestCase):
             + ["stepStarted", "stepFinished"] * 3  # the worker's preparation, emit, fail
             + ["buildFinished"],
         )
+        # the schedulers that feed the builder, as 0.8 named them
+        self.assertEqual(packets[0]["payload"]["builder"]["schedulers"], ["force"])
         self.assertEqual(
             packets[2]["payload"]["status"],
             {"title": "Push Project", "titleURL": "http://buildbot.net/",
@@ -172,6 +187,42 @@ class StatusPushTests(MasterTestCase):
         pusher.push("late", note="x")
         yield self.reconfig(services=[])
         self.assertNotIn("late", push_server.events())
+
+    @defer.inlineCallbacks
+    def test_a_redirect_is_followed_with_the_same_post(self) -> defer.Generator:
+        push_server, url = self.serve(moved=b"/push/")  # as Django's APPEND_SLASH answers
+        pusher = HttpStatusPush(url, bufferDelay=0.01)
+        yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, receivers=[pusher])
+        yield self.force("b1")
+        yield poll(lambda: push_server.has("buildFinished"), "the buildFinished packet")
+        ids = [p["id"] for p in push_server.accepted]
+        self.assertEqual(ids, list(range(1, len(ids) + 1)))
+        self.assertEqual(set(push_server.paths), {b"/push", b"/push/"})
+
+    @defer.inlineCallbacks
+    def test_a_subclass_of_0_8_and_the_worker_paused(self) -> defer.Generator:
+        class Noted(HttpStatusPush):
+            """As sites wrote them: 0.8's push() gave a Deferred to add an errback to."""
+
+            def buildStarted(self, builderName: str, build: Any) -> Any:
+                d = self.push("buildStarted", build=build)
+                d.addErrback(log.err, "while pushing status message")
+                d = self.queueNextServerPush()
+                d.addErrback(log.err, "while pushing status message")
+                return self
+
+        push_server, url = self.serve()
+        pusher = Noted(url, bufferDelay=0.01)
+        yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, receivers=[pusher])
+        yield self.force("b1")
+        yield poll(lambda: push_server.has("buildFinished"), "the buildFinished packet")
+        self.assertIn("stepFinished", push_server.events())  # the receiver went on
+        (worker,) = yield self.master.data.get(("workers",))
+        for action in ("pause", "unpause"):
+            yield self.master.data.control(action, {}, ("workers", worker["workerid"]))
+        yield poll(lambda: push_server.has("slaveUnpaused"), "the slaveUnpaused packet")
+        paused = [p["payload"] for p in push_server.accepted if p["event"] == "slavePaused"]
+        self.assertEqual(paused, [{"slavename": "local1"}])
 
     @defer.inlineCallbacks
     def test_two_pushers_to_one_host_keep_apart(self) -> defer.Generator:
@@ -319,6 +370,42 @@ class QueueTests(unittest.TestCase):
 
 
 class UnwritableQueueTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_full_disk_under_the_queue_loses_nothing(self) -> defer.Generator:
+        push_server = PushServer(refuse=10**6)
+        port = reactor.listenTCP(0, server.Site(push_server), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, legacy=False)
+        folder = os.path.join(self.master.basedir, "events_127.0.0.1")
+        mount_tmpfs(self, folder, "size=64k")
+        # The disk is full before the first packet is written there.
+        with open(os.path.join(folder, "filler"), "wb") as f, contextlib.suppress(OSError):
+            f.write(b"x" * 2**20)
+        pusher = HttpStatusPush(
+            f"http://127.0.0.1:{port.getHost().port}/",
+            bufferDelay=0.01, retryDelay=0.01, maxMemoryItems=3,
+        )  # fmt: skip
+        yield self.reconfig(services=[LegacyStatus(receivers=[pusher])])
+        yield self.force("b1")
+        yield poll(
+            lambda: self.master.data.get(("builders", "b1", "builds", 1)).addCallback(
+                lambda b: b is not None and b["complete"]
+            ),
+            "the build to finish",
+        )
+        yield poll(
+            lambda: "buildFinished" in [p["event"] for p in pusher.queue.items()],
+            "the buildFinished packet queued",
+        )
+        self.assertEqual(os.listdir(folder), ["filler"])  # none of them on the disk
+        push_server.refuse = 0
+        yield poll(lambda: push_server.has("buildFinished"), "the buildFinished packet")
+        ids = [p["id"] for p in push_server.accepted]
+        self.assertEqual(ids, list(range(1, len(ids) + 1)))
+        self.assertIn("stepFinished", push_server.events())
+        # Stopping with the disk still full: the master stops, the rest is said lost.
+        yield self.reconfig(services=[])
+
     @defer.inlineCallbacks
     def test_a_queue_folder_that_cannot_be_made_leaves_packets_in_memory(
         self,
