@@ -141,9 +141,12 @@ def _html() -> dict[str, Any]:
 def _web_base() -> dict[str, Any]:
     from buildbot_logfile import _web_base
 
-    names = ("HtmlResource", "path_to_root", "path_to_authfail", "path_to_builders",
-             "path_to_builder", "path_to_build", "path_to_step", "path_to_slave",
-             "path_to_change", "css_classes", "plural")  # fmt: skip
+    names = ("HtmlResource", "ActionResource", "StaticHTML", "AccessorMixin", "ContextMixin",
+             "BuildLineMixin", "Box", "IBox", "ICurrentBox", "ITopBox", "IHTMLLog",
+             "getAndCheckProperties", "build_get_class", "map_branches", "abbreviate_age",
+             "path_to_root", "path_to_authfail", "path_to_authzfail", "path_always_viewable",
+             "path_to_builders", "path_to_builder", "path_to_build", "path_to_step",
+             "path_to_slave", "path_to_change", "css_classes", "plural")  # fmt: skip
     return {name: getattr(_web_base, name) for name in names}
 
 
@@ -226,6 +229,7 @@ MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "buildbot.status.html": ("0.8 web status", _html),
     "buildbot.status.web": ("0.8 web status pages", _package),
     "buildbot.status.web.base": ("0.8 web status resources", _web_base),
+    "buildbot.status.web.baseweb": ("0.8 web status", _html),
     "buildbot.status.web.authz": ("0.8 web status authorization", _web_authz),
     "buildbot.status.web.status_json": ("0.8 JSON status", _status_json),
 }

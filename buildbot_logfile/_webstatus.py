@@ -58,6 +58,14 @@ class Authz:
     def viewable(self) -> bool:
         return self.view is True
 
+    def actionAllowed(self, action: str, request: IRequest, *args: Any) -> defer.Deferred[bool]:
+        """
+        0.8's question of a resource (C{ActionResource}, an add-on's own
+        checks): C{view} as above; every other action is refused, since
+        nobody logs in to this port.
+        """
+        return defer.succeed(action == "view" and self.viewable())
+
 
 class _Authorizer(AnonymousAuthorizer):
     """The master's authz for an anonymous user, after 0.8's C{Authz.view}."""
@@ -93,13 +101,12 @@ class _AddOn(resource.Resource):
         def allowed(_: Any) -> None:
             if closed:
                 return
-            # The add-on's own tree, from where this mount point left it.
+            # The add-on's own tree, from where this mount point left it,
+            # rendered as Twisted's Site renders: 405 for a method it has no
+            # render_ for, a HEAD answered with the length, a body that is
+            # not bytes a 500.
             child = resource.getChildForRequest(self.addon, request)
-            body = child.render(request)
-            if body is not server.NOT_DONE_YET:
-                # 0.8's add-ons, written for Python 2, returned str.
-                request.write(body.encode() if isinstance(body, str) else body)
-                request.finish()
+            request.render(_Encoded(child))  # type: ignore[attr-defined]
 
         def refused(failure: Any) -> None:
             failure.trap(Forbidden)
@@ -122,6 +129,20 @@ class _AddOn(resource.Resource):
 
         d.addCallback(allowed).addErrback(refused).addErrback(failed)
         return server.NOT_DONE_YET
+
+
+class _Encoded(resource.Resource):
+    """An add-on's leaf, whose body, if a C{str} (0.8's add-ons were Python 2's), is UTF-8."""
+
+    isLeaf = True
+
+    def __init__(self, leaf: resource.Resource) -> None:
+        super().__init__()
+        self.leaf = leaf
+
+    def render(self, request: IRequest) -> Any:
+        body = self.leaf.render(request)
+        return body.encode() if isinstance(body, str) else body
 
 
 class _Root(resource.Resource):
@@ -155,7 +176,11 @@ class WebStatus(StatusReceiverMultiService):
     accepted and named in the log as ignored.
     """
 
-    compare_attrs = ("http_port", "authz")
+    # Not comparable, as 0.8's was not: what putChild mounted cannot be
+    # compared, so each reconfig replaces the WebStatus (and its add-ons).
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
 
     def __init__(
         self, http_port: str | int | None = None, authz: Authz | None = None, **kwargs: Any
@@ -164,7 +189,7 @@ class WebStatus(StatusReceiverMultiService):
         if isinstance(http_port, int):
             http_port = f"tcp:{http_port}:interface=127.0.0.1"
         self.http_port = http_port
-        self.authz = authz
+        self.authz = authz if authz is not None else Authz()  # 0.8's default: all may view
         unknown = sorted(set(kwargs) - set(_IGNORED))
         if unknown:
             raise TypeError(f"WebStatus got unexpected arguments: {', '.join(unknown)}")
@@ -174,12 +199,19 @@ class WebStatus(StatusReceiverMultiService):
             )
         self.addons: dict[bytes, resource.Resource] = {}
         self._listener: PagesListener | None = None
+        self._status: Any = None
 
     def getStatus(self) -> Any:
-        """The 0.8 C{Status}: the C{LegacyStatus} this receiver was given to."""
-        if self.parent is None:
+        """
+        The 0.8 C{Status}: the C{LegacyStatus} this receiver was given to
+        (kept once removed, as 0.8 kept its master, for requests still
+        being answered).
+        """
+        if self.parent is not None:
+            self._status = self.parent.getStatus()
+        if self._status is None:
             raise RuntimeError("WebStatus: give it to reporters.LegacyStatus(receivers=[...])")
-        return self.parent.getStatus()
+        return self._status
 
     @property
     def master(self) -> Any:
@@ -195,7 +227,9 @@ class WebStatus(StatusReceiverMultiService):
         self.authorizer = _Authorizer(status.master, self.authz)
         self.pages = LegacyLogPages(lambda: status.lookup, self.authorizer)
         self.json = JsonStatus(lambda: status if status.running else None, self.authorizer)
-        self._listener = PagesListener(self.pages, root=lambda: self._site_root())
+        self._listener = PagesListener(
+            self.pages, root=lambda: self._site_root(), closes_connections=True
+        )
         yield super().startService()
         yield defer.ensureDeferred(self._listener.listen_on(self.http_port))
 
@@ -205,7 +239,9 @@ class WebStatus(StatusReceiverMultiService):
     @defer.inlineCallbacks
     def stopService(self) -> Any:
         if self._listener is not None:
-            yield defer.ensureDeferred(self._listener.stop())
+            # Its clients' open connections too, as 0.8 closed them: a
+            # replaced WebStatus serves nothing more.
+            yield defer.ensureDeferred(self._listener.close())
         yield super().stopService()
 
     @property

@@ -20,6 +20,7 @@ from klein import Klein
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
+from twisted.protocols.policies import WrappingFactory
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -672,16 +673,22 @@ class PagesListener:
         self,
         pages: LegacyLogPages,
         root: Callable[[], tuple[Resource, dict[str, Any]]] | None = None,
+        closes_connections: bool = False,
     ) -> None:
         """
         @param root: makes the site's root resource and the attributes of
             its C{Site} (a WebStatus serves more than the pages); without
             it the root is the pages.
+        @param closes_connections: whether L{close} closes the connections
+            open: a WebStatus's, as 0.8's did when it was replaced.
         """
         self.pages = pages
+        self.closes_connections = closes_connections
         self._root = root or (lambda: (pages.resource(), {}))
         self.description: str | None = None
         self.port: IListeningPort | None = None
+        # What was listened on, with the connections it keeps open.
+        self._factories: list[WrappingFactory] = []
 
     async def listen_on(self, description: str | None) -> None:
         """Listen on C{description} (None: nowhere), unless already there."""
@@ -696,11 +703,26 @@ class PagesListener:
             site = Site(root)
             for name, value in attributes.items():
                 setattr(site, name, value)
-            self.port = await endpoint.listen(site)
+            if self.closes_connections:
+                # Wrapped, to know its open connections (a call more per write).
+                factory = WrappingFactory(site)
+                self._factories.append(factory)
+                self.port = await endpoint.listen(factory)
+            else:
+                self.port = await endpoint.listen(site)
             self.description = description
 
     async def stop(self) -> None:
+        """Stop listening."""
         self.description = None
         if self.port is not None:
             port, self.port = self.port, None
             await defer.maybeDeferred(port.stopListening)
+
+    async def close(self) -> None:
+        """Stop listening, and close the connections open (see C{closes_connections})."""
+        await self.stop()
+        for factory in self._factories:
+            for connection in list(factory.protocols):
+                connection.loseConnection()
+        self._factories.clear()

@@ -11,10 +11,11 @@ from typing import Any
 import treq
 from buildbot.plugins import util
 from buildbot.process.results import FAILURE, SUCCESS, Results
-from twisted.internet import defer
+from twisted.internet import defer, endpoints, protocol, reactor
 from twisted.web import resource
 
 import buildbot_logfile  # noqa: F401  (0.8's import paths)
+from buildbot_logfile.bridge import LegacyStatus
 from tests.authz_rules import BuilderMatcher, EndpointsMatcher
 from tests.masters import (
     LiveLog,
@@ -28,7 +29,13 @@ from tests.masters import (
 # isort: off
 from buildbot.status.html import WebStatus
 from buildbot.status.web.authz import Authz
-from buildbot.status.web.base import HtmlResource, path_to_build, path_to_builder
+from buildbot.status.web.base import (
+    ActionResource,
+    HtmlResource,
+    build_get_class,
+    path_to_build,
+    path_to_builder,
+)
 
 # isort: on
 
@@ -53,7 +60,7 @@ class LastBuildBadge(resource.Resource):
 class Summary(HtmlResource):
     """Written as 0.8 HtmlResource add-ons were: every builder's last build, linked."""
 
-    title = "Summary"
+    pageTitle = "Summary"
 
     def content(self, request: Any, ctx: dict[str, Any]) -> str:
         status = self.getStatus(request)
@@ -68,7 +75,10 @@ class Summary(HtmlResource):
                 f' <a href="{path_to_build(request, build)}">#{build.getNumber()}</a>'
                 f" {Results[build.getResults()]}</li>"
             )
-        return f"<html><title>{ctx['title']}</title><ul>{''.join(rows)}</ul></html>"
+        return (
+            f"<html><title>{ctx['pageTitle']} of {ctx['title']}</title>"
+            f"<ul>{''.join(rows)}</ul></html>"
+        )
 
 
 class Py2Style(resource.Resource):
@@ -89,11 +99,48 @@ class Slashed(HtmlResource):
         return f"root {ctx['path_to_root']} x={request.args.get(b'x')}"
 
 
+class Bodied(HtmlResource):
+    """As 0.8.14's pages that only had a body, and asked the WebStatus for more."""
+
+    pageTitle = "Who <am> I"
+
+    def body(self, request: Any) -> str:
+        master = self.getBuildmaster(request)
+        view = self.getAuthz(request).actionAllowed("view", request)
+        return f"{master.config.title}: {view.result} {build_get_class(last_build(request))}"
+
+
+def last_build(request: Any) -> Any:
+    return request.site.buildbot_service.getStatus().getBuilder("fails").getBuild(-1)
+
+
+class Go(ActionResource):
+    """An 0.8 action: does its thing, then sends the user on."""
+
+    def performAction(self, request: Any) -> Any:
+        return defer.succeed(("../summary", "done & dusted"))
+
+
 class Broken(resource.Resource):
     isLeaf = True
 
     def render_GET(self, request: Any) -> Any:
         raise ValueError("an add-on with a bug")
+
+
+class KeptAlive(protocol.Protocol):
+    """An HTTP/1.1 client connection left open after its answer."""
+
+    def __init__(self) -> None:
+        self.answered: defer.Deferred[None] = defer.Deferred()
+        self.lost: defer.Deferred[None] = defer.Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        if b"plain str" in data and not self.answered.called:
+            self.answered.callback(None)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        self.lost.callback(None)
 
 
 class WebStatusTestCase(MasterTestCase):
@@ -106,6 +153,8 @@ class WebStatusTestCase(MasterTestCase):
         self.web.putChild("py2", Py2Style())
         self.web.putChild("broken", Broken())
         self.web.putChild("slashed", Slashed())
+        self.web.putChild("bodied", Bodied())
+        self.web.putChild("go", Go())
         yield self.start_master(
             {
                 "passes": [python_step("emit", "print('fine')")],
@@ -158,7 +207,28 @@ class WebStatusTests(WebStatusTestCase):
         self.assertEqual(response.code, 200)
         self.assertIn(b'<a href="./builders/passes">passes</a>', body)
         self.assertIn(b'<a href="./builders/fails/builds/2">#2</a> failure', body)
-        self.assertIn(b"<title>Summary</title>", body)
+        self.assertIn(b"<title>Summary of Buildbot</title>", body)  # 0.8.14's context
+        response, body = yield self.get("/bodied")
+        self.assertEqual(
+            body,
+            b"<!DOCTYPE html><html><head><title>Who &lt;am&gt; I</title></head>"
+            b"<body>Buildbot: True failure</body></html>",
+        )
+        response = yield treq.head(self.base + "/bodied", persistent=False)
+        self.assertEqual(response.headers.getRawHeaders("content-length"), [str(len(body))])
+        response, _ = yield self.get_as_is("/go")
+        self.assertEqual(
+            (response.code, response.headers.getRawHeaders("location")),
+            (302, ["../summary?alert_msg=done%20%26%20dusted"]),
+        )
+        # Twisted's answers: a method the add-on has no render_ for, a HEAD
+        response = yield treq.post(self.base + "/badge?builder=fails", persistent=False)
+        self.assertEqual(response.code, 405)
+        self.assertIn("GET", response.headers.getRawHeaders("allow")[0])
+        response = yield treq.head(self.base + "/py2", persistent=False)
+        self.assertEqual(
+            (response.code, response.headers.getRawHeaders("content-length")), (200, ["9"])
+        )
         # the same pages as LegacyStatus's own port
         response, body = yield self.get("/builders/fails/builds/2/steps/emit/logs/stdio/text")
         self.assertEqual((response.code, body), (200, b"bad\n"))
@@ -174,6 +244,29 @@ class WebStatusTests(WebStatusTestCase):
         self.assertNotIn(b"an add-on with a bug", body)
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertIs(self.web.getStatus(), self.legacy_status())
+
+    @defer.inlineCallbacks
+    def test_a_reconfig_replaces_the_webstatus_and_closes_its_connections(
+        self,
+    ) -> defer.Generator:
+        yield self.start_webstatus()
+        port = self.web.port.getHost().port
+        kept_alive = yield endpoints.connectProtocol(
+            endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port), KeptAlive()
+        )
+        kept_alive.transport.write(b"GET /py2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        yield kept_alive.answered
+        # As in 0.8, a WebStatus never compares equal to another: what
+        # putChild mounted cannot be compared.
+        new = WebStatus(http_port=f"tcp:{port}:interface=127.0.0.1")
+        new.putChild("v2", Py2Style())
+        yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder, new])])
+        yield kept_alive.lost
+        response, body = yield self.get("/v2")
+        self.assertEqual((response.code, body), (200, b"plain str"))
+        response, _ = yield self.get("/py2")
+        self.assertEqual(response.code, 404)
+        self.assertIs(self.web.getStatus(), self.legacy_status())  # kept for late requests
 
     @defer.inlineCallbacks
     def test_json_answers_as_the_data_api(self) -> defer.Generator:
