@@ -12,8 +12,9 @@ L{ALL_BUILDS} builds for C{builds/_all}, L{RECENT_CHANGES} changes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from buildbot.util import identifiers
 from buildbot.www.authz import Forbidden
@@ -29,6 +30,10 @@ from buildbot_logfile.status import BuilderStatus, BuildStatus, LegacyChange
 MAX_SELECT = 50
 ALL_BUILDS = 100
 RECENT_CHANGES = 50
+# The most build numbers C{builds} lists (0.8 listed every build's file).
+BUILD_NUMBERS = 10000
+# A slave's recent builds per builder: 0.8's default, its builds cache less one.
+SLAVE_BUILDS = 14
 
 
 _EMPTY: tuple[Any, ...] = ("", False, None, [], {}, ())
@@ -84,6 +89,30 @@ def _flag(request: IRequest, name: bytes) -> bool | None:
     return values[-1].lower() in (b"1", b"true", b"yes", b"on")
 
 
+# The resources, by endpoint: each gives the data of its answer.
+_Data = Callable[..., Awaitable[Any]]
+_RESOURCES: dict[str, _Data] = {}
+
+
+def _resource(app: Klein, path: str) -> Callable[[_Data], Any]:
+    """
+    A JSON resource at C{path}: its function gives the data, and its
+    route answers with it, or with the resources C{?select=} names below
+    it (0.8's C{select}, on every resource).
+    """
+
+    def register(data: _Data) -> Any:
+        _RESOURCES[data.__name__] = data
+
+        async def answer(self: JsonStatus, request: IRequest, **values: Any) -> bytes:
+            return await self._respond(request, data.__name__, values)
+
+        answer.__name__ = data.__name__
+        return app.route(path, methods=["GET"])(answer)
+
+    return register
+
+
 class JsonStatus:
     """
     The C{/json} resources, as a Klein app.  C{get_status} returns the 0.8
@@ -130,13 +159,51 @@ class JsonStatus:
             raise _NotFound("the status (reporters.LegacyStatus is not running)")
         return status
 
+    async def _respond(self, request: IRequest, endpoint: str, values: dict[str, Any]) -> bytes:
+        selected = request.args.get(b"select")
+        if selected is None:
+            return self._answer(request, await _RESOURCES[endpoint](self, request, **values))
+        # 0.8 answered the selected resources below this one, by their
+        # path, and not this one.
+        await self.authorize(request, ("builders",))
+        adapter = self.app.url_map.bind("localhost")
+        here = unquote(adapter.build(endpoint, values)).rstrip("/")
+        items = sorted(
+            (unquote(v.decode("utf-8", "replace")).strip("/") for v in selected[:MAX_SELECT]),
+            key=lambda item: item.count("/"),
+            reverse=True,
+        )
+        data: dict[str, Any] = {}
+        for item in items:
+            node = data
+            for segment in filter(None, item.split("/")):
+                node = node.setdefault(segment, {})
+            node.update(await self._selected(request, adapter, f"{here}/{item}"))
+        return self._answer(request, data)
+
+    async def _selected(self, request: IRequest, adapter: Any, path: str) -> Any:
+        """The data of the resource at C{path}; 0.8's error for one there is not."""
+        try:
+            endpoint, values = adapter.match(path, method="GET")
+            found = await _RESOURCES[endpoint](self, request, **values)
+        except (NotFound, RequestRedirect, MethodNotAllowed, _NotFound, Forbidden):
+            return {"error": "Not available"}
+        return found if isinstance(found, dict) else {"value": found}
+
     @staticmethod
     def _answer(request: IRequest, data: Any) -> bytes:
-        """0.8's rendering: compact unless as text, text/plain when as_text."""
+        """
+        0.8's rendering: compact unless as text, text/plain when as text,
+        without empty values with C{filter} (as text's default), for any
+        origin.
+        """
         as_text = bool(_flag(request, b"as_text"))
         compact = _flag(request, b"compact")
         if compact is None:
             compact = not as_text
+        filter_out = _flag(request, b"filter")
+        if filter_out or (filter_out is None and as_text):
+            data = FilterOut(data)
         if compact:
             body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         else:
@@ -144,14 +211,9 @@ class JsonStatus:
         kind = b"text/plain" if as_text else b"application/json"
         request.setHeader(b"content-type", kind + b"; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
+        # As 0.8 answered: only what an anonymous user may view is here.
+        request.setHeader(b"access-control-allow-origin", b"*")
         return body.encode() + b"\n"
-
-    @staticmethod
-    def _selected(request: IRequest) -> list[str] | None:
-        values = request.args.get(b"select")
-        if values is None:
-            return None
-        return [v.decode("utf-8", "replace") for v in values[:MAX_SELECT]]
 
     async def _builder(self, request: IRequest, name: str) -> BuilderStatus:
         """
@@ -178,67 +240,57 @@ class JsonStatus:
 
     # The resources
 
-    @app.route("/", methods=["GET"])
-    async def root(self, request: IRequest) -> bytes:
+    @_resource(app, "/")
+    async def root(self, request: IRequest) -> Any:
         await self.authorize(request, ("builders",))
         status = self._status()
         answer = {
-            "builders": await self._builders(request, status, None),
+            "builders": await _RESOURCES["builders"](self, request),
             "project": self._project(status),
         }
         if await self.authorize.allows(request, ("workers",)):
-            answer["slaves"] = await self._slaves(request, status, None)
-        return self._answer(request, answer)
+            answer["slaves"] = await _RESOURCES["slaves"](self, request)
+        return answer
 
-    @app.route("/project", methods=["GET"])
-    async def project(self, request: IRequest) -> bytes:
+    @_resource(app, "/project")
+    async def project(self, request: IRequest) -> Any:
         await self.authorize(request, ("builders",))
-        return self._answer(request, self._project(self._status()))
+        return self._project(self._status())
 
     @staticmethod
     def _project(status: Any) -> dict[str, Any]:
         return dict(status.asDict())
 
-    @app.route("/builders", methods=["GET"])
-    async def builders(self, request: IRequest) -> bytes:
+    @_resource(app, "/builders")
+    async def builders(self, request: IRequest) -> Any:
+        """The builders this request may view, by name."""
         await self.authorize(request, ("builders",))
-        return self._answer(
-            request, await self._builders(request, self._status(), self._selected(request))
-        )
-
-    async def _builders(
-        self, request: IRequest, status: Any, selected: list[str] | None
-    ) -> dict[str, Any]:
-        """The builders this request may view (those C{selected}, if given), by name."""
+        status = self._status()
         answer = {}
-        for name in _chosen(status.getBuilderNames(), selected):
+        for name in status.getBuilderNames():
             builder = status.getBuilder(name)
             if await self.authorize.allows(request, ("builders", str(builder.builderid))):
                 answer[name] = builder.asDict()
         return answer
 
-    @app.route("/builders/<path:builder>", methods=["GET"])
-    async def builder(self, request: IRequest, builder: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>")
+    async def builder(self, request: IRequest, builder: str) -> Any:
         found = await self._builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid)))
-        return self._answer(request, found.asDict())
+        return found.asDict()
 
-    @app.route("/builders/<path:builder>/builds", methods=["GET"])
-    async def builds(self, request: IRequest, builder: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/builds")
+    async def builds(self, request: IRequest, builder: str) -> Any:
+        """0.8's: the builder's builds by number, each C{null} (see C{select} for their data)."""
         found = await self._builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid), "builds"))
-        answer = {}
-        for number in self._selected(request) or []:
-            try:
-                build = self._build(found, number)
-            except _NotFound:
-                continue  # 0.8 left out what it could not find
-            if await self._may_view_build(request, build):
-                answer[number] = build.asDict()
-        return self._answer(request, answer)
+        numbers = await self._status().master.data.get(
+            ("builders", found.builderid, "builds"), order=["-number"], limit=BUILD_NUMBERS
+        )
+        return {str(b["number"]): None for b in numbers or []}
 
-    @app.route("/builders/<path:builder>/builds/_all", methods=["GET"])
-    async def all_builds(self, request: IRequest, builder: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/builds/_all")
+    async def all_builds(self, request: IRequest, builder: str) -> Any:
         found = await self._builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid), "builds"))
         answer = {}
@@ -248,66 +300,57 @@ class JsonStatus:
                 break
             if await self._may_view_build(request, build):
                 answer[str(build.getNumber())] = build.asDict()
-        return self._answer(request, answer)
+        return answer
 
-    @app.route("/builders/<path:builder>/builds/<number>", methods=["GET"])
-    async def build(self, request: IRequest, builder: str, number: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/builds/<number>")
+    async def build(self, request: IRequest, builder: str, number: str) -> Any:
         # A build's answer holds its steps.
         build = await self._viewable_build(request, builder, number, ())
         await self.authorize(request, (*_build_path(build), "steps"))
-        return self._answer(request, build.asDict())
+        return build.asDict()
 
-    @app.route("/builders/<path:builder>/builds/<number>/steps", methods=["GET"])
-    async def steps(self, request: IRequest, builder: str, number: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/builds/<number>/steps")
+    async def steps(self, request: IRequest, builder: str, number: str) -> Any:
+        """0.8's: by index (C{"0"}, C{"1"}...), not by name."""
         build = await self._viewable_build(request, builder, number)
-        selected = self._selected(request)
-        return self._answer(
-            request,
-            {
-                s.getName(): s.asDict()
-                for s in build.getSteps()
-                if selected is None or s.getName() in selected
-            },
-        )
+        return {str(i): s.asDict() for i, s in enumerate(build.getSteps())}
 
-    @app.route("/builders/<path:builder>/builds/<number>/steps/<path:step>", methods=["GET"])
-    async def step(self, request: IRequest, builder: str, number: str, step: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/builds/<number>/steps/<path:step>")
+    async def step(self, request: IRequest, builder: str, number: str, step: str) -> Any:
         # Also where .../logs/<log> comes for a log whose name holds a "/".
         build = await self._viewable_build(request, builder, number)
-        found = build.getStep(step)
+        found = _step_of(build, step)
         if found is None:
             log = _log_below(build, step)
             if log is None:
                 raise _NotFound(f"step {step!r}")
-            return await self._log_answer(request, log)
+            return await self._log_data(request, log)
         await self.authorize(request, _step_path(found))
         await self.authorize(request, (*_step_path(found), "logs"))  # the answer lists them
-        return self._answer(request, found.asDict())
+        return found.asDict()
 
-    @app.route("/builders/<path:builder>/builds/<number>/steps/<path:step>/logs", methods=["GET"])
-    async def logs(self, request: IRequest, builder: str, number: str, step: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/builds/<number>/steps/<path:step>/logs")
+    async def logs(self, request: IRequest, builder: str, number: str, step: str) -> Any:
         build = await self._viewable_build(request, builder, number)
-        found = build.getStep(step)
+        found = _step_of(build, step)
         if found is None:
             raise _NotFound(f"step {step!r}")
         await self.authorize(request, (*_step_path(found), "logs"))
-        return self._answer(request, {lf.getName(): lf.asDict() for lf in found.getLogs()})
+        return {lf.getName(): lf.asDict() for lf in found.getLogs()}
 
-    @app.route(
-        "/builders/<path:builder>/builds/<number>/steps/<path:step>/logs/<log>", methods=["GET"]
-    )
-    async def log(self, request: IRequest, builder: str, number: str, step: str, log: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/builds/<number>/steps/<path:step>/logs/<log>")
+    async def log(self, request: IRequest, builder: str, number: str, step: str, log: str) -> Any:
         build = await self._viewable_build(request, builder, number)
         found = _log_below(build, f"{step}/logs/{log}")
         if found is None:
             raise _NotFound(f"log {log!r} of step {step!r}")
-        return await self._log_answer(request, found)
+        return await self._log_data(request, found)
 
-    async def _log_answer(self, request: IRequest, log: Any) -> bytes:
+    async def _log_data(self, request: IRequest, log: Any) -> Any:
         """A log's answer, if this request may view it (by its slug, as the data API names it)."""
         slug = log.slug or identifiers.forceIdentifier(50, log.getName())
         await self.authorize(request, (*_step_path(log.getStep()), "logs", slug))
-        return self._answer(request, log.asDict())
+        return log.asDict()
 
     async def _viewable_build(
         self, request: IRequest, builder: str, number: str, below: tuple[str, ...] = ("steps",)
@@ -329,72 +372,78 @@ class JsonStatus:
             request, (*path, "steps")
         )
 
-    @app.route("/builders/<path:builder>/slaves", methods=["GET"])
-    async def builder_slaves(self, request: IRequest, builder: str) -> bytes:
+    @_resource(app, "/builders/<path:builder>/slaves")
+    async def builder_slaves(self, request: IRequest, builder: str) -> Any:
         found = await self._builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid)))
         await self.authorize(request, ("workers",))
-        return self._answer(
-            request, {s.getName(): await self._slave(request, s) for s in found.getSlaves()}
-        )
+        return {s.getName(): await self._slave(request, s) for s in found.getSlaves()}
 
-    @app.route("/slaves", methods=["GET"])
-    async def slaves(self, request: IRequest) -> bytes:
+    @_resource(app, "/slaves")
+    async def slaves(self, request: IRequest) -> Any:
         await self.authorize(request, ("workers",))
-        return self._answer(
-            request, await self._slaves(request, self._status(), self._selected(request))
-        )
-
-    async def _slaves(
-        self, request: IRequest, status: Any, selected: list[str] | None
-    ) -> dict[str, Any]:
+        status = self._status()
         return {
             name: await self._slave(request, status.getSlave(name))
-            for name in _chosen(status.getSlaveNames(), selected)
+            for name in status.getSlaveNames()
         }
 
     async def _slave(self, request: IRequest, slave: Any) -> dict[str, Any]:
         """
-        A slave's C{asDict()}, with only the builders and running builds
-        this request may view: the workers' data API path says nothing of
-        what runs on them.
+        A slave's C{asDict()}, with only the running builds this request
+        may view, and, as 0.8's JSON added, C{builders}: for each builder
+        it serves that this request may view, the numbers of its newest
+        finished builds (C{numbuilds}, 14 by default) that ran on it.
         """
         builds = [b for b in slave.getRunningBuilds() if await self._may_view_build(request, b)]
         answer: dict[str, Any] = slave.asDict(running=builds)
-        builders = []
-        for entry in answer["builders"]:
-            builder = self._status().getBuilder(entry["name"])
-            if await self.authorize.allows(request, ("builders", str(builder.builderid))):
-                builders.append(entry)
-        answer["builders"] = builders
+        try:
+            numbuilds = int(request.args.get(b"numbuilds", [b"%d" % SLAVE_BUILDS])[0])
+        except ValueError:
+            numbuilds = 10
+        numbuilds = max(0, min(numbuilds, BUILD_NUMBERS))
+        status = self._status()
+        answer["builders"] = {}
+        for builder in status.builders.running.values():
+            if builder.builderid not in slave.builderids:
+                continue
+            if not await self.authorize.allows(request, ("builders", str(builder.builderid))):
+                continue
+            recent = await status.master.data.get(
+                ("builders", builder.builderid, "builds"), order=["-number"], limit=numbuilds
+            )
+            numbers = []
+            for b in recent or []:
+                if not b["complete"]:
+                    break  # (0.8: a running one is among runningBuilds)
+                path = ("builders", str(builder.builderid), "builds", str(b["number"]))
+                if b["workerid"] == slave.workerid and await self.authorize.allows(request, path):
+                    numbers.append(b["number"])
+            answer["builders"][builder.name] = numbers
         return answer
 
-    @app.route("/slaves/<slave>", methods=["GET"])
-    async def slave(self, request: IRequest, slave: str) -> bytes:
+    @_resource(app, "/slaves/<slave>")
+    async def slave(self, request: IRequest, slave: str) -> Any:
         await self.authorize(request, ("workers",))
         status = self._status()
         if slave not in status.getSlaveNames():
             raise _NotFound(f"slave {slave!r}")
-        return self._answer(request, await self._slave(request, status.getSlave(slave)))
+        return await self._slave(request, status.getSlave(slave))
 
-    @app.route("/changes", methods=["GET"])
-    async def changes(self, request: IRequest) -> bytes:
+    @_resource(app, "/changes")
+    async def changes(self, request: IRequest) -> Any:
         await self.authorize(request, ("changes",))
         data = self._status().master.data
-        selected = self._selected(request)
-        if selected is None:
-            found = await data.get(("changes",), order=["-changeid"], limit=RECENT_CHANGES)
-        else:
-            found = [await self._change_data(data, n) for n in selected]
-        return self._answer(request, _changes(found))
+        found = await data.get(("changes",), order=["-changeid"], limit=RECENT_CHANGES)
+        return _changes(found)
 
-    @app.route("/changes/<number>", methods=["GET"])
-    async def change(self, request: IRequest, number: str) -> bytes:
+    @_resource(app, "/changes/<number>")
+    async def change(self, request: IRequest, number: str) -> Any:
         await self.authorize(request, ("changes",))
         found = await self._change_data(self._status().master.data, number)
         if found is None:
             raise _NotFound(f"change {number!r}")
-        return self._answer(request, LegacyChange.from_data(found).asDict())
+        return LegacyChange.from_data(found).asDict()
 
     @staticmethod
     async def _change_data(data: Any, number: str) -> Mapping[str, Any] | None:
@@ -404,9 +453,12 @@ class JsonStatus:
         return found
 
 
-def _chosen(names: list[str], selected: list[str] | None) -> list[str]:
-    """C{names}, or those of them C{selected}, in the order asked."""
-    return names if selected is None else [n for n in selected if n in names]
+def _step_of(build: BuildStatus, step: str) -> Any:
+    """A build's step by index (as 0.8 tried first) or name."""
+    steps = build.getSteps()
+    if step.isascii() and step.isdigit() and int(step) < len(steps):
+        return steps[int(step)]
+    return build.getStep(step)
 
 
 def _log_below(build: BuildStatus, path: str) -> Any:

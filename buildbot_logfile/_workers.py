@@ -88,9 +88,6 @@ class SlaveStatus:
         """
         if running is None:
             running = self.getRunningBuilds()
-        builders: dict[str, list[int]] = {}
-        for build in running:
-            builders.setdefault(build.builder.name, []).append(build.number)
         return {
             "name": self.name,
             "admin": self.getAdmin(),
@@ -99,11 +96,7 @@ class SlaveStatus:
             "version": self.getVersion(),
             "connected": self.isConnected(),
             "runningBuilds": [b.asDict() for b in running],
-            "builders": [
-                {"name": b.name, "builds": builders.get(b.name, [])}
-                for b in self.status.builders.running.values()
-                if b.builderid in self.builderids
-            ],
+            "info": dict(self.info),
             "paused": self.paused,
         }
 

@@ -764,7 +764,7 @@ class WorkerTests(MasterTestCase):
         self.assertIsNotNone(slave.lastMessageReceived())
         self.assertEqual(sorted(slave.asDict()), sorted([
             "name", "admin", "host", "access_uri", "version", "connected", "runningBuilds",
-            "builders", "paused",
+            "info", "paused",
         ]))  # fmt: skip
         builder = status.getBuilder("b1")
         self.assertEqual((builder.slavenames, builder.getState()[0]), (["local1"], "idle"))

@@ -277,7 +277,27 @@ class WebStatusTests(WebStatusTestCase):
         self.assertEqual(sorted(builders), ["fails", "passes"])
         self.assertEqual(builders["fails"]["state"], "idle")
         selected = yield self.get_json("/json/builders?select=passes&select=nope")
-        self.assertEqual(list(selected), ["passes"])
+        self.assertEqual(selected["nope"], {"error": "Not available"})  # as 0.8 said
+        self.assertEqual(selected["passes"], builders["passes"])
+        # 0.8's select on any resource: paths below it, nested
+        picked = yield self.get_json("/json?select=project&select=builders/fails/builds/-1/steps/1")
+        self.assertEqual(sorted(picked), ["builders", "project"])
+        emit = picked["builders"]["fails"]["builds"]["-1"]["steps"]["1"]
+        self.assertEqual((emit["name"], emit["results"][0]), ("emit", FAILURE))
+        self.assertEqual(
+            (yield self.get_json("/json/builders/fails/builds")), {"2": None, "1": None}
+        )
+        steps = yield self.get_json("/json/builders/fails/builds/1/steps")
+        self.assertEqual(
+            {k: v["name"] for k, v in steps.items()}, {"0": "worker_preparation", "1": "emit"}
+        )
+        self.assertEqual((yield self.get_json("/json/builders/fails/builds/1/steps/1")), steps["1"])
+        # as_text, or filter, drops what is empty or false, as 0.8's FilterOut
+        response, body = yield self.get("/json/builders/passes/builds/1?as_text=1")
+        self.assertNotIn("eta", json.loads(body))
+        self.assertEqual(response.headers.getRawHeaders("access-control-allow-origin"), ["*"])
+        self.assertIn("eta", (yield self.get_json("/json/builders/passes/builds/1")))
+        self.assertNotIn("eta", (yield self.get_json("/json/builders/passes/builds/1?filter=1")))
         for builder, results in (("passes", SUCCESS), ("fails", FAILURE)):
             db_builds = yield data.get(("builders", builder, "builds"))
             newest = max(db_builds, key=lambda b: b["number"])
@@ -308,6 +328,9 @@ class WebStatusTests(WebStatusTestCase):
         workers = yield data.get(("workers",))
         self.assertEqual(sorted(slaves), sorted(w["name"] for w in workers))
         self.assertTrue(slaves["local1"]["connected"])
+        # 0.8's: each builder's newest finished builds that ran on the slave
+        self.assertEqual(slaves["local1"]["builders"], {"fails": [2, 1], "passes": [2, 1]})
+        self.assertEqual(slaves["local1"]["info"], workers[0]["workerinfo"])
         project = yield self.get_json("/json/project")
         self.assertEqual(project["buildbotURL"], self.master.config.buildbotURL)
         yield self.master.data.updates.addChange(
@@ -465,7 +488,7 @@ class JsonAuthzTests(WebStatusTestCase):
         yield self.force("hidden")
         yield hidden.opened  # a build of "hidden" runs on local1
         self.addCleanup(lambda: hidden.end() if not hidden._end.called else None)
-        slave = {"builders": [{"name": "shown", "builds": []}], "runningBuilds": []}
+        slave = {"builders": {"shown": [1]}, "runningBuilds": []}
         root = yield self.get_json("/json")
         self.assertEqual(list(root["builders"]), ["shown"])
         self.assertEqual(list(root["slaves"]), ["local1"])
@@ -477,11 +500,10 @@ class JsonAuthzTests(WebStatusTestCase):
         ):
             self.assertEqual({key: answer[key] for key in slave}, slave)
         self.assertEqual(list((yield self.get_json("/json/builders"))), ["shown"])
-        for path in (
-            "/json/builders/shown/builds?select=1&select=2",
-            "/json/builders/shown/builds/_all",
-        ):
-            self.assertEqual(list((yield self.get_json(path))), ["1"], path)
+        self.assertEqual(list((yield self.get_json("/json/builders/shown/builds/_all"))), ["1"])
+        selected = yield self.get_json("/json/builders/shown/builds?select=1&select=2")
+        self.assertEqual(selected["2"], {"error": "Not available"})  # as one that is not there
+        self.assertEqual(selected["1"]["number"], 1)
         for path in ("/json/builders/shown/builds/2", "/json/builders/hidden",
                      "/json/builders/hidden/builds/1", "/json/builders/hidden/slaves"):  # fmt: skip
             response, _ = yield self.get(path)
