@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import defer
+from twisted.python import failure
 from twisted.spread import pb
 
 _UNICODE = b"unicode"
@@ -55,6 +56,10 @@ class _Python2Serialize:
         self._serialize = serialize
 
     def __call__(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(obj, failure.Failure):
+            # Python 2 names built-in exceptions C{exceptions.KeyError}:
+            # so the client's Failure.check(KeyError) finds them.
+            obj.parents = [_python2_name(name) for name in obj.parents]
         jellied = self._serialize(obj, *args, **kwargs)
         if isinstance(jellied, defer.Deferred):
             return jellied
@@ -69,6 +74,12 @@ class _Python2Unserialize:
 
     def __call__(self, sexp: Any, *args: Any, **kwargs: Any) -> Any:
         return self._unserialize(_as_text(sexp), *args, **kwargs)
+
+
+def _python2_name(name: Any) -> Any:
+    if not isinstance(name, str) or not name.startswith("builtins."):
+        return name
+    return ("__builtin__." if name == "builtins.object" else "exceptions.") + name[9:]
 
 
 def _untagged(jellied: Any) -> Any:

@@ -60,10 +60,10 @@ class Client(pb.Referenceable):
                     type=type(text).__name__,
                     chunks=[[channel, piece] for channel, piece in chunks],
                 )
-        try:
-            yield self.perspective.callRemote("getBuilder", "nope")
-        except Exception as e:
-            say(error=e.__class__.__name__, message=str(e))
+        # As 0.8's clients took an error: a Failure to check
+        d = self.perspective.callRemote("getBuilder", "nope")
+        (failed,) = yield d.addCallbacks(lambda _: [None], lambda f: [f])
+        say(error=failed.getErrorMessage(), keyerror=bool(failed.check(KeyError)))
         reactor.stop()
 
 
