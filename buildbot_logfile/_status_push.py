@@ -398,6 +398,7 @@ class HttpStatusPush(StatusPush):
         # The disk queue lives in the master's basedir, known only now
         # (0.8's master ran there); what a previous run left is sent first.
         if self.path is not None and not isinstance(self.queue.queue, PersistentQueue):
+            self.path = _folder_of_08(self._master().basedir, self.serverUrl) or self.path
             memory = self.queue.queue
             where = os.path.realpath(os.path.join(self._master().basedir, self.path))
             try:
@@ -519,6 +520,19 @@ REDIRECTS = 20
 # The disk queues of the running HttpStatusPushes: two in one folder would
 # overwrite each other's packets (0.8 named the folder by host alone).
 _FOLDERS_IN_USE: set[str] = set()
+
+
+def _folder_of_08(basedir: str, url: str) -> str | None:
+    """
+    The queue folder 0.8 named for C{url}, if one is there and its name is
+    not this one's: 0.8 took the host as written (C{Dashboard.Example.com}),
+    and what came before a C{:} in the address (a user name, before a
+    password).
+    """
+    name = "events_" + urlparse(url).netloc.split(":")[0]
+    if "/" in name or name == f"events_{_checked_host(url)}":
+        return None
+    return name if os.path.isdir(os.path.join(basedir, name)) else None
 
 
 def _checked_host(url: str) -> str:

@@ -369,6 +369,24 @@ class QueueTests(unittest.TestCase):
         self.assertEqual(len(os.listdir(path)), 45)
 
 
+class QueueOf08Tests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_the_queue_0_8_left_under_its_folder_name_is_sent(self) -> defer.Generator:
+        push_server = PushServer()
+        port = reactor.listenTCP(0, server.Site(push_server), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, legacy=False)
+        # 0.8 named the folder by the host as written in the URL
+        folder = os.path.join(self.master.basedir, "events_LocalHost")
+        os.makedirs(folder)
+        with open(os.path.join(folder, "1"), "wb") as f:
+            f.write(QueueTests.PY2_PACKET)
+        pusher = HttpStatusPush(f"http://LocalHost:{port.getHost().port}/push", bufferDelay=0.01)
+        yield self.reconfig(services=[LegacyStatus(receivers=[pusher])])
+        yield poll(lambda: push_server.has("start"), "the start packet")
+        self.assertEqual(push_server.accepted[0], {"id": 1, "event": "buildStarted", "who": "café"})
+
+
 class UnwritableQueueTests(MasterTestCase):
     @defer.inlineCallbacks
     def test_a_full_disk_under_the_queue_loses_nothing(self) -> defer.Generator:
