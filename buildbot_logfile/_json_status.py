@@ -372,6 +372,34 @@ class JsonStatus:
             request, (*path, "steps")
         )
 
+    @_resource(app, "/builders/<path:builder>/builds/<number>/source_stamp")
+    async def source_stamp(self, request: IRequest, builder: str, number: str) -> Any:
+        """0.8's: the build's (first) source stamp."""
+        return (await self._source_stamp(request, builder, number)).asDict()
+
+    @_resource(app, "/builders/<path:builder>/builds/<number>/source_stamp/changes")
+    async def source_stamp_changes(self, request: IRequest, builder: str, number: str) -> Any:
+        """0.8's: the source stamp's changes, by number."""
+        stamp = await self._source_stamp(request, builder, number)
+        await self.authorize(request, ("changes",))
+        return {str(c.number): c.asDict() for c in stamp.changes}
+
+    async def _source_stamp(self, request: IRequest, builder: str, number: str) -> Any:
+        build = await self._viewable_build(request, builder, number, ())
+        stamp = build.getSourceStamp()
+        if stamp is None:
+            raise _NotFound(f"source stamp of build {number!r}")
+        return stamp
+
+    @_resource(app, "/builders/<path:builder>/pendingBuilds")
+    async def pending_builds(self, request: IRequest, builder: str) -> Any:
+        """0.8's: the builder's requests not started yet."""
+        found = await self._builder(request, builder)
+        await self.authorize(request, ("builders", str(found.builderid)))
+        await self.authorize(request, ("buildrequests",))
+        pending = await found.getPendingBuildRequestStatuses()
+        return [await r.asDict_async() for r in pending]
+
     @_resource(app, "/builders/<path:builder>/slaves")
     async def builder_slaves(self, request: IRequest, builder: str) -> Any:
         found = await self._builder(request, builder)

@@ -122,8 +122,13 @@ class BuildRequestStatus:
             "submittedAt": self.submitted_at,
         }
 
-    def asDict_async(self) -> defer.Deferred[dict[str, Any]]:
-        return defer.succeed(self.asDict())
+    @async_to_deferred
+    async def asDict_async(self) -> dict[str, Any]:
+        """0.8.14's: with its properties (as a list) and builds, read from the database."""
+        result = self.asDict()
+        result["properties"] = (await self.getBuildProperties()).asList()
+        result["builds"] = [build.asDict() for build in await self.getBuilds()]
+        return result
 
 
 @implementer(IBuildSetStatus)

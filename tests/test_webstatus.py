@@ -292,6 +292,12 @@ class WebStatusTests(WebStatusTestCase):
             {k: v["name"] for k, v in steps.items()}, {"0": "worker_preparation", "1": "emit"}
         )
         self.assertEqual((yield self.get_json("/json/builders/fails/builds/1/steps/1")), steps["1"])
+        stamp = yield self.get_json("/json/builders/fails/builds/1/source_stamp")
+        self.assertEqual((stamp["revision"], stamp["hasPatch"]), ("", False))
+        self.assertEqual(
+            (yield self.get_json("/json/builders/fails/builds/1/source_stamp/changes")), {}
+        )
+        self.assertEqual((yield self.get_json("/json/builders/fails/pendingBuilds")), [])
         # as_text, or filter, drops what is empty or false, as 0.8's FilterOut
         response, body = yield self.get("/json/builders/passes/builds/1?as_text=1")
         self.assertNotIn("eta", json.loads(body))
