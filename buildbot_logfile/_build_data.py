@@ -13,7 +13,7 @@ from typing import Any
 from buildbot.data import resultspec
 from buildbot.process.results import SUCCESS
 
-from buildbot_logfile._built_changes import built_changes
+from buildbot_logfile._built_changes import built_changes, read_built_changes
 from buildbot_logfile._changes import SourceStamp
 from buildbot_logfile._status_base import epoch
 
@@ -79,15 +79,13 @@ async def load_build_data(data: Any, build: Mapping[str, Any]) -> BuildData:
         buildset = await data.get(("buildsets", request["buildsetid"])) or {}
         found.buildsetid = request["buildsetid"]
         found.reason = buildset.get("reason") or ""
-        db = data.master.db
+        master = data.master
+        which = (build["builderid"], build["number"], request["buildsetid"])
         for ss in buildset.get("sourcestamps") or []:
-            changes = await db.pool.do(
-                lambda conn, ssid=ss["ssid"]: built_changes(
-                    conn,
-                    db.model,
-                    (build["builderid"], build["number"], request["buildsetid"]),
-                    ssid,
-                )
+            changes = await master.db.pool.do(
+                lambda conn, ssid=ss["ssid"]: read_built_changes(conn, master.db.model, which, ssid)
             )
-            found.sourcestamps.append(SourceStamp.from_data(ss, changes))
+            found.sourcestamps.append(
+                SourceStamp.from_data(ss, built_changes(changes, found.properties, master.config))
+            )
     return found

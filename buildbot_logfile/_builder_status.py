@@ -232,7 +232,9 @@ class BuilderStatus(Watched):
         return sorted(
             name
             for name, scheduler in schedulers.items()
-            if self.name in (getattr(scheduler, "builderNames", None) or ())
+            # (a renderable list names its builders only as it renders)
+            if isinstance(names := getattr(scheduler, "builderNames", None), (list, tuple))
+            and self.name in names
         )
 
     def asDict(self) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from buildbot_logfile import _spool
 from buildbot_logfile._build_data import BuildData
 from buildbot_logfile._build_status import BuildStatus
-from buildbot_logfile._built_changes import built_changes
+from buildbot_logfile._built_changes import StampChanges, built_changes, read_built_changes
 from buildbot_logfile._changes import SourceStamp
 from buildbot_logfile._mirror import database_entries
 from buildbot_logfile._step_status import BuildStepStatus
@@ -169,8 +169,8 @@ def _read_build(conn: Any, model: Any, builderid: int, number: int) -> dict[str,
 
 def _read_sourcestamps(
     conn: Any, model: Any, buildsetid: int, build: tuple[int, int, int]
-) -> list[SourceStamp]:
-    """The buildset's source stamps, each with the changes C{build} built (see built_changes)."""
+) -> list[tuple[dict[str, Any], StampChanges]]:
+    """The buildset's source stamps, each with the changes C{build} may have built."""
     bss, ss, p = model.buildset_sourcestamps, model.sourcestamps, model.patches
     rows = conn.execute(
         sa.select(
@@ -194,17 +194,22 @@ def _read_sourcestamps(
             "ssid": r.id, "branch": r.branch, "revision": r.revision, "project": r.project,
             "repository": r.repository, "codebase": r.codebase, "patch": patch,
         }  # fmt: skip
-        stamps.append(SourceStamp.from_data(data, built_changes(conn, model, build, r.id)))
+        stamps.append((data, read_built_changes(conn, model, build, r.id)))
     return stamps
 
 
 def _build_from(builder: BuilderStatus, rows: dict[str, Any]) -> BuildStatus:
     build_row = rows["build"]
     build = BuildStatus(builder, build_row["number"], build_row["buildid"])
+    config = builder.master.config
+    sourcestamps = [
+        SourceStamp.from_data(data, built_changes(found, rows["properties"], config))
+        for data, found in rows["sourcestamps"]
+    ]
     build.fill(
         BuildData(
             build=build_row, properties=rows["properties"], workername=rows["workername"],
-            reason=rows["reason"], sourcestamps=rows["sourcestamps"], buildsetid=rows["buildsetid"],
+            reason=rows["reason"], sourcestamps=sourcestamps, buildsetid=rows["buildsetid"],
         )
     )  # fmt: skip
     for step_row in rows["steps"]:

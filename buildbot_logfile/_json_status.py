@@ -31,9 +31,11 @@ MAX_SELECT = 50
 ALL_BUILDS = 100
 RECENT_CHANGES = 50
 # The most build numbers C{builds} lists (0.8 listed every build's file).
-BUILD_NUMBERS = 10000
-# A slave's recent builds per builder: 0.8's default, its builds cache less one.
+BUILD_NUMBERS = 1000
+# A slave's recent builds looked at per builder: 0.8's default (its builds
+# cache less one), and the most a request may ask for (C{numbuilds}).
 SLAVE_BUILDS = 14
+MOST_SLAVE_BUILDS = 100
 
 
 _EMPTY: tuple[Any, ...] = ("", False, None, [], {}, ())
@@ -164,8 +166,7 @@ class JsonStatus:
         if selected is None:
             return self._answer(request, await _RESOURCES[endpoint](self, request, **values))
         # 0.8 answered the selected resources below this one, by their
-        # path, and not this one.
-        await self.authorize(request, ("builders",))
+        # path, and not this one; each asks authz for itself.
         adapter = self.app.url_map.bind("localhost")
         here = unquote(adapter.build(endpoint, values)).rstrip("/")
         items = sorted(
@@ -287,7 +288,12 @@ class JsonStatus:
         numbers = await self._status().master.data.get(
             ("builders", found.builderid, "builds"), order=["-number"], limit=BUILD_NUMBERS
         )
-        return {str(b["number"]): None for b in numbers or []}
+        answer: dict[str, None] = {}
+        for b in numbers or []:
+            path = ("builders", str(found.builderid), "builds", str(b["number"]))
+            if not self.authorize.restricted() or await self.authorize.allows(request, path):
+                answer[str(b["number"])] = None
+        return answer
 
     @_resource(app, "/builders/<path:builder>/builds/_all")
     async def all_builds(self, request: IRequest, builder: str) -> Any:
@@ -426,10 +432,11 @@ class JsonStatus:
         builds = [b for b in slave.getRunningBuilds() if await self._may_view_build(request, b)]
         answer: dict[str, Any] = slave.asDict(running=builds)
         try:
-            numbuilds = int(request.args.get(b"numbuilds", [b"%d" % SLAVE_BUILDS])[0])
+            numbuilds = int(request.args.get(b"numbuilds", [b"%d" % (SLAVE_BUILDS + 1)])[0])
         except ValueError:
             numbuilds = 10
-        numbuilds = max(0, min(numbuilds, BUILD_NUMBERS))
+        # 0.8 looked at the newest numbuilds - 1
+        numbuilds = max(0, min(numbuilds - 1, MOST_SLAVE_BUILDS))
         status = self._status()
         answer["builders"] = {}
         for builder in status.builders.running.values():

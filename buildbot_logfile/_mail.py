@@ -594,7 +594,8 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
         the relay.
         """
         if isinstance(s, str):
-            s = s.encode(ENCODING)
+            # (a binary attachment's bytes are surrogates in the text)
+            s = s.encode(ENCODING, "surrogateescape")
         result: defer.Deferred[Any] = defer.Deferred()
 
         useAuth = bool(self.smtpUser and self.smtpPassword)
@@ -627,7 +628,8 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
             # STARTTLS checks the relay's certificate against this name.
             hostname=self.relayhost if self.useTls or useAuth else None,
             # Otherwise STARTTLS where the relay offers it, unchecked, as
-            # 0.8's Twisted did: never worse than the clear text it replaces.
+            # 0.8's Twisted did (a relay that offers it and cannot do it
+            # fails the mail, as it failed 0.8's).
             contextFactory=None if self.useTls or useAuth else _unchecked_tls(),
         )
 

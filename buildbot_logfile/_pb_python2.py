@@ -58,8 +58,14 @@ class _Python2Serialize:
     def __call__(self, obj: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(obj, failure.Failure):
             # Python 2 names built-in exceptions C{exceptions.KeyError}:
-            # so the client's Failure.check(KeyError) finds them.
-            obj.parents = [_python2_name(name) for name in obj.parents]
+            # so the client's Failure.check(KeyError) finds them.  Put back
+            # after: the failure may be someone else's too.
+            parents = obj.parents
+            obj.parents = [_python2_name(name) for name in parents]
+            try:
+                return _untagged(self._serialize(obj, *args, **kwargs))
+            finally:
+                obj.parents = parents
         jellied = self._serialize(obj, *args, **kwargs)
         if isinstance(jellied, defer.Deferred):
             return jellied

@@ -210,6 +210,10 @@ class DiskQueue:
             os.remove(path)
         except FileNotFoundError:
             pass
+        except OSError as e:
+            # A folder gone read-only: the item goes on; its file, left,
+            # is read again after a restart (sent twice rather than lost).
+            log.msg(f"DiskQueue: {path} read, but stays: {e}")
         return True, item
 
     def _write(self, item_id: int, item: Any) -> None:

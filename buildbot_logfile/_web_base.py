@@ -336,6 +336,8 @@ class ActionResource(resource.Resource, AccessorMixin):
 
     def render(self, request: IRequest) -> Any:
         d = defer.maybeDeferred(self.getAuthz(request).actionAllowed, "view", request)
+        closed: list[object] = []
+        request.notifyFinish().addBoth(closed.append)  # type: ignore[attr-defined]
 
         def view(allowed: bool) -> Any:
             if allowed or path_always_viewable(request):
@@ -343,18 +345,24 @@ class ActionResource(resource.Resource, AccessorMixin):
             return path_to_root(request)
 
         def redirect(url: Any) -> None:
+            alert_msg = None
             if isinstance(url, tuple):
                 url, alert_msg = url
-                if alert_msg:
-                    url += "?alert_msg=" + quote(alert_msg, safe="")
-            url = url if isinstance(url, str) else url.decode()
+            url = url.decode() if isinstance(url, bytes) else str(url)
+            if alert_msg:
+                url += "?alert_msg=" + quote(alert_msg, safe="")
+            if closed:
+                return  # the client left (0.8 logged it)
             request.redirect(url.encode())
             escaped = html.escape(url)
             request.write(f"see <a href='{escaped}'>{escaped}</a>".encode())
             request.finish()
 
         def fail(failure: Any) -> None:
-            request.processingFailed(failure)  # type: ignore[attr-defined]
+            if closed:
+                log.err(failure, f"{type(self).__name__}: while performing {request.uri!r}")
+            else:
+                request.processingFailed(failure)  # type: ignore[attr-defined]
 
         d.addCallback(view).addCallback(redirect).addErrback(fail)
         return server.NOT_DONE_YET

@@ -724,5 +724,6 @@ class PagesListener:
         await self.stop()
         for factory in self._factories:
             for connection in list(factory.protocols):
-                connection.loseConnection()
+                # At once, even from a client that stopped reading.
+                connection.transport.abortConnection()
         self._factories.clear()

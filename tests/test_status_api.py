@@ -17,7 +17,7 @@ import treq
 from buildbot.db.buildsets import BuildSetModel
 from buildbot.plugins import schedulers, steps, util
 from buildbot.process.buildstep import BuildStep
-from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, SUCCESS
+from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, SKIPPED, SUCCESS
 from buildbot.warnings import DeprecatedApiWarning
 from twisted.internet import defer
 
@@ -183,26 +183,40 @@ class StatusAPITests(MasterTestCase):
         """
         As 0.8 gave a build the changes of each request it took: Buildbot 4
         keeps only the last change of a tree-stable period, and skips the
-        requests it collapses.
+        requests it collapses.  Those the scheduler would not take are not
+        among them.
         """
         heard = ChangesAtEnd()
-        yield self.start_master({"b1": [python_step("emit", "print(1)")]}, receivers=[heard])
+        gate = os.path.abspath(self.mktemp())
+        wait = f"import os, time\nwhile not os.path.exists({gate!r}): time.sleep(0.05)"
+        main = schedulers.SingleBranchScheduler(
+            name="main", treeStableTimer=3600, builderNames=["b1"],
+            change_filter=util.ChangeFilter(branch="dev", category_fn=lambda c: c != "docs"),
+        )  # fmt: skip
+        force = schedulers.ForceScheduler(name="force", builderNames=["b1"])
+        yield self.start_master(
+            {"b1": [python_step("gate", wait)]}, receivers=[heard], schedulers=[main, force]
+        )
         ssids = {}
-        for who, branch in [
-            ("alice", "dev"), ("bob", "dev"), ("other", "elsewhere"), ("carol", "dev"),
-            ("dave", "dev"), ("erin", "dev"),
+        for who, branch, category in [
+            ("alice", "dev", None), ("bob", "dev", None), ("other", "elsewhere", None),
+            ("mallory", "dev", "docs"), ("carol", "dev", None),
         ]:  # fmt: skip
-            changeid = yield self.master.data.updates.addChange(
-                author=who, files=[], comments="", revision=who, branch=branch, codebase=""
-            )
-            change = yield self.master.data.get(("changes", changeid))
-            ssids[who] = change["sourcestamp"]["ssid"]
-            if who == "carol":  # the end of a tree-stable period
-                yield self.build_of(ssids["carol"], heard, 1)
-        # Two requests, dave's collapsed into erin's.
-        yield self.build_of(ssids["erin"], heard, 2)
+            ssids[who] = yield self.change(who, branch, category)
+        # the end of the tree-stable period
+        yield self.buildset_of(ssids["carol"])
+        yield poll(self.building, "build 1 to start")
+        # Two requests while the builder is busy: Buildbot collapses dave's into erin's.
+        for who in ("dave", "erin"):
+            yield self.buildset_of((yield self.change(who, "dev", None)))
+        open(gate, "w").close()
+        yield heard.wait_for_builds(2)
         yield self.force("b1")
         yield heard.wait_for_builds(3)
+        requests = yield self.master.data.get(("buildrequests",))
+        self.assertEqual(
+            sorted(r["results"] for r in requests), [SUCCESS, SUCCESS, SUCCESS, SKIPPED]
+        )
         expected = {1: ["alice", "bob", "carol"], 2: ["dave", "erin"], 3: []}
         self.assertEqual(heard.changes, expected)
         # The same from history
@@ -215,13 +229,28 @@ class StatusAPITests(MasterTestCase):
         self.assertEqual(builder.getBuild(2).getResponsibleUsers(), ["dave", "erin"])
 
     @defer.inlineCallbacks
-    def build_of(self, ssid: int, heard: ChangesAtEnd, number: int) -> defer.Generator:
+    def change(self, who: str, branch: str, category: str | None) -> defer.Generator:
+        """A change by C{who}: its source stamp's id."""
+        changeid = yield self.master.data.updates.addChange(
+            author=who, files=[], comments="", revision=who, branch=branch, category=category,
+            codebase="",
+        )  # fmt: skip
+        change = yield self.master.data.get(("changes", changeid))
+        return change["sourcestamp"]["ssid"]
+
+    @defer.inlineCallbacks
+    def buildset_of(self, ssid: int) -> defer.Generator:
+        """A buildset of the tree-stable scheduler for source stamp C{ssid}, as it makes them."""
         builderid = yield self.master.data.updates.findBuilderId("b1")
         yield self.master.data.updates.addBuildset(
             waited_for=False, scheduler="main", reason="changes", builderids=[builderid],
-            sourcestamps=[ssid],
+            sourcestamps=[ssid], properties={"scheduler": ("main", "Scheduler")},
         )  # fmt: skip
-        yield heard.wait_for_builds(number)
+
+    @defer.inlineCallbacks
+    def building(self) -> defer.Generator:
+        builds = yield self.master.data.get(("builders", "b1", "builds"))
+        return bool(builds)
 
     @defer.inlineCallbacks
     def test_source_stamps_changes_users_and_revisions(self) -> defer.Generator:

@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import pickle
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -388,6 +389,18 @@ class QueueOf08Tests(MasterTestCase):
 
 
 class UnwritableQueueTests(MasterTestCase):
+    def test_a_queue_folder_gone_read_only_still_gives_its_packets(self) -> None:
+        folder = os.path.abspath(self.mktemp())
+        mount_tmpfs(self, folder, "size=1m")
+        queue = PersistentQueue(MemoryQueue(maxItems=1), DiskQueue(folder, maxItems=10))
+        for i in range(4):
+            queue.pushItem({"id": i})
+        subprocess.run(["mount", "-o", "remount,ro", folder], check=True)
+        self.assertEqual(queue.popChunk(10), [{"id": i} for i in range(4)])
+        self.assertEqual(queue.nbItems(), 0)
+        # the files it could not remove stay, to be sent again after a restart
+        self.assertEqual(sorted(os.listdir(folder)), ["1", "2", "3"])
+
     @defer.inlineCallbacks
     def test_a_full_disk_under_the_queue_loses_nothing(self) -> defer.Generator:
         push_server = PushServer(refuse=10**6)
