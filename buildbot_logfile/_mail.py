@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
+from email import encoders
 from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
@@ -393,6 +394,8 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
         else:
             a = MIMENonMultipart("application", "octet-stream")
             a.set_payload(body if isinstance(body, bytes) else (body or "").encode(ENCODING))
+            # base64 (0.8 sent the bytes bare): whole through as_string() too
+            encoders.encode_base64(a)
         a.add_header("Content-Disposition", "attachment", filename="source patch " + str(index))
         return a
 

@@ -807,8 +807,13 @@ class MailTests(MasterTestCase):
 
     @defer.inlineCallbacks
     def test_a_patch_that_is_not_utf_8_attached_as_it_is(self) -> defer.Generator:
+        class AsString(MailNotifier):
+            def sendMessage(self, m: Any, recipients: list[str]) -> Any:
+                # 0.8.14's own, which gave sendmail the message as a string
+                return self.sendmail(m.as_string(), recipients)
+
         mailbox = Mailbox()
-        notifier = MailNotifier(
+        notifier = AsString(
             "buildbot@example.org",
             extraRecipients=["ops@example.org"],
             sendToInterestedUsers=False,
