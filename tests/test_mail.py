@@ -290,6 +290,17 @@ class MailTests(MasterTestCase):
         self.addCleanup(port.stopListening)
         return port.getHost().port
 
+    def to_ops(self, mailbox: Mailbox, kind: type = MailNotifier, **kwargs: Any) -> Any:
+        """A notifier mailing every build to ops@ alone, through a server for C{mailbox}."""
+        return kind(
+            "buildbot@example.org",
+            extraRecipients=["ops@example.org"],
+            sendToInterestedUsers=False,
+            relayhost="127.0.0.1",
+            smtpPort=self.serve(mailbox, tls_only=kwargs.pop("tls_only", False)),
+            **kwargs,
+        )
+
     @defer.inlineCallbacks
     def ids(self) -> Any:
         """Builder names to their ids, as their URLs hold them."""
@@ -316,13 +327,7 @@ class MailTests(MasterTestCase):
     @defer.inlineCallbacks
     def test_a_failed_build_mailed_as_0_8_did(self) -> defer.Generator:
         mailbox = Mailbox()
-        notifier = MailNotifier(
-            "buildbot@example.org",
-            extraRecipients=["ops@example.org"],
-            sendToInterestedUsers=False,
-            relayhost="127.0.0.1",
-            smtpPort=self.serve(mailbox),
-        )
+        notifier = self.to_ops(mailbox)
         yield self.start_master(
             {
                 "b1": [
@@ -790,13 +795,7 @@ class MailTests(MasterTestCase):
     @defer.inlineCallbacks
     def test_starttls_wherever_the_relay_offers_it(self) -> defer.Generator:
         mailbox = Mailbox()
-        notifier = MailNotifier(
-            "buildbot@example.org",
-            extraRecipients=["ops@example.org"],
-            sendToInterestedUsers=False,
-            relayhost="127.0.0.1",
-            smtpPort=self.serve(mailbox, tls_only=True),
-        )
+        notifier = self.to_ops(mailbox, tls_only=True)
         yield self.start_master(
             {"b1": [python_step("emit", "print('hi')")]}, receivers=[notifier, self.heard]
         )
@@ -813,13 +812,7 @@ class MailTests(MasterTestCase):
                 return self.sendmail(m.as_string(), recipients)
 
         mailbox = Mailbox()
-        notifier = AsString(
-            "buildbot@example.org",
-            extraRecipients=["ops@example.org"],
-            sendToInterestedUsers=False,
-            relayhost="127.0.0.1",
-            smtpPort=self.serve(mailbox),
-        )
+        notifier = self.to_ops(mailbox, AsString)
         yield self.start_master(
             {"b1": [python_step("emit", "print('hi')")]}, receivers=[notifier, self.heard]
         )
