@@ -360,8 +360,10 @@ class PersistentQueue:
     def save(self) -> None:
         """Everything to disk; an C{OSError} leaves what the disk did not take in memory."""
         while self._unwritten:
-            self.secondaryQueue.pushItem(self._unwritten[0])
+            dropped = self.secondaryQueue.pushItem(self._unwritten[0])
             self._unwritten.popleft()
+            if dropped is not None:
+                log.msg("PersistentQueue: the disk is full; its oldest item dropped")
         self.secondaryQueue.insertBackChunk(self.primaryQueue.popChunk())
 
     def items(self) -> list[Any]:
