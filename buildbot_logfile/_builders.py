@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from buildbot_logfile._delivery import deliver
+from buildbot_logfile._delivery import deliver, each_watcher
 from buildbot_logfile.status import BuilderStatus
 
 # The build id a builder expects until the builds that ran before the
@@ -61,7 +61,7 @@ class Builders:
                 builder.expect_build(buildid)
             if not self._settled:
                 builder.expect_build(UNKNOWN_BUILDS)
-            for w in list(self.status.watchers):
+            for w in each_watcher(self.status.watchers):
                 self.announce(w, builder)
         return builder
 
@@ -77,7 +77,7 @@ class Builders:
         if data is not None and data["masterids"]:
             return
         if self.running.pop(name, None) is not None:
-            for w in list(self.status.watchers):
+            for w in each_watcher(self.status.watchers):
                 deliver(w, "builderRemoved", name)
 
     @staticmethod

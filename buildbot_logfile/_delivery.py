@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,6 +102,24 @@ def _note_slow(receiver: Any, method: str, elapsed: float) -> None:
     record.slow_calls = 0
     record.slowest = 0.0
     record.last_report = now
+
+
+def each_watcher(watchers: list[Any]) -> Iterator[Any]:
+    """
+    Each of C{watchers} once, as 0.8 looped over the live list: one
+    subscribed meanwhile (a receiver subscribing another in
+    C{buildStarted}) is told too, and one unsubscribed before its turn is
+    not; none is passed over when another leaves (0.8 skipped the next).
+    """
+    told: set[int] = set()
+    while True:
+        for w in watchers:
+            if id(w) not in told:
+                break
+        else:
+            return
+        told.add(id(w))
+        yield w
 
 
 def subscribe_returned(

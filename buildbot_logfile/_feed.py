@@ -20,7 +20,7 @@ from twisted.python import log
 from buildbot_logfile import _appends
 from buildbot_logfile._build_data import load_expectations
 from buildbot_logfile._builders import Builders
-from buildbot_logfile._delivery import deliver, subscribe_returned
+from buildbot_logfile._delivery import deliver, each_watcher, subscribe_returned
 from buildbot_logfile._mirror import LogMirror, MirrorRegistry
 from buildbot_logfile._requests import Requests
 from buildbot_logfile._running import (
@@ -359,7 +359,7 @@ class EventFeed:
         # receiver's own waitUntilFinished fires.
         build.waitUntilFinished().addCallback(self._tell_build_finished)
         builder.build_started(build)
-        for w in list(builder.watchers):
+        for w in each_watcher(builder.watchers):
             returned = deliver(w, "buildStarted", builder.name, build)
             subscribe_returned(
                 returned, build.subscribe, build.unsubscribe, build.waitUntilFinished()
@@ -392,7 +392,7 @@ class EventFeed:
     @staticmethod
     def _tell_build_finished(build: BuildStatus) -> BuildStatus:
         builder = build.builder
-        for w in list(builder.watchers):
+        for w in each_watcher(builder.watchers):
             deliver(w, "buildFinished", builder.name, build, build.results)
         return build
 
@@ -445,10 +445,10 @@ class EventFeed:
         text, text2 = step.getText(), step.text2
         step.update(msg, finished=finished, running=running)
         if step.getText() != text:
-            for w in list(step.watchers):
+            for w in each_watcher(step.watchers):
                 deliver(w, "stepTextChanged", step.build, step, step.getText())
         if step.text2 != text2:
-            for w in list(step.watchers):
+            for w in each_watcher(step.watchers):
                 deliver(w, "stepText2Changed", step.build, step, step.text2)
 
     def _step(self, state: _BuildState, msg: _Message) -> BuildStepStatus:
@@ -493,7 +493,7 @@ class EventFeed:
         if running_as is not None:
             step.started_as = description_now(running_as)
         step.update(msg)
-        for w in list(build.watchers):
+        for w in each_watcher(build.watchers):
             returned = deliver(w, "stepStarted", build, step)
             subscribe_returned(returned, step.subscribe, step.unsubscribe, step.waitUntilFinished())
 
@@ -517,7 +517,7 @@ class EventFeed:
                 )
         self._update_step(step, msg, finished=True, running=running_as)
         step.mark_finished()
-        for w in list(build.watchers):
+        for w in each_watcher(build.watchers):
             deliver(w, "stepFinished", build, step, step.getResults())
 
     async def _log_event(self, state: _BuildState, msg: _Message) -> None:
@@ -542,12 +542,12 @@ class EventFeed:
             state.logs_finished.add(logid)
             if lf not in step.logs:  # an HTML log, whole at once
                 self._log_started(step, lf)
-            for w in list(step.watchers):
+            for w in each_watcher(step.watchers):
                 deliver(w, "logFinished", step.build, step, lf)
 
     def _log_started(self, step: BuildStepStatus, lf: LogFile) -> None:
         step.logs.append(lf)
-        for w in list(step.watchers):
+        for w in each_watcher(step.watchers):
             returned = deliver(w, "logStarted", step.build, step, lf)
             if not returned:
                 continue

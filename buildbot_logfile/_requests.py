@@ -19,7 +19,7 @@ from twisted.python import log
 from zope.interface import implementer
 
 from buildbot_logfile._changes import LegacyChange, SourceStamp
-from buildbot_logfile._delivery import deliver
+from buildbot_logfile._delivery import deliver, each_watcher
 from buildbot_logfile._lru import LRU
 from buildbot_logfile._status_base import Finishes, epoch, legacy_results
 from buildbot_logfile.interfaces import IBuildRequestStatus, IBuildSetStatus
@@ -278,7 +278,7 @@ class Requests:
     async def buildset_event(self, kind: str, buildset: Mapping[str, Any]) -> None:
         if kind == "new":
             bs = await self._buildset(buildset)
-            for w in list(self.status.watchers):
+            for w in each_watcher(self.status.watchers):
                 deliver(w, "buildsetSubmitted", bs)
         elif kind == "complete":
             finished = self.buildsets.pop(buildset["bsid"], None)
@@ -295,7 +295,7 @@ class Requests:
         if kind == "new":
             found = await self._request(request)
             if found is not None:
-                for w in list(found.builder.watchers):
+                for w in each_watcher(found.builder.watchers):
                     deliver(w, "requestSubmitted", found)
         elif kind in ("claimed", "complete"):
             gone = self.pending.pop(brid, None)
@@ -308,14 +308,14 @@ class Requests:
         elif kind == "cancel":
             cancelled = self.pending.pop(brid, None) or self._left.get(brid)
             if cancelled is not None:
-                for w in list(cancelled.builder.watchers):
+                for w in each_watcher(cancelled.builder.watchers):
                     deliver(w, "requestCancelled", cancelled.builder, cancelled)
         elif kind == "unclaimed":
             await self._request(request)
 
     async def change_event(self, change: Mapping[str, Any]) -> None:
         legacy = LegacyChange.from_data(change)
-        for w in list(self.status.watchers):
+        for w in each_watcher(self.status.watchers):
             deliver(w, "changeAdded", legacy)
 
     def observe(self, brid: int, observer: Any) -> _RequestObserver:

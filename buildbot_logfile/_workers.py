@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from zope.interface import implementer
 
-from buildbot_logfile._delivery import deliver
+from buildbot_logfile._delivery import deliver, each_watcher
 from buildbot_logfile.interfaces import ISlaveStatus
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ class Workers:
         if slave.paused != was[1]:
             events.append("slavePaused" if slave.paused else "slaveUnpaused")
         for name in events:
-            for w in list(self.status.watchers):
+            for w in each_watcher(self.status.watchers):
                 deliver(w, name, slave.name)
         for builder in self.status.builders.running.values():
             if builder.builderid in builderids:

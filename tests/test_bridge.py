@@ -101,6 +101,21 @@ class SubscribesAtStart(Recorder):
         return d
 
 
+class LeavesAtStart(Recorder):
+    """In buildStarted, subscribes C{later} to the status and unsubscribes itself."""
+
+    def __init__(self, name: str, later: Recorder) -> None:
+        super().__init__(name)
+        self.later = later
+
+    def buildStarted(self, builderName: str, build: Any) -> Any:
+        super().buildStarted(builderName, build)
+        self.status.subscribe(self.later)
+        self.status.getBuilder(builderName).unsubscribe(self)
+        self.status.unsubscribe(self)
+        return None
+
+
 class StateRecorder(Recorder):
     """
     A receiver of builders' states and builds only, subscribed when given
@@ -210,6 +225,23 @@ class CascadeTests(MasterTestCase):
                 ("buildFinished", "b1", 1, 0),
             ],
         )
+
+    @defer.inlineCallbacks
+    def test_receivers_that_subscribe_and_leave_as_they_hear(self) -> defer.Generator:
+        """
+        As 0.8 looped over its live lists: a receiver subscribed by another
+        in buildStarted hears that buildStarted; one leaving in it does not
+        make the next one miss it.
+        """
+        later = Recorder("later")
+        leaving, after = LeavesAtStart("leaving", later), Recorder("after")
+        yield self.start_master({"b1": [python_step("first", EMIT)]}, receivers=[leaving, after])
+        yield self.force("b1")
+        yield after.wait_for_builds(1)
+        yield later.wait_for_builds(1)
+        self.assertEqual(after.events[:2], [("builderAdded", "b1"), ("buildStarted", "b1", 1)])
+        self.assertEqual(later.events[:2], [("builderAdded", "b1"), ("buildStarted", "b1", 1)])
+        self.assertEqual(leaving.events, [("builderAdded", "b1"), ("buildStarted", "b1", 1)])
 
     def test_every_byte_equals_the_database(self) -> defer.Deferred:
         return check_every_byte_equals_the_database(self)
