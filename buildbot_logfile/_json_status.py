@@ -305,7 +305,7 @@ class JsonStatus:
             if build is None:
                 break
             if await self._may_view_build(request, build):
-                answer[str(build.getNumber())] = build.asDict()
+                answer[str(build.getNumber())] = await self._build_dict(request, build)
         return answer
 
     @_resource(app, "/builders/<path:builder>/builds/<number>")
@@ -313,7 +313,7 @@ class JsonStatus:
         # A build's answer holds its steps.
         build = await self._viewable_build(request, builder, number, ())
         await self.authorize(request, (*_build_path(build), "steps"))
-        return build.asDict()
+        return await self._build_dict(request, build)
 
     @_resource(app, "/builders/<path:builder>/builds/<number>/steps")
     async def steps(self, request: IRequest, builder: str, number: str) -> Any:
@@ -370,6 +370,28 @@ class JsonStatus:
         build = self._build(found, number)
         await self.authorize(request, (*_build_path(build), *below))
         return build
+
+    async def _build_dict(self, request: IRequest, build: BuildStatus) -> dict[str, Any]:
+        """
+        A build's C{asDict()}, without the logs of the steps whose list of
+        logs this request may not view (as a step's own answer needs it).
+        """
+        answer: dict[str, Any] = build.asDict()
+        if not self.authorize.restricted():
+            return answer
+        hidden = set()
+        for i, step in enumerate(build.getSteps()):
+            if step.stepid is not None and not await self.authorize.allows(
+                request, (*_step_path(step), "logs")
+            ):
+                hidden.add(id(step))
+                answer["steps"][i]["logs"] = []
+        answer["logs"] = [
+            entry
+            for lf, entry in zip(build.getLogs(), answer["logs"])
+            if id(lf.getStep()) not in hidden
+        ]
+        return answer
 
     async def _may_view_build(self, request: IRequest, build: BuildStatus) -> bool:
         """Whether this request may view C{build} and its steps (its C{asDict()})."""
@@ -431,6 +453,7 @@ class JsonStatus:
         """
         builds = [b for b in slave.getRunningBuilds() if await self._may_view_build(request, b)]
         answer: dict[str, Any] = slave.asDict(running=builds)
+        answer["runningBuilds"] = [await self._build_dict(request, b) for b in builds]
         try:
             numbuilds = int(request.args.get(b"numbuilds", [b"%d" % (SLAVE_BUILDS + 1)])[0])
         except ValueError:

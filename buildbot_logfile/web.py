@@ -610,9 +610,20 @@ class LegacyLogPages:
         build_path = ("builders", str(build.builder.builderid), "builds", str(number))
         await self.authorize(request, build_path)
         await self.authorize(request, (*build_path, "steps"))  # the page lists them
-        logs_of = {step.stepid: await self._source().step_logs(step) for step in build.getSteps()}
+        logs_of = {step.stepid: await self._listed_logs(request, step) for step in build.getSteps()}
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return page_set.build_page(build, logs_of, builder_depth(request, builder, after=2))
+
+    async def _listed_logs(self, request: IRequest, step: BuildStepStatus) -> list[Any]:
+        """A step's logs, or none if this request may not view the list of them."""
+        if step.stepid is not None and self.authorize.restricted():
+            path = (
+                "builders", str(step.build.builder.builderid), "builds",
+                str(step.build.number), "steps", str(step.number), "logs",
+            )  # fmt: skip
+            if not await self.authorize.allows(request, path):
+                return []
+        return list(await self._source().step_logs(step))
 
     @app.route(
         "/builders/<path:builder>/builds/<number:number>/steps/<path:step>", methods=["GET", "HEAD"]
@@ -628,7 +639,7 @@ class LegacyLogPages:
             "builders", str(step_status.build.builder.builderid), "builds", str(number),
             "steps", str(step_status.number),
         ))  # fmt: skip
-        logs = await self._source().step_logs(step_status)
+        logs = await self._listed_logs(request, step_status)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return page_set.step_page(step_status, logs, len(url_separators(request, step)))
 

@@ -562,8 +562,16 @@ class JsonStepAndLogAuthzTests(WebStatusTestCase):
     def test_a_rule_on_a_step(self) -> defer.Deferred[None]:
         return self.check("StepEndpoint", [self.STEP], [self.LOG, self.STEP + "/logs"])
 
-    def test_a_rule_on_the_list_of_a_steps_logs(self) -> defer.Deferred[None]:
-        return self.check("LogsEndpoint", [self.STEP, self.STEP + "/logs"], [self.LOG])
+    @defer.inlineCallbacks
+    def test_a_rule_on_the_list_of_a_steps_logs(self) -> defer.Generator:
+        yield self.check("LogsEndpoint", [self.STEP, self.STEP + "/logs"], [self.LOG])
+        # nor does the build name them, in /json or on its pages
+        build = yield self.get_json("/json/builders/passes/builds/1")
+        self.assertEqual((build["logs"], [s["logs"] for s in build["steps"]]), ([], [[], []]))
+        for page in ("/builders/passes/builds/1", "/builders/passes/builds/1/steps/emit"):
+            response, body = yield self.get(page)
+            self.assertEqual(response.code, 200, page)
+            self.assertNotIn(b"stdio", body, page)
 
     def test_a_rule_on_a_log(self) -> defer.Deferred[None]:
         return self.check("LogEndpoint", [self.LOG], [self.STEP, self.STEP + "/logs"])
