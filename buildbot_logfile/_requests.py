@@ -7,7 +7,6 @@ C{changeAdded}.
 
 from __future__ import annotations
 
-import datetime
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,7 @@ from zope.interface import implementer
 from buildbot_logfile._changes import LegacyChange, SourceStamp
 from buildbot_logfile._delivery import deliver, each_watcher
 from buildbot_logfile._lru import LRU
-from buildbot_logfile._status_base import Finishes, epoch, legacy_results
+from buildbot_logfile._status_base import Finishes, as_datetime, epoch, legacy_results
 from buildbot_logfile.interfaces import IBuildRequestStatus, IBuildSetStatus
 
 if TYPE_CHECKING:
@@ -222,9 +221,9 @@ class BuildSetStatus(Finishes):
             "bsid": self.bsid,
             "external_idstring": self.external_idstring,
             "reason": self.reason,
-            "submitted_at": _as_text(self.submitted_at),
+            "submitted_at": str(as_datetime(self.submitted_at)),
             "complete": self.isFinished(),
-            "complete_at": _as_text(self.complete_at) if self.complete_at else None,
+            "complete_at": str(as_datetime(self.complete_at)) if self.complete_at else None,
             "results": self.results,
             "sourceStamps": [ss.asDict() for ss in self.sourcestamps],
         }
@@ -403,10 +402,3 @@ class Requests:
         found = BuildRequestStatus(self.status, request, builder, bs)
         self.pending[found.brid] = found
         return found
-
-
-def _as_text(when: float | None) -> str:
-    """A time as 0.8.14's buildset C{asDict} gave it: C{str} of a UTC datetime (or "None")."""
-    if when is None:
-        return "None"
-    return str(datetime.datetime.fromtimestamp(when, datetime.timezone.utc))

@@ -616,13 +616,12 @@ class LegacyLogPages:
 
     async def _listed_logs(self, request: IRequest, step: BuildStepStatus) -> list[Any]:
         """A step's logs, or none if this request may not view the list of them."""
-        if step.stepid is not None and self.authorize.restricted():
-            path = (
-                "builders", str(step.build.builder.builderid), "builds",
-                str(step.build.number), "steps", str(step.number), "logs",
-            )  # fmt: skip
-            if not await self.authorize.allows(request, path):
-                return []
+        if (
+            step.stepid is not None
+            and self.authorize.restricted()
+            and not await self.authorize.allows(request, self._logs_path(step))
+        ):
+            return []
         return list(await self._source().step_logs(step))
 
     @app.route(
@@ -653,10 +652,7 @@ class LegacyLogPages:
         # Relative, unlike werkzeug's own redirect, which trusts the Host;
         # and only to the logs of a step there is (not of "..").
         step_status = await self._step(request, builder, number, step)
-        await self.authorize(request, (
-            "builders", str(step_status.build.builder.builderid), "builds", str(number),
-            "steps", str(step_status.number), "logs",
-        ))  # fmt: skip
+        await self.authorize(request, self._logs_path(step_status))
         return relative_redirect(request, b"logs/")
 
     @app.route(
@@ -665,10 +661,7 @@ class LegacyLogPages:
     )
     async def logs_page(self, request: IRequest, builder: str, number: int, step: str) -> bytes:
         step_status = await self._step(request, builder, number, step)
-        await self.authorize(request, (
-            "builders", str(step_status.build.builder.builderid), "builds", str(number),
-            "steps", str(step_status.number), "logs",
-        ))  # fmt: skip
+        await self.authorize(request, self._logs_path(step_status))
         logs = await self._source().step_logs(step_status)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
         return page_set.logs_page(f"Logs of step {step} in build {builder} #{number}", logs)
