@@ -289,9 +289,7 @@ class LogFile:
 
         with f:
             try:
-                for channel, text in chunks():
-                    if not channels or channel in channels:
-                        yield text if onlyText else (channel, text)
+                yield from self._select(chunks(), channels, onlyText)
             except _spool.READ_ERRORS as e:
                 self.mark_spool_failed(e)
                 raise
