@@ -21,7 +21,7 @@ from twisted.web import resource, server
 
 from buildbot_logfile import _shims
 from buildbot_logfile.bridge import LegacyStatus
-from tests.masters import MasterTestCase, poll, python_step
+from tests.masters import MasterTestCase, Recorder, poll, python_step
 from tests.test_faults import mount_tmpfs
 
 _shims.install()
@@ -264,14 +264,14 @@ class StatusPushTests(MasterTestCase):
     def test_packets_kept_on_disk_across_a_restart(self) -> defer.Generator:
         push_server, url = self.serve(refuse=10**6)
         first = HttpStatusPush(url, bufferDelay=0.01, retryDelay=0.01)
-        yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, receivers=[first])
-        yield self.force("b1")
-        yield poll(
-            lambda: self.master.data.get(("builders", "b1", "builds")).addCallback(
-                lambda builds: builds and builds[0]["complete"]
-            ),
-            "the build to finish",
+        recorder = Recorder()
+        yield self.start_master(
+            {"b1": [python_step("emit", "print('hi')")]}, receivers=[first, recorder]
         )
+        yield self.force("b1")
+        # Told after the pusher, the recorder hears the build end once the
+        # pusher has queued it.
+        yield recorder.wait_for_builds(1)
         yield poll(lambda: len(push_server.posts) >= 3, "pushes the server refuses")
         # The master drops the receiver, as a restart or reconfig does.
         yield self.reconfig(services=[])
