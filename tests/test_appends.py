@@ -70,6 +70,9 @@ class AppendsTests(MasterTestCase):
             self.master.data.updates.appendLog = wrap_bridged(bridged)
         yield self.force("b1")
         yield live.opened
+        # The bridge follows the log's appends once it has told of the log;
+        # lines written before are read from the database.
+        yield self.recorder.wait_until(lambda: ("logStarted", *KEY) in self.recorder.events)
         for text in writes:
             yield live.write(stdout=text)
             last_line = text.splitlines(True)[-1]

@@ -348,6 +348,14 @@ class ClusterTests(ClusterTestCase):
         )
         for master in (self.a, self.b):
             yield self.wait_for_event(master, build, "buildStarted", since=since[master])
+            # Requests and buildsets are told apart from the build's events.
+            yield until(
+                lambda master=master: (
+                    {"buildsetSubmitted", "requestSubmitted"}
+                    <= {e["event"] for e in master.events(since[master])}
+                ),
+                f"the buildset and its request told on {master}",
+            )
             told = {
                 e["event"]: e
                 for e in master.events(since[master])

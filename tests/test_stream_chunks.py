@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from buildbot_logfile._mirror import stream_chunks
@@ -36,6 +36,7 @@ def line_by_line(text: str) -> list[tuple[int, str]]:
     return chunks
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lines, st.booleans())
 def test_chunks_are_the_lines_runs(given_lines: list[tuple[str, str]], last_newline: bool) -> None:
     text = "".join(prefix + body + "\n" for prefix, body in given_lines)
@@ -61,6 +62,7 @@ def _runs(chunks: list[tuple[int, str]]) -> list[tuple[int, str]]:
     return runs
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from("oeh"), st.lists(st.sampled_from(["", "x", "\u00e9", "o", "e"]), min_size=1))
 def test_lines_of_one_stream_told_their_number(prefix: str, bodies: list[str]) -> None:
     text = "".join(prefix + body + "\n" for body in bodies)

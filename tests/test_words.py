@@ -685,9 +685,11 @@ class WordsTests(MasterTestCase):
         yield self.force("b1")
         yield live.opened
         running = yield self.running("b1")
-        step = " ".join(running.getCurrentStep().getText())  # Buildbot's "pending": its name
+        # Buildbot says "running" of a step with no description a second
+        # after it starts (its name until then): waited for, not raced.
+        yield poll(lambda: running.getCurrentStep().getText() == ["running"], "the step's text")
         self.assertEqual(
-            (yield alice.ask("bb: status", count=2)), [f"b1: building({step})", "b2: idle"]
+            (yield alice.ask("bb: status", count=2)), ["b1: building(running)", "b2: idle"]
         )
         self.assertEqual(
             (yield alice.ask("bb: watch b1")), ["watching build b1 #1 until it finishes.."]
@@ -736,7 +738,6 @@ class WordsTests(MasterTestCase):
     def test_force_and_stop_through_buildbot_4(self) -> defer.Generator:
         _, port = self.serve()
         alice = yield self.person(port)
-        self.patch(IrcBuildRequest, "queued_delay", 0.5)
         first, second = LiveLog(), LiveLog()
         yield self.start_master(
             {"b1": [live_logs_step([first, second])]},
@@ -760,7 +761,9 @@ class WordsTests(MasterTestCase):
         self.assertEqual(refused, ["sorry, force scheduler 'force' has no property 'y'"])
         refused += yield alice.ask("bb: force build --props=clean=maybe b1")
         self.assertEqual(refused[1:], ["sorry, property 'clean' is true or false"])
-        # The builder is busy: the next build waits, and says so.
+        # The builder is busy: the next build waits, and says so (soon:
+        # the first had the whole default delay to start).
+        self.patch(IrcBuildRequest, "queued_delay", 0.5)
         queued = yield alice.ask(
             "bb: force build --branch=dev --revision=abc --props=x=1,clean=True b1"
         )
