@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from buildbot.interfaces import IProperties
 from buildbot.process.properties import Properties
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, RETRY, WARNINGS
 from twisted.internet import defer
+from twisted.python import components
 from zope.interface import implementer
 
 from buildbot_logfile._build_data import BuildData, load_build_data
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch, legacy_results
 from buildbot_logfile._step_status import BuildStepStatus
-from buildbot_logfile.interfaces import IBuildStatus
+from buildbot_logfile.interfaces import IBuildStatus, IStatusEvent
 
 if TYPE_CHECKING:
     from buildbot_logfile._builder_status import BuilderStatus
@@ -34,7 +38,11 @@ _RESULT_TEXT = {
 }
 
 
-@implementer(IBuildStatus)
+# No initial value given to getSummaryStatistic.
+_NO_INITIAL: Any = object()
+
+
+@implementer(IBuildStatus, IStatusEvent)
 class BuildStatus(Watched):
     """
     One build as 0.8 receivers saw it, filled from the data API (L{fill})
@@ -71,6 +79,9 @@ class BuildStatus(Watched):
         self.expected_steps: dict[str, float] = {}
         self.logfilenames: set[str] = set()
         self._logfile_names: dict[int, str] = {}
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} #{self.number}>"
 
     async def refresh(self, build: Any) -> None:
         """L{fill} from a data-API build (or an mq message about one)."""
@@ -254,8 +265,28 @@ class BuildStatus(Watched):
     def getProperty(self, name: str, default: Any = None) -> Any:
         return self.properties.getProperty(name, default)
 
+    def hasProperty(self, name: str) -> bool:
+        return bool(self.properties.hasProperty(name))
+
+    has_key = hasProperty
+
+    def setProperty(
+        self, name: str, value: Any, source: str = "Unknown", runtime: bool | None = None
+    ) -> None:
+        """Set a property here, as 0.8 let plugins (the database keeps its own)."""
+        self.properties.setProperty(name, value, source, runtime=bool(runtime))
+
     def getProperties(self) -> Properties:
         return self.properties
+
+    def getSummaryStatistic(
+        self, name: str, summary_fn: Callable[[Any, Any], Any], initial_value: Any = _NO_INITIAL
+    ) -> Any:
+        """C{summary_fn} folded over the steps' statistic C{name}, as 0.8's C{reduce}."""
+        found = [step.getStatistic(name) for step in self.steps if step.hasStatistic(name)]
+        if initial_value is _NO_INITIAL:
+            return functools.reduce(summary_fn, found)
+        return functools.reduce(summary_fn, found, initial_value)
 
     def getLogs(self) -> list[LogFile]:
         return [lf for step in self.started_steps for lf in step.getLogs()]
@@ -409,3 +440,7 @@ class BuildStatus(Watched):
     def changes(self) -> list[LegacyChange]:
         """0.8's attribute: L{getChanges}."""
         return self.getChanges()
+
+
+# IProperties(build), as 0.8 registered it: a build's properties.
+components.registerAdapter(lambda build: build.properties, BuildStatus, IProperties)

@@ -54,7 +54,14 @@ class BuilderStatus(Watched):
     # How many events getEvent keeps, as 0.8's default eventHorizon.
     eventHorizon = 50
 
-    def __init__(self, status: Any, name: str, builderid: int, tags: list[str]) -> None:
+    def __init__(
+        self,
+        status: Any,
+        name: str,
+        builderid: int,
+        tags: list[str],
+        description: str | None = None,
+    ) -> None:
         super().__init__()
         self.status = status
         self.master = status.master
@@ -62,6 +69,7 @@ class BuilderStatus(Watched):
         self.builderid = builderid
         # 0.8 kept None for a builder without tags; Buildbot 4 gives [].
         self.tags: list[str] | None = list(tags) or None
+        self.description = description
         self.basedir = os.path.join(status.spool_dir, builder_dirname(name))
         self._current: dict[int, BuildStatus] = {}
         self._state: str | None = None
@@ -76,10 +84,19 @@ class BuilderStatus(Watched):
     @classmethod
     def from_data(cls, status: Any, builder: Mapping[str, Any]) -> BuilderStatus:
         """A builder of the 0.8 C{status} from a data-API builder."""
-        return cls(status, builder["name"], builder["builderid"], builder.get("tags") or [])
+        return cls(
+            status,
+            builder["name"],
+            builder["builderid"],
+            builder.get("tags") or [],
+            builder.get("description"),
+        )
 
     def getName(self) -> str:
         return self.name
+
+    def getDescription(self) -> str | None:
+        return self.description
 
     def getTags(self) -> list[str] | None:
         return self.tags
@@ -94,6 +111,9 @@ class BuilderStatus(Watched):
 
     def matchesAnyTag(self, tags: Iterable[str]) -> bool:
         return bool(set(tags) & set(self.tags or []))
+
+    def matchesAllTags(self, tags: Iterable[str]) -> bool:
+        return set(self.tags or []).issuperset(tags)
 
     def getState(self) -> tuple[str, list[BuildStatus]]:
         """
@@ -125,19 +145,32 @@ class BuilderStatus(Watched):
         """0.8's attribute: the running builds, a list."""
         return self.getCurrentBuilds()
 
-    def getBuild(self, number: int) -> BuildStatus | None:
+    def getBuild(self, number: int, revision: str | None = None) -> BuildStatus | None:
         """
         Build C{number} of this builder, running or finished, including
         builds from before this master or service started; a negative
         number counts from the newest (C{-1} is the newest).  A finished
         build not at hand is read from the database at once, as 0.8 read
-        it from disk.
+        it from disk.  With a C{revision}: L{getBuildByRevision}.
         """
+        if revision is not None:
+            return self.getBuildByRevision(revision)
         build = self._current.get(number) if number >= 0 else None
         return build if build is not None else self.status.find_build(self, number)
 
-    def getBuildByNumber(self, number: int) -> BuildStatus | None:
-        return self.getBuild(number) if number >= 0 else None
+    def getBuildByNumber(self, number: int) -> BuildStatus:
+        """Build C{number}; IndexError if there is none, as 0.8 raised."""
+        build = self.getBuild(number) if number >= 0 else None
+        if build is None:
+            raise IndexError(f"no such build {number}")
+        return build
+
+    def getBuildByRevision(self, rev: str) -> BuildStatus | None:
+        """
+        The newest build whose C{got_revision} (of its unnamed codebase) is
+        C{rev}, or None, as 0.8 looked through every build.
+        """
+        return self.status.find_build_by_revision(self, rev)
 
     def getEvent(self, number: int) -> Event | None:
         """
@@ -173,7 +206,7 @@ class BuilderStatus(Watched):
         max_buildnum: int | None = None,
         finished_before: float | None = None,
         results: Iterable[int] | None = None,
-        max_search: int = 200,
+        max_search: int | None = 200,
         filter_fn: Callable[[BuildStatus], bool] | None = None,
     ) -> Iterator[BuildStatus]:
         """
@@ -181,8 +214,10 @@ class BuilderStatus(Watched):
         C{branches} (any if none; C{None} is the default branch), numbered
         at most C{max_buildnum}, finished before C{finished_before}, with
         one of C{results}, passing C{filter_fn}; at most C{num_builds} of
-        them, looking at C{max_search} builds at most.
+        them, among the newest C{max_search} (None: none, as in 0.8).
         """
+        if max_search is None:
+            return
         branches = set(branches)
         wanted = set(results) if results is not None else None
         got = 0
@@ -199,6 +234,55 @@ class BuilderStatus(Watched):
             got += 1
             if num_builds is not None and got >= num_builds:
                 return
+
+    def eventGenerator(
+        self,
+        branches: Iterable[str | None] = (),
+        categories: Iterable[str] = (),
+        committers: Iterable[str] = (),
+        projects: Iterable[str] = (),
+        minTime: float = 0,
+    ) -> Iterator[Any]:
+        """
+        0.8's waterfall source: newest first, each build's started steps
+        (last first, the builder's events between them by time) and then
+        the build, down to builds started before C{minTime}; then the
+        events left.  The filters are 0.8's.
+        """
+        branches, categories = set(branches), list(categories)
+        committers, projects = list(committers), list(projects)
+        index = -1
+        event = self.getEvent(index)
+        newest = self.getBuild(-1)
+        for number in range(newest.number if newest is not None else -1, -1, -1):
+            build = self.getBuild(number)
+            if build is None:
+                break
+            if (build.started or 0) < minTime:
+                break
+            if branches and not branches & {ss.branch for ss in build.getSourceStamps()}:
+                continue
+            if categories and not self.matchesAnyTag(categories):
+                continue
+            if committers and not any(c.who in committers for c in build.getChanges()):
+                continue
+            if projects and build.getProperty("project") not in projects:
+                continue
+            for step in reversed(build.getSteps()):
+                if step.started is None:
+                    continue
+                while event is not None and (event.started or 0) > step.started:
+                    yield event
+                    index -= 1
+                    event = self.getEvent(index)
+                yield step
+            yield build
+        while event is not None:
+            yield event
+            index -= 1
+            event = self.getEvent(index)
+            if event is not None and (event.started or 0) < minTime:
+                break
 
     def getPendingBuildRequestStatuses(self) -> defer.Deferred[list[Any]]:
         """The requests for this builder not started yet (a Deferred, as in 0.8.x)."""

@@ -50,7 +50,10 @@ class Builders:
         """The builders of this master's config, before the master runs them."""
         for config in builders:
             builderid = await self.master.data.updates.findBuilderId(config.name)
-            self.add({"name": config.name, "builderid": builderid, "tags": config.tags or []})
+            self.add({
+                "name": config.name, "builderid": builderid,
+                "tags": config.tags or [], "description": config.description,
+            })  # fmt: skip
 
     def add(self, data: Mapping[str, Any]) -> BuilderStatus:
         """A builder the cluster runs, from the data API; new ones are announced."""

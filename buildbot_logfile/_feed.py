@@ -434,6 +434,7 @@ class EventFeed:
         if event == "started" or (event == "finished" and not step.isStarted()):
             self._start_step(state, step, msg)
         if event == "updated" and step.isStarted() and not step.isFinished():
+            step.note_locks(msg)
             self._update_step(step, msg)
         if event == "finished" and not step.isFinished():
             await self._finish_step(state, step, msg)
@@ -492,6 +493,7 @@ class EventFeed:
         running_as = running_step(running, msg["stepid"]) if running is not None else None
         if running_as is not None:
             step.started_as = description_now(running_as)
+            step.running_step = running_as
         step.update(msg)
         for w in each_watcher(build.watchers):
             returned = deliver(w, "stepStarted", build, step)
@@ -516,6 +518,7 @@ class EventFeed:
                     None, f"LegacyStatus: the properties of {build.builder.name} #{build.number}"
                 )
         self._update_step(step, msg, finished=True, running=running_as)
+        step.running_step = None
         step.mark_finished()
         for w in each_watcher(build.watchers):
             deliver(w, "stepFinished", build, step, step.getResults())

@@ -25,7 +25,7 @@ from buildbot_logfile._built_changes import StampChanges, built_changes, read_bu
 from buildbot_logfile._changes import SourceStamp
 from buildbot_logfile._mirror import database_entries
 from buildbot_logfile._step_status import BuildStepStatus
-from buildbot_logfile.logfile import LogFile
+from buildbot_logfile.logfile import HTMLLogFile, LogFile
 
 if TYPE_CHECKING:
     from buildbot_logfile._builder_status import BuilderStatus
@@ -76,6 +76,28 @@ class History:
             query = query.where(builds.c.complete_at.is_not(None))
         return self.reader.blocking(lambda conn: conn.execute(query).scalar())
 
+    def number_by_revision(self, builderid: int, rev: str) -> int | None:
+        """
+        The number of the builder's newest build whose C{got_revision} (of
+        the unnamed codebase, for a build of several) is C{rev}: one query.
+        """
+        builds, bp = self.model.builds, self.model.build_properties
+        query = (
+            sa.select(builds.c.number, bp.c.value)
+            .select_from(builds.join(bp, bp.c.buildid == builds.c.id))
+            .where(builds.c.builderid == builderid, bp.c.name == "got_revision")
+            .order_by(builds.c.number.desc())
+        )
+
+        def newest(conn: Any) -> int | None:
+            for row in conn.execute(query):
+                got = json.loads(row.value)
+                if (got.get("") if isinstance(got, dict) else got) == rev:
+                    return int(row.number)
+            return None
+
+        return self.reader.blocking(newest)
+
     def numbers_down_from(self, builderid: int, first: int, count: int) -> list[int]:
         """Up to C{count} numbers of the builder's builds, from C{first} down."""
         builds = self.model.builds
@@ -90,21 +112,23 @@ class History:
     def finished_builds(
         self, builder: BuilderStatus, first: int | None, search: int
     ) -> Iterator[BuildStatus]:
-        """The builder's finished builds from number C{first} down, looking at C{search} at most."""
-        if first is None:
-            first = self.newest_number(builder.builderid)
-            if first is None:
-                return
-        looked = 0
-        while looked < search:
-            numbers = self.numbers_down_from(builder.builderid, first, min(search - looked, 50))
-            if not numbers:
-                return
+        """
+        The builder's finished builds from number C{first} (the newest if
+        None) down, among its newest C{search} numbers, as 0.8 searched.
+        """
+        newest = self.newest_number(builder.builderid)
+        if newest is None:
+            return
+        lowest = newest - search + 1
+        first = newest if first is None else min(first, newest)
+        while first >= lowest:
+            numbers = self.numbers_down_from(builder.builderid, first, min(first - lowest + 1, 50))
             for number in numbers:
-                looked += 1
-                build = self.build(builder, number)
+                build = self.build(builder, number) if number >= lowest else None
                 if build is not None and build.isFinished():
                     yield build
+            if not numbers:
+                return
             first = numbers[-1] - 1
 
 
@@ -274,6 +298,10 @@ class StoredLogFile(LogFile):
         return super().getChunks(channels, onlyText)
 
 
+class StoredHTMLLogFile(StoredLogFile, HTMLLogFile):
+    """An HTML log of a build from history: an C{HTMLLogFile}, as it was live."""
+
+
 def history_logfiles(
     step: BuildStepStatus, reader: LogReader, mirrors: MirrorRegistry
 ) -> list[LogFile]:
@@ -284,5 +312,6 @@ def history_logfiles(
         if mirror is not None and mirror.logfile is not None:
             logfiles.append(mirror.logfile)
         else:
-            logfiles.append(StoredLogFile.of(step, log, reader))
+            kind = StoredHTMLLogFile if log["type"] == "h" else StoredLogFile
+            logfiles.append(kind.of(step, log, reader))
     return logfiles

@@ -19,7 +19,7 @@ from zope.interface import implementer
 
 from buildbot_logfile._delivery import deliver
 from buildbot_logfile._status_base import Watched, epoch, legacy_results, words
-from buildbot_logfile.interfaces import IBuildStepStatus
+from buildbot_logfile.interfaces import IBuildStepStatus, IStatusEvent
 
 if TYPE_CHECKING:
     from buildbot_logfile._build_status import BuildStatus
@@ -47,7 +47,7 @@ _TEXT2_FLAGS = {
 }
 
 
-@implementer(IBuildStepStatus)
+@implementer(IBuildStepStatus, IStatusEvent)
 class BuildStepStatus(Watched):
     """
     One step of a build, filled from data-API steps (L{update}) as events
@@ -69,6 +69,13 @@ class BuildStepStatus(Watched):
         self.finished: float | None = None
         self.urls: dict[str, str] = {}
         self.hidden = False
+        # Whether the step waits for its locks: this master's BuildStep
+        # knows while it runs (as 0.8's did); for another master's step,
+        # the database's last word (see note_locks).
+        self.running_step: Any = None
+        self.locks_pending = False
+        # What its BuildStep counted (setStatistic: warnings, tests...),
+        # where this master ran it: Buildbot 4 keeps none in its database.
         self.statistics: dict[str, Any] = {}
         # A step of a build from history: its logs as the database lists
         # them, made LogFiles when first asked for.
@@ -120,6 +127,8 @@ class BuildStepStatus(Watched):
         self.text = text
         self.urls = {u["name"]: u["url"] for u in step.get("urls") or []}
         self.hidden = bool(step.get("hidden"))
+        if running is not None:
+            self.statistics = dict(getattr(running, "statistics", None) or {})
         if finished:
             self.started = epoch(step.get("started_at")) or self.started
             self.finished = epoch(step.get("complete_at"))
@@ -174,8 +183,29 @@ class BuildStepStatus(Watched):
     def getURLs(self) -> dict[str, str]:
         return dict(self.urls)
 
+    def isSkipped(self) -> bool:
+        return self.results == SKIPPED
+
+    def note_locks(self, step: Mapping[str, Any]) -> None:
+        """
+        From a data-API step updated after it started: Buildbot notes when
+        its locks were taken (as it starts, if it has none to wait for).
+        """
+        self.locks_pending = "locks_acquired_at" in step and step["locks_acquired_at"] is None
+
+    def isWaitingForLocks(self) -> bool:
+        """Whether the step has started and waits for its locks."""
+        if self.isFinished() or not self.isStarted():
+            return False
+        if self.running_step is not None:
+            return bool(getattr(self.running_step, "_waitingForLocks", False))
+        return self.locks_pending
+
+    def hasStatistic(self, name: str) -> bool:
+        return name in self.statistics
+
     def getStatistic(self, name: str, default: Any = None) -> Any:
-        """Buildbot 4 keeps no step statistics: C{default}."""
+        """What the step counted as C{name} where this master ran it, else C{default}."""
         return self.statistics.get(name, default)
 
     def getStatistics(self) -> dict[str, Any]:

@@ -180,8 +180,8 @@ class Commands:
 
     def _tags(self) -> list[str] | None:
         """The bot's tags (0.8.4 to 0.8.9 bots had categories)."""
-        tags = getattr(self.bot, "tags", None)
-        return tags if tags is not None else getattr(self.bot, "categories", None)
+        # As 0.8 kept them (tags or categories): no tags is every builder.
+        return getattr(self.bot, "tags", None) or getattr(self.bot, "categories", None) or None
 
     def getAllBuilders(self) -> list[Any]:
         """

@@ -31,6 +31,7 @@ from zope.interface import implementer
 from buildbot_logfile import _shims
 from buildbot_logfile._appends import LogAppends
 from buildbot_logfile._builders import Builders
+from buildbot_logfile._changes import LegacyChange
 from buildbot_logfile._feed import EventFeed
 from buildbot_logfile._history import History, history_logfiles
 from buildbot_logfile._logdb import LogReader
@@ -410,15 +411,16 @@ class LegacyStatus(service.BuildbotService):
         self, categories: list[str] | None = None, tags: list[str] | None = None
     ) -> list[str]:
         """
-        The cluster's builders, those with any of the given tags if any,
-        in 0.8's natural order (C{b9} before C{b10}).
+        The cluster's builders in 0.8's natural order (C{b9} before
+        C{b10}): all of them, or with C{tags} (or C{categories}, which
+        0.8 took first) those with any of them; an empty list matches none.
         """
-        wanted = set(tags or categories or [])
+        wanted = categories if categories is not None else tags
         return naturalSort(
             [
                 name
                 for name, b in self.builders.running.items()
-                if not wanted or wanted & set(b.tags or [])
+                if wanted is None or b.matchesAnyTag(wanted)
             ]
         )
 
@@ -428,6 +430,55 @@ class LegacyStatus(service.BuildbotService):
     def getBuildSets(self) -> defer.Deferred[list[BuildSetStatus]]:
         """The buildsets not finished yet (a Deferred, as in 0.8.x)."""
         return defer.succeed(sorted(self.requests.buildsets.values(), key=lambda b: b.bsid))
+
+    def generateFinishedBuilds(
+        self,
+        builders: list[str] | tuple[str, ...] = (),
+        branches: list[str | None] | tuple[str | None, ...] = (),
+        num_builds: int | None = None,
+        finished_before: float | None = None,
+        max_search: int | None = 200,
+    ) -> Iterator[BuildStatus]:
+        """
+        The finished builds of the given builders (all if none), newest
+        finish first, as 0.8 merged each builder's
+        C{generateFinishedBuilds}; at most C{num_builds}.
+        """
+        sources = [
+            self.getBuilder(name).generateFinishedBuilds(
+                branches, finished_before=finished_before, max_search=max_search
+            )
+            for name in self.getBuilderNames()
+            if not builders or name in builders
+        ]
+        heads: list[BuildStatus | None] = [next(source, None) for source in sources]
+        got = 0
+        while True:
+            # The newest finish; on a tie, the later builder's, as 0.8's sort left it.
+            found = [(b.finished or 0, i, b) for i, b in enumerate(heads) if b is not None]
+            if not found:
+                return
+            _, i, build = max(found, key=lambda f: f[:2])
+            heads[i] = next(sources[i], None)
+            got += 1
+            yield build
+            if num_builds is not None and got >= num_builds:
+                return
+
+    def getChangeSources(self) -> list[Any]:
+        return list(self.master.change_svc)
+
+    def getChange(self, number: int) -> defer.Deferred[LegacyChange | None]:
+        """Change C{number} (a Deferred), or None, as 0.8 read it from the database."""
+        d = defer.ensureDeferred(self.master.data.get(("changes", number)))
+        return d.addCallback(lambda found: LegacyChange.from_data(found) if found else None)
+
+    def getSchedulers(self) -> list[Any]:
+        return list(self.master.scheduler_manager)
+
+    def getMetrics(self) -> Any:
+        """Buildbot 4's metrics log observer, which kept 0.8's."""
+        return self.master.metrics
 
     def getSlaveNames(self) -> list[str]:
         """The workers of the cluster, by name."""
@@ -552,6 +603,13 @@ class LegacyStatus(service.BuildbotService):
     def find_build(self, builder: BuilderStatus, number: int) -> BuildStatus | None:
         """Build C{number} (negative: from the newest) of C{builder}, or None."""
         return None if self._history is None else self._history.build(builder, number)
+
+    def find_build_by_revision(self, builder: BuilderStatus, rev: str) -> BuildStatus | None:
+        """The newest build of C{builder} that got revision C{rev}, or None."""
+        if self._history is None:
+            return None
+        number = self._history.number_by_revision(builder.builderid, rev)
+        return None if number is None else builder.getBuild(number)
 
     def finished_builds(
         self, builder: BuilderStatus, first: int | None, search: int

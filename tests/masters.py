@@ -150,8 +150,8 @@ class LiveLog:
         self.log = None
 
 
-def live_log_step(control: LiveLog, name: str = "live") -> BuildStep:
-    """A step whose stdio log C{control} writes."""
+def live_log_step(control: LiveLog, name: str = "live", **kwargs: Any) -> BuildStep:
+    """A step whose stdio log C{control} writes (C{kwargs}: the BuildStep's)."""
 
     class Live(BuildStep):
         @defer.inlineCallbacks
@@ -162,7 +162,7 @@ def live_log_step(control: LiveLog, name: str = "live") -> BuildStep:
             yield control.log.finish()
             return SUCCESS
 
-    return Live(name=name)
+    return Live(name=name, **kwargs)
 
 
 def named_logs_step(logs: dict[str, tuple[str, str]], name: str = "slash logs") -> BuildStep:
