@@ -273,8 +273,11 @@ class BuildStatus(Watched):
     def setProperty(
         self, name: str, value: Any, source: str = "Unknown", runtime: bool | None = None
     ) -> None:
-        """Set a property here, as 0.8 let plugins (the database keeps its own)."""
-        self.properties.setProperty(name, value, source, runtime=bool(runtime))
+        """
+        Set a property here, as 0.8 let plugins (the database keeps its
+        own); a runtime one unless said otherwise, as 0.8's build status set them.
+        """
+        self.properties.setProperty(name, value, source, runtime=runtime is None or runtime)
 
     def getProperties(self) -> Properties:
         return self.properties

@@ -253,7 +253,11 @@ class BuilderStatus(Watched):
         committers, projects = list(committers), list(projects)
         index = -1
         event = self.getEvent(index)
+        # The other filters read each build, down to the first if none
+        # passes (as 0.8 read its pickles): pass a minTime.
         newest = self.getBuild(-1)
+        if categories and not self.matchesAnyTag(categories):
+            newest = None
         for number in range(newest.number if newest is not None else -1, -1, -1):
             build = self.getBuild(number)
             if build is None:
@@ -261,8 +265,6 @@ class BuilderStatus(Watched):
             if (build.started or 0) < minTime:
                 break
             if branches and not branches & {ss.branch for ss in build.getSourceStamps()}:
-                continue
-            if categories and not self.matchesAnyTag(categories):
                 continue
             if committers and not any(c.who in committers for c in build.getChanges()):
                 continue

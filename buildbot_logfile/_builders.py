@@ -58,7 +58,11 @@ class Builders:
     def add(self, data: Mapping[str, Any]) -> BuilderStatus:
         """A builder the cluster runs, from the data API; new ones are announced."""
         builder = self.running.get(data["name"])
-        if builder is None:
+        if builder is not None:
+            # A reconfig may have changed them, as 0.8's setTags and setDescription did.
+            builder.tags = list(data.get("tags") or []) or None
+            builder.description = data.get("description")
+        else:
             builder = self.running[data["name"]] = BuilderStatus.from_data(self.status, data)
             for buildid in self._expected.pop(builder.builderid, ()):
                 builder.expect_build(buildid)

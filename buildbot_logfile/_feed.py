@@ -493,11 +493,12 @@ class EventFeed:
         running_as = running_step(running, msg["stepid"]) if running is not None else None
         if running_as is not None:
             step.started_as = description_now(running_as)
-            step.running_step = running_as
         step.update(msg)
         for w in each_watcher(build.watchers):
             returned = deliver(w, "stepStarted", build, step)
             subscribe_returned(returned, step.subscribe, step.unsubscribe, step.waitUntilFinished())
+        # Asked from now on: 0.8 told of the step before it asked for its locks.
+        step.running_step = running_as
 
     async def _finish_step(self, state: _BuildState, step: BuildStepStatus, msg: _Message) -> None:
         stepid = step.stepid

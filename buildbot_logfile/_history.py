@@ -85,7 +85,11 @@ class History:
         query = (
             sa.select(builds.c.number, bp.c.value)
             .select_from(builds.join(bp, bp.c.buildid == builds.c.id))
-            .where(builds.c.builderid == builderid, bp.c.name == "got_revision")
+            .where(
+                builds.c.builderid == builderid,
+                bp.c.name == "got_revision",
+                bp.c.value.contains(json.dumps(rev), autoescape=True),
+            )
             .order_by(builds.c.number.desc())
         )
 

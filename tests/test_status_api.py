@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import treq
+from buildbot.changes.base import ChangeSource
 from buildbot.db.buildsets import BuildSetModel
 from buildbot.interfaces import IProperties
 from buildbot.plugins import schedulers, steps, util
@@ -799,6 +800,7 @@ class HistoryTests(MasterTestCase):
                 ),
             ],
             schedulers=[schedulers.ForceScheduler(name="force", builderNames=["tagged", "plain"])],
+            change_source=[ChangeSource(name="quiet")],
         )  # fmt: skip
         for finished, builder in enumerate(("tagged", "plain", "tagged"), 1):
             yield self.force(builder)
@@ -810,12 +812,12 @@ class HistoryTests(MasterTestCase):
         )  # fmt: skip
         # The builds' ends set apart (builds this quick end in one second
         # of the database), two of them at once.
-        for (builder_name, number), ended in (
-            (("tagged", 1), 1000),
-            (("plain", 1), 1000),
-            (("tagged", 2), 3000),
+        for (builder_name, number), started, ended in (
+            (("tagged", 1), 500, 1000),
+            (("plain", 1), 500, 1000),
+            (("tagged", 2), 2500, 3000),
         ):
-            yield self.set_complete_at(builder_name, number, ended)
+            yield self.set_times(builder_name, number, started, ended)
         # As after a restart: a new LegacyStatus, nothing at hand.
         yield self.reconfig(services=[])
         yield self.reconfig(services=[LegacyStatus()])
@@ -863,8 +865,12 @@ class HistoryTests(MasterTestCase):
         self.assertEqual(list(html_log.getChunks()), [(STDERR, "<b>made</b>\n")])
 
         # The waterfall's generator: each build's started steps, last
-        # first, then the build, newest build first; the builder's events
-        # (none since this service started) after.
+        # first, then the build, newest build first, the builder's events
+        # between them by time.
+        for text, when in ((["old"], 1.0), (["between"], 1500.0), (["new"], None)):
+            event = tagged.addPointEvent(text)
+            event.started = when or event.started
+
         def kinds(found: Any) -> list[Any]:
             return [
                 ("build", x.getNumber()) if isinstance(x, BuildStatus)
@@ -875,29 +881,51 @@ class HistoryTests(MasterTestCase):
 
         self.assertEqual(
             kinds(tagged.eventGenerator()),
-            [("step", "report"), ("step", "revision"), ("step", "worker_preparation"),
-             ("build", 2),
+            [("event", ["new"]),
              ("step", "report"), ("step", "revision"), ("step", "worker_preparation"),
-             ("build", 1)],
+             ("build", 2),
+             ("event", ["between"]),
+             ("step", "report"), ("step", "revision"), ("step", "worker_preparation"),
+             ("build", 1),
+             ("event", ["old"])],
         )  # fmt: skip
-        self.assertEqual(kinds(tagged.eventGenerator(categories=["c"])), [])
-        newest_start = tagged.getBuild(2).getTimes()[0]
-        self.assertEqual(kinds(tagged.eventGenerator(minTime=newest_start + 1)), [])
+        events = [("event", ["new"]), ("event", ["between"]), ("event", ["old"])]
+        self.assertEqual(kinds(tagged.eventGenerator(categories=["c"])), events)
+        # Builds that started before minTime end it; the events after the
+        # first too (0.8 gave the newest whatever its time).
+        self.assertEqual(kinds(tagged.eventGenerator(minTime=2501)), events[:1])
         # The rest of 0.8's Status.
         change = yield status.getChange(changeid)
         self.assertEqual((change.who, change.files, change.revision), ("alice", ["f.c"], "r9"))
         self.assertIsNone((yield status.getChange(changeid + 1)))
         self.assertEqual([s.name for s in status.getSchedulers()], ["force"])
-        self.assertEqual(status.getChangeSources(), list(self.master.change_svc))
+        self.assertEqual([c.name for c in status.getChangeSources()], ["quiet"])
         self.assertIs(status.getMetrics(), self.master.metrics)
+        # A reconfig's description and tags, as 0.8's reconfig set them.
+        builders = self.master_config_dict["builders"]
+        builders[0].description, builders[0].tags = "Retagged", ["c"]
+        yield self.reconfig(builders=builders)
+        self.assertEqual((tagged.getDescription(), tagged.getTags()), ("Retagged", ["c"]))
 
     @defer.inlineCallbacks
-    def set_complete_at(self, builder: str, number: int, when: int) -> Any:
-        """Say in the database that the build ended at C{when}, before anything read it."""
+    def set_times(self, builder: str, number: int, started: int, ended: int) -> Any:
+        """
+        Say in the database that the build and its steps started at
+        C{started} and ended at C{ended}, before anything read them.
+        """
         build = yield self.master.data.get(("builders", builder, "builds", number))
-        table = self.master.db.model.builds
-        query = table.update().where(table.c.id == build["buildid"]).values(complete_at=when)
-        yield self.master.db.pool.do_with_transaction(lambda conn: conn.execute(query).rowcount)
+        builds, build_steps = self.master.db.model.builds, self.master.db.model.steps
+        queries = [
+            builds.update()
+            .where(builds.c.id == build["buildid"])
+            .values(started_at=started, complete_at=ended),
+            build_steps.update()
+            .where(build_steps.c.buildid == build["buildid"])
+            .values(started_at=started, complete_at=ended),
+        ]
+        yield self.master.db.pool.do_with_transaction(
+            lambda conn: [conn.execute(query).rowcount for query in queries]
+        )
 
 
 class Counting(BuildStep):
@@ -925,7 +953,7 @@ class AtEachEnd(Recorder):
         return super().stepStarted(build, step)
 
     def stepFinished(self, build: Any, step: Any, results: Any) -> None:
-        self.noted.append(("finished", step.getName(), step.isSkipped(), step.isWaitingForLocks(),
+        self.noted.append(("finished", step.getName(), step.isSkipped(),
                            step.hasStatistic("tests-failed"), step.getStatistics()))  # fmt: skip
         super().stepFinished(build, step, results)
 
@@ -939,6 +967,7 @@ class AtEachEnd(Recorder):
                 build.hasProperty("buildnumber"), build.has_key("nope"),
                 IProperties(build).getProperty("buildername"),
                 build.getProperties().getPropertySource("noted"),
+                "noted" in build.getProperties().runtime,
             ))  # fmt: skip
         super().buildFinished(builderName, build, results)
 
@@ -972,16 +1001,15 @@ class StepDetailTests(MasterTestCase):
         yield poll(waiting.isWaitingForLocks, "the step to wait for its lock")
         holding.end()
         yield noted.wait_for_builds(3)
-        self.assertFalse(waiting.isWaitingForLocks())
         self.assertEqual({e[3] for e in noted.noted if e[0] == "started"}, {False})
         ends = {e[1]: e[2:] for e in noted.noted if e[0] == "finished"}
-        # (skipped, waiting for locks, has the statistic, the statistics)
-        self.assertEqual(ends["unit"], (False, False, True, {"tests-failed": 2}))
-        self.assertEqual(ends["functional"], (False, False, True, {"tests-failed": 3}))
-        self.assertEqual(ends["skipped"], (True, False, False, {}))
-        self.assertEqual(ends["wait"], (False, False, False, {}))
+        # (skipped, has the statistic, the statistics)
+        self.assertEqual(ends["unit"], (False, True, {"tests-failed": 2}))
+        self.assertEqual(ends["functional"], (False, True, {"tests-failed": 3}))
+        self.assertEqual(ends["skipped"], (True, False, {}))
+        self.assertEqual(ends["wait"], (False, False, {}))
         (build_end,) = [e for e in noted.noted if e[0] == "<BuildStatus #1>"]
-        self.assertEqual(build_end[1:], (5, 15, True, False, "counts", "Unknown"))
+        self.assertEqual(build_end[1:], (5, 15, True, False, "counts", "Unknown", True))
 
 
 class Slaves(Snapshots):
