@@ -12,6 +12,10 @@ the builder built (or, for its first, any earlier buildset), up to the
 build's own, those the scheduler that asked for the build takes (its
 C{change_filter}, as it took them).
 
+A buildset's source stamps list the same changes, as 0.8's database
+held them (a tree-stable period's, all of them): those of the chain since
+any earlier buildset's (L{read_requested_changes}).
+
 The rows are read in a database thread (L{read_built_changes}), for the
 builds the bridge follows and for those read from history; the
 scheduler's filter runs in the reactor (L{built_changes}), where
@@ -54,6 +58,22 @@ def read_built_changes(
     after the newest of any earlier buildset), oldest first.
     """
     builderid, number, buildsetid = build
+    return _read_changes(conn, model, ssid, buildsetid, (builderid, number))
+
+
+def read_requested_changes(conn: Any, model: Any, buildsetid: int, ssid: int) -> StampChanges:
+    """
+    For buildset C{buildsetid}, source stamp C{ssid}'s own changes, and
+    those on their chain after the newest change of any earlier buildset,
+    oldest first: what its scheduler gathered for it.
+    """
+    return _read_changes(conn, model, ssid, buildsetid, None)
+
+
+def _read_changes(
+    conn: Any, model: Any, ssid: int, buildsetid: int, build: tuple[int, int] | None
+) -> StampChanges:
+    """The changes of L{read_built_changes}, or of a buildset where C{build} is None."""
     c = model.changes
     own = conn.execute(sa.select(c).where(c.c.sourcestampid == ssid).order_by(c.c.changeid)).all()
     if not own:
@@ -67,15 +87,18 @@ def read_built_changes(
         c.c.changeid < own[0].changeid,
     )
     b, br, bss = model.builds, model.buildrequests, model.buildset_sourcestamps
-    built_before = conn.execute(
-        sa.select(sa.func.max(c.c.changeid))
-        .select_from(
-            b.join(br, b.c.buildrequestid == br.c.id)
-            .join(bss, bss.c.buildsetid == br.c.buildsetid)
-            .join(c, c.c.sourcestampid == bss.c.sourcestampid)
-        )
-        .where(b.c.builderid == builderid, b.c.number < number, chain)
-    ).scalar()
+    built_before = None
+    if build is not None:
+        builderid, number = build
+        built_before = conn.execute(
+            sa.select(sa.func.max(c.c.changeid))
+            .select_from(
+                b.join(br, b.c.buildrequestid == br.c.id)
+                .join(bss, bss.c.buildsetid == br.c.buildsetid)
+                .join(c, c.c.sourcestampid == bss.c.sourcestampid)
+            )
+            .where(b.c.builderid == builderid, b.c.number < number, chain)
+        ).scalar()
     if built_before is None:
         built_before = conn.execute(
             sa.select(sa.func.max(c.c.changeid))

@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.python import log
 from zope.interface import implementer
 
+from buildbot_logfile._built_changes import built_changes, read_requested_changes
 from buildbot_logfile._changes import LegacyChange, SourceStamp
 from buildbot_logfile._delivery import deliver, each_watcher
 from buildbot_logfile._lru import LRU
@@ -360,11 +361,7 @@ class Requests:
         return requests
 
     async def buildset_properties(self, bsid: int) -> Properties:
-        found = await self.data.get(("buildsets", bsid, "properties")) or {}
-        properties = Properties()
-        for name, (value, source) in found.items():
-            properties.setProperty(name, value, source)
-        return properties
+        return _properties(await self.data.get(("buildsets", bsid, "properties")) or {})
 
     async def _buildset(self, buildset: Mapping[str, Any]) -> BuildSetStatus:
         """
@@ -380,14 +377,29 @@ class Requests:
         if not bs.isFinished():  # a complete one has no events to come
             self.buildsets[bs.bsid] = bs
         try:
-            for ss in buildset.get("sourcestamps") or []:
-                changes = await self.data.get(("sourcestamps", ss["ssid"], "changes")) or []
-                bs.sourcestamps.append(
-                    SourceStamp.from_data(ss, [LegacyChange.from_data(c) for c in changes])
-                )
+            await self._read_sourcestamps(bs, buildset.get("sourcestamps") or [])
         finally:
             bs.loaded()
         return bs
+
+    async def _read_sourcestamps(
+        self, bs: BuildSetStatus, sourcestamps: list[Mapping[str, Any]]
+    ) -> None:
+        """Each with the changes its scheduler gathered (see L{_built_changes})."""
+        if not sourcestamps:
+            return
+        master = self.status.master
+        found = await self.data.get(("buildsets", bs.bsid, "properties")) or {}
+        bs._properties = _properties(found)  # read once, here
+        for ss in sourcestamps:
+            changes = await master.db.pool.do(
+                lambda conn, ssid=ss["ssid"]: read_requested_changes(
+                    conn, master.db.model, bs.bsid, ssid
+                )
+            )
+            bs.sourcestamps.append(
+                SourceStamp.from_data(ss, built_changes(changes, found, master.config))
+            )
 
     async def _request(self, request: Mapping[str, Any]) -> BuildRequestStatus | None:
         builder = await self.status.builders.by_id(request["builderid"])
@@ -402,3 +414,11 @@ class Requests:
         found = BuildRequestStatus(self.status, request, builder, bs)
         self.pending[found.brid] = found
         return found
+
+
+def _properties(found: Mapping[str, Any]) -> Properties:
+    """Properties as the data API gives them: C{{name: (value, source)}}."""
+    properties = Properties()
+    for name, (value, source) in found.items():
+        properties.setProperty(name, value, source)
+    return properties

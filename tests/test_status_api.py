@@ -104,11 +104,23 @@ class Snapshots(StatusReceiverMultiService):
 
 
 class ChangesAtEnd(Recorder):
-    """Notes the authors of each build's changes as the build ends."""
+    """Notes the authors of each build's changes as the build ends, and of each buildset's."""
 
     def __init__(self) -> None:
         super().__init__("changes at end")
         self.changes: dict[int, list[str]] = {}
+        self.buildset_changes: dict[int, list[str]] = {}
+        self.request_changes: dict[int, list[str]] = {}
+
+    def buildsetSubmitted(self, buildset: Any) -> None:
+        (stamp,) = buildset.getSourceStamps()
+        self.buildset_changes[buildset.bsid] = [c.who for c in stamp.changes]
+        self._record()
+
+    def requestSubmitted(self, request: Any) -> None:
+        stamp = request.getSourceStamp().result
+        self.request_changes[request.bsid] = [c.who for c in stamp.changes]
+        self._record()
 
     def buildFinished(self, builderName: str, build: Any, results: Any) -> None:
         self.changes[build.getNumber()] = [c.who for c in build.getChanges()]
@@ -232,6 +244,11 @@ class StatusAPITests(MasterTestCase):
         )
         expected = {1: ["alice", "bob", "carol"], 2: ["dave", "erin"], 3: []}
         self.assertEqual(heard.changes, expected)
+        # Each buildset (and its request) lists the changes its scheduler
+        # gathered for it, as 0.8's database had them.
+        yield heard.wait_until(lambda: len(heard.request_changes) == 4)
+        gathered = {1: ["alice", "bob", "carol"], 2: ["dave"], 3: ["erin"], 4: []}
+        self.assertEqual((heard.buildset_changes, heard.request_changes), (gathered, gathered))
         # The same from history
         yield self.reconfig(services=[])
         yield self.reconfig(services=[LegacyStatus()])
