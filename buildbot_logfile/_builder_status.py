@@ -135,7 +135,7 @@ class BuilderStatus(Watched):
 
     def getSlaves(self) -> list[Any]:
         """The C{SlaveStatus} of each worker configured for this builder."""
-        return self.status.workers.of_builder(self.builderid)
+        return self.status.workers.of_builder(self.builderid, self.name)
 
     def getCurrentBuilds(self) -> list[BuildStatus]:
         return sorted(self._current.values(), key=lambda b: b.number)

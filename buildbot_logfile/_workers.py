@@ -145,7 +145,16 @@ class Workers:
             if builder.builderid in builderids:
                 builder.announce_state()
 
-    def of_builder(self, builderid: int) -> list[SlaveStatus]:
+    def of_builder(self, builderid: int, name: str) -> list[SlaveStatus]:
+        """
+        The builder's workers, in the order of its C{workernames} in this
+        master's config, as 0.8 listed them; others (of other masters) by name.
+        """
+        configured: list[str] = next(
+            (b.workernames for b in self.status.master.config.builders if b.name == name), []
+        )
+        order = {worker: i for i, worker in enumerate(configured)}
         return sorted(
-            (s for s in self.by_name.values() if builderid in s.builderids), key=lambda s: s.name
+            (s for s in self.by_name.values() if builderid in s.builderids),
+            key=lambda s: (order.get(s.name, len(order)), s.name),
         )

@@ -248,6 +248,12 @@ class LegacyStatus(service.BuildbotService):
     def reconfigServiceWithSibling(self, sibling: Any) -> Any:
         try:
             yield super().reconfigServiceWithSibling(sibling)
+            if self.running:
+                # Every reconfig, this service's own settings changed or not:
+                # the builders' tags and descriptions, as 0.8's reconfig set them.
+                yield defer.ensureDeferred(
+                    self.builders.load_configured(self.master.config.builders)
+                )
         finally:
             # A start that failed (the database, the message queue) left this
             # service stopped, but Buildbot keeps it: a reconfig starts it.

@@ -18,7 +18,7 @@ import treq
 from buildbot.changes.base import ChangeSource
 from buildbot.db.buildsets import BuildSetModel
 from buildbot.interfaces import IProperties
-from buildbot.plugins import schedulers, steps, util
+from buildbot.plugins import schedulers, steps, util, worker
 from buildbot.process.buildstep import BuildStep
 from buildbot.process.results import CANCELLED, EXCEPTION, FAILURE, SKIPPED, SUCCESS
 from buildbot.warnings import DeprecatedApiWarning
@@ -918,10 +918,12 @@ class HistoryTests(MasterTestCase):
         self.assertEqual([s.name for s in status.getSchedulers()], ["force"])
         self.assertEqual([c.name for c in status.getChangeSources()], ["quiet"])
         self.assertIs(status.getMetrics(), self.master.metrics)
-        # A reconfig's description and tags, as 0.8's reconfig set them.
+        # A reconfig's description and tags, as 0.8's reconfig set them
+        # (LegacyStatus's own settings the same).
         builders = self.master_config_dict["builders"]
         builders[0].description, builders[0].tags = "Retagged", ["c"]
-        yield self.reconfig(builders=builders)
+        yield self.reconfig(builders=builders, services=[LegacyStatus()])
+        self.assertIs(self.legacy_status(), status)
         self.assertEqual((tagged.getDescription(), tagged.getTags()), ("Retagged", ["c"]))
 
     @defer.inlineCallbacks
@@ -1044,6 +1046,27 @@ class Slaves(Snapshots):
 
 
 class WorkerTests(MasterTestCase):
+    @defer.inlineCallbacks
+    def test_a_builders_slaves_in_the_order_of_its_config(self) -> defer.Generator:
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]})
+        (b1,) = self.master_config_dict["builders"]
+        b1.workernames = ["zed", "local1", "amy"]
+        more = {
+            "workers": [
+                *self.master_config_dict["workers"],
+                worker.Worker("amy", "pw"),
+                worker.Worker("zed", "pw"),
+            ],
+            "builders": [b1],
+        }
+        yield self.reconfig(**more)
+        # Buildbot tells of no worker configured: a LegacyStatus that
+        # starts now knows them (and one running learns of each as it connects).
+        yield self.reconfig(**more, services=[])
+        yield self.reconfig(**more, services=[LegacyStatus()])
+        builder = self.legacy_status().getBuilder("b1")
+        self.assertEqual(builder.slavenames, ["zed", "local1", "amy"])
+
     @defer.inlineCallbacks
     def test_workers_as_slaves_and_their_events(self) -> defer.Generator:
         slaves = Slaves()
