@@ -76,7 +76,9 @@ class Summary:
                 f"  stopped: {self.stopped}; the builds imported stay, and a later run"
                 " imports the rest"
             )
-        elif not self.imported and self.skipped and not dry_run:
+        elif (
+            not (self.imported or self.refused or self.unreadable) and self.skipped and not dry_run
+        ):
             out.append("  nothing imported: every build found is already in the database")
         return out
 
@@ -247,7 +249,10 @@ class Importer:
                 continue
             build = builds[number] = self._read(folder, name, number)
             masterid, started_at = existing[number]
-            if build is None or masterid != import_master or started_at != int(build.started or 0):
+            # One this import made, whose pickle is unreadable now, is simply there.
+            if masterid != import_master or (
+                build is not None and started_at != int(build.started or 0)
+            ):
                 taken.append(number)
         if taken:
             self.summary.refused_builders.append(name)
@@ -338,11 +343,7 @@ class Importer:
             return
         replaced = self.db.take_replaced()
         if replaced:
-            self.problem(
-                where,
-                f"{replaced} characters beyond U+FFFF (emoji and the like) stored as U+FFFD:"
-                " Buildbot's tables on MySQL and MariaDB hold three bytes a character",
-            )
+            self.problem(where, f"{replaced} {self.db.replaced_what}")
         self.summary.imported += 1
         self.summary.logs += logs
         self.summary.text_bytes += text_bytes

@@ -44,15 +44,22 @@ def _eq(column: Any, value: Any) -> Any:
     return column.is_(None) if value is None else column == value
 
 
-def _narrowed(value: Any) -> tuple[Any, int]:
-    """C{value} (a statement's parameters) with U+FFFD for each wide character; their count."""
+# What PostgreSQL's text cannot hold.
+_NUL = re.compile("\x00")
+
+
+def _narrowed(value: Any, refused: re.Pattern[str]) -> tuple[Any, int]:
+    """
+    C{value} (a statement's parameters) with U+FFFD for each character
+    C{refused} matches in its text; their count.
+    """
     if isinstance(value, str):
-        return _BEYOND_THREE_BYTES.subn("\ufffd", value)
+        return refused.subn("\ufffd", value)
     if isinstance(value, dict):
-        pairs = [(key, *_narrowed(item)) for key, item in value.items()]
+        pairs = [(key, *_narrowed(item, refused)) for key, item in value.items()]
         return {key: item for key, item, _ in pairs}, sum(count for *_, count in pairs)
     if isinstance(value, (list, tuple)):
-        items = [_narrowed(item) for item in value]
+        items = [_narrowed(item, refused) for item in value]
         return type(value)(item for item, _ in items), sum(count for _, count in items)
     return value, 0
 
@@ -65,13 +72,25 @@ class Database:
         self.m = model
         self._workers: dict[str, int] = {}
         self._replaced = 0
+        # Characters the server would refuse the whole build for go in as
+        # U+FFFD, and the import says how many (take_replaced, replaced_what).
         # Buildbot creates its tables on MySQL and MariaDB in utf8mb3,
-        # whatever the database's own character set: a character beyond
-        # U+FFFF (an emoji in a commit message) would make the server
-        # refuse the whole build.  There such characters go in as U+FFFD,
-        # and the import says how many (take_replaced).
+        # whatever the database's own character set: no character beyond
+        # U+FFFF (an emoji in a commit message).  PostgreSQL's text holds no
+        # NUL (0.8 kept what a step's text had).
+        self._refused: re.Pattern[str] | None = None
+        self.replaced_what = ""
         if engine.dialect.name == "mysql" and self._text_columns_hold_three_bytes():
-            sa.event.listen(engine, "before_cursor_execute", self._replace_wide, retval=True)
+            self._refused = _BEYOND_THREE_BYTES
+            self.replaced_what = (
+                "characters beyond U+FFFF (emoji and the like) stored as U+FFFD:"
+                " Buildbot's tables on MySQL and MariaDB hold three bytes a character"
+            )
+        elif engine.dialect.name == "postgresql":
+            self._refused = _NUL
+            self.replaced_what = "NUL characters stored as U+FFFD: PostgreSQL's text holds none"
+        if self._refused is not None:
+            sa.event.listen(engine, "before_cursor_execute", self._replace_refused, retval=True)
 
     def _text_columns_hold_three_bytes(self) -> bool:
         query = sa.text(
@@ -83,10 +102,11 @@ class Database:
             charset = conn.execute(query).scalar()
         return charset in ("utf8", "utf8mb3")
 
-    def _replace_wide(
+    def _replace_refused(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any
     ) -> tuple[str, Any]:
-        narrowed, replaced = _narrowed(parameters)
+        assert self._refused is not None
+        narrowed, replaced = _narrowed(parameters, self._refused)
         # Only what is written counts: a lookup's values are narrowed alike
         # so that it finds what was stored, but store nothing.
         if statement.lstrip()[:6].upper() in ("INSERT", "UPDATE"):

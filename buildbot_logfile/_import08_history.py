@@ -112,7 +112,7 @@ def load_pickle(path: str) -> Any:
             f"not loaded, it names what an 0.8 status pickle never does ({e})"
         ) from e
     except (pickle.UnpicklingError, EOFError) as e:
-        raise HistoryError(f"unreadable pickle ({e or 'truncated'})") from e
+        raise HistoryError(f"unreadable pickle ({str(e) or 'truncated'})") from e
     except OSError as e:
         raise HistoryError(f"unreadable ({e.strerror or e})") from e
     except Exception as e:  # a damaged pickle can raise almost anything
@@ -201,12 +201,16 @@ def builder_folders(
 def build_numbers(folder: str) -> list[int]:
     """
     The numbers of the build pickles in a builder's folder, in order: its
-    files named by a number (not a FIFO, whose reading would wait for ever).
+    files named by a number as 0.8 wrote it (C{8}, not C{008}: 0.8 opened
+    C{"%d"}), not a FIFO, whose reading would wait for ever.
     """
     return sorted(
         int(n)
         for n in os.listdir(folder)
-        if n.isdigit() and n.isascii() and os.path.isfile(os.path.join(folder, n))
+        if n.isdigit()
+        and n.isascii()
+        and n == str(int(n))
+        and os.path.isfile(os.path.join(folder, n))
     )
 
 

@@ -2,10 +2,10 @@
 0.8 log files into Buildbot 4 log chunks, a piece at a time.
 
 An 0.8 log file (plain, C{.bz2} or C{.gz}) is read record by record
-(L{iter_records}); each record goes through Buildbot's own
-C{LineBoundaryFinder} for its stream, exactly as a worker's chunk goes
-through C{StreamLog} on a live master, so the lines (carriage returns,
-4096-character splits) are the ones Buildbot would have stored.  The
+(L{iter_records}); each record's text is cut into lines by Buildbot's rules
+for its stream (L{Lines}: carriage returns and cursor codes end lines, a
+line over 4096 characters is cut every 4096), so the lines are the ones
+Buildbot stores of a worker's output.  The
 prefixed lines are packed into chunks as C{compressLog} leaves a finished
 log: at most C{MAX_CHUNK_SIZE} bytes and C{MAX_CHUNK_LINES} lines each,
 compressed with the master's method where that makes them smaller.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from buildbot.db.logs import LogsConnectorComponent
-from buildbot.util.lineboundaries import LineBoundaryFinder
+from buildbot.util.lineboundaries import LineBoundaryFinder as _Finder
 
 from buildbot_logfile import _spool
 from buildbot_logfile._records import ChunkDecoder, LogFileFormatError, iter_records
@@ -292,22 +292,64 @@ class ChunkPacker:
         self.size = self.lines = 0
 
 
+class Lines:
+    """
+    One stream's text cut into whole lines by Buildbot's rules: its line
+    ends (C{\\r\\n}, a lone C{\\r}, cursor codes, backspaces) become
+    newlines, and a line over C{MAX_LINELENGTH} characters is cut every
+    C{MAX_LINELENGTH}, from its start.  Not Buildbot's C{LineBoundaryFinder}
+    itself: once a line ran past that length, it took the next text as it
+    came and cut it every 4096 characters, newlines or not, so an 0.8
+    record after such a line would lose its lines.
+    """
+
+    MAX_LINELENGTH = _Finder.MAX_LINELENGTH
+    _LONG = re.compile("[^\n]{%d,}" % (_Finder.MAX_LINELENGTH + 1))
+
+    def __init__(self) -> None:
+        self.partial = ""
+
+    def append(self, text: str) -> str | None:
+        """The lines C{text} completes, each ending in a newline, or None."""
+        # Again over the partial line: a line end may straddle two texts.
+        text = _Finder.newline_re.sub("\n", self.partial + text)
+        end = text.rfind("\n") + 1
+        lines, self.partial = text[:end], text[end:]
+        if len(self.partial) > self.MAX_LINELENGTH:
+            # The pieces of a line this long are known already: out with
+            # them (at most a piece waits, whatever the line's length).
+            keep = len(self.partial) - (len(self.partial) - 1) % self.MAX_LINELENGTH - 1
+            lines += self._cut(self.partial[:keep]) + "\n"
+            self.partial = self.partial[keep:]
+        if len(lines) > self.MAX_LINELENGTH:
+            lines = self._LONG.sub(lambda m: self._cut(m.group()), lines)
+        return lines or None
+
+    def flush(self) -> str | None:
+        """The last line, ended, if the text did not end one."""
+        return self.append("\n") if self.partial else None
+
+    def _cut(self, line: str) -> str:
+        size = self.MAX_LINELENGTH
+        return "\n".join(line[i : i + size] for i in range(0, len(line), size))
+
+
 class StreamLines:
     """
-    A stream log as C{StreamLog} builds it: one C{LineBoundaryFinder} per
-    stream, lines prefixed with the stream's letter.
+    A stream log as C{StreamLog} builds it: the lines of each stream
+    (L{Lines}), prefixed with the stream's letter.
     """
 
     def __init__(self, packer: ChunkPacker) -> None:
         self.packer = packer
-        self.finders: dict[str, LineBoundaryFinder] = {}
+        self.finders: dict[str, Lines] = {}
         self.text_bytes = 0
 
     def add(self, channel: int, text: str) -> None:
         stream = STREAM_OF_CHANNEL[channel]
         finder = self.finders.get(stream)
         if finder is None:
-            finder = self.finders[stream] = LineBoundaryFinder()
+            finder = self.finders[stream] = Lines()
         self.text_bytes += len(text) if text.isascii() else len(text.encode("utf-8"))
         self._lines(stream, finder.append(text))
 
@@ -326,7 +368,7 @@ class PlainLines:
 
     def __init__(self, packer: ChunkPacker) -> None:
         self.packer = packer
-        self.finder = LineBoundaryFinder()
+        self.finder = Lines()
         self.text_bytes = 0
 
     def add(self, text: str) -> None:

@@ -384,6 +384,9 @@ class LogMirror:
     def _finish(self, lf: LogFile) -> None:
         lf.finish()
         self._note_spool()
+        if not _worth_compressing(lf):
+            self._progressed()
+            return
         compressing = lf.compressLog().addCallback(self._note_spool)
         compressing.addErrback(lambda f: log.err(f, f"while compressing {lf.getFilename()}"))
         if not compressing.called:
@@ -414,6 +417,20 @@ class LogMirror:
         self._note_spool()
         self._progressed()
         return True
+
+
+def _worth_compressing(lf: LogFile) -> bool:
+    """
+    Whether a finished log's spool is compressed: as 0.8's step did, when
+    it is larger than the master's C{logCompressionLimit} (False: never).
+    """
+    limit = lf.master.config.logCompressionLimit
+    if limit is False:
+        return False
+    try:
+        return os.path.getsize(lf.getFilename()) > limit
+    except OSError:
+        return False  # the spool failed: nothing to compress
 
 
 class MirrorRegistry:

@@ -31,9 +31,10 @@ class _Settings(Protocol):
 
 class RecordRun:
     """
-    Entries of one channel accumulate until the channel changes or the
-    next entry would take the run past C{settings.chunkSize} bytes, read
-    as the run starts; then they become one record, handed to the spool writer.
+    Entries of one channel accumulate until the channel changes or the run
+    reaches C{settings.chunkSize} bytes (read at each entry, as 0.8 did);
+    then they become records of C{chunkSize} bytes and what remains, handed
+    to the spool writer: 0.8's records, byte for byte.
 
     The run keeps ASCII text as it is, being its own UTF-8 (a run of it is
     encoded once, as a whole), and other text encoded as it arrives, so
@@ -48,23 +49,20 @@ class RecordRun:
         self._settings = settings
         self._text_index = text_index
         self._text_merged = 0  # bytes of stdout and stderr text made records
-        self.chunk_size = settings.chunkSize  # this run's
         # No channel: the first entry starts a run.
         self.channel = -1
         self.merged = 0  # bytes of text already made records
         self._pieces: list[str | bytes] = []
         self._encoded = False  # some piece is bytes
-        self._room = self.chunk_size
+        self.size = 0  # bytes of text in the run
+        self._held = 0  # of which held (see append)
 
-    @property
-    def size(self) -> int:
-        """Bytes of text in the run."""
-        return self.chunk_size - self._room
-
-    def append(self, channel: int, text: str | bytes) -> None:
+    def append(self, channel: int, text: str | bytes, hold: bool = False) -> None:
         """
         Add C{text} on C{channel}, or start a new run with it.  This is all
         that appending to an unobserved log costs, so it is kept short.
+        C{hold}: text that does not count towards the run's size until it
+        becomes records, as 0.8 held its truncation header.
         """
         if text.__class__ is str:
             if not text.isascii():
@@ -73,57 +71,60 @@ class RecordRun:
         else:
             text = as_text(text).encode()
             self._encoded = True
-        room = self._room - len(text)
-        if room < 0 or channel != self.channel:
+        if channel != self.channel:
             self._start(channel, text)
         else:
             self._pieces.append(text)
-            self._room = room
+            self.size += len(text)
+        if hold:
+            self._held += len(text)
+        elif self.size - self._held >= self._settings.chunkSize:
+            self.merge()
 
     def _start(self, channel: int, piece: str | bytes) -> None:
-        # Writing the run before it overflows keeps records whole entries:
-        # no record is split just to cut off a small remainder.
         if channel not in CHANNELS:
             raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
         self.merge()
-        chunk_size = self._settings.chunkSize
-        self.chunk_size = chunk_size if chunk_size > 0 else 1
         self.channel = channel
         self._pieces = [piece]
         self._encoded = piece.__class__ is bytes
-        self._room = self.chunk_size - len(piece)
+        self.size = len(piece)
+        self._held = 0
 
     def merge(self) -> None:
-        """Turn the run into records (0.8's C{_merge})."""
+        """Turn the run into records (0.8's C{_merge}); empty text makes none."""
         pieces = self._pieces
         if not pieces:
             return
         channel = self.channel
         encoded = self._encoded
         size = self.size
+        chunk_size = max(1, self._settings.chunkSize)
         self.merged += size
         self._pieces = []
         self._encoded = False
-        self._room = self.chunk_size
-        self.channel = -1  # the next entry starts a run, reading chunk_size
-        if size <= self.chunk_size:
+        self.size = self._held = 0
+        self.channel = -1
+        if not size:
+            return
+        if size <= chunk_size:
             # The record in one join: the run's text is copied once.
             pieces.insert(0, "%d:%d" % (size + 1, channel))
             pieces.append(",")
             self.writer.add(_join(pieces, encoded))
         else:
-            self._split(channel, _join(pieces, encoded), size)
+            self._split(channel, _join(pieces, encoded), size, chunk_size)
         if channel < 2:  # stdout, stderr
             self._text_merged += size
             self._text_index.passed(
                 self._text_merged, self.writer.end, self._settings.TEXT_MARK_SPACING
             )
 
-    def _split(self, channel: int, data: bytes, size: int) -> None:
-        """Records of a single entry larger than chunk_size."""
+    def _split(self, channel: int, data: bytes, size: int, chunk_size: int) -> None:
+        """Records of C{chunk_size} bytes, cut between characters, and what remains."""
         pos = 0
         while pos < size:
-            end = pos + self.chunk_size
+            end = pos + chunk_size
             end = size if end >= size else char_boundary(data, end)
             if end <= pos:  # a chunk_size smaller than one character
                 end = pos + 1

@@ -19,6 +19,7 @@ they are parsed back is L{buildbot_logfile._records}'.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any, TypeVar
@@ -90,6 +91,9 @@ class LogFile:
     finished = False
     nonHeaderLength = 0
     tailLength = 0
+    # Bytes stored past logMaxSize (what fitted, the headers, the tail),
+    # which 0.8's length did not count.
+    _uncounted = 0
     maxLengthExceeded = False
     openfile: IO[bytes] | None = None
     # Beyond 0.8: the data API's slug of the log, where it is one (the
@@ -434,10 +438,10 @@ class LogFile:
         else:
             self.addEntry = self._run.append  # type: ignore[method-assign]
 
-    def _store(self, channel: int, text: str) -> None:
-        """Keep C{text} and push it to the producers that follow the log."""
+    def _store(self, channel: int, text: str, hold: bool = False) -> None:
+        """Keep C{text} (see L{RecordRun.append}); push it to the producers that follow the log."""
         assert self._run is not None
-        self._run.append(channel, text)
+        self._run.append(channel, text, hold)
         for p in list(self._followers):
             p.live_entry(channel, text)
 
@@ -455,7 +459,8 @@ class LogFile:
             if head:
                 self._store(channel, head.decode())
             msg = f"\nOutput exceeded {limit} bytes, remaining output has been truncated\n"
-            self._store(HEADER, msg)
+            self._store(HEADER, msg, hold=True)
+            self._uncounted += len(head) + len(msg)
             self.maxLengthExceeded = True
         tail_limit = self.logMaxTailSize
         if tail_limit and data:
@@ -493,9 +498,17 @@ class LogFile:
         if self.finished:
             return defer.succeed(None)
         if self.tailBuffer:
-            self._store(HEADER, f"\nFinal {self.tailLength} bytes follow below:\n")
-            for channel, data in self.tailBuffer:
-                self._store(channel, data.decode())
+            assert self._run is not None
+            # A record of its own, as 0.8 wrote it, not one with the header before.
+            self._run.merge()
+            msg = f"\nFinal {self.tailLength} bytes follow below:\n"
+            self._store(HEADER, msg)
+            self._run.merge()
+            # Each channel's stretch of the tail as one entry, cut as 0.8
+            # cut the tail (which it wrote all under its first channel).
+            for channel, stretch in itertools.groupby(self.tailBuffer, key=lambda e: e[0]):
+                self._store(channel, b"".join(data for _, data in stretch).decode())
+            self._uncounted += len(msg) + self.tailLength
             self.tailBuffer = []
         self._end()
         return defer.succeed(None)
@@ -563,13 +576,15 @@ class LogFile:
     @property
     def length(self) -> int:
         """
-        Bytes of text stored so far (after any truncation).  0.8 kept it in
-        the pickle; a log opened from its file counts its records once, at
-        the first ask, reading the file at once as 0.8's synchronous API
-        did (0 if the file cannot be read, which marks the spool failed).
+        Bytes of text added so far, but for what came past C{logMaxSize}
+        (0.8 did not count what it kept of that, nor its headers).  0.8
+        kept it in the pickle; a log opened from its file counts its
+        records once, at the first ask, reading the file at once as 0.8's
+        synchronous API did (0 if the file cannot be read, which marks the
+        spool failed).
         """
         if self._run is not None:
-            return self._run.merged + self._run.size
+            return self._run.merged + self._run.size - self._uncounted
         if self._stored_length is None:
             try:
                 with self.open_reader() as f:
@@ -658,6 +673,10 @@ class LogFile:
 
 class HTMLLogFile(LogFile):
     """An HTML log: the html is one STDERR entry, and the log is finished at once."""
+
+    def hasContents(self) -> bool:
+        """Always, as 0.8 answered: its HTML was in the build's pickle."""
+        return True
 
     def __init__(self, parent: Any, name: str, logfilename: str, html: str | bytes) -> None:
         super().__init__(parent, name, logfilename)

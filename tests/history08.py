@@ -131,22 +131,34 @@ def stdout_stderr(records: list[tuple[int, bytes]]) -> str:
 
 def stream_content(records: list[tuple[int, bytes]]) -> str:
     """
-    What Buildbot's C{StreamLog} stores for these records received as a
-    worker's chunks: each stream's lines through its own
-    C{LineBoundaryFinder}, prefixed with the stream's letter.
+    What the import stores for these records: each stream's text cut into
+    lines by Buildbot's rules (C{\\r\\n}, a lone C{\\r}, cursor codes and
+    backspaces end lines; a line over 4096 characters is cut every 4096),
+    prefixed with the stream's letter; a stream's lines come out as a
+    record completes them (and the whole pieces of a line that long), its
+    last one at the end.
     """
-    finders: dict[str, LineBoundaryFinder] = {}
+    partial: dict[str, str] = {}
     out = []
 
-    def add(stream: str, lines: str | None) -> None:
-        if lines is not None:
-            out.extend(stream + line for line in lines.splitlines(True))
+    def lines(stream: str, text: str) -> None:
+        for line in text.split("\n")[:-1]:
+            pieces = [line[i : i + 4096] for i in range(0, len(line), 4096)] or [""]
+            out.extend(stream + piece + "\n" for piece in pieces)
 
     for ch, text in decoded(records):
         stream = "oeh"[ch]
-        add(stream, finders.setdefault(stream, LineBoundaryFinder()).append(text))
-    for stream, finder in finders.items():
-        add(stream, finder.flush())
+        text = LineBoundaryFinder.newline_re.sub("\n", partial.get(stream, "") + text)
+        end = text.rfind("\n") + 1
+        lines(stream, text[:end])
+        rest = text[end:]
+        while len(rest) > 4096:
+            lines(stream, rest[:4096] + "\n")
+            rest = rest[4096:]
+        partial[stream] = rest
+    for stream, rest in partial.items():
+        if rest:
+            lines(stream, LineBoundaryFinder.newline_re.sub("\n", rest + "\n"))
     return "".join(out)
 
 

@@ -161,7 +161,7 @@ def builders_of_a_stub_status() -> Builders:
         master=None,
         spool_dir="spool",
         watchers=[],
-        workers=SimpleNamespace(of_builder=lambda builderid: []),
+        workers=SimpleNamespace(of_builder=lambda builderid, name: []),
     )
     return Builders(status)
 

@@ -620,14 +620,13 @@ class WrittenHistoryTests(ImportTestCase):
         _, content = yield self.db_log("builder", 7, "compile", "stdio")
         self.assertEqual(
             content,
-            # A line is split at 4096 characters once a record has left
-            # more than that waiting for its end (Buildbot's rule); a
-            # stream's partial line waits while the other streams go on.
+            # A line over 4096 characters is cut every 4096 (Buildbot's
+            # rule), wherever 0.8's records cut it.
             "hcommand: make\n"
-            + "".join("o" + "a" * n + "\n" for n in (4096, 4096, 1807))
+            + "".join("o" + "a" * n + "\n" for n in (4096, 4096))
+            + "o" + "a" * 1807 + "\u00e9 split across records\n"
             + "ewarning: dos line\n"
-            + "o\u00e9 split across records\n"
-            + "".join("o" + "x" * n + "\n" for n in (4096, 4096, 1808, 2000))
+            + "".join("o" + "x" * n + "\n" for n in (4096, 4096, 3808))
             + "ono newline at the end\n",
         )  # fmt: skip
         self.assertEqual(
@@ -641,6 +640,26 @@ class WrittenHistoryTests(ImportTestCase):
             methods = conn.execute(sa.text("select distinct compressed from logchunks")).all()
         engine.dispose()
         self.assertEqual(sorted(r[0] for r in methods), [0, 1])  # gz where it is smaller
+
+    @defer.inlineCallbacks
+    def test_the_lines_after_a_long_one_are_kept_whole(self) -> Any:
+        # A line over 4096 characters that a record cuts: Buildbot's own
+        # line finder would cut every line of the records after it too.
+        old, master_dir = self.dirs()
+        folder = os.path.join(old, "builder")
+        h.write_builder(folder, "builder")
+        short = ["line %05d of the build\n" % i for i in range(3000)]
+        text = "".join(short[:300]) + "L" * 6000 + "\r\n" + "".join(short[300:])
+        h.write_log(os.path.join(folder, "1-log-compile-stdio.bz2"), [(0, text)])
+        logs = [h.LogFile(name="stdio", filename="1-log-compile-stdio")]
+        h.write_build(folder, h.build(1, [h.step("compile", logs, 1200000001.5)], 1200000000.5))
+        result = h.run_import(old, master_dir)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        yield self.start(master_dir)
+        _, content = yield self.db_log("builder", 1, "compile", "stdio")
+        lines = ["o" + line for line in short]
+        lines[300:300] = ["o" + "L" * 4096 + "\n", "o" + "L" * 1904 + "\n"]
+        self.assertEqual(content, "".join(lines))
 
     @defer.inlineCallbacks
     def test_broken_input_is_reported_and_the_rest_imported(self) -> Any:
@@ -1050,6 +1069,39 @@ class PostgresTests(PostgresTestCase, ImportTestCase):
 
     def test_v083_history_on_postgresql(self) -> Any:
         return check_v083_history_on_a_server(self)
+
+    @defer.inlineCallbacks
+    def test_a_nul_character_is_replaced_not_the_run_stopped(self) -> Any:
+        # PostgreSQL's text holds no NUL; 0.8 kept whatever a step said.
+        url = self.fresh_database()
+        base = os.path.abspath(self.mktemp())
+        os.makedirs(base)
+        folder = os.path.join(base, "old", "builder")
+        master_dir = h.create_master_dir(os.path.join(base, "master"), db=url)
+        h.write_builder(folder, "builder")
+        h.write_log(os.path.join(folder, "1-log-compile-stdio"), [(0, "a\x00b\n")])
+        logs = [h.LogFile(name="stdio", filename="1-log-compile-stdio")]
+        steps = [h.step("compile", logs, 1200000001.5, text=["compile", "bad\x00byte"])]
+        h.write_build(folder, h.build(1, steps, 1200000000.5))
+        h.write_build(folder, h.build(2, [], 1200000100.5))
+        result = h.run_import(os.path.join(base, "old"), master_dir)
+        self.assertEqual(
+            (result.returncode, result.stdout),
+            (
+                1,
+                f"problem: {os.path.join(folder, '1')}: 1 NUL characters stored as U+FFFD:"
+                " PostgreSQL's text holds none\n" + summary("1", 2, 0, 0, 0, 1, 4, 1),
+            ),
+        )
+        yield self.start_master(
+            {"builder": [python_step("hello", "print('hello')")]}, http=True, db_url=url
+        )
+        build = yield self.master.data.get(("builders", "builder", "builds", 1))
+        (step,) = yield self.master.data.get(("builds", build["buildid"], "steps"))
+        self.assertEqual(step["state_string"], "compile bad\ufffdbyte")
+        # Log text is stored as bytes, and keeps it.
+        _, content = yield self.db_log("builder", 1, "compile", "stdio")
+        self.assertEqual(content, "oa\x00b\n")
 
 
 class MariaDBTests(MariaDBTestCase, ImportTestCase):

@@ -138,17 +138,16 @@ def test_many_small_entries_and_records(tmp_path: Path) -> None:
         lf.addEntry(1 - i % 2, "ab")
     lf.addStdout("x" * (3 * WRITE_BUFFER))
     lf.finish()
-    big = b"".join(b"10001:0" + b"x" * 10000 + b"," for _ in range(3 * WRITE_BUFFER // 10000))
-    tail = 3 * WRITE_BUFFER % 10000
+    # The last "ab" is stdout: it and the x's are one run, cut every 10,000 bytes, as 0.8 cut it.
+    run = b"ab" + b"x" * (3 * WRITE_BUFFER)
+    cut = [run[i : i + 10000] for i in range(0, len(run), 10000)]
     assert spool(lf) == (
         b"3001:0"
         + b"o" * 3000
         + b","
-        + b"3:1ab,3:0ab," * 1500
-        + big
-        + b"%d:0" % (tail + 1)
-        + b"x" * tail
-        + b","
+        + b"3:1ab,3:0ab," * 1499
+        + b"3:1ab,"
+        + b"".join(b"%d:0%s," % (len(piece) + 1, piece) for piece in cut)
     )
 
 
