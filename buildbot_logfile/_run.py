@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from buildbot_logfile._records import char_boundary, encode_record
+from buildbot_logfile._records import char_boundary
 from buildbot_logfile._spool import SpoolWriter
 from buildbot_logfile._text_index import TextIndex
 
@@ -54,8 +54,14 @@ class RecordRun:
         self.merged = 0  # bytes of text already made records
         self._pieces: list[str | bytes] = []
         self._encoded = False  # some piece is bytes
-        self.size = 0  # bytes of text in the run
-        self._held = 0  # of which held (see append)
+        # Bytes of text in the run: those that count towards chunkSize
+        # (0.8's runLength), and those held (see append).
+        self._counted = self._held = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes of text in the run."""
+        return self._counted + self._held
 
     def append(self, channel: int, text: str | bytes, hold: bool = False) -> None:
         """
@@ -75,21 +81,22 @@ class RecordRun:
             self._start(channel, text)
         else:
             self._pieces.append(text)
-            self.size += len(text)
         if hold:
             self._held += len(text)
-        elif self.size - self._held >= self._settings.chunkSize:
-            self.merge()
+        else:
+            counted = self._counted = self._counted + len(text)
+            if counted >= self._settings.chunkSize:
+                self.merge()
 
     def _start(self, channel: int, piece: str | bytes) -> None:
         if channel not in CHANNELS:
             raise ValueError(f"channel number must be a single decimal digit, not {channel!r}")
-        self.merge()
+        if self._pieces:
+            self.merge()
         self.channel = channel
         self._pieces = [piece]
         self._encoded = piece.__class__ is bytes
-        self.size = len(piece)
-        self._held = 0
+        self._counted = self._held = 0
 
     def merge(self) -> None:
         """Turn the run into records (0.8's C{_merge}); empty text makes none."""
@@ -103,7 +110,7 @@ class RecordRun:
         self.merged += size
         self._pieces = []
         self._encoded = False
-        self.size = self._held = 0
+        self._counted = self._held = 0
         self.channel = -1
         if not size:
             return
@@ -113,25 +120,12 @@ class RecordRun:
             pieces.append(",")
             self.writer.add(_join(pieces, encoded))
         else:
-            self._split(channel, _join(pieces, encoded), size, chunk_size)
+            self.writer.add(_join(_records(channel, pieces, size, chunk_size), encoded))
         if channel < 2:  # stdout, stderr
             self._text_merged += size
             self._text_index.passed(
                 self._text_merged, self.writer.end, self._settings.TEXT_MARK_SPACING
             )
-
-    def _split(self, channel: int, data: bytes, size: int, chunk_size: int) -> None:
-        """Records of C{chunk_size} bytes, cut between characters, and what remains."""
-        pos = 0
-        while pos < size:
-            end = pos + chunk_size
-            end = size if end >= size else char_boundary(data, end)
-            if end <= pos:  # a chunk_size smaller than one character
-                end = pos + 1
-                while end < size and (data[end] & 0xC0) == 0x80:
-                    end += 1
-            self.writer.add(encode_record(channel, data[pos:end]))
-            pos = end
 
     def text(self, sent: int = 0) -> bytes:
         """The run's text as UTF-8, after its first C{sent} bytes."""
@@ -143,3 +137,55 @@ def _join(pieces: list[str | bytes], encoded: bool) -> bytes:
     if not encoded:
         return "".join(pieces).encode()  # type: ignore[arg-type]
     return b"".join([p if p.__class__ is bytes else p.encode() for p in pieces])  # type: ignore[union-attr]
+
+
+def _records(
+    channel: int, pieces: list[str | bytes], size: int, chunk_size: int
+) -> list[str | bytes]:
+    """
+    Records of C{chunk_size} bytes of C{pieces}' C{size} bytes of text, the
+    last maybe fewer, as pieces for one join, headers and commas included:
+    a piece is cut only where a record ends, and between characters (a
+    record ends short of one that would not fit, or holds one whole
+    character when C{chunk_size} is smaller).  ASCII pieces are C{str},
+    others UTF-8.
+    """
+    last = pieces[-1]
+    before = size - len(last)
+    if before < chunk_size and last.__class__ is str:
+        # The usual run: its last entry took it past chunk_size, and may
+        # be cut anywhere.
+        cut = chunk_size - before
+        out: list[str | bytes] = [
+            "%d:%d" % (chunk_size + 1, channel),
+            *pieces[:-1],
+            last[:cut],
+            ",",
+        ]
+        for start in range(cut, len(last), chunk_size):
+            more = last[start : start + chunk_size]
+            out += ["%d:%d" % (len(more) + 1, channel), more, ","]
+        return out
+    out = []
+    record: list[str | bytes] = []
+    used = 0
+    for piece in pieces:
+        while used + len(piece) > chunk_size:
+            room = chunk_size - used
+            cut = room if piece.__class__ is str else char_boundary(piece, room)  # type: ignore[arg-type]
+            if cut == 0 and used == 0:
+                cut = 1
+                while cut < len(piece) and (piece[cut] & 0xC0) == 0x80:  # type: ignore[operator]
+                    cut += 1
+            if cut:
+                record.append(piece[:cut])
+                used += cut
+                piece = piece[cut:]
+            out += ["%d:%d" % (used + 1, channel), *record, ","]
+            record, used = [], 0
+        if piece:
+            record.append(piece)
+            used += len(piece)
+    if record:
+        out += ["%d:%d" % (used + 1, channel), *record, ","]
+    return out
