@@ -304,7 +304,6 @@ class Lines:
     """
 
     MAX_LINELENGTH = _Finder.MAX_LINELENGTH
-    _LONG = re.compile("[^\n]{%d,}" % (_Finder.MAX_LINELENGTH + 1))
 
     def __init__(self) -> None:
         self.partial = ""
@@ -322,7 +321,9 @@ class Lines:
             lines += self._cut(self.partial[:keep]) + "\n"
             self.partial = self.partial[keep:]
         if len(lines) > self.MAX_LINELENGTH:
-            lines = self._LONG.sub(lambda m: self._cut(m.group()), lines)
+            split = lines.split("\n")
+            if max(map(len, split)) > self.MAX_LINELENGTH:
+                lines = "\n".join([self._cut(line) for line in split])
         return lines or None
 
     def flush(self) -> str | None:
@@ -330,8 +331,11 @@ class Lines:
         return self.append("\n") if self.partial else None
 
     def _cut(self, line: str) -> str:
+        """C{line} as lines of C{MAX_LINELENGTH} characters, the last maybe fewer."""
         size = self.MAX_LINELENGTH
-        return "\n".join(line[i : i + size] for i in range(0, len(line), size))
+        if len(line) <= size:
+            return line
+        return "\n".join([line[i : i + size] for i in range(0, len(line), size)])
 
 
 class StreamLines:
