@@ -222,7 +222,7 @@ class BuilderStatus(Watched):
         wanted = set(results) if results is not None else None
         got = 0
         for build in self.status.finished_builds(self, max_buildnum, max_search):
-            if branches and not branches & {ss.branch for ss in build.getSourceStamps()}:
+            if branches and not branches & self._getBuildBranches(build):
                 continue
             if finished_before is not None and (build.finished or 0) >= finished_before:
                 continue
@@ -234,6 +234,11 @@ class BuilderStatus(Watched):
             got += 1
             if num_builds is not None and got >= num_builds:
                 return
+
+    @staticmethod
+    def _getBuildBranches(build: BuildStatus) -> set[str | None]:
+        """The branches of the build's source stamps (0.8's helper of the same name)."""
+        return {ss.branch for ss in build.getSourceStamps()}
 
     def eventGenerator(
         self,
@@ -264,7 +269,7 @@ class BuilderStatus(Watched):
                 break
             if (build.started or 0) < minTime:
                 break
-            if branches and not branches & {ss.branch for ss in build.getSourceStamps()}:
+            if branches and not branches & self._getBuildBranches(build):
                 continue
             if committers and not any(c.who in committers for c in build.getChanges()):
                 continue

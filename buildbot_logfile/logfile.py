@@ -674,11 +674,11 @@ class LogFile:
 class HTMLLogFile(LogFile):
     """An HTML log: the html is one STDERR entry, and the log is finished at once."""
 
-    def hasContents(self) -> bool:
-        """Always, as 0.8 answered: its HTML was in the build's pickle."""
-        return True
-
     def __init__(self, parent: Any, name: str, logfilename: str, html: str | bytes) -> None:
         super().__init__(parent, name, logfilename)
         self.addStderr(html)
         self.finish()
+
+    def hasContents(self) -> bool:
+        """Always, as 0.8 answered: its HTML was in the build's pickle."""
+        return True
