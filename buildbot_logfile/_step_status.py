@@ -128,7 +128,7 @@ class BuildStepStatus(Watched):
         self.urls = {u["name"]: u["url"] for u in step.get("urls") or []}
         self.hidden = bool(step.get("hidden"))
         if running is not None:
-            self.statistics = dict(getattr(running, "statistics", None) or {})
+            self.statistics = running.getStatistics()
         if finished:
             self.started = epoch(step.get("started_at")) or self.started
             self.finished = epoch(step.get("complete_at"))
