@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from buildbot.process.results import EXCEPTION
 from buildbot.util import identifiers
 
-from buildbot_logfile._import08_db import COLUMN, Database, too_long, unique_names
+from buildbot_logfile._import08_db import Database, fit_columns, unique_names
 from buildbot_logfile._import08_history import (
     Build08,
     HistoryError,
@@ -311,11 +311,9 @@ class Importer:
                 f"the build never finished; imported as finished at {int(build.finished)} "
                 f"with results {build.results}",
             )
-        cut = too_long(build)
+        cut = fit_columns(build, self.db.m)
         if cut:
-            self.problem(
-                where, f"{', '.join(cut)} cut to {COLUMN}, as much as Buildbot's column holds"
-            )
+            self.problem(where, f"{', '.join(cut)}, as much as Buildbot's column holds")
         self.db.take_replaced()
         try:
             if self.dry_run:

@@ -172,7 +172,7 @@ class Database:
             conn,
             self.m.buildsets.insert().values(
                 external_idstring=None,
-                reason=build.reason[:COLUMN],
+                reason=build.reason,
                 submitted_at=started,
                 complete=1,
                 complete_at=complete_at if complete_at is not None else started,
@@ -225,9 +225,9 @@ class Database:
                 [
                     {
                         "buildid": buildid,
-                        "name": name[:COLUMN],
+                        "name": name,
                         "value": json.dumps(value),
-                        "source": source[:COLUMN],
+                        "source": source,
                     }
                     for name, (value, source) in build.properties.items()
                 ],
@@ -342,7 +342,7 @@ class Database:
         t = self.m.changes
         row = conn.execute(
             sa.select(t.c.changeid).where(
-                t.c.author == change.author[:255],
+                t.c.author == change.author,
                 t.c.when_timestamp == change.when,
                 _eq(t.c.revision, change.revision),
                 _eq(t.c.branch, change.branch),
@@ -367,7 +367,7 @@ class Database:
         changeid = _new_id(
             conn,
             t.insert().values(
-                author=change.author[:255],
+                author=change.author,
                 committer=None,
                 comments=change.comments,
                 branch=change.branch,
@@ -431,21 +431,47 @@ class ChunkWriter:
             self.rows = []
 
 
-# Characters Buildbot's columns of a reason and a property's name and source hold.
-COLUMN = 256
+def fit_columns(build: Build08, model: Any) -> list[str]:
+    """
+    Cut what of C{build} is longer than its column in Buildbot's tables
+    (PostgreSQL and MySQL refuse the whole build for it; SQLite keeps it):
+    what was cut, said for the import.
+    """
+    cut: list[str] = []
+
+    def fit(value: str | None, column: Any, what: str) -> Any:
+        length = column.type.length
+        if value is None or len(value) <= length:
+            return value
+        cut.append(f"{what} of {len(value)} characters cut to {length}")
+        return value[:length]
+
+    m = model
+    build.reason = fit(build.reason, m.buildsets.c.reason, "the reason")
+    build.workername = fit(build.workername, m.workers.c.name, "the worker's name")
+    props = m.build_properties.c
+    build.properties = {
+        fit(name, props.name, f"property name {name[:40]!r}..."): (
+            value,
+            fit(source, props.source, f"the source of property {name[:40]!r}"),
+        )
+        for name, (value, source) in build.properties.items()
+    }
+    for ss in build.sourcestamps:
+        for attr in ("branch", "revision", "repository", "project", "codebase"):
+            value = getattr(ss, attr)
+            setattr(ss, attr, fit(value, m.sourcestamps.c[attr], f"a source stamp's {attr}"))
+        for change in ss.changes:
+            for attr in _CHANGE_COLUMNS:
+                value = getattr(change, attr)
+                setattr(change, attr, fit(value, m.changes.c[attr], f"a change's {attr}"))
+    return cut
 
 
-def too_long(build: Build08) -> list[str]:
-    """What of C{build} L{Database.add_build} cuts to fit its column, said for the import."""
-    found = []
-    if len(build.reason) > COLUMN:
-        found.append(f"the reason of {len(build.reason)} characters")
-    for name, (_, source) in build.properties.items():
-        if len(name) > COLUMN:
-            found.append(f"property name {name[:40]!r}... of {len(name)} characters")
-        if len(source) > COLUMN:
-            found.append(f"the source of property {name[:40]!r} of {len(source)} characters")
-    return found
+# The text columns of a change that 0.8's changes fill.
+_CHANGE_COLUMNS = (
+    "author", "branch", "revision", "revlink", "category", "repository", "codebase", "project",
+)  # fmt: skip
 
 
 def unique_names(names: list[str], length: int = 50) -> list[str]:

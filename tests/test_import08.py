@@ -1071,8 +1071,9 @@ class PostgresTests(PostgresTestCase, ImportTestCase):
         return check_v083_history_on_a_server(self)
 
     @defer.inlineCallbacks
-    def test_a_nul_character_is_replaced_not_the_run_stopped(self) -> Any:
-        # PostgreSQL's text holds no NUL; 0.8 kept whatever a step said.
+    def test_what_postgresql_refuses_is_fitted_not_the_build_lost(self) -> Any:
+        # PostgreSQL's text holds no NUL, and refuses a value longer than
+        # its column; 0.8 kept whatever a step said, and names of any length.
         url = self.fresh_database()
         base = os.path.abspath(self.mktemp())
         os.makedirs(base)
@@ -1083,14 +1084,20 @@ class PostgresTests(PostgresTestCase, ImportTestCase):
         logs = [h.LogFile(name="stdio", filename="1-log-compile-stdio")]
         steps = [h.step("compile", logs, 1200000001.5, text=["compile", "bad\x00byte"])]
         h.write_build(folder, h.build(1, steps, 1200000000.5))
-        h.write_build(folder, h.build(2, [], 1200000100.5))
+        source = h.SourceStamp(
+            branch="b" * 300, revision=None, repository="", project="", patch=None, changes=()
+        )
+        h.write_build(folder, h.build(2, [], 1200000100.5, slavename="w" * 71, source=source))
         result = h.run_import(os.path.join(base, "old"), master_dir)
         self.assertEqual(
             (result.returncode, result.stdout),
             (
                 1,
                 f"problem: {os.path.join(folder, '1')}: 1 NUL characters stored as U+FFFD:"
-                " PostgreSQL's text holds none\n" + summary("1", 2, 0, 0, 0, 1, 4, 1),
+                " PostgreSQL's text holds none\n"
+                f"problem: {os.path.join(folder, '2')}: the worker's name of 71 characters cut"
+                " to 50, a source stamp's branch of 300 characters cut to 256, as much as"
+                " Buildbot's column holds\n" + summary("1", 2, 0, 0, 0, 1, 4, 2),
             ),
         )
         yield self.start_master(
@@ -1102,6 +1109,13 @@ class PostgresTests(PostgresTestCase, ImportTestCase):
         # Log text is stored as bytes, and keeps it.
         _, content = yield self.db_log("builder", 1, "compile", "stdio")
         self.assertEqual(content, "oa\x00b\n")
+        second = yield self.master.data.get(("builders", "builder", "builds", 2))
+        worker = yield self.master.data.get(("workers", second["workerid"]))
+        request = yield self.master.data.get(("buildrequests", second["buildrequestid"]))
+        buildset = yield self.master.data.get(("buildsets", request["buildsetid"]))
+        self.assertEqual(
+            (worker["name"], buildset["sourcestamps"][0]["branch"]), ("w" * 50, "b" * 256)
+        )
 
 
 class MariaDBTests(MariaDBTestCase, ImportTestCase):
