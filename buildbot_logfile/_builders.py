@@ -47,8 +47,17 @@ class Builders:
                 self.add(data)
 
     async def load_configured(self, builders: list[Any]) -> None:
-        """The builders of this master's config, before the master runs them."""
+        """
+        The builders of this master's config, before the master runs them;
+        those known already take its tags and description, as 0.8's
+        reconfig set them (the database may not have them yet).
+        """
         for config in builders:
+            known = self.running.get(config.name)
+            if known is not None:
+                known.tags = list(config.tags or []) or None
+                known.description = config.description
+                continue
             builderid = await self.master.data.updates.findBuilderId(config.name)
             self.add({
                 "name": config.name, "builderid": builderid,
@@ -58,11 +67,7 @@ class Builders:
     def add(self, data: Mapping[str, Any]) -> BuilderStatus:
         """A builder the cluster runs, from the data API; new ones are announced."""
         builder = self.running.get(data["name"])
-        if builder is not None:
-            # A reconfig may have changed them, as 0.8's setTags and setDescription did.
-            builder.tags = list(data.get("tags") or []) or None
-            builder.description = data.get("description")
-        else:
+        if builder is None:
             builder = self.running[data["name"]] = BuilderStatus.from_data(self.status, data)
             for buildid in self._expected.pop(builder.builderid, ()):
                 builder.expect_build(buildid)
