@@ -313,17 +313,18 @@ class Lines:
         # Again over the partial line: a line end may straddle two texts.
         text = _Finder.newline_re.sub("\n", self.partial + text)
         end = text.rfind("\n") + 1
-        lines, self.partial = text[:end], text[end:]
-        if len(self.partial) > self.MAX_LINELENGTH:
-            # The pieces of a line this long are known already: out with
-            # them (at most a piece waits, whatever the line's length).
-            keep = len(self.partial) - (len(self.partial) - 1) % self.MAX_LINELENGTH - 1
-            lines += self._cut(self.partial[:keep]) + "\n"
-            self.partial = self.partial[keep:]
+        lines, partial = text[:end], text[end:]
         if len(lines) > self.MAX_LINELENGTH:
             split = lines.split("\n")
             if max(map(len, split)) > self.MAX_LINELENGTH:
                 lines = "\n".join([self._cut(line) for line in split])
+        if len(partial) > self.MAX_LINELENGTH:
+            # The pieces of a line this long are known already: out with
+            # them (at most a piece waits, whatever the line's length).
+            keep = len(partial) - (len(partial) - 1) % self.MAX_LINELENGTH - 1
+            lines += self._cut(partial[:keep]) + "\n"
+            partial = partial[keep:]
+        self.partial = partial
         return lines or None
 
     def flush(self) -> str | None:
