@@ -5,7 +5,8 @@ A log of one of this master's own builds is heard from the master's own
 C{appendLog} calls, with the lines in hand (L{LocalAppends}): the bridge
 then neither reads back from the database what the master has just
 written there, nor takes the C{append} message of every chunk off the
-message queue.  Over a WAMP router each of those costs the build's master
+message queue; a stream log's lines it takes as the log handed them over,
+before their stream letters were put before them (L{_Follower}).  Over a WAMP router each of those costs the build's master
 about as much as the other (bench_cluster), and that master is the one the
 build waits for.  A log of another master's build is heard from the
 message queue while it is quiet; while it is busy, its new lines are read
@@ -25,13 +26,18 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python import log
 
-from buildbot_logfile._logdb import stored_as_appended
+from buildbot_logfile._logdb import stored_as_appended, stored_unprefixed
+from buildbot_logfile._running import running_log
 
 if TYPE_CHECKING:
     from buildbot_logfile._mirror import LogMirror
 
-# Takes a log's first and last new line numbers and their text.
-Appended = Callable[[int, int, str], None]
+# A stream letter and the lines a stream log handed its subscribers.
+Unprefixed = tuple[str, str]
+# Takes a log's first and last new line numbers, their text, and the
+# same lines as the log handed them over before it prefixed them (None
+# if it did not, or they are not known).
+Appended = Callable[[int, int, str, "Unprefixed | None"], None]
 # Told that an append of the log gave back no line numbers.
 Unnumbered = Callable[[], None]
 
@@ -58,7 +64,7 @@ class LocalAppends:
 
     def __init__(self, master: Any) -> None:
         self.master = master
-        self._followers: dict[int, tuple[Appended, Unnumbered]] = {}
+        self._followers: dict[int, _Follower] = {}
         self._updates: Any = None
         self._original: Any = None
         self._said_unnumbered = False
@@ -74,34 +80,55 @@ class LocalAppends:
         unless something wrapped it since; then this one passes calls
         through.
         """
+        for follower in self._followers.values():
+            follower.close()
         self._followers.clear()
         if self._updates is not None and self._updates.appendLog == self._append_log:
             self._updates.appendLog = self._original
         self._updates = None
 
-    def follow(self, logid: int, appended: Appended, unnumbered: Unnumbered) -> None:
-        self._followers[logid] = (appended, unnumbered)
+    def follow(
+        self,
+        logid: int,
+        appended: Appended,
+        unnumbered: Unnumbered,
+        find_log: Callable[[], Any] | None = None,
+    ) -> None:
+        """
+        Hand C{appended} the lines of each append of log C{logid}.
+        C{find_log}, for a stream log, finds Buildbot's C{Log} object of
+        it, whose lines are then also handed over as they were before
+        their stream letters were put before them.
+        """
+        self._followers[logid] = _Follower(appended, unnumbered, find_log)
 
     def unfollow(self, logid: int) -> None:
-        self._followers.pop(logid, None)
+        follower = self._followers.pop(logid, None)
+        if follower is not None:
+            follower.close()
 
     def _append_log(self, logid: int, content: str) -> defer.Deferred[Any]:
+        follower = self._followers.get(logid)
+        unprefixed = follower.take_unprefixed() if follower is not None else None
+        if unprefixed is not None and self._updates.appendLog != self._append_log:
+            # What wrapped this method since may have changed the lines
+            # between the log and here.
+            unprefixed = None
         d = defer.maybeDeferred(self._original, logid, content)
-        d.addCallback(self._appended, logid, content)
+        d.addCallback(self._appended, logid, content, unprefixed)
         return d
 
-    def _appended(self, lines: Any, logid: int, content: str) -> Any:
+    def _appended(self, lines: Any, logid: int, content: str, unprefixed: Unprefixed | None) -> Any:
         # Buildbot's appendLog gives the numbers of the first and last
         # line it stored, or None for a log that is not in the database.
         follower = self._followers.get(logid)
         if follower is None:
             return lines
-        appended, unnumbered = follower
         try:
             if _is_line_range(lines):
-                appended(lines[0], lines[1], content)
+                follower.appended(lines[0], lines[1], content, unprefixed)
             else:
-                del self._followers[logid]
+                self.unfollow(logid)
                 if not self._said_unnumbered:
                     self._said_unnumbered = True
                     log.msg(
@@ -109,7 +136,7 @@ class LocalAppends:
                         " lines it stored (did something wrap it before LegacyStatus started?);"
                         " this master's logs are read from the database, as another master's"
                     )
-                unnumbered()
+                follower.unnumbered()
         except Exception:
             log.err(None, f"LegacyStatus: while taking the lines appended to log {logid}")
         return lines
@@ -119,8 +146,67 @@ def _is_line_range(lines: Any) -> bool:
     return (
         isinstance(lines, (tuple, list))
         and len(lines) == 2
-        and all(isinstance(number, int) for number in lines)
+        and isinstance(lines[0], int)
+        and isinstance(lines[1], int)
     )
+
+
+class _Follower:
+    """
+    One followed log of this master's.  A stream log (Buildbot's
+    C{StreamLog}) hands each stream's new lines to its subscribers, then
+    puts the stream's letter before every line and passes them to
+    C{appendLog}: at once, unless an earlier append of the log still
+    holds the log's lock.  Subscribed to it, the follower keeps the lines
+    of an append that comes at once, so that the bridge takes them as
+    they were, where taking the letters off again would cost it a pass
+    over every byte of the log: its largest cost on the build's master.
+    """
+
+    def __init__(
+        self, appended: Appended, unnumbered: Unnumbered, find_log: Callable[[], Any] | None
+    ) -> None:
+        self.appended = appended
+        self.unnumbered = unnumbered
+        # Subscribes at the log's first append, by when Buildbot's step
+        # holds its Log object; tried once.
+        self._find_log = find_log
+        self._subscription: Any = None
+        # What the log handed over for the appendLog call that comes next.
+        self._next: Unprefixed | None = None
+
+    def take_unprefixed(self) -> Unprefixed | None:
+        """What the log handed over for the appendLog call under way, if anything."""
+        if self._find_log is not None:
+            self._subscribe()
+        found, self._next = self._next, None
+        return found
+
+    def _subscribe(self) -> None:
+        find, self._find_log = self._find_log, None
+        assert find is not None
+        try:
+            log_object = find()
+            lock = getattr(log_object, "lock", None)
+            if isinstance(lock, defer.DeferredLock):
+                self._subscription = log_object.subscribe(partial(self._handed, lock))
+        except Exception:
+            log.err(None, "LegacyStatus: subscribing to a log of this master's")
+
+    def _handed(self, lock: defer.DeferredLock, stream: Any, lines: Any) -> None:
+        # It must not raise: Buildbot counts a subscriber's error against
+        # the step.  The log hands over (None, None) once it finishes.
+        if isinstance(stream, str) and isinstance(lines, str) and not lock.locked:
+            self._next = (stream, lines)
+        else:
+            self._next = None
+
+    def close(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        self._find_log = None
+        self._next = None
+        if subscription is not None:
+            subscription.unsubscribe()
 
 
 class LogAppends:
@@ -169,6 +255,7 @@ class LogAppends:
                 mirror.logid,
                 partial(self._appended_here, mirror),
                 partial(self._listen_to, mirror),
+                partial(self._find_log, mirror) if mirror.type == "s" else None,
             )
             self.track(self.look(mirror))  # for appends from before the watch
         else:
@@ -187,8 +274,21 @@ class LogAppends:
         if remote is not None:
             remote.stop()
 
-    def _appended_here(self, mirror: LogMirror, first: int, last: int, text: str) -> None:
-        if stored_as_appended(self.master, first, last, text):
+    def _find_log(self, mirror: LogMirror) -> Any:
+        step = mirror.step
+        build = step.build
+        return running_log(
+            self.master, build.builder.name, build.buildid, step.stepid, mirror.name, mirror.logid
+        )
+
+    def _appended_here(
+        self, mirror: LogMirror, first: int, last: int, text: str, unprefixed: Unprefixed | None
+    ) -> None:
+        if unprefixed is not None and stored_unprefixed(
+            self.master, first, last, text, *unprefixed
+        ):
+            mirror.hold(first, last, unprefixed[1], stream=unprefixed[0])
+        elif stored_as_appended(self.master, first, last, text):
             mirror.hold(first, last, text)
         self.heard(mirror, last + 1)
 

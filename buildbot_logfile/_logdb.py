@@ -42,16 +42,48 @@ def stored_as_appended(master: Any, first: int, last: int, text: str) -> bool:
     """
     Whether the database holds lines C{first..last} of a log exactly as
     the C{text} that Buildbot's C{appendLog} was given and stored under
-    those numbers: one line for each newline, and none cut, checked
-    against 4.3's C{LogsConnectorComponent.appendLog}, which cuts a line
-    of more than C{MAX_CHUNK_SIZE} bytes, newline included.  A line of at
-    most a quarter of that many characters cannot be cut (UTF-8 needs at
-    most 4 bytes a character); the check steps from the last newline of
-    one such span to the next, so it costs a few searches in C per chunk.
+    those numbers: one line for each newline, and none cut (see
+    L{_none_cut}).
     """
     if not text.endswith("\n") or text.count("\n") != last - first + 1:
         return False
-    span = master.db.logs.MAX_CHUNK_SIZE // 4
+    return _none_cut(text, master.db.logs.MAX_CHUNK_SIZE // 4)
+
+
+def stored_unprefixed(
+    master: Any, first: int, last: int, text: str, stream: str, lines: str
+) -> bool:
+    """
+    Whether C{lines}, which a stream log handed its subscribers as
+    C{stream}'s before it gave C{appendLog} the C{text} stored as lines
+    C{first..last}, are those lines without their stream letters.  The
+    log hands over its lines and passes them on at once, so C{text} is
+    C{lines} with C{stream} put before every line; the checks, a few
+    operations whatever their size, are against a mistake: the lengths
+    agree with one letter a line, the first and last lines are the same,
+    and none was cut.
+    """
+    count = last - first + 1
+    if not lines.endswith("\n") or len(text) != len(lines) + count or text[:1] != stream:
+        return False
+    head = lines.find("\n") + 1
+    tail = lines.rfind("\n", 0, len(lines) - 1) + 1
+    if text[1 : head + 1] != lines[:head] or text[len(text) - len(lines) + tail :] != lines[tail:]:
+        return False
+    # A line of the text is one character longer than its line here.
+    return _none_cut(lines, master.db.logs.MAX_CHUNK_SIZE // 4 - 1)
+
+
+def _none_cut(text: str, span: int) -> bool:
+    """
+    Whether no line of C{text}, newline included, is longer than C{span}
+    characters: checked against 4.3's C{LogsConnectorComponent.appendLog},
+    which cuts a line of more than C{MAX_CHUNK_SIZE} bytes, newline
+    included, and which cannot cut one of at most a quarter of that many
+    characters (UTF-8 needs at most 4 bytes a character).  The check
+    steps from the last newline of one span to the next, so it costs a
+    few searches in C per chunk.
+    """
     pos, size = 0, len(text)
     while pos < size:
         newline = text.rfind("\n", pos, pos + span)

@@ -154,8 +154,9 @@ class LogMirror:
         # time, and each read delays the master's own writes).
         self.announced = 0
         self.last_read = float("-inf")
-        # Lines this master appended, in hand: (first line, last line, text).
-        self._held: deque[tuple[int, int, str]] = deque()
+        # Lines in hand: (first line, last line, text, its stream letter if
+        # the text has none before each line, as the log handed it over).
+        self._held: deque[tuple[int, int, str, str | None]] = deque()
         self._held_size = 0
         self._progress: list[defer.Deferred[None]] = []
         self._db_text = DatabaseText()
@@ -195,40 +196,50 @@ class LogMirror:
         """The C{(channel, text)} chunks of lines read from the database."""
         return chunks_of(self.type, text, lines)
 
-    def hold(self, first: int, last: int, text: str) -> None:
+    def hold(self, first: int, last: int, text: str, stream: str | None = None) -> None:
         """
         Keep lines C{first..last} as the database holds them, for
         L{catch_up} to take instead of reading them: lines this master has
         just stored there, or lines read ahead.  C{text} is exactly those
-        lines, each ending in a newline (the caller made sure).  HTML logs
-        are read whole once complete.
+        lines, each ending in a newline (the caller made sure); with
+        C{stream}, a stream log's lines of that stream without the letter
+        before each.  HTML logs are read whole once complete.
         """
-        if self.type == "h" or last < self.lines:
+        if self.type == "h" or last < self.lines or (stream and stream not in STREAM_CHANNELS):
             return
         if self._held_size + len(text) > HELD_LIMIT:
             return  # a mirror that has fallen behind reads them
-        self._held.append((first, last, text))
+        self._held.append((first, last, text, stream))
         self._held_size += len(text)
 
-    def _take_held(self, first: int, last: int) -> tuple[str, int]:
+    def _take_held(self, first: int, last: int) -> tuple[list[tuple[int, str]], int]:
         """
         The held appends that make up lines C{first..last}, or the first
-        of them, without a gap ("" if none), given up, and how many lines
-        they hold.  Those of lines read from the database meanwhile are
-        dropped.
+        of them, without a gap, given up as C{(channel, text)} chunks, one
+        for each run of lines of one channel (none if none), and how many
+        lines they hold.  Those of lines read from the database meanwhile
+        are dropped.
         """
-        taken = []
+        runs: list[tuple[int, list[str]]] = []
         following = first
         while self._held:
-            start, end, text = self._held[0]
+            start, end, text, stream = self._held[0]
             if start > following or end > last:
                 break
             self._held.popleft()
             self._held_size -= len(text)
             if start == following:
-                taken.append(text)
+                if stream is None:
+                    chunks = self.chunks_of(text, end - start + 1)
+                else:
+                    chunks = [(STREAM_CHANNELS[stream], text)]
+                for channel, chunk in chunks:
+                    if runs and runs[-1][0] == channel:
+                        runs[-1][1].append(chunk)
+                    else:
+                        runs.append((channel, [chunk]))
                 following = end + 1
-        return "".join(taken), following - first
+        return [(channel, "".join(run)) for channel, run in runs], following - first
 
     def drop_held(self) -> None:
         self._held.clear()
@@ -365,14 +376,15 @@ class LogMirror:
         num_lines = max(num_lines, self.announced)
         while self.lines < num_lines:
             # Held lines are counted already (see hold).
-            text, count = self._take_held(self.lines, num_lines - 1)
+            chunks, count = self._take_held(self.lines, num_lines - 1)
             if not count:
                 text = await self.reader.read_lines(self.logid, self.lines, num_lines - 1)
                 count = text.count("\n")
+                chunks = self.chunks_of(text, count)
             if not count:
                 log.msg(f"log {self.logid}: lines {self.lines}.. missing from the database")
                 break
-            for channel, chunk in self.chunks_of(text, count):
+            for channel, chunk in chunks:
                 lf.addEntry(channel, chunk)
             self.lines += count
             self._progressed()

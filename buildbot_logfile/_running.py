@@ -32,6 +32,17 @@ def running_step(build: Any, stepid: int) -> Any:
     return None
 
 
+def running_log(
+    master: Any, builder_name: str, buildid: int, stepid: int | None, name: str, logid: int
+) -> Any:
+    """The C{Log} object of log C{logid} of a step this master runs, or None."""
+    if stepid is None:
+        return None
+    step = running_step(running_build(master, builder_name, buildid), stepid)
+    found = (getattr(step, "logs", None) or {}).get(name)
+    return found if getattr(found, "logid", None) == logid else None
+
+
 def starting_step(build: Any, stepid: int) -> Any:
     """
     L{running_step}, or else the step of C{build} whose id Buildbot has

@@ -99,6 +99,67 @@ class AppendsTests(MasterTestCase):
         (summary,) = self.reads.lines
         self.assertTrue(summary.startswith("LegacyStatus: 0 log reads"), summary)
 
+    def count_letters_taken_off(self) -> list[str]:
+        """The texts whose stream letters the bridge takes off, from here on."""
+        taken: list[str] = []
+        stream_chunks = _mirror.stream_chunks
+
+        def counting(text: str, lines: int | None = None) -> Any:
+            taken.append(text)
+            return stream_chunks(text, lines)
+
+        self.patch(_mirror, "stream_chunks", counting)
+        return taken
+
+    @defer.inlineCallbacks
+    def test_stream_lines_are_taken_as_the_log_handed_them(self) -> defer.Generator:
+        # The bridge takes the lines of a stream log of this master's as
+        # the log handed them to its subscribers, before it put their
+        # stream letters before them; but for the log's first append,
+        # which comes before the bridge has subscribed, and an append
+        # that waited for an earlier one (stdout and stderr written at
+        # once), whose lines it cannot match to what the log handed over.
+        taken = self.count_letters_taken_off()
+        live = yield self.start_live_build()
+        yield self.recorder.wait_until(lambda: ("logStarted", *KEY) in self.recorder.events)
+        writes = ["first \u00e9\n", "o1\no2\n", "e1\n", "o3 \u20ac\n" * 3, "e2\ne3\n", "last\n"]
+        yield live.write(stdout=writes[0])
+        yield live.write(stdout=writes[1])
+        yield live.write(stderr=writes[2])
+        yield live.write(stdout=writes[3], stderr=writes[4])
+        yield live.write(stdout=writes[5])
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        _, content = yield self.db_log("b1", 1, "live", "stdio")
+        self.assertEqual(merged(self.recorder.chunks[KEY]), db_chunks("s", content))
+        self.assertEqual(
+            merged(self.recorder.chunks[KEY]),
+            [
+                (0, writes[0] + writes[1]),
+                (1, writes[2]),
+                (0, writes[3]),
+                (1, writes[4]),
+                (0, writes[5]),
+            ],
+        )
+        self.assertEqual(taken, ["ofirst \u00e9\n", "ee2\nee3\n"])
+
+    @defer.inlineCallbacks
+    def test_an_append_log_wrapped_after_that_changes_the_lines(self) -> defer.Generator:
+        # Another plugin wrapped appendLog after LegacyStatus started and
+        # hides a word as the lines go by, in the middle of an append: the
+        # bridge takes the lines the database holds, not those the log
+        # handed over.
+        def hiding(bridged: Any) -> Any:
+            return lambda logid, content: bridged(logid, content.replace("secret", "******"))
+
+        taken = self.count_letters_taken_off()
+        writes = ["a\nthe secret\nz\n", "b\nsecret again\ny\n"]
+        content = yield self.run_live_log(writes, wrap_bridged=hiding)
+        self.assertEqual(content, "oa\nothe ******\noz\nob\no****** again\noy\n")
+        self.assertEqual(self.recorder.text_of(*KEY), "a\nthe ******\nz\nb\n****** again\ny\n")
+        self.assertEqual(len(taken), 2)
+
     @defer.inlineCallbacks
     def test_an_append_log_wrapped_before_without_its_result(self) -> defer.Generator:
         # Another plugin wrapped appendLog before LegacyStatus started, and
