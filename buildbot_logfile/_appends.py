@@ -5,10 +5,12 @@ A log of one of this master's own builds is heard from the master's own
 C{appendLog} calls, with the lines in hand (L{LocalAppends}): the bridge
 then neither reads back from the database what the master has just
 written there, nor takes the C{append} message of every chunk off the
-message queue; a stream log's lines it takes as the log handed them over,
-before their stream letters were put before them (L{_Follower}).  Over a WAMP router each of those costs the build's master
+message queue.  Over a WAMP router each of those costs the build's master
 about as much as the other (bench_cluster), and that master is the one the
-build waits for.  A log of another master's build is heard from the
+build waits for.  Nor, for an append that did not wait behind another,
+does it take the stream letters off a stream log's lines: it has them as
+the log handed them to its subscribers, before it put the letters there
+(L{_Follower}).  A log of another master's build is heard from the
 message queue while it is quiet; while it is busy, its new lines are read
 from the database as they come, each read also the look that finds them
 (L{_RemoteLog}).  So is a log of this master's whose C{appendLog} does not
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from buildbot.process.log import Log, StreamLog
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall
 from twisted.python import log
@@ -151,6 +154,28 @@ def _is_line_range(lines: Any) -> bool:
     )
 
 
+def _hands_over_as_appended(log_object: Any) -> bool:
+    """
+    Whether C{log_object} is Buildbot's own C{StreamLog}, unchanged: what
+    it hands its subscribers it passes to C{appendLog} with nothing but a
+    stream letter put before each line.  A subclass or a patched method
+    might change the lines in between (hide a secret, say).
+    """
+    return (
+        type(log_object) is StreamLog
+        and not {"_on_whole_lines", "addRawLines", "pat"} & vars(log_object).keys()
+        and StreamLog._on_whole_lines is _ON_WHOLE_LINES
+        and Log.addRawLines is _ADD_RAW_LINES
+        and StreamLog.pat.pattern == "^"
+        and isinstance(log_object.lock, defer.DeferredLock)
+    )
+
+
+# Buildbot's own, as imported, to notice a patch made since.
+_ON_WHOLE_LINES = StreamLog._on_whole_lines
+_ADD_RAW_LINES = Log.addRawLines
+
+
 class _Follower:
     """
     One followed log of this master's.  A stream log (Buildbot's
@@ -187,9 +212,8 @@ class _Follower:
         assert find is not None
         try:
             log_object = find()
-            lock = getattr(log_object, "lock", None)
-            if isinstance(lock, defer.DeferredLock):
-                self._subscription = log_object.subscribe(partial(self._handed, lock))
+            if _hands_over_as_appended(log_object):
+                self._subscription = log_object.subscribe(partial(self._handed, log_object.lock))
         except Exception:
             log.err(None, "LegacyStatus: subscribing to a log of this master's")
 

@@ -58,10 +58,10 @@ def stored_unprefixed(
     C{stream}'s before it gave C{appendLog} the C{text} stored as lines
     C{first..last}, are those lines without their stream letters.  The
     log hands over its lines and passes them on at once, so C{text} is
-    C{lines} with C{stream} put before every line; the checks, a few
-    operations whatever their size, are against a mistake: the lengths
-    agree with one letter a line, the first and last lines are the same,
-    and none was cut.
+    C{lines} with C{stream} put before every line; the checks, a search
+    in C per 16 KiB or so and the first and last lines compared, are
+    against a mistake: the lengths agree with one letter a line, the first
+    and last lines are the same, and none was cut.
     """
     count = last - first + 1
     if not lines.endswith("\n") or len(text) != len(lines) + count or text[:1] != stream:
@@ -78,7 +78,7 @@ def _none_cut(text: str, span: int) -> bool:
     """
     Whether no line of C{text}, newline included, is longer than C{span}
     characters: checked against 4.3's C{LogsConnectorComponent.appendLog},
-    which cuts a line of more than C{MAX_CHUNK_SIZE} bytes, newline
+    which may cut a line of more than C{MAX_CHUNK_SIZE} bytes, newline
     included, and which cannot cut one of at most a quarter of that many
     characters (UTF-8 needs at most 4 bytes a character).  The check
     steps from the last newline of one span to the next, so it costs a

@@ -161,6 +161,27 @@ class AppendsTests(MasterTestCase):
         self.assertEqual(len(taken), 2)
 
     @defer.inlineCallbacks
+    def test_a_log_that_changes_its_lines_after_handing_them_over(self) -> defer.Generator:
+        # A step's log whose addRawLines hides a word after the log handed
+        # its lines to its subscribers: the bridge takes the lines that
+        # reached appendLog.
+        taken = self.count_letters_taken_off()
+        live = yield self.start_live_build()
+        add_raw_lines = live.log.addRawLines
+        live.log.addRawLines = lambda lines: add_raw_lines(lines.replace("secret", "******"))
+        yield self.recorder.wait_until(lambda: ("logStarted", *KEY) in self.recorder.events)
+        for text in ["a\nthe secret\nz\n", "b\nsecret again\ny\n", "c\nsecrets\nx\n"]:
+            yield live.write(stdout=text)
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        _, content = yield self.db_log("b1", 1, "live", "stdio")
+        self.assertEqual(merged(self.recorder.chunks[KEY]), db_chunks("s", content))
+        self.assertEqual(
+            self.recorder.text_of(*KEY), "a\nthe ******\nz\nb\n****** again\ny\nc\n******s\nx\n"
+        )
+        self.assertEqual(len(taken), 3)
+
+    @defer.inlineCallbacks
     def test_an_append_log_wrapped_before_without_its_result(self) -> defer.Generator:
         # Another plugin wrapped appendLog before LegacyStatus started, and
         # its wrapper does not give the stored lines' numbers back: the
