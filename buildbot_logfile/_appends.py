@@ -154,6 +154,11 @@ def _is_line_range(lines: Any) -> bool:
     )
 
 
+# Buildbot's own, as imported, to notice a patch made since.
+_ON_WHOLE_LINES = StreamLog._on_whole_lines
+_ADD_RAW_LINES = Log.addRawLines
+
+
 def _hands_over_as_appended(log_object: Any) -> bool:
     """
     Whether C{log_object} is Buildbot's own C{StreamLog}, unchanged: what
@@ -169,11 +174,6 @@ def _hands_over_as_appended(log_object: Any) -> bool:
         and StreamLog.pat.pattern == "^"
         and isinstance(log_object.lock, defer.DeferredLock)
     )
-
-
-# Buildbot's own, as imported, to notice a patch made since.
-_ON_WHOLE_LINES = StreamLog._on_whole_lines
-_ADD_RAW_LINES = Log.addRawLines
 
 
 class _Follower:
