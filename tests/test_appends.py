@@ -145,6 +145,42 @@ class AppendsTests(MasterTestCase):
         self.assertEqual(taken, ["ofirst \u00e9\n", "ee2\nee3\n"])
 
     @defer.inlineCallbacks
+    def test_a_subscriber_that_adds_lines_as_it_is_handed_some(self) -> defer.Generator:
+        # Another subscriber of the log, called after the bridge, adds
+        # lines to the log as it is handed lines, which the log hands over
+        # in turn: those come first, and are taken as handed over; the
+        # lines handed over first then wait for them, and the bridge takes
+        # the letters off them as stored.  The lines added are like those
+        # handed over but for their middle line.
+        taken = self.count_letters_taken_off()
+        live = yield self.start_live_build()
+        yield self.recorder.wait_until(lambda: ("logStarted", *KEY) in self.recorder.events)
+        yield live.write(stdout="first\n")
+
+        def echo(stream: str | None, lines: str | None) -> None:
+            if lines is not None and "AAA" in lines:
+                live.log.addStdout(lines.replace("AAA", "BBB"))
+
+        # Buildbot calls a log's subscribers in the order of the set it
+        # keeps them in: subscribed again until the bridge's comes first.
+        subscription = live.log.subscribe(echo)
+        for _ in range(100):
+            callbacks = [s.callback for s in list(live.log.subPoint.subscriptions)]
+            if callbacks.index(echo) > 0:
+                break
+            subscription.unsubscribe()
+            subscription = live.log.subscribe(echo)
+        self.assertEqual(callbacks[0].func.__name__, "_handed")
+        yield live.write(stdout="x\nAAA\nx\n")
+        yield live.write(stdout="y\n")
+        live.end()
+        yield self.recorder.wait_for_builds(1)
+        _, content = yield self.db_log("b1", 1, "live", "stdio")
+        self.assertEqual(content, "ofirst\nox\noBBB\nox\nox\noAAA\nox\noy\n")
+        self.assertEqual(merged(self.recorder.chunks[KEY]), db_chunks("s", content))
+        self.assertEqual(taken, ["ofirst\n", "ox\noAAA\nox\n"])
+
+    @defer.inlineCallbacks
     def test_an_append_log_wrapped_after_that_changes_the_lines(self) -> defer.Generator:
         # Another plugin wrapped appendLog after LegacyStatus started and
         # hides a word as the lines go by, in the middle of an append: the
