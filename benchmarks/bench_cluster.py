@@ -20,6 +20,11 @@ router, masters A and B started with `buildbot start`, one worker on A.
    logchunks notes when each chunk was inserted (PostgreSQL's clock, the
    machine's); the receivers note when each logChunk came, and the number
    that starts its first line says which chunk it is.
+ - CPU time per build (user and system, from /proc) of each part of
+   both clusters: master A, master B, the worker, PostgreSQL's server
+   and crossbar, each with the processes it started; the medians over
+   the rounds, and their differences.  Steadier than the wall times on a
+   machine whose speed wanders: it says where LegacyStatus's cost lies.
  - The bridge's log reads on PostgreSQL under two builds at once (both
    builders, CONCURRENT_MB each), on each master: reads per second and
    their p99, as LogReader counts them and logs them when the master
@@ -67,6 +72,7 @@ IDLE_CORES = 0.1
 IDLE_SECONDS = 0.5
 IDLE_TRIES = 600
 LINE_BYTES = 100  # "<8-digit number> " + text + newline
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The step's output goes out in commands of this many lines each.
 LINES_PER_COMMAND = 640
 BUILD_TIMEOUT = 300.0
@@ -117,6 +123,50 @@ def wait_until_idle() -> None:
         if busy() - before < IDLE_SECONDS * os.sysconf("SC_CLK_TCK") * IDLE_CORES:
             return
     raise RuntimeError("the machine never went idle between builds")
+
+
+def stolen_seconds() -> float:
+    """
+    The CPU seconds the machine's host has taken from it so far (steal
+    time): a build that many others share the host with runs slow, and
+    not for anything it did.
+    """
+    with open("/proc/stat", encoding="ascii") as f:
+        return int(f.readline().split()[8]) / CLOCK_TICKS
+
+
+def cpu_seconds(cluster: Cluster) -> dict[str, float]:
+    """
+    The CPU seconds each part of C{cluster} has used so far, the processes
+    it started included (those still running: PostgreSQL's backends and
+    crossbar's router live as long as the cluster).
+    """
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def tree(pid: int | None) -> float:
+        if pid is None:
+            return 0.0
+        return used.get(pid, 0.0) + sum(tree(child) for child in children.get(pid, []))
+
+    assert cluster.crossbar.process is not None
+    return {
+        "master A": tree(cluster.a.pid()),
+        "master B": tree(cluster.b.pid()),
+        "worker": tree(cluster.worker.pid()),
+        "PostgreSQL": tree(cluster.database.postmaster_pid()),
+        "crossbar": tree(cluster.crossbar.process.pid),
+    }
 
 
 def write_output(build: Build, megabytes: int) -> None:
@@ -210,11 +260,19 @@ def main() -> None:
         raise
     try:
         rounds: list[tuple[float, float]] = []  # (without, with)
+        # Each part's CPU seconds in each build, without and with.
+        cpu: dict[bool, list[dict[str, float]]] = {False: [], True: []}
+        steal: dict[bool, list[float]] = {False: [], True: []}
         for number in range(ROUNDS):
             took = {}
             for legacy in (False, True) if number % 2 == 0 else (True, False):
                 wait_until_idle()
+                before = cpu_seconds(cluster if legacy else anchor)
+                stolen = stolen_seconds()
                 builds, took[legacy] = run_builds(cluster if legacy else anchor, ["b1"], BUILD_MB)
+                after = cpu_seconds(cluster if legacy else anchor)
+                cpu[legacy].append({part: after[part] - before[part] for part in before})
+                steal[legacy].append(stolen_seconds() - stolen)
                 if legacy:
                     (build,) = builds
             rounds.append((took[False], took[True]))
@@ -254,10 +312,14 @@ def main() -> None:
         f"bench_cluster: PostgreSQL, crossbar, two masters; a build of {BUILD_MB} MB of stdout"
         " on master A"
     )
+    print("  (each build: its wall time; its CPU seconds, all parts; the host's steal meanwhile)")
     for number, (without, with_legacy) in enumerate(rounds):
+        used = [sum(cpu[legacy][number].values()) for legacy in (False, True)]
         print(
             f"  round {number + 1}: without LegacyStatus {without:.2f} s"
-            f"   with it on both masters {with_legacy:.2f} s   {with_legacy / without:.2f}x"
+            f" ({used[0]:.1f} s, {steal[False][number]:.1f} s)"
+            f"   with it on both masters {with_legacy:.2f} s"
+            f" ({used[1]:.1f} s, {steal[True][number]:.1f} s)   {with_legacy / without:.2f}x"
         )
     print(
         f"  ratio, median of {ROUNDS} rounds: {statistics.median(ratios):.2f}x  (target <= 1.05x);"
@@ -269,6 +331,16 @@ def main() -> None:
         f"  90% bootstrap intervals: median {median_low:.2f}x-{median_high:.2f}x;"
         f" ratio of the summed times {summed:.2f}x ({summed_low:.2f}x-{summed_high:.2f}x)"
     )
+    print("  CPU seconds per build, medians: without LegacyStatus / with it (difference)")
+    parts = {
+        part: [statistics.median(c[part] for c in cpu[legacy]) for legacy in (False, True)]
+        for part in cpu[False][0]
+    }
+    parts["all"] = [
+        statistics.median(sum(c.values()) for c in cpu[legacy]) for legacy in (False, True)
+    ]
+    for part, (without, with_legacy) in parts.items():
+        print(f"    {part}: {without:.2f} / {with_legacy:.2f} s ({with_legacy - without:+.2f} s)")
     for name, samples in (("A (the build's master)", on_a), ("B (the other master)", on_b)):
         print(
             f"  A's database -> receiver on {name}: p50 {statistics.median(samples) * ms:.0f} ms"

@@ -167,12 +167,13 @@ class Postgres:
             )
         except AssertionError:
             # Stopped some other way, or stuck: make sure it is gone.
-            pid = self._postmaster_pid()
+            pid = self.postmaster_pid()
             if pid is not None and process_alive(pid):
                 os.kill(pid, signal.SIGKILL)
                 wait_for(lambda: process_gone(pid), "the postmaster to die", 30)
 
-    def _postmaster_pid(self) -> int | None:
+    def postmaster_pid(self) -> int | None:
+        """The server's process id while it runs (its backends are its children)."""
         try:
             with open(os.path.join(self.datadir, "postmaster.pid"), encoding="ascii") as f:
                 return int(f.readline())
