@@ -25,6 +25,9 @@ router, masters A and B started with `buildbot start`, one worker on A.
    and crossbar, each with the processes it started; the medians over
    the rounds, and their differences.  Steadier than the wall times on a
    machine whose speed wanders: it says where LegacyStatus's cost lies.
+   Beside each build's wall time, its CPU seconds and the machine's
+   steal meanwhile (the CPU time a virtual machine's host took from it),
+   which tells the rounds the host slowed.
  - The bridge's log reads on PostgreSQL under two builds at once (both
    builders, CONCURRENT_MB each), on each master: reads per second and
    their p99, as LogReader counts them and logs them when the master
