@@ -162,13 +162,17 @@ class AppendsTests(MasterTestCase):
                 live.log.addStdout(lines.replace("AAA", "BBB"))
 
         # Buildbot calls a log's subscribers in the order of the set it
-        # keeps them in: subscribed again until the bridge's comes first.
+        # keeps them in: subscribed again until the bridge's comes first,
+        # each earlier subscription kept, so that each new one is a new
+        # object, somewhere else in the set.
         subscription = live.log.subscribe(echo)
+        earlier = []
         for _ in range(100):
             callbacks = [s.callback for s in list(live.log.subPoint.subscriptions)]
             if callbacks.index(echo) > 0:
                 break
             subscription.unsubscribe()
+            earlier.append(subscription)
             subscription = live.log.subscribe(echo)
         self.assertEqual(callbacks[0].func.__name__, "_handed")
         yield live.write(stdout="x\nAAA\nx\n")
