@@ -141,8 +141,9 @@ def stolen_seconds() -> float:
 def cpu_seconds(cluster: Cluster) -> dict[str, float]:
     """
     The CPU seconds each part of C{cluster} has used so far, the processes
-    it started included (those still running: PostgreSQL's backends and
-    crossbar's router live as long as the cluster).
+    it started included: those still running (PostgreSQL's backends,
+    crossbar's router), and those it has waited for (a step's command on
+    the worker).
     """
     children: dict[int, list[int]] = {}
     used: dict[int, float] = {}
@@ -155,7 +156,8 @@ def cpu_seconds(cluster: Cluster) -> dict[str, float]:
         except OSError:
             continue  # gone meanwhile
         children.setdefault(int(fields[1]), []).append(int(entry))
-        used[int(entry)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        # utime and stime, then cutime and cstime: its children's it waited for.
+        used[int(entry)] = sum(int(field) for field in fields[11:15]) / CLOCK_TICKS
 
     def tree(pid: int | None) -> float:
         if pid is None:
