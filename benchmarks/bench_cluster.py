@@ -58,7 +58,7 @@ import buildbot.master  # noqa: F401
 
 from benchmarks.figures import bootstrap_interval, percentile
 from tests.cluster import Build, Cluster, Master, unavailable
-from tests.processes import wait_for
+from tests.processes import stat_fields, wait_for
 
 warnings.resetwarnings()
 
@@ -148,13 +148,9 @@ def cpu_seconds(cluster: Cluster) -> dict[str, float]:
     children: dict[int, list[int]] = {}
     used: dict[int, float] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
+        fields = stat_fields(entry) if entry.isdigit() else []
+        if not fields:
+            continue  # not a process, or gone meanwhile
         children.setdefault(int(fields[1]), []).append(int(entry))
         # utime and stime, then cutime and cstime: its children's it waited for.
         used[int(entry)] = sum(int(field) for field in fields[11:15]) / CLOCK_TICKS

@@ -48,14 +48,23 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = START_TIMEOUT
         time.sleep(0.05)
 
 
-def process_alive(pid: int) -> bool:
-    """Whether C{pid} runs (a zombie no longer does)."""
+def stat_fields(pid: int | str) -> list[str]:
+    """
+    The fields of C{/proc/<pid>/stat} that follow the command's name (its
+    state first, then its parent's pid...: proc(5)'s fields from the
+    third on); none for a process that is gone.
+    """
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
+            return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+        return []
+
+
+def process_alive(pid: int) -> bool:
+    """Whether C{pid} runs (a zombie no longer does)."""
+    fields = stat_fields(pid)
+    return bool(fields) and fields[0] not in ("Z", "X")
 
 
 def process_gone(pid: int) -> bool:
