@@ -115,27 +115,29 @@ def wait_until_idle() -> None:
     """
     os.sync()
 
-    def busy() -> int:
-        with open("/proc/stat", encoding="ascii") as f:
-            user, nice, system, _, _, irq, softirq, steal = map(int, f.readline().split()[1:9])
-        return user + nice + system + irq + softirq + steal
+    def busy() -> float:
+        spent = machine_seconds()
+        return sum(spent[kind] for kind in ("user", "nice", "system", "irq", "softirq", "steal"))
 
     for _ in range(IDLE_TRIES):
         before = busy()
         time.sleep(IDLE_SECONDS)
-        if busy() - before < IDLE_SECONDS * os.sysconf("SC_CLK_TCK") * IDLE_CORES:
+        if busy() - before < IDLE_SECONDS * IDLE_CORES:
             return
     raise RuntimeError("the machine never went idle between builds")
 
 
-def stolen_seconds() -> float:
+def machine_seconds() -> dict[str, float]:
     """
-    The CPU seconds the machine's host has taken from it so far (steal
-    time): a build that many others share the host with runs slow, and
-    not for anything it did.
+    The machine's CPU seconds so far, by kind (/proc/stat's first line),
+    C{steal} among them: what its host has taken from it, so that a build
+    that many others share the host with runs slow, and not for anything
+    it did.
     """
+    kinds = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
     with open("/proc/stat", encoding="ascii") as f:
-        return int(f.readline().split()[8]) / CLOCK_TICKS
+        ticks = f.readline().split()[1 : len(kinds) + 1]
+    return {kind: int(count) / CLOCK_TICKS for kind, count in zip(kinds, ticks, strict=True)}
 
 
 def cpu_seconds(cluster: Cluster) -> dict[str, float]:
@@ -269,11 +271,11 @@ def main() -> None:
             for legacy in (False, True) if number % 2 == 0 else (True, False):
                 wait_until_idle()
                 before = cpu_seconds(cluster if legacy else anchor)
-                stolen = stolen_seconds()
+                stolen = machine_seconds()["steal"]
                 builds, took[legacy] = run_builds(cluster if legacy else anchor, ["b1"], BUILD_MB)
                 after = cpu_seconds(cluster if legacy else anchor)
                 cpu[legacy].append({part: after[part] - before[part] for part in before})
-                steal[legacy].append(stolen_seconds() - stolen)
+                steal[legacy].append(machine_seconds()["steal"] - stolen)
                 if legacy:
                     (build,) = builds
             rounds.append((took[False], took[True]))
