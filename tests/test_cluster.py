@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime
 import signal
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import treq
+from buildbot.process.results import CANCELLED, EXCEPTION, RETRY
 from twisted.internet import defer, threads
 from twisted.trial import unittest
 
@@ -35,6 +37,18 @@ STDOUT, STDERR, HEADER = 0, 1, 2
 LIVE = ("live", "stdio")
 STEPS = ("worker_preparation", "prep", "live", "after")
 STEPS_WITH_LOGS = ("prep", "live", "after")
+# Buildbot's master heartbeat: every minute each master marks itself
+# active, and expires a master not marked so in ten.
+HEARTBEAT_SECONDS = 60
+MASTER_EXPIRY_SECONDS = 10 * 60
+STEP_SUFFIX_WORDS = {
+    "(failure)": "failed",
+    "(warnings)": "warnings",
+    "(exception)": "exception",
+    "(skipped)": "skipped",
+    "(retry)": "retry",
+    "(cancelled)": "interrupted",
+}
 # Seconds to wait for an answer's headers (a live text page sends them with
 # its first text).
 HTTP_TIMEOUT = 30
@@ -79,6 +93,24 @@ def received_chunks(events: Iterable[dict[str, Any]], step: str, log: str) -> li
 
 def text_of(chunks: Iterable[Any]) -> str:
     return "".join(text for channel, text in chunks if channel in (STDOUT, STDERR))
+
+
+def told(results: int | None) -> int | None:
+    """A database result as 0.8 receivers are told it: 0.8 had no CANCELLED (see README)."""
+    return EXCEPTION if results == CANCELLED else results
+
+
+def told_text(state_string: str | None) -> str:
+    """
+    A step's state string as 0.8 receivers are told its text: 0.8 ended
+    the text of a step that did not succeed with a word, where Buildbot 4
+    puts the result in brackets (see README).
+    """
+    text = state_string or ""
+    for suffix, word in STEP_SUFFIX_WORDS.items():
+        if text.endswith(suffix):
+            return text[: -len(suffix)] + word
+    return text
 
 
 def cascade(steps: Iterable[str] = STEPS) -> list[tuple[Any, ...]]:
@@ -259,8 +291,18 @@ class ClusterTestCase(unittest.TestCase):
                 f"{build} step {step} on {master}",
             )
 
-    def check_status_fields(self, master: Master, build: Build) -> None:
-        """What the status objects answered at the build's end equals the database."""
+    def check_status_fields(
+        self,
+        master: Master,
+        build: Build,
+        steps: Iterable[str] = STEPS,
+        text: str | None = None,
+    ) -> None:
+        """
+        What the status objects answered at the build's end equals the
+        database; the build had C{steps}, and its 0.8 C{text} (by default
+        its state string, which is a successful build's 0.8 text).
+        """
         ((results, started_at, complete_at, state_string, reason),) = self.db.query(
             "SELECT b.results, b.started_at, b.complete_at, b.state_string, bs.reason"
             " FROM builds b JOIN buildrequests br ON br.id = b.buildrequestid"
@@ -269,17 +311,16 @@ class ClusterTestCase(unittest.TestCase):
         )
         events = self.events(master, build)
         (finished,) = [e for e in events if e["event"] == "buildFinished"]
-        self.assertEqual(finished["results"], results)
-        self.assertEqual(finished["results_arg"], results)
+        self.assertEqual(finished["results"], told(results))
+        self.assertEqual(finished["results_arg"], told(results))
         self.assertEqual(finished["times"], [started_at, complete_at])
-        # The text is the state string (as one item, or as 0.8's words).
-        self.assertEqual(" ".join(finished["text"]), state_string)
+        self.assertEqual(" ".join(finished["text"]), state_string if text is None else text)
         self.assertEqual(finished["reason"], reason)
         self.assertEqual(finished["worker"], self.db.run_by(build)[1])
         self.assertEqual(finished["buildername_property"], build.builder)
         self.assertTrue(finished["finished"])
-        self.assertEqual(finished["steps"], list(STEPS))
-        steps = {
+        self.assertEqual(finished["steps"], list(steps))
+        rows = {
             name: (number, results, started_at, complete_at, state_string)
             for name, number, results, started_at, complete_at, state_string in self.db.query(
                 "SELECT name, number, results, started_at, complete_at, state_string"
@@ -289,10 +330,10 @@ class ClusterTestCase(unittest.TestCase):
         }
         for e in events:
             if e["event"] == "stepFinished":
-                _, results, started_at, complete_at, state_string = steps[e["step"]]
-                self.assertEqual(e["results"][0], results, e["step"])
+                _, results, started_at, complete_at, state_string = rows[e["step"]]
+                self.assertEqual(e["results"][0], told(results), e["step"])
                 self.assertEqual(e["results_arg"], e["results"], e["step"])
-                self.assertEqual(" ".join(e["text"]), state_string or "", e["step"])
+                self.assertEqual(" ".join(e["text"]), told_text(state_string), e["step"])
                 self.assertEqual(e["times"], [started_at, complete_at], e["step"])
         # A status object that raised, for this build or any other: the
         # receiver notes it without a build.
@@ -678,6 +719,123 @@ class RestartTests(ClusterTestCase):
 
     def test_b_killed_and_started_again_hears_the_running_build(self) -> Any:
         return self.check_restart(signal.SIGKILL)
+
+
+class BuildMasterDiesTests(ClusterTestCase):
+    """
+    Master A, which runs the build, stops (SIGTERM) or dies (SIGKILL)
+    mid-build and starts again.  Buildbot ends the build: stopping, A
+    interrupts it (cancelled); killed, A leaves it to be ended as it
+    starts again (retry), and runs its request again as a new build.
+    Master B's receivers hear the build end as the database has it, every
+    byte A stored included; A's page of the log serves what the database
+    holds, whatever A's spool file held when it went; and both masters
+    hear the build that retries a killed master's.  A killed master that
+    stays down has its build ended by another master once it expires it
+    (after ten minutes without a heartbeat: here the database is told so).
+    """
+
+    @defer.inlineCallbacks
+    def check_build_master_dies(self, sig: int, expire: bool = False) -> Any:
+        """
+        C{expire}: A, killed, stays down until master B expires it and ends
+        its build, and only then starts again.
+        """
+        build = yield self.start_build("b1")
+        yield self.live_log_exists(build)
+        control = build.control
+        control.write(stdout=lines("before", 0, 200), stderr=lines("before-err", 0, 2))
+        yield self.db_has_written(build)
+        yield self.wait_for_same_text(self.b, build)
+        since_a = self.a.events_size()
+
+        yield threads.deferToThread(self.a.kill, sig)
+        if expire:
+            # As if A had been gone for longer than Buildbot waits for a
+            # master's heartbeat: B's next heartbeat expires it.
+            gone = int(time.time()) - MASTER_EXPIRY_SECONDS - 60
+            self.db.query(
+                "UPDATE masters SET last_active = %s WHERE name LIKE %s RETURNING id",
+                gone,
+                "%" + self.a.basedir,
+            )
+            yield self.wait_for_event(
+                self.b, build, "buildFinished", timeout=HEARTBEAT_SECONDS + EVENT_TIMEOUT
+            )
+        yield threads.deferToThread(self.a.start)
+
+        yield self.wait_for_event(self.b, build, "buildFinished")
+        events = self.events(self.b, build)
+        ran = STEPS[: STEPS.index("live") + 1]
+        expected = cascade(ran)
+        if sig == signal.SIGTERM:
+            # A stopping interrupts the step: Buildbot adds a log that says
+            # why, and the command's end to stdio.
+            at = expected.index(("logFinished", "live", "stdio"))
+            expected[at:at] = [
+                ("logStarted", "live", "cancelled"),
+                ("logChunk", "live", "cancelled"),
+                ("logFinished", "live", "cancelled"),
+                ("logChunk", "live", "stdio"),
+            ]
+            self.assertEqual(
+                received_chunks(events, "live", "cancelled"),
+                self.db.db_chunks(build, "live", "cancelled"),
+            )
+        self.assertEqual(outline(events), expected)
+        self.check_against_database(self.b, build, steps=[s for s in ran if s in STEPS_WITH_LOGS])
+        # Killed, A leaves the build to be retried as it starts again (or
+        # as another master expires it).
+        # Stopping, it asks for a retry too, but the step it interrupts
+        # ends cancelled, which Buildbot ranks worse: 0.8 receivers hear
+        # an exception, and 0.8's words for the step ("interrupted").
+        results, words = (
+            (RETRY, "retry live") if sig == signal.SIGKILL else (EXCEPTION, "exception interrupted")
+        )
+        self.check_status_fields(self.b, build, steps=ran, text=words)
+        (finished,) = [e for e in events if e["event"] == "buildFinished"]
+        self.assertEqual(finished["results"], results)
+        # What the step wrote before A went, all of it (the two streams
+        # reach the database in either order).
+        received = received_chunks(events, *LIVE)
+        for channel, written in ((STDOUT, control.stdout), (STDERR, control.stderr)):
+            got = "".join(text for c, text in received if c == channel)
+            self.assertEqual(got[: len(written)], written, channel)
+
+        response, body = yield self.get(self.a.pages + build.path() + "/text")
+        self.assertEqual(response.code, 200)
+        self.assertEqual(body, self.db.db_text(build).encode())
+
+        if sig != signal.SIGKILL:
+            return  # a cancelled build's request is done: it does not run again
+        (request,) = self.db.query(
+            "SELECT buildrequestid FROM builds WHERE id = %s", build.buildid
+        )[0]
+        ((number, buildid),) = yield until(
+            lambda: self.db.query(
+                "SELECT number, id FROM builds WHERE buildrequestid = %s AND id <> %s",
+                request,
+                build.buildid,
+            ),
+            "the build's request to run again",
+            timeout=120,
+        )
+        retry = Build(self.db, build.builder, number, buildid)
+        self.builds.append(retry)
+        retry.control.end()
+        for master, since in ((self.a, since_a), (self.b, 0)):
+            yield self.wait_for_event(master, retry, "buildFinished", since=since)
+            self.assertEqual(outline(self.events(master, retry, since)), cascade(), master)
+            self.check_against_database(master, retry, since)
+
+    def test_a_stopped_mid_build_and_started_again(self) -> Any:
+        return self.check_build_master_dies(signal.SIGTERM)
+
+    def test_a_killed_mid_build_and_started_again(self) -> Any:
+        return self.check_build_master_dies(signal.SIGKILL)
+
+    def test_a_killed_mid_build_and_expired_by_b(self) -> Any:
+        return self.check_build_master_dies(signal.SIGKILL, expire=True)
 
 
 class BuilderLeavesTests(ClusterTestCase):
