@@ -806,8 +806,14 @@ class BuildMasterDiesTests(ClusterTestCase):
         self.assertEqual(response.code, 200)
         self.assertEqual(body, self.db.db_text(build).encode())
 
+        on_a = self.events(self.a, build, since_a)
         if sig != signal.SIGKILL:
+            # A's receivers heard the build end as A stopped it.
+            self.assertEqual(outline(on_a)[-3:], expected[-3:])
+            self.assertEqual(on_a[-1]["results"], EXCEPTION)
             return  # a cancelled build's request is done: it does not run again
+        # A's receivers started after the build had ended: they hear its retry only.
+        self.assertEqual(on_a, [])
         (request,) = self.db.query(
             "SELECT buildrequestid FROM builds WHERE id = %s", build.buildid
         )[0]
