@@ -41,6 +41,8 @@ STEPS_WITH_LOGS = ("prep", "live", "after")
 # active, and expires a master not marked so in ten.
 HEARTBEAT_SECONDS = 60
 MASTER_EXPIRY_SECONDS = 10 * 60
+# 0.8's word for the result that Buildbot 4 puts at the end of the state
+# string of a step that did not succeed (see told_text).
 STEP_SUFFIX_WORDS = {
     "(failure)": "failed",
     "(warnings)": "warnings",
@@ -208,6 +210,21 @@ class ClusterTestCase(unittest.TestCase):
             build.control.end()
         for build in self.builds:
             yield until(lambda build=build: self.db.build_complete(build), f"{build} to end")
+
+    @defer.inlineCallbacks
+    def build_under_way(self, stdout_lines: int) -> Any:
+        """
+        A build of b1 on A whose live step has written C{stdout_lines}
+        lines of stdout and two of stderr, all of which B's receivers have.
+        """
+        build = yield self.start_build("b1")
+        yield self.live_log_exists(build)
+        build.control.write(
+            stdout=lines("before", 0, stdout_lines), stderr=lines("before-err", 0, 2)
+        )
+        yield self.db_has_written(build)
+        yield self.wait_for_same_text(self.b, build)
+        return build
 
     def live_log_exists(self, build: Build) -> defer.Deferred[Any]:
         return until(lambda: self.db.log_row(build, *LIVE), f"the live log of {build}")
@@ -679,12 +696,8 @@ class RestartTests(ClusterTestCase):
 
     @defer.inlineCallbacks
     def check_restart(self, sig: int) -> Any:
-        build = yield self.start_build("b1")
-        yield self.live_log_exists(build)
+        build = yield self.build_under_way(20)
         control = build.control
-        control.write(stdout=lines("before", 0, 20), stderr=lines("before-err", 0, 2))
-        yield self.db_has_written(build)
-        yield self.wait_for_same_text(self.b, build)
 
         yield threads.deferToThread(self.b.kill, sig)
         control.write(stdout=lines("while B is down", 0, 20))
@@ -741,12 +754,8 @@ class BuildMasterDiesTests(ClusterTestCase):
         C{expire}: A, killed, stays down until master B expires it and ends
         its build, and only then starts again.
         """
-        build = yield self.start_build("b1")
-        yield self.live_log_exists(build)
+        build = yield self.build_under_way(200)
         control = build.control
-        control.write(stdout=lines("before", 0, 200), stderr=lines("before-err", 0, 2))
-        yield self.db_has_written(build)
-        yield self.wait_for_same_text(self.b, build)
         since_a = self.a.events_size()
 
         yield threads.deferToThread(self.a.kill, sig)
