@@ -4,27 +4,32 @@ router, masters A and B started with `buildbot start`, one worker on A.
 
  - Overhead: one build writing BUILD_MB of stdout on A, in a cluster
    without LegacyStatus (the anchor) and in one with it on both masters,
-   both running, in ROUNDS rounds of one build each, each build once the
+   all running, in ROUNDS rounds of one build each, each build once the
    machine is idle; the ratio of the build's wall times (from writing its
-   output to the build complete in the database).  A shared 2-core
-   machine changes speed by a fifth and more from one minute to the next
-   (two clusters both without LegacyStatus took 8.1 s to 10.1 s for the
-   same build), so each round's two builds run back to back, which one
-   goes first alternating, and the figure is the median of the rounds'
-   ratios; the rounds' range and the ratio of each cluster's fastest
-   build are printed beside it, and 90% bootstrap intervals of the median
-   and of the ratio of the summed times below it.  The receivers follow
-   every log and note when each chunk came; they flush what they note
-   with the next event that is not a logChunk.
+   output to the build complete in the database), against the mean of
+   two clusters without LegacyStatus (the anchor and a second one).  A
+   shared 2-core machine changes speed by a fifth and more from one
+   minute to the next (two clusters both without LegacyStatus took 8.1 s
+   to 10.1 s for the same build), so each round's builds run back to
+   back, their order turning from round to round, and the figure is the
+   median of the rounds' ratios; the rounds' range and the ratio of the
+   fastest builds are printed beside it, and 90% bootstrap intervals of
+   the median and of the ratio of the summed times below it.  The
+   receivers follow every log and note when each chunk came; they flush
+   what they note with the next event that is not a logChunk.
+ - The same figures for the second cluster without LegacyStatus against
+   the anchor: what the machine's noise alone makes of a ratio, so that
+   the first figure can be read against it.
  - Delay from A's database to each master's receiver: a trigger on
    logchunks notes when each chunk was inserted (PostgreSQL's clock, the
    machine's); the receivers note when each logChunk came, and the number
    that starts its first line says which chunk it is.
  - CPU time per build (user and system, from /proc) of each part of
-   both clusters: master A, master B, the worker, PostgreSQL's server
+   the clusters: master A, master B, the worker, PostgreSQL's server
    and crossbar, each with the processes it started; the medians over
-   the rounds, and their differences.  Steadier than the wall times on a
-   machine whose speed wanders: it says where LegacyStatus's cost lies.
+   the builds without LegacyStatus and over those with it, and their
+   differences.  Steadier than the wall times on a machine whose speed
+   wanders: it says where LegacyStatus's cost lies.
    Beside each build's wall time, its CPU seconds and the machine's
    steal meanwhile (the CPU time a virtual machine's host took from it),
    which tells the rounds the host slowed.
@@ -63,8 +68,9 @@ from tests.processes import stat_fields, wait_for
 warnings.resetwarnings()
 
 BUILD_MB = 50
-# Rounds of one build of BUILD_MB in each cluster.
-ROUNDS = 10
+# Rounds of one build of BUILD_MB in each cluster: a multiple of the
+# clusters' number, so that each goes first, second and last as often.
+ROUNDS = 12
 # The receivers on both masters follow every log and note each logChunk's
 # arrival with this much of its text (its line number): writing every byte
 # as JSON, as the tests' receivers do, costs as much as the bridge itself.
@@ -250,36 +256,40 @@ def read_figures(master: Master) -> tuple[float, ...]:
     return tuple(float(x) for x in found[-1])
 
 
+# The clusters of each round, by what they are: LegacyStatus on both masters
+# or on neither.
+ANCHOR, AGAIN, LEGACY = "without LegacyStatus", "again without it", "with it on both masters"
+
+
 def main() -> None:
     why = unavailable()
     if why is not None:
         sys.exit(f"bench_cluster: cannot run: {why}")
 
-    anchor = start_cluster(legacy_status=False)
+    clusters: dict[str, Cluster] = {}
     try:
-        cluster = start_cluster(legacy_status=True)
-    except BaseException:
-        anchor.stop()
-        raise
-    try:
-        rounds: list[tuple[float, float]] = []  # (without, with)
-        # Each part's CPU seconds in each build, without and with.
-        cpu: dict[bool, list[dict[str, float]]] = {False: [], True: []}
-        steal: dict[bool, list[float]] = {False: [], True: []}
+        for kind in (ANCHOR, AGAIN, LEGACY):
+            clusters[kind] = start_cluster(legacy_status=kind == LEGACY)
+        cluster = clusters[LEGACY]
+        took: dict[str, list[float]] = {kind: [] for kind in clusters}
+        # Each part's CPU seconds in each build, and the host's steal meanwhile.
+        cpu: dict[str, list[dict[str, float]]] = {kind: [] for kind in clusters}
+        steal: dict[str, list[float]] = {kind: [] for kind in clusters}
+        kinds = list(clusters)
         for number in range(ROUNDS):
-            took = {}
-            for legacy in (False, True) if number % 2 == 0 else (True, False):
+            for kind in kinds[number % len(kinds) :] + kinds[: number % len(kinds)]:
                 wait_until_idle()
-                before = cpu_seconds(cluster if legacy else anchor)
+                before = cpu_seconds(clusters[kind])
                 stolen = machine_seconds()["steal"]
-                builds, took[legacy] = run_builds(cluster if legacy else anchor, ["b1"], BUILD_MB)
-                after = cpu_seconds(cluster if legacy else anchor)
-                cpu[legacy].append({part: after[part] - before[part] for part in before})
-                steal[legacy].append(machine_seconds()["steal"] - stolen)
-                if legacy:
+                builds, seconds = run_builds(clusters[kind], ["b1"], BUILD_MB)
+                after = cpu_seconds(clusters[kind])
+                took[kind].append(seconds)
+                cpu[kind].append({part: after[part] - before[part] for part in before})
+                steal[kind].append(machine_seconds()["steal"] - stolen)
+                if kind == LEGACY:
                     (build,) = builds
-            rounds.append((took[False], took[True]))
-        anchor.stop()
+        for kind in (ANCHOR, AGAIN):
+            clusters.pop(kind).stop()
         # every byte reached B before its delays count
         wait_for(
             lambda: any(
@@ -297,50 +307,43 @@ def main() -> None:
         cluster.a.stop()
         reads = {m.name: read_figures(m) for m in (cluster.a, cluster.b)}
     finally:
-        anchor.stop()
-        cluster.stop()
+        for started in clusters.values():
+            started.stop()
 
     ms = 1000
-    ratios = sorted(with_legacy / without for without, with_legacy in rounds)
-    median_low, median_high = bootstrap_interval(
-        rounds, lambda some: statistics.median(w / o for o, w in some)
-    )
-    summed = sum(w for _, w in rounds) / sum(o for o, _ in rounds)
-    summed_low, summed_high = bootstrap_interval(
-        rounds, lambda some: sum(w for _, w in some) / sum(o for o, _ in some)
-    )
-    fastest_without = min(without for without, _ in rounds)
-    fastest_with = min(with_legacy for _, with_legacy in rounds)
     print(
         f"bench_cluster: PostgreSQL, crossbar, two masters; a build of {BUILD_MB} MB of stdout"
-        " on master A"
+        f" on master A, in three clusters, {ROUNDS} rounds"
     )
     print("  (each build: its wall time; its CPU seconds, all parts; the host's steal meanwhile)")
-    for number, (without, with_legacy) in enumerate(rounds):
-        used = [sum(cpu[legacy][number].values()) for legacy in (False, True)]
+    for number in range(ROUNDS):
         print(
-            f"  round {number + 1}: without LegacyStatus {without:.2f} s"
-            f" ({used[0]:.1f} s, {steal[False][number]:.1f} s)"
-            f"   with it on both masters {with_legacy:.2f} s"
-            f" ({used[1]:.1f} s, {steal[True][number]:.1f} s)   {with_legacy / without:.2f}x"
+            f"  round {number + 1}:"
+            + "   ".join(
+                f" {kind} {took[kind][number]:.2f} s"
+                f" ({sum(cpu[kind][number].values()):.1f} s, {steal[kind][number]:.1f} s)"
+                for kind in (ANCHOR, AGAIN, LEGACY)
+            )
         )
-    print(
-        f"  ratio, median of {ROUNDS} rounds: {statistics.median(ratios):.2f}x  (target <= 1.05x);"
-        f" rounds {ratios[0]:.2f}x-{ratios[-1]:.2f}x;"
-        f" fastest builds {fastest_with:.2f} s / {fastest_without:.2f} s ="
-        f" {fastest_with / fastest_without:.2f}x"
+    # Against the mean of the two clusters without it: the anchors' own
+    # noise counts half.
+    mean_without = [(one + two) / 2 for one, two in zip(took[ANCHOR], took[AGAIN], strict=True)]
+    print_ratio(
+        f"{LEGACY} / without (the two's mean)", list(zip(mean_without, took[LEGACY], strict=True))
     )
-    print(
-        f"  90% bootstrap intervals: median {median_low:.2f}x-{median_high:.2f}x;"
-        f" ratio of the summed times {summed:.2f}x ({summed_low:.2f}x-{summed_high:.2f}x)"
+    print_ratio(
+        f"{AGAIN} / {ANCHOR}, the machine's noise alone",
+        list(zip(took[ANCHOR], took[AGAIN], strict=True)),
+        target=False,
     )
-    print("  CPU seconds per build, medians: without LegacyStatus / with it (difference)")
+    print(f"  CPU seconds per build, medians: without LegacyStatus (both) / {LEGACY} (difference)")
+    builds_without = cpu[ANCHOR] + cpu[AGAIN]
     parts = {
-        part: [statistics.median(c[part] for c in cpu[legacy]) for legacy in (False, True)]
-        for part in cpu[False][0]
+        part: [statistics.median(c[part] for c in runs) for runs in (builds_without, cpu[LEGACY])]
+        for part in cpu[ANCHOR][0]
     }
     parts["all"] = [
-        statistics.median(sum(c.values()) for c in cpu[legacy]) for legacy in (False, True)
+        statistics.median(sum(c.values()) for c in runs) for runs in (builds_without, cpu[LEGACY])
     ]
     for part, (without, with_legacy) in parts.items():
         print(f"    {part}: {without:.2f} / {with_legacy:.2f} s ({with_legacy - without:+.2f} s)")
@@ -357,6 +360,31 @@ def main() -> None:
             f"    master {name}: {count:.0f} reads in {span:.1f} s, {rate:.1f}/s;"
             f" duration p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {slowest:.1f} ms"
         )
+
+
+def print_ratio(name: str, rounds: list[tuple[float, float]], target: bool = True) -> None:
+    """The ratio of each round's second time to its first: median, range, intervals."""
+    ratios = sorted(second / first for first, second in rounds)
+    median_low, median_high = bootstrap_interval(
+        rounds, lambda some: statistics.median(s / f for f, s in some)
+    )
+    summed = sum(s for _, s in rounds) / sum(f for f, _ in rounds)
+    summed_low, summed_high = bootstrap_interval(
+        rounds, lambda some: sum(s for _, s in some) / sum(f for f, _ in some)
+    )
+    fastest_first = min(first for first, _ in rounds)
+    fastest_second = min(second for _, second in rounds)
+    print(
+        f"  {name}: median of the rounds' ratios {statistics.median(ratios):.2f}x"
+        + ("  (target <= 1.05x)" if target else "")
+        + f"; rounds {ratios[0]:.2f}x-{ratios[-1]:.2f}x;"
+        f" fastest builds {fastest_second:.2f} s / {fastest_first:.2f} s ="
+        f" {fastest_second / fastest_first:.2f}x"
+    )
+    print(
+        f"    90% bootstrap intervals: median {median_low:.2f}x-{median_high:.2f}x;"
+        f" ratio of the summed times {summed:.2f}x ({summed_low:.2f}x-{summed_high:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
