@@ -166,7 +166,7 @@ class AppendsTests(MasterTestCase):
         # again until the bridge's comes before this one, each earlier
         # subscription kept, so that each new one is a new object,
         # somewhere else in the set.
-        def bridge_first() -> bool:
+        def bridge_before_echo() -> bool:
             callbacks = [s.callback for s in list(live.log.subPoint.subscriptions)]
             names = [getattr(getattr(c, "func", c), "__name__", "") for c in callbacks]
             return "_handed" in names and names.index("_handed") < callbacks.index(echo)
@@ -174,12 +174,12 @@ class AppendsTests(MasterTestCase):
         subscription = live.log.subscribe(echo)
         earlier = []
         for _ in range(100):
-            if bridge_first():
+            if bridge_before_echo():
                 break
             subscription.unsubscribe()
             earlier.append(subscription)
             subscription = live.log.subscribe(echo)
-        self.assertTrue(bridge_first())
+        self.assertTrue(bridge_before_echo())
         yield live.write(stdout="x\nAAA\nx\n")
         yield live.write(stdout="y\n")
         live.end()
