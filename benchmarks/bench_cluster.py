@@ -259,6 +259,7 @@ def read_figures(master: Master) -> tuple[float, ...]:
 # The clusters of each round, by what they are: LegacyStatus on both masters
 # or on neither.
 ANCHOR, AGAIN, LEGACY = "without LegacyStatus", "again without it", "with it on both masters"
+KINDS = (ANCHOR, AGAIN, LEGACY)
 
 
 def main() -> None:
@@ -268,16 +269,16 @@ def main() -> None:
 
     clusters: dict[str, Cluster] = {}
     try:
-        for kind in (ANCHOR, AGAIN, LEGACY):
+        for kind in KINDS:
             clusters[kind] = start_cluster(legacy_status=kind == LEGACY)
         cluster = clusters[LEGACY]
-        took: dict[str, list[float]] = {kind: [] for kind in clusters}
+        took: dict[str, list[float]] = {kind: [] for kind in KINDS}
         # Each part's CPU seconds in each build, and the host's steal meanwhile.
-        cpu: dict[str, list[dict[str, float]]] = {kind: [] for kind in clusters}
-        steal: dict[str, list[float]] = {kind: [] for kind in clusters}
-        kinds = list(clusters)
+        cpu: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+        steal: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for number in range(ROUNDS):
-            for kind in kinds[number % len(kinds) :] + kinds[: number % len(kinds)]:
+            turn = number % len(KINDS)
+            for kind in KINDS[turn:] + KINDS[:turn]:
                 wait_until_idle()
                 before = cpu_seconds(clusters[kind])
                 stolen = machine_seconds()["steal"]
@@ -322,7 +323,7 @@ def main() -> None:
             + "   ".join(
                 f" {kind} {took[kind][number]:.2f} s"
                 f" ({sum(cpu[kind][number].values()):.1f} s, {steal[kind][number]:.1f} s)"
-                for kind in (ANCHOR, AGAIN, LEGACY)
+                for kind in KINDS
             )
         )
     # Against the mean of the two clusters without it: the anchors' own
