@@ -14,9 +14,12 @@ router, masters A and B started with `buildbot start`, one worker on A.
    back, their order turning from round to round, and the figure is the
    median of the rounds' ratios; the rounds' range and the ratio of the
    fastest builds are printed beside it, and 90% bootstrap intervals of
-   the median and of the ratio of the summed times below it.  The
-   receivers follow every log and note when each chunk came; they flush
-   what they note with the next event that is not a logChunk.
+   the median and of the ratio of the summed times below it.  A cluster
+   also keeps some speed of its own for as long as it runs, so the
+   rounds are run in SETS sets of three clusters, each set started
+   afresh.  The receivers follow every log and note when each chunk
+   came; they flush what they note with the next event that is not a
+   logChunk.
  - The same figures for the second cluster without LegacyStatus against
    the anchor: what the machine's noise alone makes of a ratio, so that
    the first figure can be read against it.
@@ -68,9 +71,14 @@ from tests.processes import stat_fields, wait_for
 warnings.resetwarnings()
 
 BUILD_MB = 50
-# Rounds of one build of BUILD_MB in each cluster: a multiple of the
-# clusters' number, so that each goes first, second and last as often.
-ROUNDS = 12
+# Sets of three clusters started afresh, each for as many rounds of one
+# build of BUILD_MB in each cluster as there are clusters, so that in each
+# set each cluster goes first, second and last once.  Two clusters both
+# without LegacyStatus, the same for a whole run, came out from 0.88x to
+# 1.07x apart over 12 rounds in single runs: a cluster keeps some speed
+# of its own for as long as it runs, and only fresh clusters average it
+# out.
+SETS = 4
 # The receivers on both masters follow every log and note each logChunk's
 # arrival with this much of its text (its line number): writing every byte
 # as JSON, as the tests' receivers do, costs as much as the bridge itself.
@@ -260,6 +268,7 @@ def read_figures(master: Master) -> tuple[float, ...]:
 # or on neither.
 ANCHOR, AGAIN, LEGACY = "without LegacyStatus", "again without it", "with it on both masters"
 KINDS = (ANCHOR, AGAIN, LEGACY)
+ROUNDS = SETS * len(KINDS)
 
 
 def main() -> None:
@@ -268,27 +277,30 @@ def main() -> None:
         sys.exit(f"bench_cluster: cannot run: {why}")
 
     clusters: dict[str, Cluster] = {}
+    took: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    # Each part's CPU seconds in each build, and the host's steal meanwhile.
+    cpu: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+    steal: dict[str, list[float]] = {kind: [] for kind in KINDS}
     try:
-        for kind in KINDS:
-            clusters[kind] = start_cluster(legacy_status=kind == LEGACY)
+        for _ in range(SETS):
+            if clusters:  # the set before's
+                for kind in KINDS:
+                    clusters.pop(kind).stop()
+            for kind in KINDS:
+                clusters[kind] = start_cluster(legacy_status=kind == LEGACY)
+            for turn in range(len(KINDS)):
+                for kind in KINDS[turn:] + KINDS[:turn]:
+                    wait_until_idle()
+                    before = cpu_seconds(clusters[kind])
+                    stolen = machine_seconds()["steal"]
+                    builds, seconds = run_builds(clusters[kind], ["b1"], BUILD_MB)
+                    after = cpu_seconds(clusters[kind])
+                    took[kind].append(seconds)
+                    cpu[kind].append({part: after[part] - before[part] for part in before})
+                    steal[kind].append(machine_seconds()["steal"] - stolen)
+                    if kind == LEGACY:
+                        (build,) = builds
         cluster = clusters[LEGACY]
-        took: dict[str, list[float]] = {kind: [] for kind in KINDS}
-        # Each part's CPU seconds in each build, and the host's steal meanwhile.
-        cpu: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
-        steal: dict[str, list[float]] = {kind: [] for kind in KINDS}
-        for number in range(ROUNDS):
-            turn = number % len(KINDS)
-            for kind in KINDS[turn:] + KINDS[:turn]:
-                wait_until_idle()
-                before = cpu_seconds(clusters[kind])
-                stolen = machine_seconds()["steal"]
-                builds, seconds = run_builds(clusters[kind], ["b1"], BUILD_MB)
-                after = cpu_seconds(clusters[kind])
-                took[kind].append(seconds)
-                cpu[kind].append({part: after[part] - before[part] for part in before})
-                steal[kind].append(machine_seconds()["steal"] - stolen)
-                if kind == LEGACY:
-                    (build,) = builds
         for kind in (ANCHOR, AGAIN):
             clusters.pop(kind).stop()
         # every byte reached B before its delays count
@@ -314,12 +326,12 @@ def main() -> None:
     ms = 1000
     print(
         f"bench_cluster: PostgreSQL, crossbar, two masters; a build of {BUILD_MB} MB of stdout"
-        f" on master A, in three clusters, {ROUNDS} rounds"
+        f" on master A, in three clusters, {ROUNDS} rounds in {SETS} sets of fresh clusters"
     )
     print("  (each build: its wall time; its CPU seconds, all parts; the host's steal meanwhile)")
     for number in range(ROUNDS):
         print(
-            f"  round {number + 1}:"
+            f"  round {number + 1} (set {number // len(KINDS) + 1}):"
             + "   ".join(
                 f" {kind} {took[kind][number]:.2f} s"
                 f" ({sum(cpu[kind][number].values()):.1f} s, {steal[kind][number]:.1f} s)"
