@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +33,29 @@ class LoggedLines:
         text = " ".join(str(part) for part in event.get("message") or ())
         if self.phrase in text:
             self.lines.append(text)
+
+
+class InCallingOrder:
+    """
+    A subscription point's subscriptions, handed over in the order they
+    were made: Buildbot keeps them in a set, whose order a test cannot
+    choose.
+    """
+
+    def __init__(self, subscriptions: Iterable[Any]) -> None:
+        self._subscriptions = dict.fromkeys(subscriptions)
+
+    def add(self, subscription: Any) -> None:
+        self._subscriptions[subscription] = None
+
+    def remove(self, subscription: Any) -> None:
+        del self._subscriptions[subscription]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._subscriptions))
+
+    def __len__(self) -> int:
+        return len(self._subscriptions)
 
 
 class AppendsTests(MasterTestCase):
@@ -162,24 +185,16 @@ class AppendsTests(MasterTestCase):
                 live.log.addStdout(lines.replace("AAA", "BBB"))
 
         # Buildbot calls a log's subscribers in the order of the set it
-        # keeps them in (Buildbot's own may be among them): subscribed
-        # again until the bridge's comes before this one, each earlier
-        # subscription kept, so that each new one is a new object,
-        # somewhere else in the set.
-        def bridge_before_echo() -> bool:
-            callbacks = [s.callback for s in list(live.log.subPoint.subscriptions)]
-            names = [getattr(getattr(c, "func", c), "__name__", "") for c in callbacks]
-            return "_handed" in names and names.index("_handed") < callbacks.index(echo)
-
-        subscription = live.log.subscribe(echo)
-        earlier = []
-        for _ in range(100):
-            if bridge_before_echo():
-                break
-            subscription.unsubscribe()
-            earlier.append(subscription)
-            subscription = live.log.subscribe(echo)
-        self.assertTrue(bridge_before_echo())
+        # keeps them in, which follows the objects' addresses: kept in the
+        # order they came instead, so that the bridge's (and Buildbot's
+        # own, if any) come before this one in every run.
+        point = live.log.subPoint
+        point.subscriptions = InCallingOrder(point.subscriptions)
+        live.log.subscribe(echo)
+        callbacks = [s.callback for s in point.subscriptions]
+        names = [getattr(getattr(c, "func", c), "__name__", "") for c in callbacks]
+        self.assertIn("_handed", names)
+        self.assertEqual(callbacks[-1], echo)
         yield live.write(stdout="x\nAAA\nx\n")
         yield live.write(stdout="y\n")
         live.end()
