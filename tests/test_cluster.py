@@ -755,6 +755,9 @@ class BuildMasterDiesTests(ClusterTestCase):
         its build, and only then starts again.
         """
         build = yield self.build_under_way(200)
+        # A's own receivers have those lines too, or they might hear the
+        # last of them after the count below and before A goes.
+        yield self.wait_for_same_text(self.a, build)
         control = build.control
         since_a = self.a.events_size()
 

@@ -61,6 +61,10 @@ def mount_tmpfs(case: MasterTestCase, path: str, options: str) -> None:
 
 
 class FaultTestCase(MasterTestCase):
+    # BIG is served two to four times, compressed and not, on a machine
+    # that may run at half its usual speed.
+    timeout = 180
+
     @defer.inlineCallbacks
     def start(self, builders: dict, **kwargs) -> defer.Generator:
         yield self.start_master(builders, http=True, logdir="spool", **kwargs)

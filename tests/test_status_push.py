@@ -177,7 +177,7 @@ class StatusPushTests(MasterTestCase):
         push_server, url = self.serve(stall=2)
         pusher = HttpStatusPush(url, bufferDelay=0.01, retryDelay=0.01)
         # Long enough for any post the server answers, short for the stalls.
-        pusher.timeout = 2.0
+        pusher.timeout = 5.0
         yield self.start_master({"b1": [python_step("emit", "print('hi')")]}, receivers=[pusher])
         yield self.force("b1")
         yield poll(lambda: push_server.has("buildFinished"), "the buildFinished packet")
