@@ -64,7 +64,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # buildbot.master) is imported before it, and the filters are reset after.
 import buildbot.master  # noqa: F401
 
-from benchmarks.figures import bootstrap_interval, percentile
+from benchmarks.figures import CLOCK_TICKS, bootstrap_interval, machine_seconds, percentile
 from tests.cluster import Build, Cluster, Master, unavailable
 from tests.processes import stat_fields, wait_for
 
@@ -89,7 +89,6 @@ IDLE_CORES = 0.1
 IDLE_SECONDS = 0.5
 IDLE_TRIES = 600
 LINE_BYTES = 100  # "<8-digit number> " + text + newline
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The step's output goes out in commands of this many lines each.
 LINES_PER_COMMAND = 640
 BUILD_TIMEOUT = 300.0
@@ -139,19 +138,6 @@ def wait_until_idle() -> None:
         if busy() - before < IDLE_SECONDS * IDLE_CORES:
             return
     raise RuntimeError("the machine never went idle between builds")
-
-
-def machine_seconds() -> dict[str, float]:
-    """
-    The machine's CPU seconds so far, by kind (/proc/stat's first line),
-    C{steal} among them: what its host has taken from it, so that a build
-    that many others share the host with runs slow, and not for anything
-    it did.
-    """
-    kinds = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-    with open("/proc/stat", encoding="ascii") as f:
-        ticks = f.readline().split()[1 : len(kinds) + 1]
-    return {kind: int(count) / CLOCK_TICKS for kind, count in zip(kinds, ticks, strict=True)}
 
 
 def cpu_seconds(cluster: Cluster) -> dict[str, float]:

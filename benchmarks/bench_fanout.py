@@ -19,7 +19,10 @@ when a tick's lines reached it.  Figures:
  - time to first byte, p50/p99, from each client's connection attempt;
  - delay from appendLog's return to the client, p50/p99, over the ticks
    appended once the client had its first byte;
- - the master's RSS growth from before the first client to its peak.
+ - the master's RSS growth from before the first client to its peak;
+ - the CPU time the machine's host took from it (steal) from the first
+   client to the log's end: the targets are times, which a busy host
+   lengthens whatever the master does.
 
 The anchor of the delay is the same master's own appendLog time in the
 same run (the database write that every chunk waits for anyway).
@@ -52,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from twisted.internet import defer, protocol, task
 
-from benchmarks.figures import FollowingReceiver, percentile, rss
+from benchmarks.figures import FollowingReceiver, machine_seconds, percentile, rss
 from benchmarks.realmaster import master_config, python_step, start_master, stop_master
 from buildbot_logfile import LegacyStatus
 
@@ -188,6 +191,7 @@ async def run(reactor: Any, master: Any, receivers: list[TailReceiver]) -> dict[
     appended: dict[int, float] = {}
     append_seconds: list[float] = []
     began = time.monotonic()
+    stolen = machine_seconds()["steal"]
     live_until: float | None = None
     tick = 0
     while live_until is None or time.monotonic() < live_until:
@@ -202,6 +206,8 @@ async def run(reactor: Any, master: Any, receivers: list[TailReceiver]) -> dict[
         peak = max(peak, rss())
         await sleep(reactor, max(0.0, began + tick / TICKS_PER_SECOND - time.monotonic()))
     lag_probe.stop()
+    steal = machine_seconds()["steal"] - stolen
+    span = time.monotonic() - began
     await updates.finishLog(logid)
     results = await defer.gatherResults([p.ended for p in processes])
     deadline = time.monotonic() + 60
@@ -241,6 +247,8 @@ async def run(reactor: Any, master: Any, receivers: list[TailReceiver]) -> dict[
         "append": append_seconds,
         "rss_growth": (peak - before) / 2**20,
         "lag": [b - a - LAG_PROBE for a, b in zip(lags, lags[1:])],
+        "steal": steal,
+        "span": span,
     }
 
 
@@ -291,6 +299,10 @@ async def main(reactor: Any, frozen: bool) -> None:
         f"  p99 {percentile(fig['lag'], 0.99) * ms:.0f} ms  max {max(fig['lag']) * ms:.0f} ms"
     )
     print(f"  master RSS growth {fig['rss_growth']:.0f} MB  (target < 256 MB)")
+    print(
+        f"  the host took {fig['steal']:.1f} s of the machine's CPU time (steal)"
+        f" in the {fig['span']:.1f} s from the first client to the log's end"
+    )
 
 
 if __name__ == "__main__":

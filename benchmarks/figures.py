@@ -1,15 +1,19 @@
 """
-What the benchmarks measure with: this process's memory, percentiles,
-bootstrap intervals, and a receiver that follows every builder.
+What the benchmarks measure with: this process's memory, the machine's
+CPU time by kind, percentiles, bootstrap intervals, and a receiver that
+follows every builder.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from buildbot_logfile.base import StatusReceiverMultiService
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def rss() -> int:
@@ -19,6 +23,19 @@ def rss() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError("no VmRSS")
+
+
+def machine_seconds() -> dict[str, float]:
+    """
+    The machine's CPU seconds so far, by kind (/proc/stat's first line),
+    C{steal} among them: what its host has taken from it, so that a run
+    slowed by the host's other guests can be told from one slowed by what
+    it measures.
+    """
+    kinds = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    with open("/proc/stat", encoding="ascii") as f:
+        ticks = f.readline().split()[1 : len(kinds) + 1]
+    return {kind: int(count) / CLOCK_TICKS for kind, count in zip(kinds, ticks, strict=True)}
 
 
 def percentile(values: list[float], fraction: float) -> float:
