@@ -23,6 +23,7 @@ from buildbot_logfile._builders import Builders
 from buildbot_logfile._delivery import deliver, each_watcher, subscribe_returned
 from buildbot_logfile._mirror import LogMirror, MirrorRegistry
 from buildbot_logfile._requests import Requests
+from buildbot_logfile._retries import DatabaseRetries
 from buildbot_logfile._running import (
     current_properties,
     description_now,
@@ -85,6 +86,9 @@ class EventFeed:
         self.requests = requests
         self.mirrors = mirrors
         self.on_build_finished = on_build_finished
+        # A build's reads, tried again in their place while the database
+        # is out of reach.
+        self._retries = DatabaseRetries(master.reactor)
         self._consumers: list[Any] = []
         self._builds: dict[int, _BuildState] = {}
         self._step_builds: dict[int, int] = {}
@@ -168,6 +172,7 @@ class EventFeed:
 
     async def stop(self) -> None:
         """Stop consuming, then wait for the events already queued."""
+        self._retries.stop()  # the database will not be waited for
         for release in list(self._holds):
             release()
         consumers, self._consumers = self._consumers, []
@@ -316,9 +321,16 @@ class EventFeed:
     async def _unless_dropped(
         self, state: _BuildState, handler: Callable[..., Awaitable[Any]], args: tuple[Any, ...]
     ) -> None:
+        """
+        Run a handler of the build's events.  One whose read failed for a
+        database out of reach runs again: each tells only what it has not
+        told yet, and reads before it tells.
+        """
         await self._unless_held()
         if state.status is not None:
-            await handler(state, *args)
+            await self._retries.run(
+                lambda: handler(state, *args), f"an event of build {state.buildid}"
+            )
 
     # Handlers: one build's events, one at a time
 
@@ -329,12 +341,12 @@ class EventFeed:
         """
         await self._unless_held()
         try:
-            builder = await self.builders.by_id(msg["builderid"])
-            if builder is None:
+            build = await self._retries.run(
+                lambda: self._read_build(msg), f"the start of build {state.buildid}"
+            )
+            if build is None:
                 self._forget(state.buildid)
                 return None
-            build = BuildStatus(builder, msg["number"], msg["buildid"])
-            await build.refresh(msg)
         except Exception:
             # Its receivers cannot hear of it, but its logs must still
             # stream to the pages that open them: a build the feed does
@@ -343,8 +355,12 @@ class EventFeed:
             # service is.
             self._forget(state.buildid)
             raise
+        builder = build.builder
         try:
-            expected = await load_expectations(self.master.data, builder.builderid)
+            expected = await self._retries.run(
+                lambda: load_expectations(self.master.data, builder.builderid),
+                f"the ETA of {builder.name}",
+            )
         except Exception:
             # An estimate is no reason to drop the build.
             log.err(None, f"LegacyStatus: no ETA for {builder.name} #{build.number}")
@@ -367,6 +383,15 @@ class EventFeed:
         self.requests.build_started(build)
         return steps
 
+    async def _read_build(self, msg: _Message) -> BuildStatus | None:
+        """A build as the database has it (None for a builder it does not know)."""
+        builder = await self.builders.by_id(msg["builderid"])
+        if builder is None:
+            return None
+        build = BuildStatus(builder, msg["number"], msg["buildid"])
+        await build.refresh(msg)
+        return build
+
     async def _list_steps_so_far(self, state: _BuildState) -> list[_Message] | None:
         """
         The steps a build has in the database as it is announced, listed
@@ -376,12 +401,17 @@ class EventFeed:
         0.8's steps were.  Each is told as it starts or finishes.
         """
         try:
-            steps = list(await self.master.data.get(("builds", state.buildid, "steps")) or [])
+            steps = await self._retries.run(
+                lambda: self._steps_of(state.buildid), f"the steps of build {state.buildid}"
+            )
         except Exception:
             log.err(None, f"LegacyStatus: the steps of build {state.buildid}")
             return None
         self._list_steps(state, steps)
         return steps
+
+    async def _steps_of(self, buildid: int) -> list[_Message]:
+        return list(await self.master.data.get(("builds", buildid, "steps")) or [])
 
     def _list_steps(self, state: _BuildState, steps: list[_Message]) -> None:
         """The build's C{steps}, of the data API, in its list and known by id."""
@@ -413,8 +443,17 @@ class EventFeed:
             self.builders.not_expected(build["builderid"], build["buildid"])
         if state.status is None:
             return
+        await self._retries.run(
+            lambda: self._catch_up_steps(state, steps), f"the steps of build {state.buildid}"
+        )
+
+    async def _catch_up_steps(self, state: _BuildState, steps: list[_Message] | None) -> None:
+        """
+        The steps of a build caught up with, each told as far as it went;
+        run again, it tells only what it has not told yet.
+        """
         if steps is None:  # not listed at the start: read now
-            steps = list(await self.master.data.get(("builds", state.buildid, "steps")) or [])
+            steps = await self._steps_of(state.buildid)
             self._list_steps(state, steps)
         for step in steps:
             if step["started_at"] is None:

@@ -246,6 +246,26 @@ def until(
 # The parts
 
 
+def _client_ports(pid: int, server_port: int) -> set[int]:
+    """The local ports of process C{pid}'s TCP connections to C{server_port} on 127.0.0.1."""
+    inodes = set()
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        with contextlib.suppress(OSError):
+            target = os.readlink(os.path.join(fds, fd))
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    with open("/proc/net/tcp", encoding="ascii") as table:
+        next(table)  # the header
+        for row in table:
+            fields = row.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if inode in inodes and int(remote.split(":")[1], 16) == server_port:
+                ports.add(int(local.split(":")[1], 16))
+    return ports
+
+
 class Crossbar:
     """A crossbar router with one realm, C{realm1}, open to anonymous clients, at C{/ws}."""
 
@@ -742,6 +762,24 @@ class Cluster:
     def build_complete(self, build: Build) -> bool:
         rows = self.query("SELECT complete_at FROM builds WHERE id = %s", build.buildid)
         return bool(rows and rows[0][0])
+
+    def cut_connections(self, master: Master) -> int:
+        """
+        End every connection C{master} has to the PostgreSQL server, on the
+        server's side, as a restart of the server does: each fails its next
+        statement.  How many were ended.
+        """
+        assert isinstance(self.database, Postgres), "PostgreSQL's clusters only"
+        pid = master.pid()
+        assert pid is not None, f"{master} is not running"
+        ports = sorted(_client_ports(pid, self.database.port))
+        if not ports:
+            return 0
+        rows = self.query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_port = ANY(%s)",
+            ports,
+        )
+        return sum(1 for (ended,) in rows if ended)
 
     # Builds
 
