@@ -89,6 +89,10 @@ class EventFeed:
         # A build's reads, tried again in their place while the database
         # is out of reach.
         self._retries = DatabaseRetries(master.reactor)
+        # The builders', buildsets' and requests' events, one at a time in
+        # arrival order, as each build's are: a request's claim waits for
+        # its announcement to have been read, or tried again.
+        self._others = defer.DeferredLock()
         self._consumers: list[Any] = []
         self._builds: dict[int, _BuildState] = {}
         self._step_builds: dict[int, int] = {}
@@ -184,6 +188,7 @@ class EventFeed:
         for call, read in list(self._appends_due.values()):
             call.cancel()
             read()
+        await self._others.run(lambda: None)
         for state in list(self._builds.values()):
             await state.queue.run(lambda: None)
         while self._running:
@@ -202,18 +207,23 @@ class EventFeed:
 
     def _on_builder(self, key: tuple[str, ...], msg: _Message) -> None:
         if key[2] == "started":
-            self._run_logged(self.builders.started(msg["builderid"]))
+            self._in_order(lambda: self.builders.started(msg["builderid"]), f"builder {key[1]}")
         elif key[2] == "stopped":
-            self._run_logged(self.builders.stopped(msg["builderid"], msg["name"]))
+            self._in_order(
+                lambda: self.builders.stopped(msg["builderid"], msg["name"]), f"builder {key[1]}"
+            )
 
     def _on_worker(self, key: tuple[str, ...], msg: _Message) -> None:
         self.workers.event(key[2], msg)
 
     def _on_buildset(self, key: tuple[str, ...], msg: _Message) -> None:
-        self._run_logged(self.requests.buildset_event(key[2], msg))
+        self._in_order(lambda: self.requests.buildset_event(key[2], msg), f"buildset {key[1]}")
 
     def _on_request(self, key: tuple[str, ...], msg: _Message) -> None:
-        self._run_logged(self.requests.request_event(key[2], int(key[1]), msg))
+        self._in_order(
+            lambda: self.requests.request_event(key[2], int(key[1]), msg),
+            f"build request {key[1]}",
+        )
 
     def _on_change(self, key: tuple[str, ...], msg: _Message) -> None:
         if key[2] == "new":
@@ -298,6 +308,14 @@ class EventFeed:
 
         wait = max(0.0, mirror.last_read + _appends.APPEND_INTERVAL - reactor.seconds())
         self._appends_due[mirror.logid] = (reactor.callLater(wait, read), read)
+
+    def _in_order(self, handle: Callable[[], Awaitable[Any]], what: str) -> None:
+        """
+        Handle an event of a builder, buildset or request after those that
+        came before it, again while the database is out of reach: each of
+        these handlers reads before it tells.
+        """
+        self._others.run(lambda: self._run_logged(self._retries.run(handle, what)))
 
     def _run_logged(self, coro: Coroutine[Any, Any, Any]) -> defer.Deferred[Any]:
         d = defer.ensureDeferred(coro).addErrback(

@@ -378,6 +378,11 @@ class Requests:
             self.buildsets[bs.bsid] = bs
         try:
             await self._read_sourcestamps(bs, buildset.get("sourcestamps") or [])
+        except Exception:
+            # Read whole by the next that asks (the event, tried again).
+            if self.buildsets.get(bs.bsid) is bs:
+                del self.buildsets[bs.bsid]
+            raise
         finally:
             bs.loaded()
         return bs

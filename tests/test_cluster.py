@@ -411,55 +411,70 @@ class ClusterTests(ClusterTestCase):
         # (the single-master tests' message queue carries datetimes).
         since = {master: master.events_size() for master in (self.a, self.b)}
         build = yield self.start_build("b2")
+        for master in (self.a, self.b):
+            yield self.told_its_buildset_and_request(master, build, since[master])
+
+    @defer.inlineCallbacks
+    def test_b_whose_database_connections_were_cut_tells_a_buildset_and_its_request(
+        self,
+    ) -> Any:
+        since_b = self.b.events_size()
+        cut = yield threads.deferToThread(self.db.cut_connections, self.b)
+        self.assertGreater(cut, 0)
+        build = yield self.start_build("b2")
+        yield self.told_its_buildset_and_request(self.b, build, since_b)
+
+    @defer.inlineCallbacks
+    def told_its_buildset_and_request(self, master: Master, build: Build, since: int) -> Any:
+        """C{master}'s receivers heard C{build} start, and its buildset and request, once."""
         ((brid, bsid, request_at, buildset_at, reason),) = self.db.query(
             "SELECT br.id, bs.id, br.submitted_at, bs.submitted_at, bs.reason FROM builds b"
             " JOIN buildrequests br ON br.id = b.buildrequestid"
             " JOIN buildsets bs ON bs.id = br.buildsetid WHERE b.id = %s",
             build.buildid,
         )
-        for master in (self.a, self.b):
-            yield self.wait_for_event(master, build, "buildStarted", since=since[master])
-            # Requests and buildsets are told apart from the build's events.
-            yield until(
-                lambda master=master: (
-                    {"buildsetSubmitted", "requestSubmitted"}
-                    <= {e["event"] for e in master.events(since[master])}
-                ),
-                f"the buildset and its request told on {master}",
-            )
-            told = {
-                e["event"]: e
-                for e in master.events(since[master])
-                if e["event"] in ("buildsetSubmitted", "requestSubmitted")
-            }
-            # Each once (Buildbot announces the request before its buildset).
-            self.assertEqual(
-                sorted(e["event"] for e in master.events(since[master]) if e["event"] in told),
-                ["buildsetSubmitted", "requestSubmitted"],
-                master,
-            )
-            buildset = told["buildsetSubmitted"]["buildset"]
-            self.assertEqual(
-                (buildset["bsid"], buildset["reason"], buildset["submitted_at"]),
-                (
-                    bsid,
-                    reason,
-                    str(datetime.datetime.fromtimestamp(buildset_at, datetime.timezone.utc)),
-                ),
-                master,
-            )
-            self.assertFalse(buildset["complete"], master)
-            request = told["requestSubmitted"]
-            self.assertEqual(
-                (
-                    request["brid"],
-                    request["bsid"],
-                    request["request"]["builderName"],
-                    request["request"]["submittedAt"],
-                ),
-                (brid, bsid, "b2", request_at),
-                master,
-            )
+        yield self.wait_for_event(master, build, "buildStarted", since=since)
+        # Requests and buildsets are told apart from the build's events.
+        yield until(
+            lambda: (
+                {"buildsetSubmitted", "requestSubmitted"}
+                <= {e["event"] for e in master.events(since)}
+            ),
+            f"the buildset and its request told on {master}",
+        )
+        told = {
+            e["event"]: e
+            for e in master.events(since)
+            if e["event"] in ("buildsetSubmitted", "requestSubmitted")
+        }
+        # Each once (Buildbot announces the request before its buildset).
+        self.assertEqual(
+            sorted(e["event"] for e in master.events(since) if e["event"] in told),
+            ["buildsetSubmitted", "requestSubmitted"],
+            master,
+        )
+        buildset = told["buildsetSubmitted"]["buildset"]
+        self.assertEqual(
+            (buildset["bsid"], buildset["reason"], buildset["submitted_at"]),
+            (
+                bsid,
+                reason,
+                str(datetime.datetime.fromtimestamp(buildset_at, datetime.timezone.utc)),
+            ),
+            master,
+        )
+        self.assertFalse(buildset["complete"], master)
+        request = told["requestSubmitted"]
+        self.assertEqual(
+            (
+                request["brid"],
+                request["bsid"],
+                request["request"]["builderName"],
+                request["request"]["submittedAt"],
+            ),
+            (brid, bsid, "b2", request_at),
+            master,
+        )
 
     @defer.inlineCallbacks
     def test_b_gets_the_whole_cascade_and_every_byte_of_a_build_on_a_live(self) -> Any:
@@ -644,6 +659,7 @@ class MariaDBClusterTests(ClusterTests):
     # Buildbot's pool finds a lost connection to MySQL itself, trying each
     # as it takes it out, and starts a new one.
     test_b_whose_database_connections_were_cut_tells_the_build_in_order = None
+    test_b_whose_database_connections_were_cut_tells_a_buildset_and_its_request = None
 
 
 class BuildsOnBothMastersTests(ClusterTestCase):
