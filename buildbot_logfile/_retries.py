@@ -6,8 +6,10 @@ fails the next statement on each of them once: Buildbot's pool retries
 no such failure on PostgreSQL (only MySQL's lost connections and SQLite's
 locks), and SQLAlchemy only throws the dead connections away.  A build's
 event whose read failed there would be dropped, or told later, out of
-0.8's order, when the build's end looked for it.  Its read is tried again
-instead, in its place in the build's queue, the events behind it waiting.
+0.8's order, when the build's end looked for it; a buildset's or a
+request's, dropped.  Its read is tried again instead, in its place in its
+queue (the build's, or the one of builders, buildsets and requests), the
+events behind it waiting.
 """
 
 from __future__ import annotations
