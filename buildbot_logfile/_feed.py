@@ -86,8 +86,8 @@ class EventFeed:
         self.requests = requests
         self.mirrors = mirrors
         self.on_build_finished = on_build_finished
-        # A build's reads, tried again in their place while the database
-        # is out of reach.
+        # Reads tried again, in their place in their queue, while the
+        # database is out of reach.
         self._retries = DatabaseRetries(master.reactor)
         # The builders', buildsets' and requests' events, one at a time in
         # arrival order, as each build's are: a request's claim waits for
