@@ -380,6 +380,8 @@ class Master(Daemon):
         self.pb_port, self.www_port, self.legacy_port = ports
         self.www = www
         self.events_path = os.path.join(self.basedir, EVENTS)
+        # Its name as a user of a MariaDB database (see cut_connections).
+        self.db_user = f"master_{name.lower()}"
         self.builders = list(BUILDERS)
         if cluster.worker_on_b:
             self.builders.append(BUILDER_ON_B)
@@ -414,7 +416,7 @@ class Master(Daemon):
             repo=REPO,
             python=sys.executable,
             name=self.name,
-            db_url=self.cluster.database.url,
+            db_url=self.cluster.database.client_url(self.db_user),
             router_url=self.cluster.crossbar.router_url,
             workers=[WORKER_NAME, WORKER_B_NAME] if self.cluster.worker_on_b else [WORKER_NAME],
             builder_workers={
@@ -765,21 +767,30 @@ class Cluster:
 
     def cut_connections(self, master: Master) -> int:
         """
-        End every connection C{master} has to the PostgreSQL server, on the
+        End every connection C{master} has to the database server, on the
         server's side, as a restart of the server does: each fails its next
         statement.  How many were ended.
         """
-        assert isinstance(self.database, Postgres), "PostgreSQL's clusters only"
-        pid = master.pid()
-        assert pid is not None, f"{master} is not running"
-        ports = sorted(_client_ports(pid, self.database.port))
-        if not ports:
-            return 0
+        if isinstance(self.database, Postgres):
+            pid = master.pid()
+            assert pid is not None, f"{master} is not running"
+            ports = sorted(_client_ports(pid, self.database.port))
+            if not ports:
+                return 0
+            rows = self.query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE client_port = ANY(%s)",
+                ports,
+            )
+            return sum(1 for (ended,) in rows if ended)
         rows = self.query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_port = ANY(%s)",
-            ports,
+            "SELECT id FROM information_schema.PROCESSLIST WHERE USER = %s", master.db_user
         )
-        return sum(1 for (ended,) in rows if ended)
+        for (connection,) in rows:
+            # One that ended by itself since it was listed is as good as ended.
+            with contextlib.suppress(Exception):
+                self.query(f"KILL CONNECTION {int(connection)}")
+        return len(rows)
 
     # Builds
 

@@ -105,6 +105,14 @@ class Postgres:
     def url(self) -> str:
         return self.url_of(self.database)
 
+    def client_url(self, client: str) -> str:
+        """
+        The URL for a client of the cluster's database whose connections
+        are to be told apart: here the same for all (C{pg_stat_activity}
+        tells them apart by their ports).
+        """
+        return self.url
+
     def _as_postgres(self, program: str, *args: str) -> list[str]:
         command = [os.path.join(self.bindir, program), *args]
         if os.geteuid() == 0:
@@ -216,13 +224,22 @@ class MariaDB:
             return "needs MariaDB's server (apt-get install mariadb-server)"
         return _missing_user(cls.user, "mariadb-server") or _missing_module("pymysql", "pymysql")
 
-    def url_of(self, database: str) -> str:
+    def url_of(self, database: str, user: str = "root") -> str:
         """The SQLAlchemy URL of C{database}, for Buildbot."""
-        return f"mysql+pymysql://root@127.0.0.1:{self.port}/{database}?storage_engine=InnoDB"
+        return f"mysql+pymysql://{user}@127.0.0.1:{self.port}/{database}?storage_engine=InnoDB"
 
     @property
     def url(self) -> str:
         return self.url_of(self.database)
+
+    def client_url(self, client: str) -> str:
+        """
+        The URL for a client of the cluster's database whose connections
+        are to be told apart: as a user of its own, C{client}, which the
+        process list shows (with the grant tables skipped, any name goes
+        in, and the list shows no client's host or port).
+        """
+        return self.url_of(self.database, user=client)
 
     def _as_user(self) -> list[str]:
         return [f"--user={self.user}"] if os.geteuid() == 0 else []

@@ -656,10 +656,6 @@ class MariaDBClusterTests(ClusterTests):
     """
 
     database = "mariadb"
-    # Buildbot's pool finds a lost connection to MySQL itself, trying each
-    # as it takes it out, and starts a new one.
-    test_b_whose_database_connections_were_cut_tells_the_build_in_order = None
-    test_b_whose_database_connections_were_cut_tells_a_buildset_and_its_request = None
 
 
 class BuildsOnBothMastersTests(ClusterTestCase):
