@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import select
+import socket
+import struct
+import time
 from typing import Any
 
-from twisted.internet import defer
+from twisted.internet import defer, reactor
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial import unittest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import Request as WebRequest
 from twisted.web.test.requesthelper import DummyRequest
 
 from buildbot_logfile._consumers import RequestConsumer, TextRequestConsumer
 from buildbot_logfile.logfile import HEADER, STDERR, STDOUT
+from tests.masters import poll
 
 INTERVAL = RequestConsumer.WRITE_INTERVAL
 
@@ -235,3 +245,87 @@ def test_rules_that_change_again_while_asked_are_asked_too() -> None:
     gate.open = True
     gate.asked[1].callback(True)
     assert (request.written, producer.paused) == ([b"a"], False)
+
+
+class SentAtOnceTests(unittest.TestCase):
+    """
+    Over a real connection: what a consumer writes to a client that keeps
+    up is in the client's socket before the reactor turns again, not left
+    in the transport for the reactor's next poll (see issue 13's fan-out).
+    """
+
+    @defer.inlineCallbacks
+    def setUp(self) -> Any:
+        self.clock = Clock()
+        self.consumers: list[TextRequestConsumer] = []
+        self.ended: list[Any] = []
+        page = Resource()
+        page.isLeaf = True
+        page.render_GET = self.render  # type: ignore[method-assign]
+        port = reactor.listenTCP(0, Site(page), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        self.addCleanup(self.close)
+        self.client.setblocking(False)
+        self.client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.received = b""
+        yield poll(lambda: self.consumers and self.read() and b"first\n" in self.received,
+                   "the page's first line")  # fmt: skip
+
+    def render(self, request: WebRequest) -> Any:
+        request.notifyFinish().addBoth(self.ended.append)
+        consumer = TextRequestConsumer(request, self.clock)
+        self.consumers.append(consumer)
+        consumer.writeChunk((STDOUT, "first\n"))
+        return NOT_DONE_YET
+
+    def close(self) -> Any:
+        """Close the client's end, and wait for the page's end to see it."""
+        self.client.close()
+        return poll(lambda: self.ended, "the request to end")
+
+    def read(self) -> bool:
+        """Whatever the client's socket holds, without waiting: whether it was open."""
+        try:
+            data = self.client.recv(65536)
+        except BlockingIOError:
+            return True
+        self.received += data
+        return bool(data)
+
+    def in_socket_before_the_reactor_turns(self, text: bytes) -> None:
+        # Called from the reactor's thread, which this keeps: nothing the
+        # transport still held could reach the socket meanwhile.
+        deadline = time.monotonic() + 5
+        while text not in self.received:
+            remaining = deadline - time.monotonic()
+            self.assertGreater(remaining, 0, f"{text!r} never reached the client's socket")
+            select.select([self.client], [], [], remaining)
+            self.read()
+
+    def test_a_write_after_a_quiet_spell(self) -> None:
+        (consumer,) = self.consumers
+        self.clock.advance(INTERVAL)
+        consumer.writeChunk((STDOUT, "second\n"))
+        self.in_socket_before_the_reactor_turns(b"second\n")
+
+    def test_a_bundle_at_the_tick(self) -> None:
+        (consumer,) = self.consumers
+        consumer.writeChunk((STDOUT, "bundled "))
+        consumer.writeChunk((STDOUT, "together\n"))
+        self.assertNotIn(b"bundled", self.received)
+        self.clock.advance(INTERVAL)
+        self.in_socket_before_the_reactor_turns(b"bundled together\n")
+
+    @defer.inlineCallbacks
+    def test_a_client_gone_is_found_gone_as_before(self) -> Any:
+        (consumer,) = self.consumers
+        # A reset rather than an orderly close: the next send fails.
+        self.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.client.close()
+        self.clock.advance(INTERVAL)
+        consumer.writeChunk((STDOUT, "to nobody\n"))
+        consumer.writeChunk((STDOUT, "at the tick\n"))
+        self.clock.advance(INTERVAL)
+        yield poll(lambda: self.ended, "the request to end")
+        self.assertIsInstance(self.ended[0], Failure)
