@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from twisted.internet import defer
 from twisted.internet.abstract import FileDescriptor
+from twisted.python import log
 from twisted.web.iweb import IRequest
 
 from buildbot_logfile._producer import LogFileProducer
@@ -63,8 +64,13 @@ class _Ticker:
         waiting = list(self._waiting)
         self._waiting.clear()
         for consumer in waiting:
-            consumer._flush()
-            _send_at_once(consumer.request)
+            # One page's failure must not leave the others' bundles behind:
+            # a consumer with a bundle waits for a tick it is not due.
+            try:
+                consumer._flush()
+                _send_at_once(consumer.request)
+            except Exception:
+                log.err(None, "LegacyStatus: writing to a live log page")
 
 
 _tickers: weakref.WeakKeyDictionary[Any, _Ticker] = weakref.WeakKeyDictionary()
@@ -79,28 +85,40 @@ def _ticker(clock: IReactorTime) -> _Ticker:
 
 def _send_at_once(request: Any) -> None:
     """
-    Send what C{request} has been given now, not at the reactor's next turn.
+    Send what C{request} has just been given now, not at the reactor's
+    next poll.
 
     A socket's transport keeps what it is given until the reactor's next
     poll finds the socket writable, and sends it then: for pages that
-    follow a live log, a second pass over every client per write (each
-    socket polled, found writable and served in a turn of its own, which
-    the bytes wait for).  A client that keeps up has room in its socket,
-    which takes the bytes at once.  With a thousand clients following one
-    log (C{bench_fanout}) sending at once took the master's own
-    C{appendLog} from a p50 of 52-80 ms to 9-15 ms, as its reactor's turns
-    shrank, and the time to first byte and delay p99 with it.
+    follow a live log, each write waits for the rest of the reactor's turn
+    and a poll that finds every client's socket writable, and serves them
+    all.  A client that keeps up has room in its socket, which takes the
+    bytes at once.  With a thousand clients following one log
+    (C{bench_fanout}) sending at once took the master's own C{appendLog}
+    from a p50 of 52-80 ms to 9-15 ms, as its reactor's turns shrank, and
+    the time to first byte and delay p99 with it.
 
     Only a socket's own transport (TLS wraps it in a protocol, which is
-    left alone), and only while it streams as usual: a transport that has
-    paused its producer is full, and one that is closing ends itself.
-    A send that finds the connection gone leaves it to the reactor, which
-    finds it so at its next poll, as it would have.
+    left alone), only while it streams as usual (a transport that has
+    paused its producer is full, one that is closing ends itself, and only
+    a streaming producer is left alone by the send), only when all it had
+    before went out (otherwise the reactor already waits for the socket
+    to take more, and a send now would find it full), and not for C{HEAD}
+    (whose body twisted.web drops).  A send that finds the connection gone
+    leaves the transport to the reactor, which finds it closed at its next
+    poll (the request ends with C{ConnectionDone}, the reset being taken
+    by the send, rather than C{ConnectionLost}).
     """
     transport = getattr(getattr(request, "channel", None), "transport", None)
-    if not isinstance(transport, FileDescriptor):
+    if not isinstance(transport, FileDescriptor) or request.method == b"HEAD":
         return
-    if transport.producerPaused or transport.disconnecting or not transport.connected:
+    if (
+        transport.producerPaused
+        or not transport.streamingProducer
+        or transport.disconnecting
+        or not transport.connected
+        or len(transport.dataBuffer) > transport.offset
+    ):
         return
     transport.doWrite()
 
@@ -119,8 +137,10 @@ class RequestConsumer:
     send and two changes of its poll set, and a log that grows in many
     small appends costs that per append and per client: with a thousand
     clients following one log, the reactor would spend its time on them
-    and answer new clients late.  What these writes give the request is
-    sent at once, not at the reactor's next turn (see L{_send_at_once}).
+    and answer new clients late.  What those two kinds of writes give the
+    request is sent at once, not at the reactor's next poll (see
+    L{_send_at_once}); a full bundle's write is not, as the transport
+    pauses the producer for it.
     A bundle holds at most L{WRITE_BYTES}; what a producer writes is
     bounded as before, since it is held back by the request, not by this.
     """

@@ -104,6 +104,27 @@ def test_the_consumers_of_a_clock_hold_back_their_writes_on_one_timer() -> None:
     assert clock.getDelayedCalls() == []
 
 
+class TickTests(unittest.TestCase):
+    def test_a_page_that_fails_at_the_tick_leaves_the_others_theirs(self) -> None:
+        clock = Clock()
+
+        class Failing(DummyRequest):
+            def write(self, data: bytes) -> None:
+                if self.written:
+                    raise RuntimeError("the request is gone")
+                super().write(data)
+
+        requests = [DummyRequest([b""]), Failing([b""]), DummyRequest([b""])]
+        consumers = [TextRequestConsumer(request, clock) for request in requests]
+        for consumer in consumers:
+            consumer.writeChunk((STDOUT, "a"))
+            consumer.writeChunk((STDOUT, "b"))
+        clock.advance(INTERVAL)
+        self.assertEqual([r.written for r in requests], [[b"a", b"b"], [b"a"], [b"a", b"b"]])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+
 class Gate:
     """A gate whose answers the test gives: L{holds} as set, each recheck when told."""
 
@@ -313,12 +334,13 @@ class SentAtOnceTests(unittest.TestCase):
         (consumer,) = self.consumers
         consumer.writeChunk((STDOUT, "bundled "))
         consumer.writeChunk((STDOUT, "together\n"))
+        self.read()
         self.assertNotIn(b"bundled", self.received)
         self.clock.advance(INTERVAL)
         self.in_socket_before_the_reactor_turns(b"bundled together\n")
 
     @defer.inlineCallbacks
-    def test_a_client_gone_is_found_gone_as_before(self) -> Any:
+    def test_a_client_gone_is_found_gone(self) -> Any:
         (consumer,) = self.consumers
         # A reset rather than an orderly close: the next send fails.
         self.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
