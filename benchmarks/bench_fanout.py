@@ -19,6 +19,9 @@ when a tick's lines reached it.  Figures:
  - time to first byte, p50/p99, from each client's connection attempt;
  - delay from appendLog's return to the client, p50/p99, over the ticks
    appended once the client had its first byte;
+ - the rate at which the log grew: each appendLog waits for the one
+   before, as a master's appends to one log do, so a master whose
+   appendLog lags behind the ticks gets fewer of them;
  - the master's RSS growth from before the first client to its peak;
  - the CPU time the machine's host took from it (steal) from the first
    client to the log's end: the targets are times, which a busy host
@@ -297,6 +300,12 @@ async def main(reactor: Any, frozen: bool) -> None:
     print(
         f"  reactor lag p50 {percentile(fig['lag'], 0.5) * ms:.0f} ms"
         f"  p99 {percentile(fig['lag'], 0.99) * ms:.0f} ms  max {max(fig['lag']) * ms:.0f} ms"
+    )
+    rate = fig["ticks"] / fig["span"]
+    print(
+        f"  the log grew {rate * TICK_LINES * LINE_BYTES / 1024:.0f} KB/s in {rate:.1f} appends"
+        f" a second (meant: {TICKS_PER_SECOND}; each waits for the one before, so a master"
+        " whose appendLog lags gets fewer)"
     )
     print(f"  master RSS growth {fig['rss_growth']:.0f} MB  (target < 256 MB)")
     print(
