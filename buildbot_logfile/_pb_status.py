@@ -921,7 +921,7 @@ class PBListener(StatusReceiverMultiService):
     while its C{LegacyStatus} runs, through the master's PB manager.
     """
 
-    compare_attrs = ("port", "cred")
+    compare_attrs: list[str] = ["port", "cred"]  # a list, as 0.8's was
 
     def __init__(
         self, port: str | int, user: str = "statusClient", passwd: str = "clientpw"

@@ -14,6 +14,7 @@ the module has none.
 
 from __future__ import annotations
 
+import importlib
 import importlib.machinery
 import sys
 import types
@@ -57,8 +58,21 @@ _RESULT_NAMES = (
 )
 
 
-def _package() -> dict[str, Any]:
-    return {"__path__": []}
+def _package(name: str) -> Callable[[], dict[str, Any]]:
+    """
+    A 0.8 package whose modules are also its attributes, each built when
+    first asked for: 0.8's C{buildbot/status/__init__.py} imported most of
+    its modules, and plugins wrote C{from buildbot import status} and then
+    C{status.builder.Results}.
+    """
+
+    def submodule(attribute: str) -> Any:
+        fullname = f"{name}.{attribute}"
+        if fullname not in MODULES:
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
+        return importlib.import_module(fullname)
+
+    return lambda: {"__path__": [], "__getattr__": submodule}
 
 
 def _base() -> dict[str, Any]:
@@ -208,7 +222,7 @@ def _logfile() -> dict[str, Any]:
 
 # What each 0.8 module holds, built when it is first imported.
 MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-    "buildbot.status": ("0.8 status layer (buildbot-logfile)", _package),
+    "buildbot.status": ("0.8 status layer (buildbot-logfile)", _package("buildbot.status")),
     "buildbot.status.base": ("0.8 status receiver bases", _base),
     "buildbot.status.builder": ("0.8 builder status", _builder),
     "buildbot.status.build": ("0.8 build status", _build),
@@ -227,7 +241,7 @@ MODULES: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
     "buildbot.status.words": ("0.8 IRC status bot", _words),
     "buildbot.sourcestamp": ("0.8 source stamps", _sourcestamp),
     "buildbot.status.html": ("0.8 web status", _html),
-    "buildbot.status.web": ("0.8 web status pages", _package),
+    "buildbot.status.web": ("0.8 web status pages", _package("buildbot.status.web")),
     "buildbot.status.web.base": ("0.8 web status resources", _web_base),
     "buildbot.status.web.baseweb": ("0.8 web status", _html),
     "buildbot.status.web.authz": ("0.8 web status authorization", _web_authz),
@@ -258,10 +272,7 @@ class _Finder:
         doc, contents = MODULES[module.__name__]
         module.__doc__ = doc
         for name, value in contents().items():
-            if name == "__path__":
-                module.__path__ = value
-            else:
-                setattr(module, name, value)
+            setattr(module, name, value)
 
 
 _finder = _Finder()

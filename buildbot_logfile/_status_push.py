@@ -56,14 +56,15 @@ class StatusPush(StatusReceiverMultiService):
     directory for the C{state} file (relative to the master's basedir).
     """
 
-    compare_attrs: tuple[str, ...] = (
+    # A list, as 0.8's was: subclasses extend it (StatusPush.compare_attrs + [...]).
+    compare_attrs: list[str] = [
         "serverPushCb",
         "path",
         "filter",
         "bufferDelay",
         "retryDelay",
         "blackList",
-    )
+    ]
     # How long a push may take, and a stopping master waits for the last ones (seconds).
     timeout = 60
 
@@ -353,7 +354,7 @@ class HttpStatusPush(StatusPush):
     other than 2xx, delivered nothing: its packets are sent again.
     """
 
-    compare_attrs: tuple[str, ...] = (
+    compare_attrs: list[str] = [
         *StatusPush.compare_attrs,
         "serverUrl",
         "debug",
@@ -362,7 +363,7 @@ class HttpStatusPush(StatusPush):
         "chunkSize",
         "maxHttpRequestSize",
         "extra_post_params",
-    )
+    ]
 
     def __init__(
         self,

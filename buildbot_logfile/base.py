@@ -88,6 +88,12 @@ StatusReceiver = StatusReceiverBase
 class StatusReceiverMultiService(StatusReceiverBase, service.MultiService, ComparableMixin):
     """A receiver that is a service with children, as most 0.8 plugins were."""
 
+    # A list, as 0.8's ComparableMixin had it: 0.8 plugins extend it as
+    # StatusReceiverMultiService.compare_attrs + [...].
+    compare_attrs: list[str] = []
+
 
 class StatusReceiverService(StatusReceiverBase, service.Service, ComparableMixin):
     """A receiver that is a service."""
+
+    compare_attrs: list[str] = []  # a list, as above

@@ -119,6 +119,35 @@ def test_a_0_8_path_is_built_when_imported() -> None:
     assert out.splitlines() == ["buildbot_logfile.base IStatusReceiver", "False False"]
 
 
+def test_the_08_packages_give_their_modules_as_attributes() -> None:
+    # 0.8's buildbot/status/__init__.py imported its modules: plugins
+    # wrote `from buildbot import status` and then `status.builder.Results`.
+    out = run_python("""
+        import sys
+        import buildbot_logfile
+        from buildbot import status
+        print("buildbot.status.builder" in sys.modules)
+        print(status.builder.Results[status.builder.FAILURE])
+        print(status.base.StatusReceiverMultiService.__name__, end=" ")
+        print(status.web.base.HtmlResource.__name__)
+        print(status.builder is sys.modules["buildbot.status.builder"])
+        for package, name in ((status, "nothing"), (status.web, "nothing"), (status, "__all__")):
+            try:
+                getattr(package, name)
+            except AttributeError as e:
+                print(e)
+    """)
+    assert out.splitlines() == [
+        "False",
+        "failure",
+        "StatusReceiverMultiService HtmlResource",
+        "True",
+        "module 'buildbot.status' has no attribute 'nothing'",
+        "module 'buildbot.status.web' has no attribute 'nothing'",
+        "module 'buildbot.status' has no attribute '__all__'",
+    ]
+
+
 def test_configuring_legacy_status_makes_the_paths_importable() -> None:
     out = run_python("""
         from buildbot.plugins import reporters
@@ -128,6 +157,44 @@ def test_configuring_legacy_status_makes_the_paths_importable() -> None:
         print(SUCCESS, BuildStatus is status.BuildStatus)
     """)
     assert out.split() == ["0", "True"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "buildbot.status.base.StatusReceiverMultiService",
+        "buildbot.status.base.StatusReceiverService",
+        "buildbot.status.status_push.StatusPush",
+        "buildbot.status.status_push.HttpStatusPush",
+        "buildbot.status.mail.MailNotifier",
+        "buildbot.status.words.IRC",
+        "buildbot.status.client.PBListener",
+        "buildbot.status.html.WebStatus",
+    ],
+)
+def test_08_receivers_extend_compare_attrs_as_a_list(path: str) -> None:
+    # As Mozilla's Pulse did: StatusPush.compare_attrs + [...].
+    module_name, name = path.rsplit(".", 1)
+    base = getattr(importlib.import_module(module_name), name)
+
+    class Extended(base):  # type: ignore[misc,valid-type]
+        compare_attrs = base.compare_attrs + ["queuedir"]  # noqa: RUF005  (0.8 plugins' code)
+
+    assert Extended.compare_attrs[-1] == "queuedir"
+
+
+def test_a_receiver_compares_by_the_attributes_it_added() -> None:
+    from buildbot.status.base import StatusReceiverMultiService
+
+    class Receiver(StatusReceiverMultiService):
+        compare_attrs = StatusReceiverMultiService.compare_attrs + ["queuedir"]  # noqa: RUF005
+
+        def __init__(self, queuedir: str) -> None:
+            super().__init__()
+            self.queuedir = queuedir
+
+    assert Receiver("a") == Receiver("a")
+    assert Receiver("a") != Receiver("b")
 
 
 def test_what_buildbot_defines_wins() -> None:
