@@ -84,9 +84,18 @@ class Builders:
             self.add(data)
 
     async def stopped(self, builderid: int, name: str) -> None:
-        """A builder left a master: removed once no master runs it."""
+        """
+        A builder left a master: removed once no master runs it, unless
+        this master is stopping (or was taken for dead).  0.8 told its
+        receivers of no builder removed as its master stopped: the builders
+        are not gone, and a receiver that forgets a removed builder (a
+        dashboard's) would forget them all at every restart.
+        """
         data = await self.master.data.get(("builders", builderid))
         if data is not None and data["masterids"]:
+            return
+        own = await self.master.data.get(("masters", self.master.masterid))
+        if own is None or not own["active"]:
             return
         if self.running.pop(name, None) is not None:
             for w in each_watcher(self.status.watchers):

@@ -741,6 +741,17 @@ class RobustnessTests(MasterTestCase):
         self.assertNotIn(("builderRemoved", "b10"), self.recorder.events)
 
     @defer.inlineCallbacks
+    def test_a_master_that_stops_removes_no_builder(self) -> defer.Generator:
+        # 0.8 told its receivers of no builder removed as its master stopped:
+        # the builders are not gone, and a receiver that forgets a removed
+        # builder (a dashboard's) would forget them all at every restart.
+        yield self.start_master({"b1": [python_step("emit", "print(1)")]})
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        yield self.tested_master.shutdown()
+        self.assertEqual(self.recorder.events[-1], ("buildFinished", "b1", 1, 0))
+
+    @defer.inlineCallbacks
     def test_a_spool_that_is_gone_is_rebuilt_from_the_database(self) -> defer.Generator:
         yield self.start_master({"b1": [python_step("burst", BURST)]})
         yield self.force("b1")
