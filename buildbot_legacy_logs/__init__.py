@@ -21,7 +21,13 @@ PLUGIN_SCRIPT = (
 PLUGIN_STYLE = b"/* buildbot-logfile */\n"
 
 
+# On every answer, as on the pages': no guessing a type, no framing elsewhere.
+_SAFETY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"SAMEORIGIN"))
+
+
 class _StaticText(Resource):
+    """One of the UI's two files: GET and HEAD only, and nothing below it."""
+
     isLeaf = True
 
     def __init__(self, body: bytes, content_type: bytes) -> None:
@@ -29,13 +35,30 @@ class _StaticText(Resource):
         self.body = body
         self.content_type = content_type
 
-    def render_GET(self, request: Any) -> bytes:
+    def render(self, request: Any) -> bytes:
+        for name, value in _SAFETY_HEADERS:
+            request.setHeader(name, value)
+        if request.postpath:
+            return _answer(request, 404, b"No such page.\n")
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"allow", b"GET, HEAD")
+            return _answer(request, 405, b"The pages only answer GET and HEAD.\n")
         request.setHeader(b"content-type", self.content_type)
         return self.body
 
 
+def _answer(request: Any, code: int, text: bytes) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    return text
+
+
 class _PagesResource(Resource):
-    """The plugin's root: the UI's two files, and the log pages below."""
+    """
+    The plugin's root: the UI's two files, and the log pages below.  The
+    root itself (C{/plugins/legacy_logs}, with no C{/}) is the pages' too,
+    which say it is none.
+    """
 
     def __init__(self, plugin: LegacyLogsPlugin) -> None:
         super().__init__()
@@ -48,6 +71,9 @@ class _PagesResource(Resource):
         request.postpath.insert(0, path)
         request.prepath.pop()
         return self.plugin.pages()
+
+    def render(self, request: Any) -> Any:
+        return self.plugin.pages().render(request)
 
 
 class LegacyLogsPlugin:

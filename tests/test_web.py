@@ -486,6 +486,36 @@ class AuthzTests(MasterTestCase):
         self.assertEqual(code, 200)
 
     @defer.inlineCallbacks
+    def test_the_plugins_root_and_files(self) -> defer.Generator:
+        yield self.start(util.Authz())
+        # /plugins/legacy_logs, with no "/": the pages' own 404, as for "/"
+        for method in ("GET", "HEAD"):
+            response = yield treq.request(method, self.www, persistent=False)
+            body = yield treq.content(response)
+            expected = b"No such page '/': the pages start at /builders\n"
+            self.assertEqual((response.code, body), (404, b"" if method == "HEAD" else expected))
+            self.assertEqual(response.headers.getRawHeaders("x-frame-options"), ["SAMEORIGIN"])
+        for name, content_type in (
+            ("scripts.js", "application/javascript"),
+            ("styles.css", "text/css"),
+        ):
+            response = yield treq.get(f"{self.www}/{name}", persistent=False)
+            yield treq.content(response)
+            headers = response.headers
+            self.assertEqual(headers.getRawHeaders("content-type"), [content_type])
+            self.assertEqual(headers.getRawHeaders("x-content-type-options"), ["nosniff"])
+            self.assertEqual(headers.getRawHeaders("x-frame-options"), ["SAMEORIGIN"])
+            for method in ("PUT", "OPTIONS", "POST"):
+                response = yield treq.request(method, f"{self.www}/{name}", persistent=False)
+                body = yield treq.content(response)
+                self.assertEqual(
+                    (response.code, body), (405, b"The pages only answer GET and HEAD.\n")
+                )
+                self.assertEqual(response.headers.getRawHeaders("allow"), ["GET, HEAD"])
+            code, body = yield self.fetch(f"{self.www}/{name}/x")
+            self.assertEqual((code, body), (404, b"No such page.\n"))
+
+    @defer.inlineCallbacks
     def test_denied(self) -> defer.Generator:
         yield self.start(
             util.Authz(
