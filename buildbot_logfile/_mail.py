@@ -55,6 +55,7 @@ from buildbot_logfile._mail_message import (
     defaultMessage,
     getBuildContacts,
 )
+from buildbot_logfile._status_base import TagsAlias
 from buildbot_logfile._within import within
 from buildbot_logfile.base import StatusReceiverMultiService
 
@@ -138,6 +139,7 @@ class MailNotifier(StatusReceiverMultiService, BuildSetSummaryNotifierMixin):
         "addPatch", "useTls", "smtpUser", "smtpPassword", "smtpPort", "buildSetSummary",
         "getPreviousBuild",
     ]  # fmt: skip
+    categories = TagsAlias()
 
     possible_modes = ("change", "failing", "passing", "problem", "warnings", "exception")
 

@@ -55,6 +55,20 @@ def epoch(value: datetime | float | None) -> float | None:
     return float(value)
 
 
+class TagsAlias:
+    """
+    C{categories}, 0.8.0 to 0.8.9's name for the C{tags} of receivers,
+    bots and their factories: plugins of that time read it, and set it
+    (a subclass's own C{__init__} did C{self.categories = categories}).
+    """
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        return self if obj is None else getattr(obj, "tags", None)
+
+    def __set__(self, obj: Any, value: list[str] | None) -> None:
+        obj.tags = value
+
+
 def legacy_results(results: int | None) -> int | None:
     """
     A data-API result as 0.8 had it: 0.8 had no C{CANCELLED}, and a build

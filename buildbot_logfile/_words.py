@@ -33,6 +33,7 @@ from zope.interface import Interface, implementer
 
 from buildbot_logfile import base
 from buildbot_logfile._changes import SourceStamp
+from buildbot_logfile._status_base import TagsAlias
 from buildbot_logfile._within import within
 from buildbot_logfile._words_contact import (
     Contact,
@@ -119,14 +120,7 @@ class StatusBot:
         self.contacts: dict[str, Any] = {}
         self._pending: set[IDelayedCall] = set()
 
-    @property
-    def categories(self) -> list[str] | None:
-        """0.8.4 to 0.8.9's name for L{tags}, which plugins still read (and set)."""
-        return self.tags
-
-    @categories.setter
-    def categories(self, value: list[str] | None) -> None:
-        self.tags = value
+    categories = TagsAlias()
 
     def getContact(self, name: str) -> Any:
         name = name.lower()  # nicknames and channel names are case insensitive
@@ -397,9 +391,7 @@ class IrcStatusFactory(ThrottledClientFactory):
         self.allowShutdown = allowShutdown
         self._lost: list[defer.Deferred[bool]] = []
 
-    @property
-    def categories(self) -> list[str] | None:
-        return self.tags
+    categories = TagsAlias()
 
     def __getstate__(self) -> dict[str, Any]:
         d = self.__dict__.copy()
@@ -559,9 +551,7 @@ class IRC(base.StatusReceiverMultiService):
 
         c.setServiceParent(self)
 
-    @property
-    def categories(self) -> list[str] | None:
-        return getattr(self, "tags", None)
+    categories = TagsAlias()
 
     def setServiceParent(self, parent: Any) -> Any:
         # The factory knows the status before the client connects.

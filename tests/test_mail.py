@@ -919,7 +919,9 @@ def test_modes_as_0_8_read_them() -> None:
     assert with_domain.lookup == Domain("example.org")
     assert with_domain.lookup.getAddress("bob") == "bob@example.org"
     assert with_domain.lookup.getAddress("Bob <bob@x.org>") == "Bob <bob@x.org>"
-    assert with_domain.tags == ["c"]
+    assert with_domain.tags == with_domain.categories == ["c"]
+    with_domain.categories = ["d"]  # as plugins of 0.8.0-0.8.9 set it
+    assert with_domain.tags == ["d"]
 
 
 @implementer(IEmailLookup)

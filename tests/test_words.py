@@ -1125,6 +1125,10 @@ def test_what_0_8_configs_and_plugins_find() -> None:
     bot = IRC("irc.example.org", "bb", ["#ci"], categories=["fast"], notify_events={"failure": 1})
     assert bot.tags == ["fast"]
     assert bot.categories == ["fast"]
+    # 0.8.0-0.8.8's subclasses set it in their own __init__ (eAthena's did)
+    bot.categories = bot.f.categories = ["slow"]
+    assert (bot.tags, bot.f.tags) == (["slow"], ["slow"])
+    bot.categories = bot.f.categories = ["fast"]
     assert bot.f.protocol is IrcStatusBot
     assert isinstance(bot.f, IrcStatusFactory)
     assert bot == IRC("irc.example.org", "bb", ["#ci"], tags=["fast"], notify_events={"failure": 1})
