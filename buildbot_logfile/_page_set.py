@@ -15,7 +15,7 @@ from typing import Any
 
 from buildbot.process.results import Results
 
-from buildbot_logfile._render import quote
+from buildbot_logfile._render import link_name, quote
 from buildbot_logfile._status_base import epoch, legacy_results
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 
@@ -74,7 +74,9 @@ def builders_page(names: Sequence[str], prefix: str = "builders/") -> bytes:
     C{/builders}: every builder of the cluster, linked through C{prefix}
     (empty for C{/builders/}).
     """
-    items = (f'<li><a href="{prefix}{quote(n)}">{html.escape(n)}</a></li>' for n in names)
+    items = (
+        f'<li><a href="{prefix}{quote(link_name(n))}">{html.escape(n)}</a></li>' for n in names
+    )
     return listing("Builders", items)
 
 
@@ -88,7 +90,7 @@ def builder_page(
     C{/builders/B}: the builder's state, its running builds, and its last
     finished ones.  C{depth}: as for L{step_page}, of the builder's name.
     """
-    link = "../" * depth + quote(builder.name)
+    link = "../" * depth + quote(link_name(builder.name))
     state, _ = builder.getState()
     body = [f"<p>State: {html.escape(state)}</p>", "<h2>Current builds</h2>"]
     if current:
@@ -158,7 +160,7 @@ def build_page(
     result = _result_name(build.getResults(), build.isFinished())
     started, finished = build.getTimes()
     body = [
-        f'<p><a href="{"../" * (2 + depth)}{quote(build.builder.name)}">'
+        f'<p><a href="{"../" * (2 + depth)}{quote(link_name(build.builder.name))}">'
         f"Builder {html.escape(build.builder.name)}</a></p>",
         f'<p class="{result}">Result: {html.escape(result)}'
         f" {html.escape(' '.join(build.getText()))}</p>",
@@ -170,10 +172,11 @@ def build_page(
     rows = []
     for step in build.getSteps():
         step_result = _result_name(step.getResults()[0], step.isFinished(), step.isStarted())
-        prefix = f"{number}/steps/{quote(step.name)}/logs/"
+        segment = quote(link_name(step.name))
+        prefix = f"{number}/steps/{segment}/logs/"
         rows.append(
             "<tr>"
-            + _cell(f'<a href="{number}/steps/{quote(step.name)}">{html.escape(step.name)}</a>')
+            + _cell(f'<a href="{number}/steps/{segment}">{html.escape(step.name)}</a>')
             + _cell(html.escape(step_result), step_result)
             + _cell(html.escape(" ".join(step.getText())))
             + _cell(_log_links(prefix, logs_of.get(step.stepid, ())))
@@ -229,7 +232,10 @@ def step_page(step: BuildStepStatus, logs: Sequence[Mapping[str, Any]], depth: i
         f"<p>Started: {_when(started)}; finished: {_when(finished)}</p>",
         "<h2>Logs</h2>",
         "<ul>",
-        *(f"<li>{_log_links(f'{up}{quote(step.name)}/logs/', [entry])}</li>" for entry in logs),
+        *(
+            f"<li>{_log_links(f'{up}{quote(link_name(step.name))}/logs/', [entry])}</li>"
+            for entry in logs
+        ),
         "</ul>",
     ]
     urls = step.getURLs()

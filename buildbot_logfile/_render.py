@@ -149,3 +149,20 @@ class AnsiHTMLRenderer:
 def quote(name: str) -> str:
     """A name as one URL path segment, for an HTML attribute."""
     return html.escape(url_quote(name, safe=""))
+
+
+def link_name(name: str) -> str:
+    """
+    A builder's or step's name as links give it: as it is, as 0.8 linked
+    it, but for a name of dots only, which a browser takes for a relative
+    path (it resolves C{.} and C{..}, quoted or not, before it asks): as
+    many C{_}, as Buildbot slugs a log of that name.  The pages read such
+    a segment as that name where no builder or step has it as its own
+    (see L{dotted_name}).
+    """
+    return "_" * len(name) if name and not name.strip(".") else name
+
+
+def dotted_name(segment: str) -> str | None:
+    """The name of dots only that C{segment} links (see L{link_name}), or None."""
+    return "." * len(segment) if segment and not segment.strip("_") else None

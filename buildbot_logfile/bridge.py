@@ -37,6 +37,7 @@ from buildbot_logfile._history import History, history_logfiles
 from buildbot_logfile._logdb import LogReader
 from buildbot_logfile._lookup import Lookup
 from buildbot_logfile._mirror import MirrorRegistry
+from buildbot_logfile._render import link_name
 from buildbot_logfile._requests import BuildSetStatus, Requests
 from buildbot_logfile._workers import SlaveStatus, Workers
 from buildbot_logfile.interfaces import IStatus, IStatusReceiver
@@ -48,7 +49,8 @@ __all__ = ["LegacyStatus"]
 
 
 def _segment(name: str) -> str:
-    return _url_quote(name, safe="")
+    """A builder's or step's name as one segment of the old pages' URLs (see link_name)."""
+    return _url_quote(link_name(name), safe="")
 
 
 # What a 0.8 status receiver has at least one of.
@@ -574,10 +576,12 @@ class LegacyStatus(service.BuildbotService):
                 return self.getURLForThing(thing.build)
             return f"{self.getURLForThing(thing.build)}/steps/{thing.number}"
         if isinstance(thing, LogFile):
-            if old is not None:
-                return f"{self.getURLForThing(thing.step)}/logs/{_segment(thing.name)}"
             # The UI names a log by its slug; a LogFile made by a plugin has none.
             slug = thing.slug or identifiers.forceIdentifier(50, thing.name)
+            if old is not None:
+                # By name, as the pages link it, but for a name of dots only.
+                name = slug if not thing.name.strip(".") else thing.name
+                return f"{self.getURLForThing(thing.step)}/logs/{_url_quote(name, safe='')}"
             return f"{self.getURLForThing(thing.step)}/logs/{slug}"
         if isinstance(thing, SlaveStatus):
             return f"{root}#/workers/{thing.workerid}"

@@ -38,7 +38,7 @@ from buildbot_logfile._consumers import (
 )
 from buildbot_logfile._lookup import LogSource, OpenLog
 from buildbot_logfile._lru import LRU
-from buildbot_logfile._render import PAGE_FOOTER, page_header, quote
+from buildbot_logfile._render import PAGE_FOOTER, dotted_name, link_name, page_header, quote
 from buildbot_logfile.logfile import HTMLLogFile
 from buildbot_logfile.status import BuildStatus, BuildStepStatus
 
@@ -175,6 +175,12 @@ def url_separators(request: IRequest, tail: str) -> frozenset[int]:
     return frozenset(found)
 
 
+def _url_names(step: BuildStepStatus) -> list[str]:
+    """The names a URL may give C{step} by: its own, and its link's if that differs."""
+    linked = link_name(step.name)
+    return [step.name] if linked == step.name else [step.name, linked]
+
+
 class _FoundLog(NamedTuple):
     """The log a path below C{steps/} names, and which of its pages."""
 
@@ -275,8 +281,32 @@ class LegacyLogPages:
         await self.authorize(request, parent)
         return _NotFound(what)
 
+    async def _builder_name(self, segment: str) -> str:
+        """
+        The builder a URL's C{segment} names: itself, but for the link of
+        a name of dots only (see L{link_name}) where no builder has it as
+        its own name.
+        """
+        dotted = dotted_name(segment)
+        if dotted is not None:
+            source = self._source()
+            own = await source.locate_builder(segment)
+            if own is None and await source.locate_builder(dotted) is not None:
+                return dotted
+        return segment
+
+    @staticmethod
+    def _step_named(build: BuildStatus, segment: str) -> BuildStepStatus | None:
+        """The step of C{build} that a URL's C{segment} names, as L{_builder_name}."""
+        step = build.getStep(segment)
+        dotted = dotted_name(segment)
+        if step is None and dotted is not None:
+            step = build.getStep(dotted)
+        return step
+
     async def _build(self, request: IRequest, builder: str, number: int) -> BuildStatus:
         source = self._source()
+        builder = await self._builder_name(builder)
         build = await source.locate_build(builder, number)
         if build is None:
             # Asked by the builder's id, as for its builds that exist (a
@@ -293,7 +323,7 @@ class LegacyLogPages:
         self, request: IRequest, builder: str, number: int, step_name: str
     ) -> BuildStepStatus:
         build = await self._build(request, builder, number)
-        step = build.getStep(step_name)
+        step = self._step_named(build, step_name)
         if step is None:
             raise await self._no_step(request, build, step_name)
         return step
@@ -313,9 +343,10 @@ class LegacyLogPages:
         name = path
         if below:
             # The longest name of a step that the path begins with (then a "/").
-            for step in sorted(build.getSteps(), key=lambda s: len(s.name), reverse=True):
-                if path.startswith(step.name + "/"):
-                    rest = path[len(step.name) :]
+            names = ((step, name) for step in build.getSteps() for name in _url_names(step))
+            for step, step_name in sorted(names, key=lambda n: len(n[1]), reverse=True):
+                if path.startswith(step_name + "/"):
+                    rest = path[len(step_name) :]
                     what = f"page {rest!r} in step {step.name!r} of {of_build}"
                     return await self._missing(request, what, (*steps, str(step.number)))
             name = re.split(r"/logs(?=/|$)", path, maxsplit=1)[0]
@@ -368,17 +399,21 @@ class LegacyLogPages:
         ):
             return cached
         readings = []
-        for step in build.getSteps():  # a build's step names are unique
-            name = step.name
-            head = name + "/logs/"
-            if not tail.startswith(head) or len(tail) == len(head):
-                continue
-            # Where the parts of the path end in tail, as each reads it.
-            ends = frozenset({len(name), len(head) - 1})
-            readings.append((step, tail[len(head) :], False, ends))
-            if tail.endswith("/text") and len(tail) - len("/text") > len(head):
-                text_ends = ends | {len(tail) - len("/text")}
-                readings.append((step, tail[len(head) : -len("/text")], True, text_ends))
+        # A build's step names are unique; a name of dots only is also
+        # read as its link names it (see link_name), after the names.
+        for step in build.getSteps():
+            for linked, name in enumerate(_url_names(step)):
+                head = name + "/logs/"
+                if not tail.startswith(head) or len(tail) == len(head):
+                    continue
+                # Where the parts of the path end in tail, as each reads it.
+                ends = frozenset({len(name), len(head) - 1})
+                readings.append((step, tail[len(head) :], False, ends, linked))
+                if tail.endswith("/text") and len(tail) - len("/text") > len(head):
+                    text_ends = ends | {len(tail) - len("/text")}
+                    readings.append(
+                        (step, tail[len(head) : -len("/text")], True, text_ends, linked)
+                    )
         # The reading whose parts are the URL's segments first: what 0.8
         # served, as its resources took one segment each (a %2F in a name,
         # a "/" between the parts).  So ".../logs/x/text" is the text of a
@@ -387,10 +422,10 @@ class LegacyLogPages:
         # readings further from the segments (a plain "/" in a name, a %2F
         # between parts: 0.8 answered those with a 404), then the longest
         # step name.
-        readings.sort(key=lambda r: (len(r[3] ^ separators), -len(r[0].name)))
+        readings.sort(key=lambda r: (len(r[3] ^ separators), r[4], -len(r[0].name)))
         source = self._source()
         logs_of: dict[int | None, list[Any]] = {}
-        for step, log_name, text, ends in readings:
+        for step, log_name, text, ends, _ in readings:
             if step.stepid not in logs_of:
                 logs_of[step.stepid] = list(await source.step_logs(step))
             matches = (
@@ -422,7 +457,7 @@ class LegacyLogPages:
             if route is None:
                 raise await self._no_step(request, build, tail, below=True)
             step_name, log_name = route
-            step = build.getStep(step_name)
+            step = self._step_named(build, step_name)
             if step is None:
                 raise await self._no_step(request, build, step_name)
             of_build = f"build {build.builder.name} #{build.number}"
@@ -593,7 +628,7 @@ class LegacyLogPages:
     async def builder_page(self, request: IRequest, builder: str) -> bytes:
         # Also where any path under builders/ that is not a page comes.
         source = self._source()
-        found = await source.locate_builder(builder)
+        found = await source.locate_builder(await self._builder_name(builder))
         if found is None:
             raise await self._no_builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid)))
@@ -631,7 +666,7 @@ class LegacyLogPages:
         # Also where any path under steps/ that no other route matches
         # comes: a log page whose log's name holds a "/" is one.
         build = await self._build(request, builder, number)
-        step_status = build.getStep(step)
+        step_status = self._step_named(build, step)
         if step_status is None:
             return await self._log_page(request, build, step, None)
         await self.authorize(request, (

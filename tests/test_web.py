@@ -951,6 +951,66 @@ class SlashedLogNameTests(MasterTestCase):
                     self.assertIn(f"log {html.escape(name)}", page.decode())
 
     @defer.inlineCallbacks
+    def test_names_of_dots_only_are_linked_so_that_browsers_follow(self) -> defer.Generator:
+        # A browser resolves "." and "..", quoted or not, before it asks (as
+        # urljoin does): builders and steps so named are linked as "_" and
+        # "__", which a step named so keeps for itself (no builder's name
+        # starts with "_").
+        steps_of = {".": (".", ".."), "..": (".", ".."), "b1": (".", "__")}
+        yield self.start_master(
+            {
+                b: [python_step(s, f"print('{b} {s}')") for s in steps]
+                for b, steps in steps_of.items()
+            },
+            http=True,
+            www={"port": "tcp:0:interface=127.0.0.1", "plugins": {"legacy_logs": {}}},
+        )
+        for builder in steps_of:
+            yield self.force(builder)
+        yield self.recorder.wait_for_builds(3)
+        www = f"http://127.0.0.1:{self.master.www.getPortnum()}/plugins/legacy_logs"
+
+        @defer.inlineCallbacks
+        def follow(url: str, href: str) -> defer.Generator:
+            target = urljoin(url, html.unescape(href))
+            response, body = yield self.get(target)
+            self.assertEqual(response.code, 200, target)
+            return target, body.decode()
+
+        def title(page: str) -> str:
+            return html.unescape(re.search(r"<title>(.*?)</title>", page).group(1))
+
+        status = self.legacy_status()
+        for base in (self.pages, www):
+            listing = base + "/builders"
+            _, page = yield self.get(listing)
+            links = re.findall(r'<li><a href="([^"]+)">([^<]+)</a></li>', page.decode())
+            self.assertEqual([html.unescape(name) for _, name in links], list(steps_of))
+            for href, name in links:
+                builder = html.unescape(name)
+                url, page = yield follow(listing, href)
+                self.assertEqual(title(page), f"Builder {builder}")
+                (build_link,) = re.findall(r'href="([^"]+/builds/1)"', page)
+                url, page = yield follow(url, build_link)
+                self.assertEqual(title(page), f"Build {builder} #1")
+                step_links = re.findall(r'<td><a href="([^"]+)">([^<]+)</a></td>', page)
+                self.assertEqual(
+                    [html.unescape(s) for _, s in step_links][1:], [*steps_of[builder]]
+                )
+                for step_href, step_name in step_links[1:]:
+                    step = html.unescape(step_name)
+                    step_url, step_page = yield follow(url, step_href)
+                    self.assertEqual(title(step_page), f"Step {step} of build {builder} #1")
+                    (text_link,) = re.findall(r'\(<a href="([^"]+)">text</a>\)', step_page)
+                    _, text = yield follow(step_url, text_link)
+                    self.assertEqual(text, f"{builder} {step}\n")
+                    # As plugins append to it (the URL is under buildbotURL).
+                    log = yield status.getLogFile(builder, 1, step, "stdio")
+                    path = status.getURLForThing(log).partition("/plugins/legacy_logs")[2]
+                    _, text = yield follow(base, base + path + "/text")
+                    self.assertEqual(text, f"{builder} {step}\n")
+
+    @defer.inlineCallbacks
     def test_a_name_that_is_two_pages(self) -> defer.Generator:
         # "x/text" is the text page of the log "x" and the name of another
         # log: as in 0.8, where a %2F is part of a name and a "/" ends it.
