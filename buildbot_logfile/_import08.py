@@ -45,6 +45,9 @@ from buildbot_logfile._import08_logs import (
 )
 from buildbot_logfile.logfile import STDERR, STDOUT
 
+# Buildbot's builds.number is an INTEGER: 32 bits on PostgreSQL and MySQL.
+MAX_BUILD_NUMBER = 2**31 - 1
+
 
 @dataclass
 class Summary:
@@ -241,7 +244,7 @@ class Importer:
         try:
             import_master, existing = self.db.read(state)
         except sa.exc.SQLAlchemyError as e:
-            raise DatabaseRefused(f"the database failed ({_first_line(e)}) at {folder}") from e
+            raise DatabaseRefused(f"the database failed ({database_said(e)}) at {folder}") from e
         builds: dict[int, Build08 | None] = {}
         taken = []
         for number in numbers:
@@ -277,6 +280,15 @@ class Importer:
                 raise ImportStopped(self._stop_asked)
             if number in existing:
                 self.summary.skipped += 1
+                self.reporter.progress(done=1)
+                continue
+            if number > MAX_BUILD_NUMBER:
+                self.summary.unreadable += 1
+                self.problem(
+                    os.path.join(folder, str(number)),
+                    f"a build number over {MAX_BUILD_NUMBER}, the most Buildbot's database"
+                    " holds; build skipped",
+                )
                 self.reporter.progress(done=1)
                 continue
             build = self._read(folder, name, number)
@@ -335,9 +347,9 @@ class Importer:
         except sa.exc.SQLAlchemyError as e:
             if _database_failed(e):
                 # So it would be for every build after this one.
-                raise DatabaseRefused(f"the database failed ({_first_line(e)}) at {where}") from e
+                raise DatabaseRefused(f"the database failed ({database_said(e)}) at {where}") from e
             self.summary.unreadable += 1
-            self.problem(where, f"the database refused the build ({_first_line(e)})")
+            self.problem(where, f"the database refused the build ({database_said(e)})")
             return
         replaced = self.db.take_replaced()
         if replaced:
@@ -470,7 +482,7 @@ def _database_failed(e: sa.exc.SQLAlchemyError) -> bool:
     return getattr(getattr(e, "orig", None), "pgcode", None) == "25006"
 
 
-def _first_line(e: sa.exc.SQLAlchemyError) -> str:
+def database_said(e: sa.exc.SQLAlchemyError) -> str:
     """The database's own words, without SQLAlchemy's statement and parameters."""
     said = str(getattr(e, "orig", None) or e).strip().splitlines()
     return f"{type(e).__name__}: {said[0] if said else ''}"

@@ -130,6 +130,9 @@ def builder_name(folder: str, numbers: list[int]) -> tuple[str, str | None]:
     path = os.path.join(folder, "builder")
     if not os.path.exists(path):
         trouble = "no builder pickle"
+    elif not os.path.isfile(path):
+        # A FIFO would wait for ever to be read.
+        trouble = "not a file"
     else:
         try:
             status = load_pickle(path)
@@ -243,15 +246,19 @@ def _build(status: p08.BuildStatus, builder: str, number: int) -> Build08:
         workername=p08.opt_text(s.get("slavename")),
         properties=_properties(s.get("properties")),
         sourcestamps=sourcestamps,
-        steps=_steps(s.get("steps") or []),
+        steps=_steps(s.get("steps")),
     )
 
 
-def _steps(pickled: list[Any]) -> list[Step08]:
+def _steps(pickled: Any) -> list[Step08]:
+    # 0.8 pickled every build with its list of steps: without it, the
+    # build's logs would be left behind unsaid.
+    if not isinstance(pickled, list):
+        raise TypeError(f"its steps are no list but {type(pickled).__name__}")
     steps: list[Step08] = []
     for step in pickled:
         if not isinstance(step, p08.BuildStepStatus):
-            continue
+            raise TypeError(f"a step that is no BuildStepStatus but {type(step).__name__}")
         s = step.state
         urls = []
         for name, url in (s.get("urls") or {}).items():

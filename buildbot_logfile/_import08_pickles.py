@@ -209,21 +209,39 @@ def opt_text(value: Any) -> str | None:
     return None if value is None else text(value)
 
 
+# The most parts (values, keys, items) one value may become as JSON.  A
+# pickle may hold one list twice in another, level after level: a few
+# hundred bytes that would become more values than any memory holds.
+PLAIN_MAX_PARTS = 1_000_000
+
+
 def plain(value: Any) -> Any:
-    """A pickled value as JSON can hold it (properties' values)."""
-    if isinstance(value, (bytes, str)):
-        return text(value)
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, dict):
-        return {key_text(k): plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((plain(v) for v in value), key=repr)
-    if isinstance(value, Pickled):
-        return {k: plain(v) for k, v in value.state.items()}
-    if isinstance(value, (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)):
-        # As 0.8 showed them on its pages and in %(prop:...)s: their text.
-        return str(value)
-    return repr(value)
+    """
+    A pickled value as JSON can hold it (properties' values); ValueError
+    for one of more than L{PLAIN_MAX_PARTS} parts.
+    """
+    parts = 0
+
+    def convert(value: Any) -> Any:
+        nonlocal parts
+        parts += 1
+        if parts > PLAIN_MAX_PARTS:
+            raise ValueError(f"a value of more than {PLAIN_MAX_PARTS:,} parts")
+        if isinstance(value, (bytes, str)):
+            return text(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, dict):
+            return {key_text(k): convert(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [convert(v) for v in value]
+        if isinstance(value, (set, frozenset)):
+            return sorted((convert(v) for v in value), key=repr)
+        if isinstance(value, Pickled):
+            return {k: convert(v) for k, v in value.state.items()}
+        if isinstance(value, (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)):
+            # As 0.8 showed them on its pages and in %(prop:...)s: their text.
+            return str(value)
+        return repr(value)
+
+    return convert(value)

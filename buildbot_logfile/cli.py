@@ -20,7 +20,7 @@ from typing import Any
 
 from twisted.internet import defer, task
 
-from buildbot_logfile._import08 import Importer, reporter_for
+from buildbot_logfile._import08 import Importer, database_said, reporter_for
 from buildbot_logfile._import08_db import Database
 from buildbot_logfile._import08_history import builder_folders
 
@@ -61,8 +61,10 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
     from buildbot.config.errors import ConfigErrors
     from buildbot.config.master import FileLoader
     from buildbot.db.connector import DBConnector
+    from buildbot.db.exceptions import DatabaseNotReadyError
     from buildbot.master import BuildMaster
     from buildbot.scripts import base
+    from sqlalchemy.exc import SQLAlchemyError
 
     if not base.isBuildmasterDir(basedir):
         raise SetupError(f"{basedir} is not a Buildbot master's directory")
@@ -99,10 +101,14 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
     except Exception as e:
         if db.pool is not None:
             await db.pool.stop()
-        raise SetupError(
-            f"the database of {basedir} is not ready ({type(e).__name__}); "
-            f"run 'buildbot upgrade-master {basedir}' first"
-        ) from e
+        if isinstance(e, DatabaseNotReadyError):
+            raise SetupError(
+                f"the database of {basedir} is not ready (its schema is older than Buildbot's); "
+                f"run 'buildbot upgrade-master {basedir}' first"
+            ) from e
+        said = database_said(e) if isinstance(e, SQLAlchemyError) else f"{type(e).__name__}: {e}"
+        # (An SQLite file in a directory the user may not write, say.)
+        raise SetupError(f"the database of {basedir} cannot be opened ({said})") from e
     return master_cfg, db
 
 

@@ -8,6 +8,7 @@ SQLite file and asked through its data API and the legacy log pages.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import decimal
 import gzip
 import os
@@ -661,6 +662,23 @@ class WrittenHistoryTests(ImportTestCase):
         lines[300:300] = ["o" + "L" * 4096 + "\n", "o" + "L" * 1904 + "\n"]
         self.assertEqual(content, "".join(lines))
 
+    def test_a_builder_pickle_that_is_no_file_is_not_read(self) -> None:
+        # A FIFO would wait for ever to be read: the builder is named as
+        # when its pickle is missing.
+        old, master_dir = self.dirs()
+        folder = os.path.join(old, "b1dir")
+        os.makedirs(folder)
+        os.mkfifo(os.path.join(folder, "builder"))
+        properties = h.Properties(properties={"buildername": ("b1", "Builder")}, runtime=set())
+        h.write_build(folder, h.build(0, [], 1300000000.0, properties=properties))
+        result = h.run_import(old, master_dir)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn(
+            f"problem: {folder}/builder: not a file; named 'b1' after its builds' buildername\n",
+            result.stdout,
+        )
+        self.assertIn("  builds: 1 imported, 0 skipped (already imported)", result.stdout)
+
     @defer.inlineCallbacks
     def test_broken_input_is_reported_and_the_rest_imported(self) -> Any:
         old, master_dir = self.dirs()
@@ -718,6 +736,18 @@ class WrittenHistoryTests(ImportTestCase):
         with open(os.path.join(folder, "16"), "wb") as f:
             f.write(pickled.replace(b"X\x0b\x00\x00\x00PLACEHOLDER", b"U\x05pr\xc3\xbcf"))
         os.mkfifo(os.path.join(folder, "17"))  # no pickle: not read (it would wait for ever)
+        # steps of what is no list, a property value of 2**40 parts in 0.6 KB
+        crafted = h.build(18, [], 1300000018.0)
+        crafted.steps = {"s": 1}
+        h.write_build(folder, crafted)
+        shared: list[Any] = [1]
+        for _ in range(40):
+            shared = [shared, shared]
+        properties = h.Properties(properties={"bomb": (shared, "SetProperty")})
+        h.write_build(folder, h.build(19, [], 1300000019.0, properties=properties))
+        self.assertLess(os.path.getsize(os.path.join(folder, "19")), 1000)
+        # a build number no database column holds
+        shutil.copy(os.path.join(folder, "0"), os.path.join(folder, "99999999999999999999"))
 
         result = h.run_import(old, master_dir)
         f = folder
@@ -755,17 +785,23 @@ class WrittenHistoryTests(ImportTestCase):
                 " are unique and of 50 characters at most): old links by its name now answer 404",
                 f"problem: {f}/12-log-s-stdio.gz: EOFError: compressed stream cut short;"
                 " log imported as far as it reads",
-                f"problem: {f}/13: a build 0.8 did not write (TypeError: 'int' object is not"
-                " iterable); build skipped",
+                f"problem: {f}/13: a build 0.8 did not write (TypeError: its steps are no"
+                " list but int); build skipped",
                 f"problem: {f}/14: a build 0.8 did not write (ValueError: nan is no time);"
                 " build skipped",
                 f"problem: {f}/15: not an 0.8 BuildStatus but NoneType; build skipped",
                 f"problem: {f}/16: the reason of 300 characters cut to 256, as much as"
                 " Buildbot's column holds",
+                f"problem: {f}/18: a build 0.8 did not write (TypeError: its steps are no"
+                " list but dict); build skipped",
+                f"problem: {f}/19: a build 0.8 did not write (ValueError: a value of more"
+                " than 1,000,000 parts); build skipped",
+                f"problem: {f}/99999999999999999999: a build number over 2147483647, the"
+                " most Buildbot's database holds; build skipped",
             ],
         )
         self.assertIn(
-            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 4 unreadable",
+            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 7 unreadable",
             result.stdout,
         )
         yield self.start(master_dir)
@@ -867,6 +903,21 @@ class OperatorTests(ImportTestCase):
             result.stdout,
         )
         self.assertNotIn("INSERT", result.stdout)
+        # A master's directory nobody may write: SQLite cannot open the
+        # database at all, which is no schema to upgrade.
+        os.chown(os.path.join(master_dir, "state.sqlite"), NOBODY, NOBODY)
+        os.chown(master_dir, 0, 0)
+        for leftover in ("state.sqlite-wal", "state.sqlite-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(master_dir, leftover))
+        result = as_nobody(old, master_dir, env=env)
+        self.assertEqual((result.returncode, result.stdout), (2, ""))
+        self.assertRegex(
+            result.stderr.splitlines()[-1],
+            rf"^buildbot-logfile: the database of {re.escape(master_dir)} cannot be opened"
+            r" \(OperationalError: (unable to open database file|attempt to write a readonly"
+            r" database)\)$",
+        )
 
     def test_ctrl_c_stops_the_run_once_its_build_is_in(self) -> None:
         base = os.path.abspath(self.mktemp())
