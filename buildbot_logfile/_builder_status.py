@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from buildbot.util import bytes2unicode, now, safeTranslate
+from buildbot.util import now
 from twisted.internet import defer
 from zope.interface import implementer
 
@@ -43,31 +43,12 @@ class Event:
         self.finished = now()
 
 
-def builddir_of(master: Any, name: str) -> str:
-    """
-    The C{builddir} of builder C{name}: as this master's config sets it,
-    or Buildbot's default for a builder it does not run (another master's,
-    or one it no longer runs).
-    """
-    for config in getattr(master.config, "builders", None) or ():
-        if config.name == name:
-            return str(config.builddir)
-    return str(bytes2unicode(safeTranslate(name)))
-
-
 @implementer(IBuilderStatus, IEventSource)
 class BuilderStatus(Watched):
     """
-    One builder, with its spool directory (C{spool_dir}).  C{status} is
-    the 0.8 C{Status} (L{LegacyStatus}); it finds builds the builder no
-    longer runs (see L{getBuild}).
-
-    C{basedir} is 0.8's: the master's basedir joined with the builder's
-    C{builddir}, as the builder had it when this object was made (0.8 set
-    it once too).  0.8 kept the builder's pickles and logs there, and
-    plugins name a builder by its last part (Mozilla's Pulse did, in every
-    event it sent); this project writes nothing there, and spools under
-    C{logdir}, where two builders never share a directory.
+    One builder, with its spool directory (C{basedir}).  C{status} is the
+    0.8 C{Status} (L{LegacyStatus}); it finds builds the builder no longer
+    runs (see L{getBuild}).
     """
 
     # How many events getEvent keeps, as 0.8's default eventHorizon.
@@ -89,8 +70,7 @@ class BuilderStatus(Watched):
         # 0.8 kept None for a builder without tags; Buildbot 4 gives [].
         self.tags: list[str] | None = list(tags) or None
         self.description = description
-        self.basedir = os.path.join(self.master.basedir, builddir_of(self.master, name))
-        self.spool_dir = os.path.join(status.spool_dir, builder_dirname(name))
+        self.basedir = os.path.join(status.spool_dir, builder_dirname(name))
         self._current: dict[int, BuildStatus] = {}
         self._state: str | None = None
         # Builds that ran before the service, not yet current (see

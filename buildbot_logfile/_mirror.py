@@ -170,7 +170,7 @@ class LogMirror:
 
     @property
     def path(self) -> str:
-        return os.path.join(self.step.build.builder.spool_dir, self.filename)
+        return os.path.join(self.step.build.builder.basedir, self.filename)
 
     def adopt(self, step: BuildStepStatus) -> None:
         """

@@ -65,8 +65,8 @@ class LogFile:
     """
     One step log, kept in a spool file on disk rather than in memory, in a
     format new entries are appended to cheaply.  The file is
-    C{<builder basedir>/<logfilename>} (see L{getFilename}), the name
-    coming from C{BuildStatus.generateLogfileName}.
+    C{<builder basedir>/<logfilename>}, the name coming from
+    C{BuildStatus.generateLogfileName}.
 
     Entries of one channel accumulate in memory (the "run", as 0.8 called
     it) until the channel changes or C{chunkSize} bytes are pending; then
@@ -181,14 +181,8 @@ class LogFile:
         }
 
     def getFilename(self) -> str:
-        """
-        The spool file's path (without the suffix of a compressed one): in
-        the builder's C{basedir}, as in 0.8, or in its C{spool_dir} where it
-        has one (this project's builders keep 0.8's C{basedir} for plugins
-        and spool under C{logdir}).
-        """
-        builder = self.step.build.builder
-        return os.path.join(getattr(builder, "spool_dir", None) or builder.basedir, self.filename)
+        """The spool file's path (without the suffix of a compressed one)."""
+        return os.path.join(self.step.build.builder.basedir, self.filename)
 
     def isFinished(self) -> bool:
         return self.finished

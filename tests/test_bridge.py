@@ -11,11 +11,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import treq
-from buildbot.plugins import util
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
-from buildbot_logfile import _feed, _logdb, _mirror, _spool
+from buildbot_logfile import _feed, _logdb, _mirror
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._requests import Requests
 from buildbot_logfile._webstatus import WebStatus
@@ -157,9 +156,9 @@ class StatesHeard:
 
 
 def builders_of_a_stub_status() -> Builders:
-    """L{Builders} of a status with no running master behind it and no worker for any builder."""
+    """L{Builders} of a status with no master behind it and no worker for any builder."""
     status = SimpleNamespace(
-        master=SimpleNamespace(basedir="master", config=SimpleNamespace(builders=[])),
+        master=None,
         spool_dir="spool",
         watchers=[],
         workers=SimpleNamespace(of_builder=lambda builderid, name: []),
@@ -265,42 +264,6 @@ class CascadeTests(MasterTestCase):
         self.assertFalse(os.path.exists(expected_path))
         _, content = yield self.db_log("b1", 1, "emit step", "stdio")
         self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
-
-    @defer.inlineCallbacks
-    def test_builder_basedir_is_08s_and_the_spool_stays_apart(self) -> defer.Generator:
-        # Mozilla's Pulse named builders by os.path.basename(builder.basedir):
-        # 0.8's builddir, as the config set it or made it from the name.
-        steps_of = {name: [python_step("emit step", EMIT)] for name in ("b1", "lint.py3")}
-        builders = [
-            util.BuilderConfig(
-                name=name,
-                workernames=["local1"],
-                factory=util.BuildFactory(steps),
-                builddir="group/first" if name == "b1" else None,
-            )
-            for name, steps in steps_of.items()
-        ]
-        yield self.start_master(steps_of, logdir="spool", builders=builders)
-        self.master.config.logCompressionMethod = "gz"
-        yield self.force("b1")
-        yield self.force("lint.py3")
-        yield self.recorder.wait_for_builds(2)
-        status = self.legacy_status()
-        spool = os.path.join(self.master.basedir, "spool")
-        for name, builddir, spool_dir in (
-            ("b1", "group/first", "b1"),
-            ("lint.py3", "lint_py3", "lint_2epy3"),
-        ):
-            builder = status.getBuilder(name)
-            self.assertEqual(builder.basedir, os.path.join(self.master.basedir, builddir))
-            self.assertEqual(builder.asDict()["basedir"], os.path.basename(builddir))
-            lf = yield status.getLogFile(name, 1, "emit step", "stdio")
-            path = os.path.join(spool, spool_dir, "1-log-emit_step-stdio")
-            self.assertEqual(lf.getFilename(), path)
-            yield lf.compressLog()  # idempotent with the bridge's own compression
-            self.assertEqual(_spool.existing_spool(path), path + ".gz")
-        self.assertFalse(os.path.exists(os.path.join(self.master.basedir, "group")))
-        self.assertFalse(os.path.exists(os.path.join(self.master.basedir, "lint_py3")))
 
     @defer.inlineCallbacks
     def test_a_failing_step_and_build(self) -> defer.Generator:
