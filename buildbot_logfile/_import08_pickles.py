@@ -196,52 +196,64 @@ def key_text(key: Any) -> str:
 
 
 def text(value: Any) -> str:
-    """A Python 2 string field as C{str}: UTF-8, else Latin-1."""
+    """
+    A Python 2 string field as C{str}: UTF-8, else Latin-1.  TypeError for
+    a container, which 0.8 never wrote there, and whose text could be
+    larger than any memory (one list held twice in another, level after
+    level).
+    """
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")
         except UnicodeDecodeError:
             return value.decode("latin-1")
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple, dict, set, frozenset, Pickled)):
+        raise TypeError(f"a text that is a {type(value).__name__}")
+    return str(value)
 
 
 def opt_text(value: Any) -> str | None:
     return None if value is None else text(value)
 
 
-# The most parts (values, keys, items) one value may become as JSON.  A
-# pickle may hold one list twice in another, level after level: a few
-# hundred bytes that would become more values than any memory holds.
-PLAIN_MAX_PARTS = 1_000_000
-
-
-def plain(value: Any) -> Any:
+class Parts:
     """
-    A pickled value as JSON can hold it (properties' values); ValueError
-    for one of more than L{PLAIN_MAX_PARTS} parts.
+    How many parts (values, and items of lists, dicts and sets) the values
+    of one build may still become as JSON.  A pickle may hold one list
+    twice in another, level after level, and in property after property:
+    a few hundred bytes that would become more values than any memory
+    holds.
     """
-    parts = 0
 
-    def convert(value: Any) -> Any:
-        nonlocal parts
-        parts += 1
-        if parts > PLAIN_MAX_PARTS:
-            raise ValueError(f"a value of more than {PLAIN_MAX_PARTS:,} parts")
-        if isinstance(value, (bytes, str)):
-            return text(value)
-        if value is None or isinstance(value, (bool, int, float)):
-            return value
-        if isinstance(value, dict):
-            return {key_text(k): convert(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [convert(v) for v in value]
-        if isinstance(value, (set, frozenset)):
-            return sorted((convert(v) for v in value), key=repr)
-        if isinstance(value, Pickled):
-            return {k: convert(v) for k, v in value.state.items()}
-        if isinstance(value, (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)):
-            # As 0.8 showed them on its pages and in %(prop:...)s: their text.
-            return str(value)
-        return repr(value)
+    MAX = 1_000_000
 
-    return convert(value)
+    def __init__(self) -> None:
+        self.left = self.MAX
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise ValueError(f"values of more than {self.MAX:,} parts")
+
+
+def plain(value: Any, parts: Parts) -> Any:
+    """A pickled value as JSON can hold it (properties' values), taken from C{parts}."""
+    parts.take()
+    if isinstance(value, (bytes, str)):
+        return text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, dict):
+        return {key_text(k): plain(v, parts) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v, parts) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v, parts) for v in value), key=repr)
+    if isinstance(value, Pickled):
+        return {k: plain(v, parts) for k, v in value.state.items()}
+    if isinstance(value, (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)):
+        # As 0.8 showed them on its pages and in %(prop:...)s: their text.
+        return str(value)
+    return repr(value)

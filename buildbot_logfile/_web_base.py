@@ -32,6 +32,8 @@ from twisted.web import resource, server
 from twisted.web.iweb import IRequest
 from zope.interface import Interface
 
+from buildbot_logfile._render import link_name
+
 css_classes = {
     SUCCESS: "success",
     WARNINGS: "warnings",
@@ -173,7 +175,8 @@ def path_to_builders(request: IRequest) -> str:
 
 
 def path_to_builder(request: IRequest, builderstatus: Any) -> str:
-    return path_to_builders(request) + "/" + quote(builderstatus.getName(), safe="")
+    # A name of dots only as the pages link it (a browser would resolve it).
+    return path_to_builders(request) + "/" + quote(link_name(builderstatus.getName()), safe="")
 
 
 def path_to_build(request: IRequest, buildstatus: Any) -> str:
@@ -184,7 +187,7 @@ def path_to_step(request: IRequest, stepstatus: Any) -> str:
     return (
         path_to_build(request, stepstatus.getBuild())
         + "/steps/"
-        + quote(stepstatus.getName(), safe="")
+        + quote(link_name(stepstatus.getName()), safe="")
     )
 
 

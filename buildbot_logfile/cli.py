@@ -103,7 +103,7 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
             await db.pool.stop()
         if isinstance(e, DatabaseNotReadyError):
             raise SetupError(
-                f"the database of {basedir} is not ready (its schema is older than Buildbot's); "
+                f"the database of {basedir} is not ready (not at this Buildbot's schema); "
                 f"run 'buildbot upgrade-master {basedir}' first"
             ) from e
         said = database_said(e) if isinstance(e, SQLAlchemyError) else f"{type(e).__name__}: {e}"

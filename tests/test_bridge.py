@@ -713,6 +713,7 @@ class RobustnessTests(MasterTestCase):
         yield self.recorder.wait_for_builds(1)
         yield self.tested_master.shutdown()
         self.assertEqual(self.recorder.events[-1], ("buildFinished", "b1", 1, 0))
+        self.assertNotIn("builderRemoved", [event[0] for event in self.recorder.events])
 
     @defer.inlineCallbacks
     def test_a_spool_that_is_gone_is_rebuilt_from_the_database(self) -> defer.Generator:

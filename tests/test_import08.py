@@ -662,20 +662,31 @@ class WrittenHistoryTests(ImportTestCase):
         lines[300:300] = ["o" + "L" * 4096 + "\n", "o" + "L" * 1904 + "\n"]
         self.assertEqual(content, "".join(lines))
 
-    def test_a_builder_pickle_that_is_no_file_is_not_read(self) -> None:
-        # A FIFO would wait for ever to be read: the builder is named as
-        # when its pickle is missing.
+    def test_a_builder_is_named_from_what_can_be_read(self) -> None:
+        # A builder pickle that is a FIFO would wait for ever to be read;
+        # a build whose properties would not fit in memory names nothing.
         old, master_dir = self.dirs()
-        folder = os.path.join(old, "b1dir")
-        os.makedirs(folder)
-        os.mkfifo(os.path.join(folder, "builder"))
+        fifo, bomb = os.path.join(old, "b1dir"), os.path.join(old, "b2dir")
+        os.makedirs(fifo)
+        os.mkfifo(os.path.join(fifo, "builder"))
         properties = h.Properties(properties={"buildername": ("b1", "Builder")}, runtime=set())
-        h.write_build(folder, h.build(0, [], 1300000000.0, properties=properties))
+        h.write_build(fifo, h.build(0, [], 1300000000.0, properties=properties))
+        os.makedirs(bomb)
+        shared: list[Any] = [1]
+        for _ in range(40):
+            shared = [shared, shared]
+        properties = h.Properties(properties={"buildername": ("b2", "Builder"), "x": (shared, "")})
+        h.write_build(bomb, h.build(0, [], 1300000000.0, properties=properties))
         result = h.run_import(old, master_dir)
-        self.assertEqual(result.returncode, 1, result.stderr)
-        self.assertIn(
-            f"problem: {folder}/builder: not a file; named 'b1' after its builds' buildername\n",
-            result.stdout,
+        self.assertEqual((result.returncode, result.stderr), (1, ""))
+        self.assertEqual(
+            [line for line in result.stdout.splitlines() if line.startswith("problem")],
+            [
+                f"problem: {fifo}/builder: not a file; named 'b1' after its builds' buildername",
+                f"problem: {bomb}/builder: no builder pickle; named 'b2dir' after its folder",
+                f"problem: {bomb}/0: a build 0.8 did not write (ValueError: values of more than"
+                " 1,000,000 parts); build skipped",
+            ],
         )
         self.assertIn("  builds: 1 imported, 0 skipped (already imported)", result.stdout)
 
@@ -740,12 +751,17 @@ class WrittenHistoryTests(ImportTestCase):
         crafted = h.build(18, [], 1300000018.0)
         crafted.steps = {"s": 1}
         h.write_build(folder, crafted)
+        # in 20 properties of 2**18 parts each; a reason of 2**40
         shared: list[Any] = [1]
-        for _ in range(40):
+        for _ in range(17):
             shared = [shared, shared]
-        properties = h.Properties(properties={"bomb": (shared, "SetProperty")})
+        properties = h.Properties(properties={f"p{i}": (shared, "SetProperty") for i in range(20)})
         h.write_build(folder, h.build(19, [], 1300000019.0, properties=properties))
-        self.assertLess(os.path.getsize(os.path.join(folder, "19")), 1000)
+        for _ in range(23):
+            shared = [shared, shared]
+        h.write_build(folder, h.build(20, [], 1300000020.0, reason=shared))
+        for number in (19, 20):
+            self.assertLess(os.path.getsize(os.path.join(folder, str(number))), 1000)
         # a build number no database column holds
         shutil.copy(os.path.join(folder, "0"), os.path.join(folder, "99999999999999999999"))
 
@@ -794,14 +810,16 @@ class WrittenHistoryTests(ImportTestCase):
                 " Buildbot's column holds",
                 f"problem: {f}/18: a build 0.8 did not write (TypeError: its steps are no"
                 " list but dict); build skipped",
-                f"problem: {f}/19: a build 0.8 did not write (ValueError: a value of more"
+                f"problem: {f}/19: a build 0.8 did not write (ValueError: values of more"
                 " than 1,000,000 parts); build skipped",
+                f"problem: {f}/20: a build 0.8 did not write (TypeError: a text that is a"
+                " list); build skipped",
                 f"problem: {f}/99999999999999999999: a build number over 2147483647, the"
                 " most Buildbot's database holds; build skipped",
             ],
         )
         self.assertIn(
-            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 7 unreadable",
+            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 8 unreadable",
             result.stdout,
         )
         yield self.start(master_dir)
@@ -1073,7 +1091,7 @@ def test_the_unpickler_reads_python2_decimals_and_datetimes() -> None:
         datetime_2: "2013-05-01 12:00:00",
         timedelta_2: "1 day, 0:00:02.000003",
     }
-    assert {data: p08.plain(p08.loads(data)) for data in pickles} == pickles
+    assert {data: p08.plain(p08.loads(data), p08.Parts()) for data in pickles} == pickles
     with pytest.raises(p08.UnsafePickleError):
         p08.loads(b"cdecimal\nDecimal\n(I1\ntR.")
 

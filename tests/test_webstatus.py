@@ -6,6 +6,7 @@ with putChild, 0.8's /json, and authz, over real HTTP.
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import treq
@@ -35,6 +36,7 @@ from buildbot.status.web.base import (
     build_get_class,
     path_to_build,
     path_to_builder,
+    path_to_step,
 )
 
 # isort: on
@@ -575,3 +577,16 @@ class JsonStepAndLogAuthzTests(WebStatusTestCase):
 
     def test_a_rule_on_a_log(self) -> defer.Deferred[None]:
         return self.check("LogEndpoint", [self.LOG], [self.STEP, self.STEP + "/logs"])
+
+
+def test_paths_to_names_of_dots_only_are_the_pages_links() -> None:
+    # A browser resolves "." and ".." in a link: the pages link them as "_"
+    # and "__", and read those back.
+    request = SimpleNamespace(prepath=[b"waterfall"])
+    builder = SimpleNamespace(getName=lambda: "..")
+    build = SimpleNamespace(getBuilder=lambda: builder, getNumber=lambda: 3)
+    step = SimpleNamespace(getName=lambda: ".", getBuild=lambda: build)
+    assert path_to_builder(request, builder) == "./builders/__"
+    assert path_to_step(request, step) == "./builders/__/builds/3/steps/_"
+    builder = SimpleNamespace(getName=lambda: "a/b ..")
+    assert path_to_builder(request, builder) == "./builders/a%2Fb%20.."
