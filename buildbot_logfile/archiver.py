@@ -15,7 +15,7 @@ from buildbot.status.builder import Results
 
 
 class LogChunkArchiver(StatusReceiverMultiService):
-    compare_attrs = ("outdir", "builders")
+    compare_attrs: list[str] = ["outdir", "builders"]  # a list, as 0.8's were
 
     def __init__(self, outdir, builders=None):
         StatusReceiverMultiService.__init__(self)

@@ -699,7 +699,9 @@ class LegacyLogPages:
         await self.authorize(request, self._logs_path(step_status))
         logs = await self._source().step_logs(step_status)
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
-        return page_set.logs_page(f"Logs of step {step} in build {builder} #{number}", logs)
+        build = step_status.build
+        title = f"Logs of step {step_status.name} in build {build.builder.name} #{number}"
+        return page_set.logs_page(title, logs)
 
 
 class PagesListener:

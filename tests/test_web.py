@@ -1001,6 +1001,9 @@ class SlashedLogNameTests(MasterTestCase):
                     step = html.unescape(step_name)
                     step_url, step_page = yield follow(url, step_href)
                     self.assertEqual(title(step_page), f"Step {step} of build {builder} #1")
+                    segment = html.unescape(step_href).rsplit("/", 1)[-1]
+                    _, logs_page = yield follow(step_url, f"{segment}/logs/")
+                    self.assertEqual(title(logs_page), f"Logs of step {step} in build {builder} #1")
                     (text_link,) = re.findall(r'\(<a href="([^"]+)">text</a>\)', step_page)
                     _, text = yield follow(step_url, text_link)
                     self.assertEqual(text, f"{builder} {step}\n")
