@@ -15,7 +15,7 @@ from typing import Any
 
 from buildbot.process.results import Results
 
-from buildbot_logfile._render import link_name, quote
+from buildbot_logfile._render import link_name, log_link_name, quote
 from buildbot_logfile._status_base import epoch, legacy_results
 from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 
@@ -129,15 +129,7 @@ def _log_links(prefix: str, logs: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _log_segment(entry: Mapping[str, Any]) -> str:
-    """
-    A log as its links name it: by name, as 0.8 linked it (a "/" in it
-    as %2F), since a name is looked up before a slug, and one log's slug
-    may be another's name ("a/b" is "a_b", beside a log named "a_b").  A
-    name of dots only is a relative path itself: such a log is linked
-    by its slug.
-    """
-    name = entry["name"]
-    return quote(entry["slug"] if name.strip(".") == "" else name)
+    return quote(log_link_name(entry["name"], entry["slug"]))
 
 
 def logs_page(title: str, logs: Sequence[Mapping[str, Any]]) -> bytes:

@@ -163,6 +163,16 @@ def link_name(name: str) -> str:
     return "_" * len(name) if name and not name.strip(".") else name
 
 
+def log_link_name(name: str, slug: str) -> str:
+    """
+    A log's name as links give it: by name, as 0.8 linked it, since the
+    pages look a name up before a slug (and one log's slug may be another's
+    name: "a/b" is "a_b", beside a log named "a_b"); but a name of dots only,
+    as L{link_name} says, by its slug.
+    """
+    return slug if not name.strip(".") else name
+
+
 def dotted_name(segment: str) -> str | None:
     """The name of dots only that C{segment} links (see L{link_name}), or None."""
     return "." * len(segment) if segment and not segment.strip("_") else None

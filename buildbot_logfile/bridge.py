@@ -37,7 +37,7 @@ from buildbot_logfile._history import History, history_logfiles
 from buildbot_logfile._logdb import LogReader
 from buildbot_logfile._lookup import Lookup
 from buildbot_logfile._mirror import MirrorRegistry
-from buildbot_logfile._render import link_name
+from buildbot_logfile._render import link_name, log_link_name
 from buildbot_logfile._requests import BuildSetStatus, Requests
 from buildbot_logfile._workers import SlaveStatus, Workers
 from buildbot_logfile.interfaces import IStatus, IStatusReceiver
@@ -579,9 +579,8 @@ class LegacyStatus(service.BuildbotService):
             # The UI names a log by its slug; a LogFile made by a plugin has none.
             slug = thing.slug or identifiers.forceIdentifier(50, thing.name)
             if old is not None:
-                # By name, as the pages link it, but for a name of dots only.
-                name = slug if not thing.name.strip(".") else thing.name
-                return f"{self.getURLForThing(thing.step)}/logs/{_url_quote(name, safe='')}"
+                name = _url_quote(log_link_name(thing.name, slug), safe="")
+                return f"{self.getURLForThing(thing.step)}/logs/{name}"
             return f"{self.getURLForThing(thing.step)}/logs/{slug}"
         if isinstance(thing, SlaveStatus):
             return f"{root}#/workers/{thing.workerid}"
