@@ -40,7 +40,7 @@ from buildbot_logfile._lookup import LogSource, OpenLog
 from buildbot_logfile._lru import LRU
 from buildbot_logfile._render import PAGE_FOOTER, dotted_name, link_name, page_header, quote
 from buildbot_logfile.logfile import HTMLLogFile
-from buildbot_logfile.status import BuildStatus, BuildStepStatus
+from buildbot_logfile.status import BuilderStatus, BuildStatus, BuildStepStatus
 
 __all__ = ["AnonymousAuthorizer", "LegacyLogPages", "PagesListener", "WwwUserAuthorizer"]
 
@@ -281,23 +281,22 @@ class LegacyLogPages:
         await self.authorize(request, parent)
         return _NotFound(what)
 
-    async def _builder_name(self, segment: str) -> str:
+    async def _builder(self, segment: str) -> BuilderStatus | None:
         """
-        The builder a URL's C{segment} names: itself, but for the link of
-        a name of dots only (see L{link_name}) where no builder has it as
-        its own name.
+        The builder a URL's C{segment} names: by its name, but for the link
+        of a name of dots only (see L{link_name}) where no builder has it
+        as its own name; None if none.
         """
+        source = self._source()
+        found = await source.locate_builder(segment)
         dotted = dotted_name(segment)
-        if dotted is not None:
-            source = self._source()
-            own = await source.locate_builder(segment)
-            if own is None and await source.locate_builder(dotted) is not None:
-                return dotted
-        return segment
+        if found is None and dotted is not None:
+            found = await source.locate_builder(dotted)
+        return found
 
     @staticmethod
     def _step_named(build: BuildStatus, segment: str) -> BuildStepStatus | None:
-        """The step of C{build} that a URL's C{segment} names, as L{_builder_name}."""
+        """The step of C{build} that a URL's C{segment} names, as L{_builder}."""
         step = build.getStep(segment)
         dotted = dotted_name(segment)
         if step is None and dotted is not None:
@@ -305,18 +304,15 @@ class LegacyLogPages:
         return step
 
     async def _build(self, request: IRequest, builder: str, number: int) -> BuildStatus:
-        source = self._source()
-        builder = await self._builder_name(builder)
-        build = await source.locate_build(builder, number)
+        found = await self._builder(builder)
+        if found is None:
+            raise await self._missing(request, f"builder {builder}", ("builders",))
+        build = await self._source().locate_build(found.name, number)
         if build is None:
             # Asked by the builder's id, as for its builds that exist (a
             # matcher may know builders by id only).
-            found = await source.locate_builder(builder)
-            if found is None:
-                raise await self._missing(request, f"builder {builder}", ("builders",))
-            raise await self._missing(
-                request, f"build {builder} #{number}", ("builders", str(found.builderid), "builds")
-            )
+            parent = ("builders", str(found.builderid), "builds")
+            raise await self._missing(request, f"build {found.name} #{number}", parent)
         return build
 
     async def _step(
@@ -628,7 +624,7 @@ class LegacyLogPages:
     async def builder_page(self, request: IRequest, builder: str) -> bytes:
         # Also where any path under builders/ that is not a page comes.
         source = self._source()
-        found = await source.locate_builder(await self._builder_name(builder))
+        found = await self._builder(builder)
         if found is None:
             raise await self._no_builder(request, builder)
         await self.authorize(request, ("builders", str(found.builderid)))
