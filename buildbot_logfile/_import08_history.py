@@ -149,7 +149,7 @@ def builder_name(folder: str, numbers: list[int]) -> tuple[str, str | None]:
             continue
         if isinstance(build, p08.BuildStatus):
             try:
-                properties = _properties(build.get("properties"), p08.Parts())
+                properties = _properties(build.get("properties"))
             except Exception:  # what skips the build skips it as a name's source
                 continue
             value, _ = properties.get("buildername", (None, None))
@@ -234,14 +234,11 @@ def read_build(path: str, builder: str, number: int) -> Build08:
 
 def _build(status: p08.BuildStatus, builder: str, number: int) -> Build08:
     s = status.state
-    parts = p08.Parts()
     stamps = s.get("sources")
     if stamps is None:
         stamps = [s["source"]] if s.get("source") is not None else []
-    changes = [_change(c, parts) for c in s.get("changes") or () if isinstance(c, p08.Change)]
-    sourcestamps = [
-        _sourcestamp(ss, changes, parts) for ss in stamps if isinstance(ss, p08.SourceStamp)
-    ]
+    changes = [_change(c) for c in s.get("changes") or () if isinstance(c, p08.Change)]
+    sourcestamps = [_sourcestamp(ss, changes) for ss in stamps if isinstance(ss, p08.SourceStamp)]
     return Build08(
         builder=builder,
         number=number,
@@ -251,7 +248,7 @@ def _build(status: p08.BuildStatus, builder: str, number: int) -> Build08:
         text=_words(s.get("text")),
         reason=p08.text(s.get("reason") or ""),
         workername=p08.opt_text(s.get("slavename")),
-        properties=_properties(s.get("properties"), parts),
+        properties=_properties(s.get("properties")),
         sourcestamps=sourcestamps,
         steps=_steps(s.get("steps")),
     )
@@ -306,11 +303,9 @@ def _log(pickled: Any) -> Log08 | None:
     return None
 
 
-def _sourcestamp(
-    ss: p08.SourceStamp, build_changes: list[Change08], parts: p08.Parts
-) -> SourceStamp08:
+def _sourcestamp(ss: p08.SourceStamp, build_changes: list[Change08]) -> SourceStamp08:
     s = ss.state
-    changes = [_change(c, parts) for c in s.get("changes") or () if isinstance(c, p08.Change)]
+    changes = [_change(c) for c in s.get("changes") or () if isinstance(c, p08.Change)]
     patch = None
     raw = s.get("patch")
     if isinstance(raw, (tuple, list)) and len(raw) >= 2:
@@ -334,7 +329,7 @@ def _sourcestamp(
     )
 
 
-def _change(change: p08.Change, parts: p08.Parts) -> Change08:
+def _change(change: p08.Change) -> Change08:
     s = change.state
     number = s.get("number")
     return Change08(
@@ -350,17 +345,12 @@ def _change(change: p08.Change, parts: p08.Parts) -> Change08:
         repository=p08.text(s.get("repository") or ""),
         project=p08.text(s.get("project") or ""),
         codebase=p08.text(s.get("codebase") or ""),
-        properties=_properties(s.get("properties"), parts, default_source="Change"),
+        properties=_properties(s.get("properties"), default_source="Change"),
     )
 
 
-def _properties(
-    pickled: Any, parts: p08.Parts, default_source: str = "Build"
-) -> dict[str, tuple[Any, str]]:
-    """
-    0.8's C{Properties} (name -> (value, source)); 0.7.x's plain dict had
-    no sources.  Their values are taken from C{parts}, the build's.
-    """
+def _properties(pickled: Any, default_source: str = "Build") -> dict[str, tuple[Any, str]]:
+    """0.8's C{Properties} (name -> (value, source)); 0.7.x's plain dict had no sources."""
     if isinstance(pickled, p08.Properties):
         pickled = pickled.get("properties") or {}
     if not isinstance(pickled, dict):
@@ -371,7 +361,7 @@ def _properties(
             value, source = entry
         else:
             value, source = entry, default_source
-        properties[p08.key_text(name)] = (p08.plain(value, parts), p08.text(source))
+        properties[p08.key_text(name)] = (p08.plain(value), p08.text(source))
     return properties
 
 

@@ -24,7 +24,7 @@ import decimal
 import io
 import pickle
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import IO, Any
 
 
@@ -49,6 +49,9 @@ class Pickled:
         if isinstance(state, tuple) and len(state) == 2:  # (dict, slots)
             state = {**dict(state[0] or {}), **dict(state[1] or {})}
         if isinstance(state, dict):
+            for key in state:
+                if not isinstance(key, (bytes, str)):
+                    raise pickle.UnpicklingError(f"an attribute named by a {type(key).__name__}")
             self.state = {key_text(k): v for k, v in state.items()}
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -142,6 +145,29 @@ def _decimal(value: Any) -> decimal.Decimal:
     return decimal.Decimal(text(value))
 
 
+# What one key of a dict or member of a set may hold.  Python hashes a
+# tuple afresh each time, all of it: one tuple held twice in another, level
+# after level, takes a few hundred bytes of pickle and longer than any
+# import to hash.  0.8's keys were names, and tuples of names (a test's).
+MAX_KEY_PARTS = 1_000
+
+
+def _check_keys(keys: Iterable[Any]) -> None:
+    """Refuse a key whose hash would take long: one of more than L{MAX_KEY_PARTS} parts."""
+    for key in keys:
+        todo = [key]
+        parts = 1
+        while todo:
+            part = todo.pop()
+            if isinstance(part, (tuple, frozenset)):
+                parts += len(part)
+                if parts > MAX_KEY_PARTS:
+                    raise pickle.UnpicklingError(
+                        f"a key of more than {MAX_KEY_PARTS:,} parts, where 0.8's keys were names"
+                    )
+                todo.extend(part)
+
+
 _BUILTINS: dict[tuple[str, str], Callable[..., Any] | type] = {
     ("__builtin__", "set"): set,
     ("__builtin__", "frozenset"): frozenset,
@@ -158,6 +184,30 @@ _BUILTINS: dict[tuple[str, str], Callable[..., Any] | type] = {
     ("datetime", "time"): datetime.time,
     ("datetime", "timedelta"): datetime.timedelta,
 }
+
+
+def _set_members(stack: list[Any]) -> Iterable[Any]:
+    """What REDUCE puts in a set: Python 2 pickled sets as C{set(list)}."""
+    func, args = stack[-2:] if len(stack) >= 2 else (None, ())
+    return (
+        args[0] if (func is set or func is frozenset) and isinstance(args, tuple) and args else ()
+    )
+
+
+def _checking_keys(
+    opcode: bytes, keys: Callable[[list[Any]], Iterable[Any]]
+) -> Callable[[Any], None]:
+    """
+    The unpickler's C{opcode}, checking the C{keys} it is about to hash
+    (taken from its stack: between MARK and the opcode, just the items).
+    """
+    load = pickle._Unpickler.dispatch[opcode[0]]
+
+    def checked(unpickler: Any) -> None:
+        _check_keys(keys(unpickler.stack))
+        load(unpickler)
+
+    return checked
 
 
 class _AllowListUnpickler(pickle._Unpickler):
@@ -178,12 +228,72 @@ class _AllowListUnpickler(pickle._Unpickler):
         raise UnsafePickleError("refusing a persistent id")
 
 
+# The opcodes that hash what they put in a dict or a set check it first.
+_AllowListUnpickler.dispatch = {
+    **pickle._Unpickler.dispatch,
+    pickle.SETITEM[0]: _checking_keys(pickle.SETITEM, lambda stack: stack[-2:-1]),
+    pickle.SETITEMS[0]: _checking_keys(pickle.SETITEMS, lambda stack: stack[::2]),
+    pickle.DICT[0]: _checking_keys(pickle.DICT, lambda stack: stack[::2]),
+    pickle.ADDITEMS[0]: _checking_keys(pickle.ADDITEMS, lambda stack: stack),
+    pickle.FROZENSET[0]: _checking_keys(pickle.FROZENSET, lambda stack: stack),
+    pickle.REDUCE[0]: _checking_keys(pickle.REDUCE, _set_members),
+}
+
+
+# What one pickle may hold once read out as the import reads it, each
+# value counted wherever it is held: a pickle may hold one list twice in
+# another, level after level, a few hundred bytes that read out would be
+# more values, or more text, than any memory holds.
+MAX_VALUES = 1_000_000
+MAX_TEXT = 64 * 2**20
+
+
+def _check_read_out(root: Any) -> None:
+    """
+    Refuse a pickle whose values, read out, exceed L{MAX_VALUES} or
+    L{MAX_TEXT} characters.  What the import never reads (L{Ignored}:
+    events, test results) is not counted.  A value is counted as it is
+    found, before what it holds is looked at, so the walk itself stays
+    within the limits.
+    """
+    values = 1
+    text = 0
+    todo = [root]
+    while todo:
+        value = todo.pop()
+        held: Collection[Any]
+        if isinstance(value, (bytes, str)):
+            text += len(value)
+            if text > MAX_TEXT:
+                raise pickle.UnpicklingError(
+                    f"more than {MAX_TEXT // 2**20} MiB of text, counting a text held"
+                    " in several places in each"
+                )
+            continue
+        if isinstance(value, (list, tuple, set, frozenset)):
+            held = value
+        elif isinstance(value, dict):
+            held = [*value.keys(), *value.values()]
+        elif isinstance(value, Pickled) and not isinstance(value, Ignored):
+            held = value.state.values()
+        else:
+            continue
+        values += len(held)
+        if values > MAX_VALUES:
+            raise pickle.UnpicklingError(
+                f"more than {MAX_VALUES:,} values, counting a value held in several places in each"
+            )
+        todo.extend(held)
+
+
 def load(f: IO[bytes]) -> Any:
-    """Unpickle C{f} with the allow-list; raise for anything else."""
+    """Unpickle C{f} with the allow-list and the limits; raise for anything else."""
     try:
-        return _AllowListUnpickler(f, encoding="bytes").load()
+        loaded = _AllowListUnpickler(f, encoding="bytes").load()
     except struct.error as e:  # the pure-Python unpickler's word for a short read
         raise pickle.UnpicklingError("pickle data was truncated") from e
+    _check_read_out(loaded)
+    return loaded
 
 
 def loads(data: bytes) -> Any:
@@ -198,9 +308,8 @@ def key_text(key: Any) -> str:
 def text(value: Any) -> str:
     """
     A Python 2 string field as C{str}: UTF-8, else Latin-1.  TypeError for
-    a container, which 0.8 never wrote there, and whose text could be
-    larger than any memory (one list held twice in another, level after
-    level).
+    a container, which 0.8 never wrote there: its text would be nothing
+    0.8 showed.
     """
     if isinstance(value, bytes):
         try:
@@ -218,41 +327,20 @@ def opt_text(value: Any) -> str | None:
     return None if value is None else text(value)
 
 
-class Parts:
-    """
-    How many parts (values, and items of lists, dicts and sets) the values
-    of one build may still become as JSON.  A pickle may hold one list
-    twice in another, level after level, and in property after property:
-    a few hundred bytes that would become more values than any memory
-    holds.
-    """
-
-    MAX = 1_000_000
-
-    def __init__(self) -> None:
-        self.left = self.MAX
-
-    def take(self) -> None:
-        self.left -= 1
-        if self.left < 0:
-            raise ValueError(f"values of more than {self.MAX:,} parts")
-
-
-def plain(value: Any, parts: Parts) -> Any:
-    """A pickled value as JSON can hold it (properties' values), taken from C{parts}."""
-    parts.take()
+def plain(value: Any) -> Any:
+    """A pickled value as JSON can hold it (properties' values)."""
     if isinstance(value, (bytes, str)):
         return text(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, dict):
-        return {key_text(k): plain(v, parts) for k, v in value.items()}
+        return {key_text(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [plain(v, parts) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, (set, frozenset)):
-        return sorted((plain(v, parts) for v in value), key=repr)
+        return sorted((plain(v) for v in value), key=repr)
     if isinstance(value, Pickled):
-        return {k: plain(v, parts) for k, v in value.state.items()}
+        return {k: plain(v) for k, v in value.state.items()}
     if isinstance(value, (decimal.Decimal, datetime.date, datetime.time, datetime.timedelta)):
         # As 0.8 showed them on its pages and in %(prop:...)s: their text.
         return str(value)

@@ -569,6 +569,81 @@ def test_the_unpickler_refuses_pickles_of_python3_objects() -> None:
             p08.loads(pickle.dumps(obj, 2))
 
 
+def shared_tuple(levels: int) -> bytes:
+    """
+    Pickle opcodes that push a tuple holding one tuple twice, C{levels}
+    deep (a few bytes a level; Python would hash it for ever).  Its memo
+    starts at 10000, out of the way of a pickle it is put in.
+    """
+
+    def put(n: int) -> bytes:
+        return b"r" + (10000 + n).to_bytes(4, "little") + b"0"
+
+    def get(n: int) -> bytes:
+        return b"j" + (10000 + n).to_bytes(4, "little")
+
+    ops = b"X\x04\x00\x00\x00name\x85" + put(0)
+    for level in range(1, levels + 1):
+        ops += get(level - 1) + get(level - 1) + b"\x86" + put(level)
+    return ops + get(levels)
+
+
+def test_keys_that_would_hash_for_ever_are_refused() -> None:
+    key = shared_tuple(40)
+    pickles = {
+        "SETITEM": b"\x80\x02}" + key + b"K\x01s.",
+        "SETITEMS": b"\x80\x02}(" + key + b"K\x01u.",
+        "DICT": b"\x80\x02(" + key + b"K\x01d.",
+        "ADDITEMS": b"\x80\x04\x8f(" + key + b"\x90.",
+        "FROZENSET": b"\x80\x04(" + key + b"\x91.",
+        "set()": b"\x80\x02c__builtin__\nset\n](" + key + b"e\x85R.",
+        "frozenset()": b"\x80\x02c__builtin__\nfrozenset\n](" + key + b"e\x85R.",
+    }
+    refused = {}
+    for how, data in pickles.items():
+        with pytest.raises(pickle.UnpicklingError) as caught:
+            p08.loads(data)
+        refused[how] = str(caught.value)
+    key_error = "a key of more than 1,000 parts, where 0.8's keys were names"
+    assert refused == dict.fromkeys(pickles, key_error)
+    # Nine levels (1,023 parts) are refused too; eight are not, nor are
+    # many keys that are names or tuples of names.
+    with pytest.raises(pickle.UnpicklingError, match=key_error):
+        p08.loads(b"\x80\x02}" + shared_tuple(9) + b"K\x01s.")
+    eight = p08.loads(b"\x80\x02}" + shared_tuple(8) + b"K\x01s.")
+    assert list(eight.values()) == [1]
+    names = {(f"test{i}", "case"): i for i in range(5000)}
+    assert p08.loads(pickle.dumps(names, 2)) == names
+    assert p08.loads(pickle.dumps(set(names), 4)) == set(names)
+    # An 0.8 object's attributes are named by text.
+    event = b"\x80\x02cbuildbot.status.builder\nEvent\n)\x81"
+    with pytest.raises(pickle.UnpicklingError, match=r"^an attribute named by a tuple$"):
+        p08.loads(event + pickle.dumps({("a", "b"): 1}, 2)[2:-1] + b"b.")
+
+
+def test_what_would_read_out_past_memory_is_refused() -> None:
+    def shared(levels: int) -> list[Any]:
+        value: list[Any] = ["x"]
+        for _ in range(levels):
+            value = [value, value]
+        return value
+
+    values = r"^more than 1,000,000 values, counting a value held in several places in each$"
+    assert p08.loads(pickle.dumps(shared(18), 2)) == shared(18)  # 786,431 values read out
+    with pytest.raises(pickle.UnpicklingError, match=values):
+        p08.loads(pickle.dumps(shared(19), 2))
+    text = "x" * 2**20
+    assert p08.loads(pickle.dumps([text] * 64, 2)) == [text] * 64
+    with pytest.raises(pickle.UnpicklingError, match=r"^more than 64 MiB of text, counting a"):
+        p08.loads(pickle.dumps([text] * 65, 2))
+    # What the import never reads (an 0.8 event, a test's result) is not counted.
+    state = b"}X\x01\x00\x00\x00a" + pickle.dumps(shared(19), 2)[2:-1] + b"sb."
+    event = p08.loads(b"\x80\x02cbuildbot.status.builder\nEvent\n)\x81" + state)
+    assert isinstance(event, p08.Ignored)
+    with pytest.raises(pickle.UnpicklingError, match=values):
+        p08.loads(b"\x80\x02cbuildbot.status.builder\nBuildStatus\n)\x81" + state)
+
+
 class WrittenHistoryTests(ImportTestCase):
     maxDiff = None
 
@@ -684,8 +759,8 @@ class WrittenHistoryTests(ImportTestCase):
             [
                 f"problem: {fifo}/builder: not a file; named 'b1' after its builds' buildername",
                 f"problem: {bomb}/builder: no builder pickle; named 'b2dir' after its folder",
-                f"problem: {bomb}/0: a build 0.8 did not write (ValueError: values of more than"
-                " 1,000,000 parts); build skipped",
+                f"problem: {bomb}/0: unreadable pickle (more than 1,000,000 values, counting a"
+                " value held in several places in each); build skipped",
             ],
         )
         self.assertIn("  builds: 1 imported, 0 skipped (already imported)", result.stdout)
@@ -751,17 +826,22 @@ class WrittenHistoryTests(ImportTestCase):
         crafted = h.build(18, [], 1300000018.0)
         crafted.steps = {"s": 1}
         h.write_build(folder, crafted)
-        # in 20 properties of 2**18 parts each; a reason of 2**40
+        # in 20 properties of 2**18 parts each; a reason that is a list
         shared: list[Any] = [1]
         for _ in range(17):
             shared = [shared, shared]
         properties = h.Properties(properties={f"p{i}": (shared, "SetProperty") for i in range(20)})
         h.write_build(folder, h.build(19, [], 1300000019.0, properties=properties))
-        for _ in range(23):
-            shared = [shared, shared]
         h.write_build(folder, h.build(20, [], 1300000020.0, reason=shared))
-        for number in (19, 20):
-            self.assertLess(os.path.getsize(os.path.join(folder, str(number))), 1000)
+        # a property's dict keyed by a tuple of 2**40 parts; 65 MiB of text in 1 MiB
+        properties = h.Properties(properties={"p": ({"PLACEHOLDER": 1}, "SetProperty")})
+        pickled = h.dumps(h.build(21, [], 1300000021.0, properties=properties))
+        with open(os.path.join(folder, "21"), "wb") as f:
+            f.write(pickled.replace(b"X\x0b\x00\x00\x00PLACEHOLDER", shared_tuple(40)))
+        properties = h.Properties(properties={"p": (["x" * 2**20] * 65, "SetProperty")})
+        h.write_build(folder, h.build(22, [], 1300000022.0, properties=properties))
+        for number in (19, 20, 21):
+            self.assertLess(os.path.getsize(os.path.join(folder, str(number))), 2000)
         # a build number no database column holds
         shutil.copy(os.path.join(folder, "0"), os.path.join(folder, "99999999999999999999"))
 
@@ -810,16 +890,20 @@ class WrittenHistoryTests(ImportTestCase):
                 " Buildbot's column holds",
                 f"problem: {f}/18: a build 0.8 did not write (TypeError: its steps are no"
                 " list but dict); build skipped",
-                f"problem: {f}/19: a build 0.8 did not write (ValueError: values of more"
-                " than 1,000,000 parts); build skipped",
+                f"problem: {f}/19: unreadable pickle (more than 1,000,000 values, counting a"
+                " value held in several places in each); build skipped",
                 f"problem: {f}/20: a build 0.8 did not write (TypeError: a text that is a"
                 " list); build skipped",
+                f"problem: {f}/21: unreadable pickle (a key of more than 1,000 parts, where"
+                " 0.8's keys were names); build skipped",
+                f"problem: {f}/22: unreadable pickle (more than 64 MiB of text, counting a"
+                " text held in several places in each); build skipped",
                 f"problem: {f}/99999999999999999999: a build number over 2147483647, the"
                 " most Buildbot's database holds; build skipped",
             ],
         )
         self.assertIn(
-            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 8 unreadable",
+            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 10 unreadable",
             result.stdout,
         )
         yield self.start(master_dir)
@@ -1091,7 +1175,7 @@ def test_the_unpickler_reads_python2_decimals_and_datetimes() -> None:
         datetime_2: "2013-05-01 12:00:00",
         timedelta_2: "1 day, 0:00:02.000003",
     }
-    assert {data: p08.plain(p08.loads(data), p08.Parts()) for data in pickles} == pickles
+    assert {data: p08.plain(p08.loads(data)) for data in pickles} == pickles
     with pytest.raises(p08.UnsafePickleError):
         p08.loads(b"cdecimal\nDecimal\n(I1\ntR.")
 
