@@ -424,7 +424,7 @@ class Importer:
         found = find_log_file(folder, name)
         for path, note in found.notes:
             self.problem(path, note)
-        if found.path is None:
+        if found.path is None and not found.notes:
             self.problem(os.path.join(folder, name), "log file missing; log skipped")
         return found.path
 

@@ -69,13 +69,23 @@ def find_log_file(folder: str, filename: str) -> LogSource:
     result into place before it removed the plain file), and a note when
     only a C{.bz2.tmp} or C{.gz.tmp} that a compression cut short holds
     it.  Such a leftover beside the log's file is ignored: it holds
-    nothing the file does not.
+    nothing the file does not.  None, with a note, for a link to a file
+    outside the builder's folder.
     """
     notes: list[tuple[str, str]] = []
     base = os.path.join(folder, filename)
     for suffix in (".bz2", ".gz", "", ".bz2.tmp", ".gz.tmp"):
         if os.path.isfile(base + suffix):
             found = base + suffix
+            # 0.8 wrote its logs into the builder's folder.  A link out of
+            # it (to a file of root's, for a run as root) is not read into
+            # a database whose pages show it.
+            target = os.path.realpath(found)
+            home = os.path.realpath(folder)
+            if os.path.commonpath([target, home]) != home:
+                outside = f"a link to {target}, outside the builder's folder; not read, log skipped"
+                notes.append((found, outside))
+                return LogSource(None, notes)
             if suffix.endswith(".tmp"):
                 notes.append((found, "a compression cut short; read as far as it goes"))
             return LogSource(found, notes)

@@ -842,6 +842,14 @@ class WrittenHistoryTests(ImportTestCase):
         h.write_build(folder, h.build(22, [], 1300000022.0, properties=properties))
         for number in (19, 20, 21):
             self.assertLess(os.path.getsize(os.path.join(folder, str(number))), 2000)
+        # a log file linked to a file outside the builder's folder, one to a file in it
+        secret = os.path.join(os.path.abspath(self.mktemp()), "secret")
+        os.makedirs(os.path.dirname(secret))
+        h.write_log(secret, [(0, "not for the pages\n")])
+        add(23, {})
+        os.symlink(secret, os.path.join(folder, "23-log-s-stdio"))
+        add(24, {})
+        os.symlink("0-log-s-stdio", os.path.join(folder, "24-log-s-stdio"))
         # a build number no database column holds
         shutil.copy(os.path.join(folder, "0"), os.path.join(folder, "99999999999999999999"))
 
@@ -898,17 +906,19 @@ class WrittenHistoryTests(ImportTestCase):
                 " 0.8's keys were names); build skipped",
                 f"problem: {f}/22: unreadable pickle (more than 64 MiB of text, counting a"
                 " text held in several places in each); build skipped",
+                f"problem: {f}/23-log-s-stdio: a link to {os.path.realpath(secret)}, outside"
+                " the builder's folder; not read, log skipped",
                 f"problem: {f}/99999999999999999999: a build number over 2147483647, the"
                 " most Buildbot's database holds; build skipped",
             ],
         )
         self.assertIn(
-            "  builds: 13 imported, 0 skipped (already imported), 0 refused, 10 unreadable",
+            "  builds: 15 imported, 0 skipped (already imported), 0 refused, 10 unreadable",
             result.stdout,
         )
         yield self.start(master_dir)
         texts = {}
-        for number in (0, 2, 3, 4, 5, 6, 9, 10, 12):
+        for number in (0, 2, 3, 4, 5, 6, 9, 10, 12, 23, 24):
             path = f"/builders/builder/builds/{number}/steps/s/logs/stdio/text"
             texts[number] = yield self.page(path)
         self.assertEqual(
@@ -923,6 +933,8 @@ class WrittenHistoryTests(ImportTestCase):
                 9: (200, b"one\n"),
                 10: (200, b"one\ntwo\nthree\n"),
                 12: (200, "".join(t for _, t in many[: salvaged.count(b",")]).encode()),
+                23: (404, texts[23][1]),
+                24: (200, b"one\ntwo\nthree\n"),
             },
         )
         self.assertGreater(len(texts[12][1]), 200 * 1024)
