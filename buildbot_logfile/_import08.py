@@ -298,6 +298,12 @@ class Importer:
 
     def _import(self, folder: str, build: Build08) -> None:
         where = os.path.join(folder, str(build.number))
+        if build.pickled_number not in (None, build.number):
+            self.problem(
+                where,
+                f"the pickle calls itself build #{build.pickled_number}; imported as"
+                f" #{build.number}, its file's number, by which 0.8 found it",
+            )
         if build.started is None:
             self.problem(where, "the pickle has no start time; imported as started at 0")
         if build.finished is None or build.results is None:

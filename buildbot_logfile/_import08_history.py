@@ -100,6 +100,8 @@ class Build08:
     properties: dict[str, tuple[Any, str]]
     sourcestamps: list[SourceStamp08]
     steps: list[Step08] = field(default_factory=list)
+    # The number the pickle gives itself, where it is a number.
+    pickled_number: int | None = None
 
 
 def load_pickle(path: str) -> Any:
@@ -251,6 +253,7 @@ def _build(status: p08.BuildStatus, builder: str, number: int) -> Build08:
         properties=_properties(s.get("properties")),
         sourcestamps=sourcestamps,
         steps=_steps(s.get("steps")),
+        pickled_number=_number(s.get("number")),
     )
 
 
@@ -331,9 +334,8 @@ def _sourcestamp(ss: p08.SourceStamp, build_changes: list[Change08]) -> SourceSt
 
 def _change(change: p08.Change) -> Change08:
     s = change.state
-    number = s.get("number")
     return Change08(
-        number=number if isinstance(number, int) else None,
+        number=_number(s.get("number")),
         author=p08.text(s.get("who") or s.get("author") or ""),
         comments=p08.text(s.get("comments") or ""),
         files=[p08.text(f) for f in s.get("files") or []],
@@ -369,6 +371,10 @@ def _words(text: Any) -> list[str]:
     if isinstance(text, (list, tuple)):
         return [p08.text(word) for word in text]
     return [] if text is None else [p08.text(text)]
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _results(results: Any) -> int | None:

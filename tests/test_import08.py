@@ -850,6 +850,8 @@ class WrittenHistoryTests(ImportTestCase):
         os.symlink(secret, os.path.join(folder, "23-log-s-stdio"))
         add(24, {})
         os.symlink("0-log-s-stdio", os.path.join(folder, "24-log-s-stdio"))
+        # a build whose pickle gives another number than its file's
+        shutil.copy(os.path.join(folder, "0"), os.path.join(folder, "25"))
         # a build number no database column holds
         shutil.copy(os.path.join(folder, "0"), os.path.join(folder, "99999999999999999999"))
 
@@ -908,17 +910,19 @@ class WrittenHistoryTests(ImportTestCase):
                 " text held in several places in each); build skipped",
                 f"problem: {f}/23-log-s-stdio: a link to {os.path.realpath(secret)}, outside"
                 " the builder's folder; not read, log skipped",
+                f"problem: {f}/25: the pickle calls itself build #0; imported as #25, its"
+                " file's number, by which 0.8 found it",
                 f"problem: {f}/99999999999999999999: a build number over 2147483647, the"
                 " most Buildbot's database holds; build skipped",
             ],
         )
         self.assertIn(
-            "  builds: 15 imported, 0 skipped (already imported), 0 refused, 10 unreadable",
+            "  builds: 16 imported, 0 skipped (already imported), 0 refused, 10 unreadable",
             result.stdout,
         )
         yield self.start(master_dir)
         texts = {}
-        for number in (0, 2, 3, 4, 5, 6, 9, 10, 12, 23, 24):
+        for number in (0, 2, 3, 4, 5, 6, 9, 10, 12, 23, 24, 25):
             path = f"/builders/builder/builds/{number}/steps/s/logs/stdio/text"
             texts[number] = yield self.page(path)
         self.assertEqual(
@@ -935,6 +939,7 @@ class WrittenHistoryTests(ImportTestCase):
                 12: (200, "".join(t for _, t in many[: salvaged.count(b",")]).encode()),
                 23: (404, texts[23][1]),
                 24: (200, b"one\ntwo\nthree\n"),
+                25: (200, b"one\ntwo\nthree\n"),
             },
         )
         self.assertGreater(len(texts[12][1]), 200 * 1024)
