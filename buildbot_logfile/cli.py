@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from twisted.internet import defer, task
+from twisted.logger import globalLogBeginner
 
 from buildbot_logfile._import08 import Importer, database_said, reporter_for
 from buildbot_logfile._import08_db import Database
@@ -71,7 +72,12 @@ async def _open_database(basedir: str) -> tuple[Any, Any]:
     cwd = os.getcwd()
     os.chdir(basedir)  # master.cfg may open files relative to its directory
     try:
-        config_file = base.getConfigFileFromTac(basedir)
+        try:
+            # Running the .tac opens the master's twistd.log, for one.
+            config_file = base.getConfigFileFromTac(basedir, quiet=True)
+        except Exception as e:
+            tac = os.path.join(basedir, "buildbot.tac")
+            raise SetupError(f"{tac} cannot be run ({type(e).__name__}: {e})") from e
         master_cfg = FileLoader(basedir, config_file).loadConfig()
     except ConfigErrors as e:
         errors = "".join(f"\n  {error}" for error in e.errors)
@@ -157,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     stopped midway, 2 when it cannot start.
     """
     args = _parser().parse_args(argv)
+    # What Buildbot logs as the database is opened (a failure's traceback)
+    # is said in one line by SetupError; the import reports the rest itself.
+    globalLogBeginner.beginLoggingTo([], redirectStandardIO=False)
 
     async def run(_: Any) -> None:
         try:

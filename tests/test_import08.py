@@ -1032,11 +1032,22 @@ class OperatorTests(ImportTestCase):
         result = as_nobody(old, master_dir, env=env)
         self.assertEqual((result.returncode, result.stdout), (2, ""))
         self.assertRegex(
-            result.stderr.splitlines()[-1],
+            result.stderr,
             rf"^buildbot-logfile: the database of {re.escape(master_dir)} cannot be opened"
             r" \(OperationalError: (unable to open database file|attempt to write a readonly"
-            r" database)\)$",
+            r" database)\)\n\Z",
         )
+        # A twistd.log nobody may write: the master's buildbot.tac, which
+        # opens it, cannot be run to find master.cfg.
+        twistd_log = os.path.join(master_dir, "twistd.log")
+        os.chown(twistd_log, 0, 0)
+        os.chmod(twistd_log, 0o644)
+        result = as_nobody(old, master_dir, env=env)
+        self.assertEqual(
+            (result.returncode, result.stdout, result.stderr),
+            (2, "", f"buildbot-logfile: {master_dir}/buildbot.tac cannot be run (PermissionError:"
+                    f" [Errno 13] Permission denied: '{twistd_log}')\n"),
+        )  # fmt: skip
 
     def test_ctrl_c_stops_the_run_once_its_build_is_in(self) -> None:
         base = os.path.abspath(self.mktemp())
