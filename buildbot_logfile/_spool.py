@@ -12,10 +12,12 @@ from __future__ import annotations
 import bz2
 import contextlib
 import ctypes
+import glob
 import io
 import os
 import stat
 import sys
+import tempfile
 import zlib
 from collections.abc import Callable
 from typing import IO, Any, Union, cast
@@ -460,6 +462,12 @@ def _give_back_reserved(path: str) -> None:
         os.truncate(path, st.st_size)  # frees the blocks past the end
 
 
+def _compressor(suffix: str, raw: IO[bytes]) -> IO[bytes]:
+    if suffix == ".bz2":
+        return cast(IO[bytes], bz2.BZ2File(raw, "wb"))
+    return gzip_writer(raw)
+
+
 def compress_spool(path: str, method: str | None) -> defer.Deferred[None]:
     """
     Compress the finished spool file at C{path} with C{bz2} or C{gz} in a
@@ -470,21 +478,30 @@ def compress_spool(path: str, method: str | None) -> defer.Deferred[None]:
     suffix = COMPRESSION_SUFFIXES.get(method or "")
     if suffix is None or existing_spool(path) != path:
         return defer.succeed(None)  # none to compress, or not a file of its own
-    compressed = path + suffix + ".tmp"
-    opener: Callable[[str, str], IO[bytes]] = (
-        bz2.BZ2File if suffix == ".bz2" else GzipWriter  # type: ignore[assignment]
-    )
+    directory, name = os.path.split(path)
+    prefix = f".{name}{suffix}."
 
     def compress() -> None:
-        with io.FileIO(open_no_link(path), "r") as infile, opener(compressed, "wb") as out:
-            while buf := infile.read(1024 * 1024):
-                out.write(buf)
-        os.replace(compressed, path + suffix)
+        # A name of its own, made afresh (never a link someone put at a
+        # fixed name, which would be written through), as the encoded
+        # pages' are; what a compression that a crash cut short left goes.
+        for left in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
+            os.unlink(left)
+        fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+        try:
+            with io.FileIO(open_no_link(path), "r") as infile, os.fdopen(fd, "wb") as raw:
+                os.fchmod(raw.fileno(), stat.S_IMODE(os.fstat(infile.fileno()).st_mode))
+                with _compressor(suffix, raw) as out:
+                    while buf := infile.read(1024 * 1024):
+                        out.write(buf)
+            os.replace(temporary, path + suffix)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
         os.unlink(path)
 
     def failed(failure: Any) -> Any:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(compressed)
         if failure.check(OSError):
             # The spool is a cache: the plain file stays, and is read.
             log.msg(f"could not compress {path}: {failure.getErrorMessage()}")

@@ -7,6 +7,7 @@ import copy
 import gzip
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -617,6 +618,38 @@ class CompressionTests(unittest.TestCase):
 
     def test_gz(self):
         return self.check_compression("gz", gzip.GzipFile)
+
+    @defer.inlineCallbacks
+    def test_a_link_planted_beside_the_spool_is_not_written_through(self) -> defer.Generator:
+        for method in ("gz", "bz2"):
+            lf = self.make(method)
+            fn = lf.getFilename()
+            directory = os.path.dirname(fn)
+            outside = os.path.abspath(self.mktemp())
+            Path(outside).write_bytes(b"precious")
+            # Where a compression might write, as 0.8 named it or as a
+            # crash left it.
+            planted = [
+                fn + f".{method}.tmp",
+                os.path.join(directory, f".3-log-s-stdio.{method}.x.tmp"),
+            ]
+            for link in planted:
+                os.symlink(outside, link)
+            os.chmod(fn, 0o640)
+            plain = Path(fn).read_bytes()
+            yield lf.compressLog()
+            self.assertEqual(Path(outside).read_bytes(), b"precious")
+            compressed = fn + "." + method
+            self.assertFalse(os.path.islink(compressed))
+            self.assertEqual(stat.S_IMODE(os.stat(compressed).st_mode), 0o640)
+            opener = gzip.GzipFile if method == "gz" else bz2.BZ2File
+            with opener(compressed, "rb") as f:
+                self.assertEqual(f.read(), plain)
+            # The leftover of a crash went; 0.8's name is no name of ours.
+            self.assertEqual(
+                sorted(os.listdir(directory)),
+                sorted([os.path.basename(p) for p in (compressed, planted[0])]),
+            )
 
     @defer.inlineCallbacks
     def test_other_methods_keep_the_plain_file(self):
