@@ -70,7 +70,6 @@ class BuilderStatus(Watched):
         # 0.8 kept None for a builder without tags; Buildbot 4 gives [].
         self.tags: list[str] | None = list(tags) or None
         self.description = description
-        self.basedir = os.path.join(status.spool_dir, builder_dirname(name))
         self._current: dict[int, BuildStatus] = {}
         self._state: str | None = None
         # Builds that ran before the service, not yet current (see
@@ -80,6 +79,15 @@ class BuilderStatus(Watched):
         # A build ended, its state not told yet (see build_finished).
         self._ending = False
         self.events: list[Event] = []
+
+    @property
+    def basedir(self) -> str:
+        """
+        The builder's spool directory, under the service's C{logdir} as
+        configured now (0.8's was the builder's own directory, where its
+        logs lived).
+        """
+        return os.path.join(self.status.spool_dir, builder_dirname(self.name))
 
     @classmethod
     def from_data(cls, status: Any, builder: Mapping[str, Any]) -> BuilderStatus:

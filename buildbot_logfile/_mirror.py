@@ -325,9 +325,12 @@ class LogMirror:
             waiter: defer.Deferred[None] = defer.Deferred()
             self._compression_waiters.append(waiter)
             await waiter
-        if lf is not None and self._spool_unchanged():
-            return
-        if (
+        if lf is not None and self._spool_stat is not None:
+            if self._spool_unchanged():
+                return
+            # Changed since this mirror left it (replaced by hand, say, by
+            # a whole log of as many lines): rebuilt, not trusted again.
+        elif (
             complete
             and self.type != "h"
             and await threads.deferToThread(_spool.spool_holds, self.path, num_lines)

@@ -274,7 +274,9 @@ class LogFileProducer:
 
     def _fail(self, reason: Exception) -> None:
         """The file cannot be read to the end: the log is marked so, and the stream ends."""
-        log.err(reason, f"ending the stream of {self.logfile.getFilename()} early")
+        # One line says why (a full disk, a damaged record): no traceback
+        # for each page that was reading it.
+        log.msg(f"ending the stream of {self.logfile.getFilename()} early: {reason}")
         self.logfile.mark_spool_failed(reason)
         self._end(reason)
 

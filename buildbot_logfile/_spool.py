@@ -325,23 +325,20 @@ def _create(path: str) -> int:
     """
     A new, empty spool file at C{path}, opened for reading and writing.
     What stands there (a file, a link) is replaced, never written
-    through, and the builder's directory must not be a link either.  A
+    through nor emptied in place: a reader that still holds an earlier
+    spool of that name (a page paused as its service went) keeps reading
+    that one.  The builder's directory must not be a link either.  A
     compressed spool of an earlier log of that name goes: readers prefer
     it to the plain file; and so do its encoded pages.
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     check_directory(path)
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
-    for suffix in (*COMPRESSION_SUFFIXES.values(), *ENCODED_PAGE_SUFFIXES.values()):
+    for suffix in ("", *COMPRESSION_SUFFIXES.values(), *ENCODED_PAGE_SUFFIXES.values()):
         try:
             os.unlink(path + suffix)
         except FileNotFoundError:
             pass
-    flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | _NOFOLLOW | _CLOEXEC
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
     return os.open(path, flags, 0o644)
 
 

@@ -145,6 +145,9 @@ class LogFile:
         self.master = parent.build.builder.master
         self.name = name
         self.filename = logfilename
+        # In the builder's directory as the log starts: a reconfig that
+        # moves logdir moves the logs that start after it.
+        self._path = os.path.join(parent.build.builder.basedir, logfilename)
         # Settings set on this log; otherwise the master's config's, read
         # when used (see logMaxSize).
         self._settings: dict[str, int | None] = {}
@@ -182,7 +185,7 @@ class LogFile:
 
     def getFilename(self) -> str:
         """The spool file's path (without the suffix of a compressed one)."""
-        return os.path.join(self.step.build.builder.basedir, self.filename)
+        return self._path
 
     def isFinished(self) -> bool:
         return self.finished

@@ -14,7 +14,7 @@ import treq
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
 
-from buildbot_logfile import _feed, _logdb, _mirror
+from buildbot_logfile import _feed, _logdb, _mirror, _spool
 from buildbot_logfile._builders import Builders
 from buildbot_logfile._requests import Requests
 from buildbot_logfile._webstatus import WebStatus
@@ -264,6 +264,30 @@ class CascadeTests(MasterTestCase):
         self.assertFalse(os.path.exists(expected_path))
         _, content = yield self.db_log("b1", 1, "emit step", "stdio")
         self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
+
+    @defer.inlineCallbacks
+    def test_a_reconfig_of_logdir_moves_the_spool(self) -> defer.Generator:
+        # Logs that start after it are spooled there; a finished log's old
+        # spool is rebuilt there from the database when it is next opened.
+        yield self.start_master({"b1": [python_step("emit step", EMIT)]}, logdir="spool")
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        status = self.legacy_status()
+        first = yield status.getLogFile("b1", 1, "emit step", "stdio")
+        old = os.path.join(self.master.basedir, "spool", "b1")
+        self.assertEqual(first.getFilename(), os.path.join(old, "1-log-emit_step-stdio"))
+        yield self.reconfig(services=[LegacyStatus(receivers=[self.recorder], logdir="moved")])
+        self.assertIs(self.legacy_status(), status)
+        moved = os.path.join(self.master.basedir, "moved", "b1")
+        self.assertEqual(status.getBuilder("b1").basedir, moved)
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(2)
+        for number in (1, 2):
+            lf = yield status.getLogFile("b1", number, "emit step", "stdio")
+            self.assertEqual(lf.getFilename(), os.path.join(moved, f"{number}-log-emit_step-stdio"))
+            self.assertIsNotNone(_spool.existing_spool(lf.getFilename()))
+            _, content = yield self.db_log("b1", number, "emit step", "stdio")
+            self.assertEqual(merged(list(lf.getChunks())), db_chunks("s", content))
 
     @defer.inlineCallbacks
     def test_a_failing_step_and_build(self) -> defer.Generator:

@@ -218,6 +218,28 @@ class FinishedPageTests(FinishedLogCase):
         self.assertFalse(lf.spooled)
         self.assertEqual(_finished.BLOCK_SIZES.big, 0)
 
+    @defer.inlineCallbacks
+    def test_spool_replaced_by_a_whole_log_of_as_many_lines_is_rebuilt(self):
+        """
+        A spool replaced by hand with a whole log of the same number of
+        lines (another build's, say): its stat changed, so it is rebuilt
+        from the database, however well it parses.
+        """
+        lf = yield self.finished_log("gz")
+        text, _ = yield self.expected()
+        found = _spool.existing_spool(lf.getFilename())
+        with gzip.open(found, "rb") as f:
+            records = f.read()
+        other = records.replace(b"line", b"LINE")
+        self.assertNotEqual(other, records)
+        replacement = found + ".new"
+        with gzip.open(replacement, "wb") as f:
+            f.write(other)
+        os.replace(replacement, found)
+        for _ in range(2):
+            response, body = yield self.get(PATH + "/text")
+            self.assertEqual((response.code, body), (200, text))
+
 
 class EncodedPageTests(FinishedLogCase):
     """Gzip clients get a finished log's page as a gzip file made once beside the spool."""

@@ -268,6 +268,22 @@ def test_a_linked_spool_is_replaced_never_written_through(tmp_path: Path) -> Non
     assert not (builder / "2-log-s-stdio").exists()
 
 
+def test_a_new_spool_of_a_name_leaves_a_reader_of_the_old_one_its_file(tmp_path: Path) -> None:
+    # A page paused on a log whose service went, as the next one spools
+    # the log again under the same name.
+    old = new_log(tmp_path)
+    old.addStdout("the old spool's text\n")
+    reader = old.open_reader()
+    old.cut_off(RuntimeError("the service stopped"))
+    new = new_log(tmp_path)
+    new.addStdout("new\n")
+    new.finish()
+    assert spool(new) == b"5:0new\n,"
+    reader.seek(0)
+    assert reader.read() == b"22:0the old spool's text\n,"
+    reader.close()
+
+
 def test_the_shared_handle_sees_every_record_merged_so_far(tmp_path: Path) -> None:
     lf = new_log(tmp_path)
     f = lf.getFile()
