@@ -340,7 +340,22 @@ class LogMirror:
             self._note_spool()
             return
         self.start()
-        await self.catch_up(num_lines, complete)
+        try:
+            await self.catch_up(num_lines, complete)
+        except Exception as e:
+            if complete:
+                # (The database away, say.)  Half rebuilt, the log would
+                # pass for a live one that never ends; the next open loads
+                # it again.  A live log reads on at its next append.
+                self._give_up(e)
+            raise
+
+    def _give_up(self, reason: Exception) -> None:
+        lf, self.logfile = self.logfile, None
+        self.lines = 0
+        self._spool_stat = None
+        if lf is not None:
+            lf.cut_off(reason)
 
     def _spool_unchanged(self) -> bool:
         if self.logfile is None or not self.logfile.spooled or self._spool_stat is None:

@@ -15,12 +15,14 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import unquote_to_bytes
 
+import sqlalchemy as sa
 from buildbot.www.authz import Forbidden
 from klein import Klein
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
 from twisted.protocols.policies import WrappingFactory
+from twisted.python import log
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -258,6 +260,16 @@ class LegacyLogPages:
         request.setResponseCode(503)
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         return b"Old-style log pages need reporters.LegacyStatus in c['services'].\n"
+
+    @app.handle_errors(sa.exc.SQLAlchemyError)
+    def database_failed(self, request: IRequest, failure: Any) -> bytes:
+        """The database away (restarting, say): the next request is answered once it is back."""
+        log.msg(f"legacy log pages: {request.uri!r} not answered: {failure.getErrorMessage()}")
+        request.setResponseCode(503)
+        request.setHeader(b"retry-after", b"1")
+        request.setHeader(b"cache-control", b"no-store")
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"The database did not answer; try again.\n"
 
     @app.handle_errors(Forbidden)
     def forbidden(self, request: IRequest, failure: Any) -> bytes:

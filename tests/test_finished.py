@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
 import socket
 import textwrap
 
+import sqlalchemy as sa
 from twisted.internet import defer, reactor, task
 from twisted.web import client
 from twisted.web.http_headers import Headers
 
 from buildbot_logfile import _finished, _spool
 from buildbot_logfile._render import PAGE_FOOTER, AnsiHTMLRenderer, page_header
+from tests.databases import PostgresTestCase
 from tests.masters import MasterTestCase, db_chunks, poll, python_step
 
 # Colours that carry across blocks, text to escape, non-ASCII, all three
@@ -337,3 +340,41 @@ class EncodedPageTests(FinishedLogCase):
         self.assertEqual((body, response.headers.getRawHeaders("content-encoding")), (text, None))
         response, body = yield self.encoded(PATH + "/text")
         self.assertEqual(gzip.decompress(body), text)
+
+
+class DatabaseAwayTests(PostgresTestCase, FinishedLogCase):
+    @defer.inlineCallbacks
+    def test_a_page_while_the_server_ends_every_connection(self):
+        """
+        A finished log's spool gone as the database server ends every
+        connection (as it does when it restarts): each answer is a 503
+        to try again or the whole log, never a page that hangs.
+        """
+        assert self.server is not None
+        database = self.fresh_database()
+        yield self.start_master({"b1": [python_step("emit", EMIT)]}, http=True, db_url=database)
+        yield self.force("b1")
+        yield self.recorder.wait_for_builds(1)
+        text, _ = yield self.expected()
+        response, body = yield self.get(PATH + "/text")
+        self.assertEqual((response.code, body), (200, text))
+        lf = yield self.legacy_status().getLogFile("b1", 1, "emit", "stdio")
+        os.unlink(_spool.existing_spool(lf.getFilename()))
+        name = database.rsplit("/", 1)[1]
+        with contextlib.closing(self.server.connect()) as conn:
+            conn.cursor().execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+        answers = []
+        while not answers or answers[-1][0] != 200:
+            self.assertLess(len(answers), 5, answers)
+            response, body = yield self.get(PATH + "/text")
+            retry = response.headers.getRawHeaders("retry-after")
+            answers.append((response.code, retry, body if response.code == 503 else None))
+        self.assertEqual(body, text)
+        for answer in answers[:-1]:
+            self.assertEqual(answer, (503, ["1"], b"The database did not answer; try again.\n"))
+        # As Buildbot's pool logs each statement the server ended.
+        self.flushLoggedErrors(sa.exc.OperationalError)
