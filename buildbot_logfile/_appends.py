@@ -30,6 +30,7 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.python import log
 
 from buildbot_logfile._logdb import stored_as_appended, stored_unprefixed
+from buildbot_logfile._retries import DatabaseRetries
 from buildbot_logfile._running import running_log
 
 if TYPE_CHECKING:
@@ -252,6 +253,9 @@ class LogAppends:
         self._remote: dict[int, _RemoteLog] = {}
         # Subscriptions, unsubscriptions and looks under way.
         self._pending: set[defer.Deferred[Any]] = set()
+        # A look as a watch begins, tried again while the database is out
+        # of reach: the appends from before the watch are heard by it alone.
+        self._retries = DatabaseRetries(master.reactor)
 
     def start(self, on_append: Callable[[LogMirror, int], None]) -> None:
         self._on_append = on_append
@@ -260,6 +264,7 @@ class LogAppends:
     async def stop(self) -> None:
         """Stop every watch; nothing is told from here on."""
         self._on_append = None
+        self._retries.stop()
         self._local.stop()
         for logid in list(self._watched):
             self.unwatch(logid)
@@ -321,7 +326,9 @@ class LogAppends:
         The log's line count as the database has it now (None if it is
         gone); its lines heard.
         """
-        found = await mirror.reader.num_lines(mirror.logid)
+        found = await self._retries.run(
+            lambda: mirror.reader.num_lines(mirror.logid), f"log {mirror.logid}'s line count"
+        )
         if found is not None and mirror.logid in self._watched:
             self.heard(mirror, found)
         return found

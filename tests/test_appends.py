@@ -6,9 +6,11 @@ otherwise than it was given.
 
 from __future__ import annotations
 
+import os
 import random
 import string
 from collections.abc import Callable, Iterable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -328,6 +330,31 @@ class AppendsTests(MasterTestCase):
         self.assertEqual(compressed[-4:], [1, 2, 0, 1])  # gz, bz2, raw, gz
         self.assertEqual(whole, content)
         self.assertEqual(parts, ["".join(lines[first : first + 300]) for first in firsts])
+
+    @defer.inlineCallbacks
+    def test_the_look_as_a_watch_begins_is_tried_again(self) -> defer.Generator:
+        # The appends from before a watch are heard by its first look
+        # alone: a database out of reach (a server ending connections, an
+        # SQLite file that cannot be opened) fails it, and it is tried again.
+        yield self.start_master({"b1": [live_log_step(LiveLog())]}, legacy=False)
+        unreachable = sa.create_engine(f"sqlite:///{os.path.abspath(self.mktemp())}/no/db")
+        self.addCleanup(unreachable.dispose)
+        asked = []
+
+        class Reader:
+            def num_lines(self, logid: int) -> defer.Deferred[int]:
+                asked.append(logid)
+                if len(asked) == 1:
+                    return defer.maybeDeferred(unreachable.connect)
+                return defer.succeed(7)
+
+        heard = []
+        appends = _appends.LogAppends(self.master)
+        appends.start(lambda mirror, num_lines: heard.append((mirror.logid, num_lines)))
+        appends.watch(SimpleNamespace(logid=5, type="t", reader=Reader()), local=True)
+        yield poll(lambda: heard, "the look tried again")
+        self.assertEqual((asked, heard), ([5, 5], [(5, 7)]))
+        yield appends.stop()
 
     @defer.inlineCallbacks
     def test_a_look_ahead_reads_one_batch_of_new_lines(self) -> defer.Generator:
