@@ -24,12 +24,10 @@ replaced, never followed.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
-import tempfile
 from collections.abc import Callable
-from typing import Any, NamedTuple, cast
+from typing import IO, Any, NamedTuple, cast
 
 from twisted.internet import defer, threads
 from twisted.python import log
@@ -175,31 +173,18 @@ def _write(
     trailer: bytes,
 ) -> _Identity:
     """Write the page gzip-encoded to a new file renamed into C{target}; its identity."""
-    directory, name = os.path.split(target)
-    _spool.check_directory(target)
-    # What a make that a crash cut short left (makes are one at a time).
-    for left in glob.glob(os.path.join(glob.escape(directory), glob.escape(f".{name}.") + "*.tmp")):
-        os.unlink(left)
-    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
     blocks = SpoolBlocks(spool, BIG_BLOCK)
-    try:
-        with os.fdopen(fd, "wb") as raw, _spool.gzip_writer(raw) as out:
+
+    def write(raw: IO[bytes]) -> None:
+        with _spool.gzip_writer(raw) as out:
             out.write(head)
             while (records := blocks.read()) is not None:
                 out.write(block(*records))
             out.write(end() + trailer)
-        os.chmod(temporary, 0o644)
-        # The identity of the file written (the name is this call's alone
-        # until the rename), not of whatever the target is after it.
-        identity = _Identity.of(os.lstat(temporary))
-        os.replace(temporary, target)
-        return identity
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+
+    try:
+        name = os.path.basename(target)
+        return _Identity.of(_spool.write_into_place(target, f".{name}.", write, 0o644))
     finally:
         blocks.close()
 

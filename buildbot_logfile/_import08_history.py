@@ -301,7 +301,7 @@ def _log(pickled: Any) -> Log08 | None:
         return Log08(
             p08.text(pickled.get("name") or "log"),
             filename=p08.opt_text(filename),
-            length=length if isinstance(length, int) and not isinstance(length, bool) else None,
+            length=_number(length),
         )
     return None
 
@@ -380,7 +380,7 @@ def _number(value: Any) -> int | None:
 def _results(results: Any) -> int | None:
     if isinstance(results, (tuple, list)):  # 0.7's steps: (result, text2)
         results = results[0] if results else None
-    return results if isinstance(results, int) and not isinstance(results, bool) else None
+    return _number(results)
 
 
 def _change_time(value: Any) -> int:

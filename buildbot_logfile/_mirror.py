@@ -340,13 +340,19 @@ class LogMirror:
             self._note_spool()
             return
         self.start()
+        await self.settle(num_lines, complete)
+
+    async def settle(self, num_lines: int, complete: bool) -> None:
+        """
+        L{catch_up}; if it fails to finish a complete log (the database
+        away, say), the LogFile is let go: unfinished, it would pass for a
+        live log that never ends, and the next open loads the log again.
+        A live log reads on at its next append.
+        """
         try:
             await self.catch_up(num_lines, complete)
         except Exception as e:
             if complete:
-                # (The database away, say.)  Half rebuilt, the log would
-                # pass for a live one that never ends; the next open loads
-                # it again.  A live log reads on at its next append.
                 self._give_up(e)
             raise
 
@@ -510,7 +516,7 @@ class MirrorRegistry:
 
     async def sync(self, mirror: LogMirror, num_lines: int, complete: bool) -> None:
         """Bring a mirror up to C{num_lines}; finish it once C{complete}."""
-        await mirror.lock.run(lambda: defer.ensureDeferred(mirror.catch_up(num_lines, complete)))
+        await mirror.lock.run(lambda: defer.ensureDeferred(mirror.settle(num_lines, complete)))
         self._retire_if_finished(mirror)
 
     async def open(self, step: BuildStepStatus, log_data: Mapping[str, Any]) -> LogMirror | None:

@@ -459,6 +459,35 @@ def _give_back_reserved(path: str) -> None:
         os.truncate(path, st.st_size)  # frees the blocks past the end
 
 
+def write_into_place(
+    target: str, prefix: str, write: Callable[[IO[bytes]], None], mode: int
+) -> os.stat_result:
+    """
+    Write a new file with C{write} under a name of its own beside C{target}
+    (C{prefix}, random letters, C{.tmp}: made afresh, never a link someone
+    put at a fixed name, which would be written through), then rename it
+    into C{target}; the stat of the file written, not of whatever the
+    target is after the rename.  What a crash left under C{prefix} goes
+    first (one write at a time per target).
+    """
+    directory = os.path.dirname(target)
+    check_directory(target)
+    for left in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
+        os.unlink(left)
+    fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            os.fchmod(raw.fileno(), mode)
+            write(raw)
+        written = os.lstat(temporary)
+        os.replace(temporary, target)
+        return written
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
 def _compressor(suffix: str, raw: IO[bytes]) -> IO[bytes]:
     if suffix == ".bz2":
         return cast(IO[bytes], bz2.BZ2File(raw, "wb"))
@@ -475,27 +504,23 @@ def compress_spool(path: str, method: str | None) -> defer.Deferred[None]:
     suffix = COMPRESSION_SUFFIXES.get(method or "")
     if suffix is None or existing_spool(path) != path:
         return defer.succeed(None)  # none to compress, or not a file of its own
-    directory, name = os.path.split(path)
-    prefix = f".{name}{suffix}."
+    name = os.path.basename(path)
 
     def compress() -> None:
-        # A name of its own, made afresh (never a link someone put at a
-        # fixed name, which would be written through), as the encoded
-        # pages' are; what a compression that a crash cut short left goes.
-        for left in glob.glob(os.path.join(glob.escape(directory), glob.escape(prefix) + "*.tmp")):
-            os.unlink(left)
-        fd, temporary = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=directory)
-        try:
-            with io.FileIO(open_no_link(path), "r") as infile, os.fdopen(fd, "wb") as raw:
-                os.fchmod(raw.fileno(), stat.S_IMODE(os.fstat(infile.fileno()).st_mode))
+        # An earlier version wrote at a fixed name: what it left goes.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + suffix + ".tmp")
+        with io.FileIO(open_no_link(path), "r") as infile:
+
+            def write(raw: IO[bytes]) -> None:
                 with _compressor(suffix, raw) as out:
                     while buf := infile.read(1024 * 1024):
                         out.write(buf)
-            os.replace(temporary, path + suffix)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+
+            mode = stat.S_IMODE(os.fstat(infile.fileno()).st_mode)
+            # "@" is in no spool file's name, nor "compress" in the encoded
+            # pages' names after it: no other file's leftovers match.
+            write_into_place(path + suffix, f".{name}{suffix}@compress.", write, mode)
         os.unlink(path)
 
     def failed(failure: Any) -> Any:

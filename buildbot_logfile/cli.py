@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,7 +161,7 @@ async def _import(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     """
     The console script: exit 0 when all went in, 1 after problems or when
-    stopped midway, 2 when it cannot start.
+    stopped midway, 2 when it cannot start or fails.
     """
     args = _parser().parse_args(argv)
     # What Buildbot logs as the database is opened (a failure's traceback)
@@ -172,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             code = await _import(args)
         except SetupError as e:
             print(f"buildbot-logfile: {e}", file=sys.stderr)
+            code = 2
+        except Exception:
+            # Nothing observes Twisted's log (see above): a failure of the
+            # import's own is printed here, whole.
+            traceback.print_exc()
             code = 2
         if code:
             raise SystemExit(code)  # task.react exits with it

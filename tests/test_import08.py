@@ -359,6 +359,15 @@ class FixtureTests(ImportTestCase):
         yield self.start(master_dir)
         yield self.assert_builds(folder, V086P1, lambda n: V086P1_PROPERTIES)
 
+    def test_a_failure_of_the_import_itself_is_printed_whole(self) -> None:
+        # Twisted's log, where a failure would otherwise go, is observed by
+        # nothing (it would print Buildbot's own of a database that fails).
+        old, master_dir = self.dirs("v083")
+        broken = h.run_import(old, master_dir, python=IMPORTER_BREAKS)
+        self.assertEqual((broken.returncode, broken.stdout), (2, ""))
+        self.assertTrue(broken.stderr.startswith("Traceback (most recent call last):\n"))
+        self.assertTrue(broken.stderr.endswith("\nRuntimeError: the importer broke\n"))
+
     @defer.inlineCallbacks
     def test_a_run_killed_midway_completes_on_rerun(self) -> Any:
         old, master_dir = self.dirs("v083")
@@ -491,6 +500,17 @@ class V0814Tests(ImportTestCase):
         self.assertEqual((code, body.decode()), (200, V0814_HTML["report.html"] + "\n"))
 
 
+IMPORTER_BREAKS = """
+from buildbot_logfile import _import08, cli
+
+def run(*args):
+    raise RuntimeError("the importer broke")
+
+_import08.Importer.run = run
+cli.main()
+"""
+
+
 KILLED_IN_THIRD_BUILD = """
 import os, signal
 from buildbot_logfile import _import08_db, cli
@@ -515,7 +535,7 @@ HOSTILE = {
     "__builtin__.eval": b'c__builtin__\neval\n(S\'open("%(marker)s", "w")\'\ntR.',
     "subprocess.Popen": b"csubprocess\nPopen\n((S'touch'\nS'%(marker)s'\nltR.",
     # an allowed helper asked to build something that is not an 0.8 class
-    "copy_reg._reconstructor(<class 'set'>, <class 'object'>)": (
+    "copy_reg._reconstructor(set, object)": (
         b"ccopy_reg\n_reconstructor\n(c__builtin__\nset\nc__builtin__\nobject\nNtR."
     ),
 }
@@ -598,6 +618,9 @@ def test_keys_that_would_hash_for_ever_are_refused() -> None:
         "FROZENSET": b"\x80\x04(" + key + b"\x91.",
         "set()": b"\x80\x02c__builtin__\nset\n](" + key + b"e\x85R.",
         "frozenset()": b"\x80\x02c__builtin__\nfrozenset\n](" + key + b"e\x85R.",
+        "frozenset(*list)": b"\x80\x02c__builtin__\nfrozenset\n]](" + key + b"eaR.",
+        "INST": b"((" + key + b"li__builtin__\nfrozenset\n.",
+        "OBJ": b"(c__builtin__\nfrozenset\n(" + key + b"lo.",
     }
     refused = {}
     for how, data in pickles.items():
@@ -615,10 +638,15 @@ def test_keys_that_would_hash_for_ever_are_refused() -> None:
     names = {(f"test{i}", "case"): i for i in range(5000)}
     assert p08.loads(pickle.dumps(names, 2)) == names
     assert p08.loads(pickle.dumps(set(names), 4)) == set(names)
-    # An 0.8 object's attributes are named by text.
+    # No set or frozenset made otherwise (as no 0.8 pickle made one).
+    with pytest.raises(TypeError):
+        p08.loads(b"\x80\x02c__builtin__\nfrozenset\n](" + key + b"e\x85\x81.")
+    # An 0.8 object's attributes are named by text, in a dict.
     event = b"\x80\x02cbuildbot.status.builder\nEvent\n)\x81"
     with pytest.raises(pickle.UnpicklingError, match=r"^an attribute named by a tuple$"):
         p08.loads(event + pickle.dumps({("a", "b"): 1}, 2)[2:-1] + b"b.")
+    with pytest.raises(pickle.UnpicklingError, match=r"^a state of what is no dict$"):
+        p08.loads(event + b"]" + key + b"K\x01\x86aN\x86b.")
 
 
 def test_what_would_read_out_past_memory_is_refused() -> None:
@@ -640,6 +668,7 @@ def test_what_would_read_out_past_memory_is_refused() -> None:
     state = b"}X\x01\x00\x00\x00a" + pickle.dumps(shared(19), 2)[2:-1] + b"sb."
     event = p08.loads(b"\x80\x02cbuildbot.status.builder\nEvent\n)\x81" + state)
     assert isinstance(event, p08.Ignored)
+    assert p08.plain(event) is None  # nor read out as a property's value
     with pytest.raises(pickle.UnpicklingError, match=values):
         p08.loads(b"\x80\x02cbuildbot.status.builder\nBuildStatus\n)\x81" + state)
 

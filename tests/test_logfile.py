@@ -643,14 +643,18 @@ class CompressionTests(unittest.TestCase):
             directory = os.path.dirname(fn)
             outside = os.path.abspath(self.mktemp())
             Path(outside).write_bytes(b"precious")
-            # Where a compression might write, as 0.8 named it or as a
-            # crash left it.
+            # Where a compression might write: the name an earlier version
+            # used, one a crash left, and another log's temporary file.
             planted = [
                 fn + f".{method}.tmp",
-                os.path.join(directory, f".3-log-s-stdio.{method}.x.tmp"),
+                os.path.join(directory, f".3-log-s-stdio.{method}@compress.x.tmp"),
             ]
             for link in planted:
                 os.symlink(outside, link)
+            # (An encoded page's, of a log whose spool is named as this
+            # one's compressed file.)
+            others = os.path.join(directory, f".3-log-s-stdio.{method}@text.gz.y.tmp")
+            Path(others).write_bytes(b"another log's")
             os.chmod(fn, 0o640)
             plain = Path(fn).read_bytes()
             yield lf.compressLog()
@@ -661,11 +665,12 @@ class CompressionTests(unittest.TestCase):
             opener = gzip.GzipFile if method == "gz" else bz2.BZ2File
             with opener(compressed, "rb") as f:
                 self.assertEqual(f.read(), plain)
-            # The leftover of a crash went; 0.8's name is no name of ours.
+            # The leftovers went (the links, not what they lead to).
             self.assertEqual(
                 sorted(os.listdir(directory)),
-                sorted([os.path.basename(p) for p in (compressed, planted[0])]),
+                sorted([os.path.basename(compressed), os.path.basename(others)]),
             )
+            os.unlink(others)
 
     @defer.inlineCallbacks
     def test_other_methods_keep_the_plain_file(self):
